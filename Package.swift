@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Hot CPU kernels live in CKernels, compiled -O3 even in debug builds: Swift's default
+// x86-64 target has no F16C/FMA/AVX2, so the C code picks them at run time.
+let package = Package(
+    name: "rwkv-edit",
+    products: [
+        .library(name: "RWKV", targets: ["RWKV"]),
+        .executable(name: "rwkv-edit", targets: ["rwkv-edit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CLapacke", path: "Sources/CLapacke"),
+        .target(
+            name: "CKernels",
+            path: "Sources/CKernels",
+            cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]
+        ),
+        .target(
+            name: "RWKV",
+            dependencies: ["CKernels", "CLapacke"],
+            path: "Sources/RWKV"
+        ),
+        .executableTarget(
+            name: "rwkv-edit",
+            dependencies: [
+                "RWKV",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/rwkv-edit"
+        ),
+        .testTarget(
+            name: "RWKVTests",
+            dependencies: ["RWKV"],
+            path: "Tests/RWKVTests"
+        ),
+    ],
+    // Swift 5 mode: the engine hands raw buffers to worker threads, which Swift 6's checker rejects wholesale.
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,298 @@
+#include "rwkv_kernels.h"
+#include <string.h>
+#include <math.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define RK_X86 1
+#endif
+
+static inline float f16_to_f32_scalar(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (mant == 0) { bits = sign; }
+        else { // subnormal: normalise
+            exp = 127 - 15 + 1;
+            while ((mant & 0x400) == 0) { mant <<= 1; exp--; }
+            mant &= 0x3ff;
+            bits = sign | (exp << 23) | (mant << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000 | (mant << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+    }
+    float f; memcpy(&f, &bits, 4); return f;
+}
+
+static inline float bf16_to_f32_scalar(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16; float f; memcpy(&f, &bits, 4); return f;
+}
+
+static inline float load_weight(int dtype, const void *W, int64_t i) {
+    uint16_t h;
+    switch (dtype) {
+    case RK_F16: memcpy(&h, (const char *)W + 2 * i, 2); return f16_to_f32_scalar(h);
+    case RK_BF16: memcpy(&h, (const char *)W + 2 * i, 2); return bf16_to_f32_scalar(h);
+    default: { float f; memcpy(&f, (const char *)W + 4 * i, 4); return f; }
+    }
+}
+
+static void matvec_scalar(int dtype, const void *W, const float *x, float *y, int nvec,
+                          int64_t cols, int64_t rows_total, int64_t rb, int64_t re) {
+    for (int64_t r = rb; r < re; r++) {
+        for (int v = 0; v < nvec; v++) {
+            const float *xv = x + (int64_t)v * cols;
+            float acc = 0;
+            for (int64_t c = 0; c < cols; c++) acc += load_weight(dtype, W, r * cols + c) * xv[c];
+            y[(int64_t)v * rows_total + r] = acc;
+        }
+    }
+}
+
+#ifdef RK_X86
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+AVX2 static inline __m256 load8(int dtype, const char *p) {
+    switch (dtype) {
+    case RK_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+    case RK_BF16: {
+        __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+    }
+    default: return _mm256_loadu_ps((const float *)p);
+    }
+}
+
+AVX2 static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+// Four rows at a time so each x load feeds four FMAs; the weights stream once.
+AVX2 static void matvec_avx2_one(int dtype, const void *W, const float *x, float *y,
+                                 int64_t cols, int64_t rb, int64_t re) {
+    const int64_t es = dtype == RK_F32 ? 4 : 2;
+    const int64_t c8 = cols & ~(int64_t)7;
+    int64_t r = rb;
+    for (; r + 4 <= re; r += 4) {
+        const char *w0 = (const char *)W + (r + 0) * cols * es, *w1 = w0 + cols * es;
+        const char *w2 = w1 + cols * es, *w3 = w2 + cols * es;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        for (int64_t c = 0; c < c8; c += 8) {
+            __m256 xv = _mm256_loadu_ps(x + c);
+            a0 = _mm256_fmadd_ps(load8(dtype, w0 + c * es), xv, a0);
+            a1 = _mm256_fmadd_ps(load8(dtype, w1 + c * es), xv, a1);
+            a2 = _mm256_fmadd_ps(load8(dtype, w2 + c * es), xv, a2);
+            a3 = _mm256_fmadd_ps(load8(dtype, w3 + c * es), xv, a3);
+        }
+        float s[4] = {hsum8(a0), hsum8(a1), hsum8(a2), hsum8(a3)};
+        for (int64_t c = c8; c < cols; c++)
+            for (int q = 0; q < 4; q++) s[q] += load_weight(dtype, W, (r + q) * cols + c) * x[c];
+        for (int q = 0; q < 4; q++) y[r + q] = s[q];
+    }
+    for (; r < re; r++) {
+        const char *w0 = (const char *)W + r * cols * es;
+        __m256 a0 = _mm256_setzero_ps();
+        for (int64_t c = 0; c < c8; c += 8) a0 = _mm256_fmadd_ps(load8(dtype, w0 + c * es), _mm256_loadu_ps(x + c), a0);
+        float s = hsum8(a0);
+        for (int64_t c = c8; c < cols; c++) s += load_weight(dtype, W, r * cols + c) * x[c];
+        y[r] = s;
+    }
+}
+
+// Several vectors: one weight row is loaded once and used for every vector.
+AVX2 static void matvec_avx2_multi(int dtype, const void *W, const float *x, float *y, int nvec,
+                                   int64_t cols, int64_t rows_total, int64_t rb, int64_t re) {
+    const int64_t es = dtype == RK_F32 ? 4 : 2;
+    const int64_t c8 = cols & ~(int64_t)7;
+    for (int v0 = 0; v0 < nvec; v0 += 4) {
+        int nv = nvec - v0 < 4 ? nvec - v0 : 4;
+        for (int64_t r = rb; r < re; r++) {
+            const char *wr = (const char *)W + r * cols * es;
+            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+            for (int64_t c = 0; c < c8; c += 8) {
+                __m256 wv = load8(dtype, wr + c * es);
+                for (int q = 0; q < nv; q++)
+                    acc[q] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + (int64_t)(v0 + q) * cols + c), acc[q]);
+            }
+            for (int q = 0; q < nv; q++) {
+                float s = hsum8(acc[q]);
+                for (int64_t c = c8; c < cols; c++) s += load_weight(dtype, W, r * cols + c) * x[(int64_t)(v0 + q) * cols + c];
+                y[(int64_t)(v0 + q) * rows_total + r] = s;
+            }
+        }
+    }
+}
+
+AVX2 static void to_f32_avx2(int dtype, const void *src, float *dst, int64_t n) {
+    int64_t i = 0;
+    const int64_t es = dtype == RK_F32 ? 4 : 2;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load8(dtype, (const char *)src + i * es));
+    for (; i < n; i++) dst[i] = load_weight(dtype, src, i);
+}
+
+AVX2 static void wkv7_avx2(float *S, int H, int N, const float *r, const float *w, const float *k,
+                           const float *v, const float *kk, const float *a, float *y) {
+    for (int h = 0; h < H; h++) {
+        const int o = h * N;
+        float *Sh = S + (int64_t)h * N * N;
+        float kka[N];
+        for (int j = 0; j < N; j++) kka[j] = kk[o + j] * a[o + j];
+        for (int i = 0; i < N; i++) {
+            float *row = Sh + (int64_t)i * N;
+            float sa = 0; // (S * -kk)_i with the old state
+            int j = 0;
+            __m256 acc = _mm256_setzero_ps();
+            for (; j + 8 <= N; j += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(row + j), _mm256_loadu_ps(kk + o + j), acc);
+            sa = -hsum8(acc);
+            for (; j < N; j++) sa -= row[j] * kk[o + j];
+            const float vi = v[o + i];
+            __m256 vsa = _mm256_set1_ps(sa), vvi = _mm256_set1_ps(vi), yacc = _mm256_setzero_ps();
+            j = 0;
+            for (; j + 8 <= N; j += 8) {
+                __m256 s = _mm256_loadu_ps(row + j);
+                s = _mm256_mul_ps(s, _mm256_loadu_ps(w + o + j));
+                s = _mm256_fmadd_ps(vsa, _mm256_loadu_ps(kka + j), s);
+                s = _mm256_fmadd_ps(vvi, _mm256_loadu_ps(k + o + j), s);
+                _mm256_storeu_ps(row + j, s);
+                yacc = _mm256_fmadd_ps(s, _mm256_loadu_ps(r + o + j), yacc);
+            }
+            float yi = hsum8(yacc);
+            for (; j < N; j++) {
+                float s = row[j] * w[o + j] + sa * kka[j] + vi * k[o + j];
+                row[j] = s;
+                yi += s * r[o + j];
+            }
+            y[o + i] = yi;
+        }
+    }
+}
+#endif
+
+static void wkv7_scalar(float *S, int H, int N, const float *r, const float *w, const float *k,
+                        const float *v, const float *kk, const float *a, float *y) {
+    for (int h = 0; h < H; h++) {
+        const int o = h * N;
+        float *Sh = S + (int64_t)h * N * N;
+        for (int i = 0; i < N; i++) {
+            float *row = Sh + (int64_t)i * N;
+            float sa = 0;
+            for (int j = 0; j < N; j++) sa -= row[j] * kk[o + j];
+            float yi = 0;
+            for (int j = 0; j < N; j++) {
+                float s = row[j] * w[o + j] + sa * kk[o + j] * a[o + j] + v[o + i] * k[o + j];
+                row[j] = s;
+                yi += s * r[o + j];
+            }
+            y[o + i] = yi;
+        }
+    }
+}
+
+static int simd_level = -1;
+
+int rk_simd_level(void) {
+    if (simd_level < 0) {
+#ifdef RK_X86
+        __builtin_cpu_init();
+        simd_level = (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                      __builtin_cpu_supports("f16c")) ? 1 : 0;
+#else
+        simd_level = 0;
+#endif
+    }
+    return simd_level;
+}
+
+void rk_matvec(int dtype, const void *W, const float *x, float *y, int64_t cols, int64_t rb, int64_t re) {
+#ifdef RK_X86
+    if (rk_simd_level() >= 1) { matvec_avx2_one(dtype, W, x, y, cols, rb, re); return; }
+#endif
+    matvec_scalar(dtype, W, x, y, 1, cols, 0, rb, re);
+}
+
+void rk_matvec_multi(int dtype, const void *W, const float *x, float *y, int nvec,
+                     int64_t cols, int64_t rows_total, int64_t rb, int64_t re) {
+#ifdef RK_X86
+    if (rk_simd_level() >= 1) { matvec_avx2_multi(dtype, W, x, y, nvec, cols, rows_total, rb, re); return; }
+#endif
+    matvec_scalar(dtype, W, x, y, nvec, cols, rows_total, rb, re);
+}
+
+void rk_to_f32(int dtype, const void *src, float *dst, int64_t n) {
+#ifdef RK_X86
+    if (rk_simd_level() >= 1) { to_f32_avx2(dtype, src, dst, n); return; }
+#endif
+    for (int64_t i = 0; i < n; i++) dst[i] = load_weight(dtype, src, i);
+}
+
+void rk_wkv7_step(float *S, int H, int N, const float *r, const float *w, const float *k,
+                  const float *v, const float *kk, const float *a, float *y) {
+#ifdef RK_X86
+    if (rk_simd_level() >= 1) { wkv7_avx2(S, H, N, r, w, k, v, kk, a, y); return; }
+#endif
+    wkv7_scalar(S, H, N, r, w, k, v, kk, a, y);
+}
+
+static uint16_t f32_to_f16_scalar(float f) {
+    uint32_t x; memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    int32_t exp = (int32_t)((x >> 23) & 0xff) - 127 + 15;
+    uint32_t mant = x & 0x7fffff;
+    if (((x >> 23) & 0xff) == 0xff) return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0));
+    if (exp >= 31) return (uint16_t)(sign | 0x7c00);
+    if (exp <= 0) {
+        if (exp < -10) return (uint16_t)sign;
+        mant |= 0x800000;
+        uint32_t shift = (uint32_t)(14 - exp);
+        uint32_t half = mant >> shift, rem = mant & ((1u << shift) - 1), mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1))) half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t half = sign | ((uint32_t)exp << 10) | (mant >> 13);
+    uint32_t rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++;
+    return (uint16_t)half;
+}
+
+void rk_f32_to_f16(const float *src, uint16_t *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = f32_to_f16_scalar(src[i]);
+}
+
+void rk_f32_to_bf16(const float *src, uint16_t *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t x; memcpy(&x, &src[i], 4);
+        if ((x & 0x7fffffff) > 0x7f800000) { dst[i] = (uint16_t)((x >> 16) | 0x40); continue; }
+        x += 0x7fff + ((x >> 16) & 1);
+        dst[i] = (uint16_t)(x >> 16);
+    }
+}
+
+#ifdef RK_X86
+AVX2 static float sum_avx2(const float *x, int64_t n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(x + i));
+        a1 = _mm256_add_ps(a1, _mm256_loadu_ps(x + i + 8));
+        a2 = _mm256_add_ps(a2, _mm256_loadu_ps(x + i + 16));
+        a3 = _mm256_add_ps(a3, _mm256_loadu_ps(x + i + 24));
+    }
+    float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+#endif
+
+float rk_sum_f32(const float *x, int64_t n) {
+#ifdef RK_X86
+    if (rk_simd_level() >= 1) return sum_avx2(x, n);
+#endif
+    float s = 0;
+    for (int64_t i = 0; i < n; i++) s += x[i];
+    return s;
+}

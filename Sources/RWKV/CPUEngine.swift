@@ -1,0 +1,290 @@
+import CKernels
+import CLapacke
+import Foundation
+
+/// The CPU engine: prompts as matrix–matrix products (OpenBLAS SGEMM, half-precision weights widened
+/// block by block), decoding as multi-threaded matrix–vector products in C kernels, fp32 accumulation.
+public final class CPUEngine: Engine, @unchecked Sendable {
+    public let model: RWKVModel
+    public let threads: Int
+    public var backendName: String { "cpu" }
+    /// At or below this many rows a product streams the weights once per row block (matvec);
+    /// above it SGEMM wins.
+    static let gemmMinRows = 6
+
+    public init(model: RWKVModel, threads: Int? = nil) {
+        self.model = model
+        self.threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
+    }
+
+    public func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool = false) throws -> [[Float]] {
+        try validate(batch, states: states)
+        let c = model.config
+        let C = c.nEmbd
+        let T = batch.reduce(0) { $0 + $1.count }
+        var starts: [Int] = []
+        var acc = 0
+        for s in batch { starts.append(acc); acc += s.count }
+        let ws = Workspace(rows: T, config: c)
+
+        // Embedding lookup + ln0.
+        var row = 0
+        for seq in batch {
+            for tok in seq {
+                let x = ws.x + row * C
+                rk_to_f32(model.embedding.dtype.kernelCode, model.embedding.data.base + tok * C * model.embedding.dtype.byteSize, x, Int64(C))
+                layerNorm(x, x, model.ln0Weight, model.ln0Bias, C)
+                row += 1
+            }
+        }
+
+        for (l, w) in model.layers.enumerated() {
+            timeMix(layer: l, weights: w, ws: ws, batch: batch, starts: starts, states: &states)
+            channelMix(layer: l, weights: w, ws: ws, batch: batch, starts: starts, states: &states)
+        }
+
+        // Output rows: the last token of each sequence, or all tokens.
+        var outRows: [Int] = []
+        for (i, seq) in batch.enumerated() {
+            if allLogits { outRows.append(contentsOf: starts[i]..<(starts[i] + seq.count)) }
+            else { outRows.append(starts[i] + seq.count - 1) }
+        }
+        let xo = UnsafeMutablePointer<Float>.allocate(capacity: outRows.count * C)
+        defer { xo.deallocate() }
+        for (j, r) in outRows.enumerated() { layerNorm(ws.x + r * C, xo + j * C, model.lnOutWeight, model.lnOutBias, C) }
+        let V = c.vocabSize
+        var logits = [Float](repeating: 0, count: outRows.count * V)
+        logits.withUnsafeMutableBufferPointer { lp in
+            linear(model.head, xo, lp.baseAddress!, outRows.count)
+        }
+        if allLogits {
+            return batch.indices.map { i in Array(logits[(starts[i] * V)..<((starts[i] + batch[i].count) * V)]) }
+        }
+        return batch.indices.map { i in Array(logits[(i * V)..<((i + 1) * V)]) }
+    }
+
+    // MARK: - Blocks
+
+    private func timeMix(layer l: Int, weights w: LayerWeights, ws: Workspace, batch: [[Int]], starts: [Int], states: inout [State]) {
+        let c = model.config
+        let (C, H, N, T) = (c.nEmbd, c.nHead, c.headSize, ws.rows)
+        let xln = ws.xln
+        for t in 0..<T { layerNorm(ws.x + t * C, xln + t * C, w.ln1Weight, w.ln1Bias, C) }
+        // Token shift: each row's predecessor (the state's att_x_prev for a sequence's first token).
+        for (i, seq) in batch.enumerated() {
+            let s0 = starts[i]
+            states[i].attXPrev.withUnsafeMutableBufferPointer { prev in
+                let p = prev.baseAddress! + l * C
+                (ws.prev + s0 * C).update(from: p, count: C)
+                if seq.count > 1 { (ws.prev + (s0 + 1) * C).update(from: xln + s0 * C, count: (seq.count - 1) * C) }
+                p.update(from: xln + (s0 + seq.count - 1) * C, count: C)
+            }
+        }
+        let mixes: [([Float], UnsafeMutablePointer<Float>)] = [(w.xR, ws.xr), (w.xW, ws.xw), (w.xK, ws.xk), (w.xV, ws.xv), (w.xA, ws.xa), (w.xG, ws.xg)]
+        for (mix, out) in mixes {
+            mix.withUnsafeBufferPointer { m in
+                for t in 0..<T {
+                    let a = xln + t * C, p = ws.prev + t * C, o = out + t * C
+                    for j in 0..<C { o[j] = a[j] + (p[j] - a[j]) * m[j] }
+                }
+            }
+        }
+        linear(w.receptance, ws.xr, ws.r, T)
+        linear(w.key, ws.xk, ws.k, T)
+        linear(w.value, ws.xv, ws.v, T)
+        // Decay: w = exp(-e^{-1/2} · sigmoid(w0 + tanh(xw·W1)·W2)).
+        linear(w.w1, ws.xw, ws.lora, T)
+        for i in 0..<(T * w.w1.rows) { ws.lora[i] = tanh(ws.lora[i]) }
+        linear(w.w2, ws.lora, ws.w, T)
+        w.w0.withUnsafeBufferPointer { w0 in
+            for t in 0..<T { for j in 0..<C { let i = t * C + j; ws.w[i] = exp(-0.606531 * sigmoid(w0[j] + ws.w[i])) } }
+        }
+        // In-context learning rate a = sigmoid(a0 + xa·A1·A2).
+        linear(w.a1, ws.xa, ws.lora, T)
+        linear(w.a2, ws.lora, ws.a, T)
+        w.a0.withUnsafeBufferPointer { a0 in
+            for t in 0..<T { for j in 0..<C { let i = t * C + j; ws.a[i] = sigmoid(a0[j] + ws.a[i]) } }
+        }
+        // Output gate g = sigmoid(xg·G1)·G2.
+        linear(w.g1, ws.xg, ws.lora, T)
+        for i in 0..<(T * w.g1.rows) { ws.lora[i] = sigmoid(ws.lora[i]) }
+        linear(w.g2, ws.lora, ws.g, T)
+        // Removal key kk = normalize(k ⊙ k_k) per head; then k ← k ⊙ (1 + (a − 1) ⊙ k_a).
+        w.kK.withUnsafeBufferPointer { kK in
+            w.kA.withUnsafeBufferPointer { kA in
+                for t in 0..<T {
+                    for h in 0..<H {
+                        let o = t * C + h * N
+                        var ss: Float = 0
+                        for j in 0..<N { let v = ws.k[o + j] * kK[h * N + j]; ws.kk[o + j] = v; ss += v * v }
+                        let inv = 1 / max(ss.squareRoot(), 1e-12)
+                        for j in 0..<N { ws.kk[o + j] *= inv }
+                    }
+                    for j in 0..<C { let i = t * C + j; ws.k[i] *= 1 + (ws.a[i] - 1) * kA[j] }
+                }
+            }
+        }
+        // Value residual: layer 0 keeps its v as v_first; later layers mix towards it.
+        if l == 0 {
+            ws.vFirst.update(from: ws.v, count: T * C)
+        } else if let v0 = w.v0, let v1 = w.v1, let v2 = w.v2 {
+            linear(v1, ws.xv, ws.lora, T)
+            linear(v2, ws.lora, ws.tmp, T)
+            v0.withUnsafeBufferPointer { v0 in
+                for t in 0..<T {
+                    for j in 0..<C {
+                        let i = t * C + j
+                        ws.v[i] += (ws.vFirst[i] - ws.v[i]) * sigmoid(v0[j] + ws.tmp[i])
+                    }
+                }
+            }
+        }
+        // The WKV recurrence, token by token within each sequence.
+        for (i, seq) in batch.enumerated() {
+            states[i].wkv.withUnsafeMutableBufferPointer { sp in
+                let S = sp.baseAddress! + l * H * N * N
+                for t in starts[i]..<(starts[i] + seq.count) {
+                    let o = t * C
+                    rk_wkv7_step(S, Int32(H), Int32(N), ws.r + o, ws.w + o, ws.k + o, ws.v + o, ws.kk + o, ws.a + o, ws.y + o)
+                }
+            }
+        }
+        // Group norm per head, the r·k bonus, the gate.
+        w.lnXWeight.withUnsafeBufferPointer { lw in
+            w.lnXBias.withUnsafeBufferPointer { lb in
+                w.rK.withUnsafeBufferPointer { rk in
+                    for t in 0..<T {
+                        for h in 0..<H {
+                            let o = t * C + h * N
+                            var mean: Float = 0
+                            for j in 0..<N { mean += ws.y[o + j] }
+                            mean /= Float(N)
+                            var vs: Float = 0
+                            for j in 0..<N { let d = ws.y[o + j] - mean; vs += d * d }
+                            let inv = 1 / (vs / Float(N) + 64e-5).squareRoot()
+                            var bonus: Float = 0
+                            for j in 0..<N { bonus += ws.r[o + j] * ws.k[o + j] * rk[h * N + j] }
+                            for j in 0..<N {
+                                let ch = h * N + j
+                                let yn = (ws.y[o + j] - mean) * inv * lw[ch] + lb[ch]
+                                ws.y[o + j] = (yn + bonus * ws.v[o + j]) * ws.g[o + j]
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        linear(w.output, ws.y, ws.tmp, T)
+        for i in 0..<(T * C) { ws.x[i] += ws.tmp[i] }
+    }
+
+    private func channelMix(layer l: Int, weights w: LayerWeights, ws: Workspace, batch: [[Int]], starts: [Int], states: inout [State]) {
+        let C = model.config.nEmbd, T = ws.rows
+        let xln = ws.xln
+        for t in 0..<T { layerNorm(ws.x + t * C, xln + t * C, w.ln2Weight, w.ln2Bias, C) }
+        for (i, seq) in batch.enumerated() {
+            let s0 = starts[i]
+            states[i].ffnXPrev.withUnsafeMutableBufferPointer { prev in
+                let p = prev.baseAddress! + l * C
+                (ws.prev + s0 * C).update(from: p, count: C)
+                if seq.count > 1 { (ws.prev + (s0 + 1) * C).update(from: xln + s0 * C, count: (seq.count - 1) * C) }
+                p.update(from: xln + (s0 + seq.count - 1) * C, count: C)
+            }
+        }
+        w.ffnXK.withUnsafeBufferPointer { m in
+            for t in 0..<T {
+                let a = xln + t * C, p = ws.prev + t * C, o = ws.xk + t * C
+                for j in 0..<C { o[j] = a[j] + (p[j] - a[j]) * m[j] }
+            }
+        }
+        linear(w.ffnKey, ws.xk, ws.hidden, T)
+        for i in 0..<(T * w.ffnKey.rows) { let v = max(ws.hidden[i], 0); ws.hidden[i] = v * v }
+        linear(w.ffnValue, ws.hidden, ws.tmp, T)
+        for i in 0..<(T * C) { ws.x[i] += ws.tmp[i] }
+    }
+
+    // MARK: - Products
+
+    /// y[T][W.rows] = x[T][W.cols] · Wᵀ.
+    func linear(_ W: Matrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ T: Int) {
+        if T < Self.gemmMinRows {
+            parallelRows(W.rows) { rb, re in
+                if T == 1 {
+                    rk_matvec(W.dtype.kernelCode, W.data.base, x, y, Int64(W.cols), Int64(rb), Int64(re))
+                } else {
+                    rk_matvec_multi(W.dtype.kernelCode, W.data.base, x, y, Int32(T), Int64(W.cols), Int64(W.rows), Int64(rb), Int64(re))
+                }
+            }
+            return
+        }
+        if W.dtype == .f32 {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(W.rows), Int32(W.cols), 1,
+                        x, Int32(W.cols), W.data.base.assumingMemoryBound(to: Float.self), Int32(W.cols), 0, y, Int32(W.rows))
+            return
+        }
+        // Half-precision weights: widen a block of rows (sized to stay in cache), then SGEMM on it.
+        let blockRows = max(16, min(W.rows, (256 * 1024) / max(W.cols, 1)))
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * W.cols)
+        defer { scratch.deallocate() }
+        var r0 = 0
+        while r0 < W.rows {
+            let n = min(blockRows, W.rows - r0)
+            rk_to_f32(W.dtype.kernelCode, W.data.base + r0 * W.cols * W.dtype.byteSize, scratch, Int64(n * W.cols))
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(n), Int32(W.cols), 1,
+                        x, Int32(W.cols), scratch, Int32(W.cols), 0, y + r0, Int32(W.rows))
+            r0 += n
+        }
+    }
+
+    /// Splits [0, rows) over the worker threads; small products stay on the calling thread.
+    private func parallelRows(_ rows: Int, _ body: (Int, Int) -> Void) {
+        let n = rows < 256 ? 1 : threads
+        if n == 1 { body(0, rows); return }
+        DispatchQueue.concurrentPerform(iterations: n) { i in
+            // Row blocks rounded to 4 so the kernel's 4-row tiles stay whole.
+            let rb = (rows * i / n) & ~3, re = i == n - 1 ? rows : (rows * (i + 1) / n) & ~3
+            body(rb, re)
+        }
+    }
+}
+
+@inline(__always) func sigmoid(_ x: Float) -> Float { 1 / (1 + exp(-x)) }
+
+/// Layer norm over n values (eps 1e-5, biased variance), in place allowed.
+func layerNorm(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ w: [Float], _ b: [Float], _ n: Int) {
+    var mean: Float = 0
+    for i in 0..<n { mean += x[i] }
+    mean /= Float(n)
+    var vs: Float = 0
+    for i in 0..<n { let d = x[i] - mean; vs += d * d }
+    let inv = 1 / (vs / Float(n) + 1e-5).squareRoot()
+    w.withUnsafeBufferPointer { w in
+        b.withUnsafeBufferPointer { b in
+            for i in 0..<n { out[i] = (x[i] - mean) * inv * w[i] + b[i] }
+        }
+    }
+}
+
+/// Activation buffers for one forward call of `rows` token rows.
+private final class Workspace {
+    let rows: Int
+    let x, xln, prev, xr, xw, xk, xv, xa, xg, r, w, k, v, a, g, kk, vFirst, y, tmp, lora, hidden: UnsafeMutablePointer<Float>
+    private var all: [UnsafeMutablePointer<Float>] = []
+
+    init(rows T: Int, config c: ModelConfig) {
+        func buf(_ n: Int) -> UnsafeMutablePointer<Float> {
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
+            p.initialize(repeating: 0, count: max(n, 1))
+            return p
+        }
+        rows = T
+        let C = T * c.nEmbd
+        let loraMax = max(c.loraW, c.loraA, c.loraV, c.loraG)
+        x = buf(C); xln = buf(C); prev = buf(C); xr = buf(C); xw = buf(C); xk = buf(C); xv = buf(C)
+        xa = buf(C); xg = buf(C); r = buf(C); w = buf(C); k = buf(C); v = buf(C); a = buf(C); g = buf(C)
+        kk = buf(C); vFirst = buf(C); y = buf(C); tmp = buf(C); lora = buf(T * loraMax); hidden = buf(T * c.ffnSize)
+        all = [x, xln, prev, xr, xw, xk, xv, xa, xg, r, w, k, v, a, g, kk, vFirst, y, tmp, lora, hidden]
+    }
+
+    deinit { for p in all { p.deallocate() } }
+}

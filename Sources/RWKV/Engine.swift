@@ -1,0 +1,48 @@
+import Foundation
+
+/// Runs RWKV-7 forward passes. Every backend (CPU, Vulkan) implements this; callers never care which.
+public protocol Engine: AnyObject, Sendable {
+    var model: RWKVModel { get }
+    var backendName: String { get }
+
+    /// Feeds each sequence's tokens starting from its state (B independent sequences at once) and
+    /// leaves the states after the last token. Returns, per sequence, the logits after its last
+    /// token, or after every token when `allLogits` (then [T × vocab] flattened).
+    func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool) throws -> [[Float]]
+}
+
+extension Engine {
+    public var config: ModelConfig { model.config }
+
+    public func newState() -> State { State(config: model.config) }
+
+    /// One sequence, processed as a whole prompt.
+    public func forward(_ tokens: [Int], state: inout State) throws -> [Float] {
+        var states = [state]
+        let out = try forward([tokens], states: &states, allLogits: false)
+        state = states[0]
+        return out[0]
+    }
+
+    /// One token: the recurrent step used while decoding.
+    public func step(_ token: Int, state: inout State) throws -> [Float] {
+        try forward([token], state: &state)
+    }
+
+    func validate(_ batch: [[Int]], states: [State]) throws {
+        guard batch.count == states.count else {
+            throw RWKVError.invalidArgument("forward: \(batch.count) sequences but \(states.count) states")
+        }
+        let c = model.config
+        for (i, seq) in batch.enumerated() {
+            guard !seq.isEmpty else { throw RWKVError.invalidArgument("forward: sequence \(i) has no tokens") }
+            if let bad = seq.first(where: { $0 < 0 || $0 >= c.vocabSize }) {
+                throw RWKVError.invalidArgument("token id \(bad) is outside the model's vocabulary 0..<\(c.vocabSize)")
+            }
+            let s = states[i]
+            guard s.nLayer == c.nLayer, s.nEmbd == c.nEmbd, s.nHead == c.nHead, s.headSize == c.headSize else {
+                throw RWKVError.invalidArgument("forward: state \(i) is for a model with \(s.nLayer) layers × \(s.nEmbd) channels, not this one (\(c.nLayer) × \(c.nEmbd))")
+            }
+        }
+    }
+}

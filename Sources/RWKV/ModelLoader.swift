@@ -1,0 +1,25 @@
+import Foundation
+
+/// Opens a model file of any supported format, recognised by its leading bytes rather than its name.
+public enum ModelLoader {
+    public static func load(path: String) throws -> RWKVModel {
+        let head = try leadingBytes(path, 4)
+        if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
+            throw RWKVError.unsupported(file: path, reason: "PyTorch .pth loading is not built yet; convert to .safetensors")
+        }
+        if head.starts(with: Array("GGUF".utf8)) {
+            throw RWKVError.unsupported(file: path, reason: "GGUF loading is not built yet; convert to .safetensors")
+        }
+        let st = try SafeTensorsFile(path: path)
+        return try RWKVModel(blinkDLTensors: try st.floatTensors(), path: path, format: .safetensors)
+    }
+
+    static func leadingBytes(_ path: String, _ n: Int) throws -> [UInt8] {
+        guard let h = FileHandle(forReadingAtPath: path) else {
+            if !FileManager.default.fileExists(atPath: path) { throw RWKVError.fileNotFound(path) }
+            throw RWKVError.unreadable(file: path, reason: "permission denied or not a file")
+        }
+        defer { try? h.close() }
+        return [UInt8]((try? h.read(upToCount: n)) ?? Data())
+    }
+}

@@ -1,0 +1,108 @@
+import ArgumentParser
+import CKernels
+import Foundation
+import RWKV
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure prefill and decode speed, weight bandwidth, and this machine's memory bandwidth.")
+
+    @Option(name: .long, help: "Model file to benchmark.")
+    var model: String?
+
+    @Option(name: .long, help: "Random weights with released shapes: 0.1b, 0.4b or 1.5b (comma-separated for several).")
+    var synthetic: String?
+
+    @Option(name: .long, help: "Weight type of synthetic models: f16, bf16 or f32 (comma-separated for several).")
+    var dtype = "f16"
+
+    @Option(name: .long, help: "Prompt length for the prefill measurement.")
+    var promptTokens = 64
+
+    @Option(name: .long, help: "Tokens decoded for the decode measurement.")
+    var decodeTokens = 32
+
+    @Option(name: .long, help: "CPU threads (default: all cores).")
+    var threads: Int?
+
+    @Flag(name: .long, help: "One JSON object per line per run.")
+    var json = false
+
+    func validate() throws {
+        guard (model == nil) != (synthetic == nil) else { throw ValidationError("give exactly one of --model or --synthetic") }
+        guard promptTokens > 0, decodeTokens > 0 else { throw ValidationError("--prompt-tokens and --decode-tokens must be > 0") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let bandwidth = measureBandwidth(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+            var runs: [(String, RWKVModel)] = []
+            if let model { runs.append((model, try ModelLoader.load(path: model))) }
+            for name in (synthetic ?? "").split(separator: ",").map(String.init) {
+                guard let shape = SyntheticModel.Shape.named(name) else { throw ValidationError("unknown --synthetic \(name); use 0.1b, 0.4b or 1.5b") }
+                for d in dtype.split(separator: ",").map(String.init) {
+                    guard let dt = DType(rawValue: d) else { throw ValidationError("unknown --dtype \(d); use f16, bf16 or f32") }
+                    if !json { FileHandle.standardError.write(Data("building random \(name) \(d) weights…\n".utf8)) }
+                    runs.append(("synthetic-\(name)", try SyntheticModel.model(shape, dtype: dt)))
+                }
+            }
+            if !json {
+                print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, measured read bandwidth \(String(format: "%.1f", bandwidth)) GB/s")
+                print("model                dtype  threads  prefill tok/s  decode tok/s  decode GB/s")
+            }
+            for (name, m) in runs {
+                let engine = CPUEngine(model: m, threads: threads)
+                let r = try measure(engine)
+                let gbs = Double(m.bytesPerDecodedToken) * r.decode / 1e9
+                if json {
+                    try printJSON(["model": name, "dtype": m.weightDType.rawValue, "backend": engine.backendName, "threads": engine.threads,
+                                   "prefill_tok_s": r.prefill, "decode_tok_s": r.decode, "decode_gb_s": gbs, "bandwidth_gb_s": bandwidth])
+                } else {
+                    print(String(format: "%-20@ %-6@ %7d  %13.1f  %12.1f  %11.1f", name as NSString, m.weightDType.rawValue as NSString,
+                                 engine.threads, r.prefill, r.decode, gbs))
+                }
+            }
+        }
+    }
+
+    /// Best of three timed runs after a warm-up, for a prompt and for token-by-token decoding.
+    private func measure(_ engine: CPUEngine) throws -> (prefill: Double, decode: Double) {
+        let vocab = engine.model.config.vocabSize
+        var rng = SplitMix64(seed: 7)
+        let prompt = (0..<promptTokens).map { _ in Int(rng.next() % UInt64(vocab)) }
+        var best = (prefill: 0.0, decode: 0.0)
+        for _ in 0..<3 {
+            var state = engine.newState()
+            let t0 = Date()
+            var logits = try engine.forward(prompt, state: &state)
+            let t1 = Date()
+            for _ in 0..<decodeTokens {
+                let next = logits.indices.max { logits[$0] < logits[$1] } ?? 0
+                logits = try engine.step(next, state: &state)
+            }
+            let t2 = Date()
+            best.prefill = max(best.prefill, Double(promptTokens) / t1.timeIntervalSince(t0))
+            best.decode = max(best.decode, Double(decodeTokens) / t2.timeIntervalSince(t1))
+        }
+        return best
+    }
+}
+
+/// Read bandwidth in GB/s: each thread sums its share of a 512 MiB buffer; best of five passes.
+func measureBandwidth(threads: Int) -> Double {
+    let count = 128 << 20
+    let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
+    defer { buffer.deallocate() }
+    buffer.initialize(repeating: 1, count: count)
+    var best = 0.0
+    for _ in 0..<5 {
+        let t0 = Date()
+        DispatchQueue.concurrentPerform(iterations: threads) { i in
+            let begin = count * i / threads, end = count * (i + 1) / threads
+            _ = rk_sum_f32(buffer + begin, Int64(end - begin))
+        }
+        best = max(best, Double(count * 4) / Date().timeIntervalSince(t0) / 1e9)
+    }
+    return best
+}

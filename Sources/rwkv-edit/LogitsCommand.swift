@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import RWKV
+
+struct LogitsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "logits", abstract: "Feed a prompt from the zero state and print the next-token logits.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var prompt: PromptOptions
+
+    @Option(name: .long, help: "How many top tokens to show.")
+    var top = 10
+
+    @Flag(name: .long, help: "Print {\"tokens\",\"logits\",\"top\"} as JSON.")
+    var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let m = try modelOptions.loadModel()
+            var tokenizer: WorldTokenizer?
+            func tok() throws -> WorldTokenizer {
+                if let tokenizer { return tokenizer }
+                let t = try modelOptions.tokenizer(for: m)
+                tokenizer = t
+                return t
+            }
+            let ids = try prompt.tokenIDs(tok)
+            let engine = modelOptions.engine(m)
+            var state = engine.newState()
+            let logits = try engine.forward(ids, state: &state)
+            let probs = softmax(logits)
+            let textOf: (Int) -> String = { id in (try? tok()).map { displayToken($0, id) } ?? "" }
+            let best = topK(logits, max(0, top))
+            if json {
+                let topObjects: [[String: Any]] = best.map { ["id": $0, "text": textOf($0), "logit": Double(logits[$0]), "prob": Double(probs[$0])] }
+                try printJSON(["tokens": ids, "logits": logits.map(Double.init), "top": topObjects])
+            } else {
+                print("tokens: \(ids.map(String.init).joined(separator: ","))")
+                print("rank  id      logit      prob  text")
+                for (i, id) in best.enumerated() {
+                    print(String(format: "%4d  %-6d %9.4f  %8.5f  ", i + 1, id, logits[id], probs[id]) + textOf(id))
+                }
+            }
+        }
+    }
+}
