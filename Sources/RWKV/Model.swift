@@ -12,6 +12,13 @@ public struct ModelConfig: Sendable, Equatable, Codable {
     public var loraA: Int
     public var loraV: Int
     public var loraG: Int
+
+    public init(nLayer: Int, nEmbd: Int, nHead: Int, headSize: Int, vocabSize: Int, ffnSize: Int,
+                loraW: Int, loraA: Int, loraV: Int, loraG: Int) {
+        self.nLayer = nLayer; self.nEmbd = nEmbd; self.nHead = nHead; self.headSize = headSize
+        self.vocabSize = vocabSize; self.ffnSize = ffnSize
+        self.loraW = loraW; self.loraA = loraA; self.loraV = loraV; self.loraG = loraG
+    }
 }
 
 /// A weight matrix [rows][cols], row-major, in its stored type; y = W·x maps cols → rows.

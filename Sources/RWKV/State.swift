@@ -95,14 +95,15 @@ extension State {
         try SafeTensorsFile.write(tensors, metadata: meta, to: path)
     }
 
-    /// Loads a state saved by `save` (or by the official package's dump script) for a model of `config`.
-    public static func load(from path: String, config c: ModelConfig) throws -> State {
+    /// Loads a state saved by `save` (or by the official package's dump script) for a model of `config`;
+    /// `keyPrefix` selects one of several states stored in one file (e.g. "p7.").
+    public static func load(from path: String, config c: ModelConfig, keyPrefix: String = "") throws -> State {
         let file = try SafeTensorsFile(path: path)
         var s = State(config: c)
         let C = c.nEmbd, hn = c.nHead * c.headSize * c.headSize
         for l in 0..<c.nLayer {
             func read(_ key: String, _ n: Int) throws -> [Float] {
-                let t = try file.tensor(key)
+                let t = try file.tensor(keyPrefix + key)
                 guard t.elementCount == n else {
                     throw RWKVError.shapeMismatch(file: path, name: key, expected: [n], found: t.shape)
                 }
@@ -112,7 +113,7 @@ extension State {
             s.wkv.replaceSubrange((l * hn)..<((l + 1) * hn), with: try read("layer\(l).wkv", hn))
             s.ffnXPrev.replaceSubrange((l * C)..<((l + 1) * C), with: try read("layer\(l).ffn_x_prev", C))
         }
-        if file.entries["layer\(c.nLayer).wkv"] != nil {
+        if file.entries[keyPrefix + "layer\(c.nLayer).wkv"] != nil {
             throw RWKVError.malformed(file: path, reason: "the state has more than the model's \(c.nLayer) layers")
         }
         return s
