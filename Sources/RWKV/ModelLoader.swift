@@ -5,12 +5,16 @@ public enum ModelLoader {
     public static func load(path: String) throws -> RWKVModel {
         let head = try leadingBytes(path, 4)
         if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
-            throw RWKVError.unsupported(file: path, reason: "PyTorch .pth loading is not built yet; convert to .safetensors")
+            return try PthReader.loadModel(path: path)
         }
         if head.starts(with: Array("GGUF".utf8)) {
-            throw RWKVError.unsupported(file: path, reason: "GGUF loading is not built yet; convert to .safetensors")
+            return try GGUFReader.loadModel(path: path)
         }
         let st = try SafeTensorsFile(path: path)
+        if FLAKeys.looksLikeFLA(st.entries.keys) {
+            return try RWKVModel(blinkDLTensors: try FLAKeys.blinkDLTensors(try st.floatTensors(), file: path),
+                                 path: path, format: .safetensorsFLA)
+        }
         return try RWKVModel(blinkDLTensors: try st.floatTensors(), path: path, format: .safetensors)
     }
 
