@@ -8,7 +8,7 @@ import Foundation
 ///   attn.X_lora.lora.0.weight [r,C] → att.X1 [C,r] (transposed), attn.X_lora.lora.2.weight [C,r] → att.X2 [r,C]
 ///   (transposed), attn.X_lora.lora.2.bias [C] → att.X0, for X in w, a, v, g;
 ///   attn.{x_r..x_g, k_k, k_a, r_k} and ffn.{x_k, key.weight, value.weight} keep their names.
-/// Vectors keep fla's shapes (the model binder accepts any shape with C elements); r_k stays [H, N].
+/// Vectors take BlinkDL's shapes: k_k, k_a, ffn.x_k and the X0 biases [C] → [1, 1, C]; r_k stays [H, N].
 public enum FLAKeys {
     /// Whether a safetensors file's names are fla's rather than BlinkDL's.
     public static func looksLikeFLA(_ names: some Sequence<String>) -> Bool {
@@ -80,6 +80,9 @@ public enum FLAKeys {
                     throw RWKVError.shapeMismatch(file: file, name: name, expected: [-1, -1], found: t.shape)
                 }
                 out[b] = transposed(t)
+            } else if t.shape.count == 1, b.hasSuffix("att.k_k") || b.hasSuffix("att.k_a") || b.hasSuffix("ffn.x_k")
+                        || b.hasSuffix("att.w0") || b.hasSuffix("att.a0") || b.hasSuffix("att.v0") {
+                out[b] = RawTensor(shape: [1, 1, t.shape[0]], dtype: t.dtype, data: t.data)
             } else {
                 out[b] = t
             }

@@ -43,7 +43,9 @@ public struct GGUFFile: Sendable {
 
     static let maxArrayDepth = 4
 
-    public init(path: String) throws {
+    /// Parses the header, metadata and tensor infos. With `architecture`, a file of another
+    /// `general.architecture` is refused before its tensors are looked at.
+    public init(path: String, architecture: String? = nil) throws {
         let file = try MappedFile(path: path)
         self.path = path
         var c = Cursor(region: file.all, file: path)
@@ -70,6 +72,12 @@ public struct GGUFFile: Sendable {
             metadata[key] = try c.value(type: type, depth: 0)
         }
         self.metadata = metadata
+        if let want = architecture {
+            let arch = metadata["general.architecture"]?.stringValue
+            guard arch == want else {
+                throw RWKVError.unsupported(file: path, reason: "GGUF architecture '\(arch ?? "missing")'; only \(want) is supported here")
+            }
+        }
         var alignment = 32
         if let a = metadata["general.alignment"] {
             guard let v = a.intValue, v > 0, v <= 1 << 20, v & (v - 1) == 0 else {
@@ -99,8 +107,10 @@ public struct GGUFFile: Sendable {
         let (aligned, overflow) = c.pos.addingReportingOverflow(alignment - 1)
         guard !overflow else { throw c.bad("bad data offset") }
         let dataStart = aligned / alignment * alignment
-        guard dataStart <= file.count else { throw c.bad("the tensor data section starts past the end of the file (truncated)") }
-        let dataSize = file.count - dataStart
+        guard dataStart <= file.count || pending.isEmpty else {
+            throw c.bad("the tensor data section starts past the end of the file (truncated)")
+        }
+        let dataSize = max(0, file.count - dataStart)
 
         var infos: [TensorInfo] = []
         var seen = Set<String>()
@@ -246,7 +256,7 @@ public enum GGUFReader {
         func bad(_ why: String) -> RWKVError { .malformed(file: path, reason: "GGUF: \(why)") }
         let arch = g.metadata["general.architecture"]?.stringValue
         guard arch == "rwkv7" else {
-            throw RWKVError.unsupported(file: path, reason: "GGUF architecture '\(arch ?? "missing")'; only rwkv7 (RWKV-7 x070) is supported")
+            throw RWKVError.unsupported(file: path, reason: "GGUF architecture '\(arch ?? "missing")'; only rwkv7 (RWKV-7 x070) is supported here")
         }
         func meta(_ key: String) throws -> Int? {
             guard let v = g.metadata["rwkv7." + key] else { return nil }
@@ -307,7 +317,10 @@ public enum GGUFReader {
             }
             for key in ["w", "a", "v", "g"] {
                 if key == "v" && i == 0 { continue }      // layer 0 carries unused copies
-                if key != "g" { out[a + key + "0"] = try raw(s + "time_mix_\(key)0.weight") }
+                if key != "g" {
+                    let name = s + "time_mix_\(key)0.weight"
+                    out[a + key + "0"] = try reshaped(try raw(name), [1, 1, C], name)
+                }
                 // LoRA factors are stored transposed relative to BlinkDL's x·W1, h·W2.
                 for n in ["1", "2"] {
                     let name = s + "time_mix_\(key)\(n).weight"
@@ -316,8 +329,8 @@ public enum GGUFReader {
                     out[a + key + n] = FLAKeys.transposed(t)
                 }
             }
-            out[a + "k_k"] = try raw(s + "time_mix_k_k.weight")
-            out[a + "k_a"] = try raw(s + "time_mix_k_a.weight")
+            out[a + "k_k"] = try reshaped(try raw(s + "time_mix_k_k.weight"), [1, 1, C], s + "time_mix_k_k.weight")
+            out[a + "k_a"] = try reshaped(try raw(s + "time_mix_k_a.weight"), [1, 1, C], s + "time_mix_k_a.weight")
             out[a + "r_k"] = try reshaped(try raw(s + "time_mix_r_k.weight"), [C / headSize, headSize], s + "time_mix_r_k.weight")
             out[a + "receptance.weight"] = try raw(s + "time_mix_receptance.weight")
             out[a + "key.weight"] = try raw(s + "time_mix_key.weight")
@@ -325,7 +338,7 @@ public enum GGUFReader {
             out[a + "output.weight"] = try raw(s + "time_mix_output.weight")
             out[a + "ln_x.weight"] = try raw(s + "time_mix_ln.weight")
             out[a + "ln_x.bias"] = try raw(s + "time_mix_ln.bias")
-            out[f + "x_k"] = try raw(s + "channel_mix_lerp_k.weight")
+            out[f + "x_k"] = try reshaped(try raw(s + "channel_mix_lerp_k.weight"), [1, 1, C], s + "channel_mix_lerp_k.weight")
             out[f + "key.weight"] = try raw(s + "channel_mix_key.weight")
             out[f + "value.weight"] = try raw(s + "channel_mix_value.weight")
         }
@@ -396,7 +409,7 @@ public enum GGUFReader {
 
     /// Loads an RWKV-7 model (and its vocabulary) from a llama.cpp `rwkv7` GGUF.
     public static func loadModel(path: String) throws -> RWKVModel {
-        let g = try GGUFFile(path: path)
+        let g = try GGUFFile(path: path, architecture: "rwkv7")
         let (tensors, vocabulary) = try blinkDLTensors(g)
         return try RWKVModel(blinkDLTensors: tensors, path: path, format: .gguf, vocabulary: vocabulary)
     }
