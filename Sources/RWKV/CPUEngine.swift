@@ -6,19 +6,26 @@ import Foundation
 /// block by block), decoding as multi-threaded matrix–vector products in C kernels, fp32 accumulation.
 public final class CPUEngine: Engine, @unchecked Sendable {
     public let model: RWKVModel
-    public let threads: Int
+    public var threads: Int { pool.size }
     public var backendName: String { "cpu" }
+    private let pool: ThreadPool
+    /// One forward pass at a time: the pool and its workers serve a single caller.
+    private let lock = NSLock()
     /// At or below this many rows a product streams the weights once per row block (matvec);
     /// above it SGEMM wins.
     static let gemmMinRows = 6
 
     public init(model: RWKVModel, threads: Int? = nil) {
         self.model = model
-        self.threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        pool = ThreadPool(threads: max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount))
+        // The engine splits GEMMs over its own pool; OpenBLAS's threads would spin on the same cores.
+        openblas_set_num_threads(1)
     }
 
     public func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool = false) throws -> [[Float]] {
         try validate(batch, states: states)
+        lock.lock()
+        defer { lock.unlock() }
         let c = model.config
         let C = c.nEmbd
         let T = batch.reduce(0) { $0 + $1.count }
@@ -217,33 +224,37 @@ public final class CPUEngine: Engine, @unchecked Sendable {
             }
             return
         }
-        if W.dtype == .f32 {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(W.rows), Int32(W.cols), 1,
-                        x, Int32(W.cols), W.data.base.assumingMemoryBound(to: Float.self), Int32(W.cols), 0, y, Int32(W.rows))
-            return
-        }
-        // Half-precision weights: widen a block of rows (sized to stay in cache), then SGEMM on it.
-        let blockRows = max(16, min(W.rows, (256 * 1024) / max(W.cols, 1)))
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * W.cols)
-        defer { scratch.deallocate() }
-        var r0 = 0
-        while r0 < W.rows {
-            let n = min(blockRows, W.rows - r0)
-            rk_to_f32(W.dtype.kernelCode, W.data.base + r0 * W.cols * W.dtype.byteSize, scratch, Int64(n * W.cols))
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(n), Int32(W.cols), 1,
-                        x, Int32(W.cols), scratch, Int32(W.cols), 0, y + r0, Int32(W.rows))
-            r0 += n
+        // Each thread multiplies its own block of weight rows; half-precision rows are widened a
+        // cache-sized block at a time into the thread's scratch first.
+        parallelRows(W.rows) { rb, re in
+            guard re > rb else { return }
+            if W.dtype == .f32 {
+                let w = W.data.base.assumingMemoryBound(to: Float.self) + rb * W.cols
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(re - rb), Int32(W.cols), 1,
+                            x, Int32(W.cols), w, Int32(W.cols), 0, y + rb, Int32(W.rows))
+                return
+            }
+            let blockRows = max(16, min(re - rb, (128 * 1024) / max(W.cols, 1)))
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * W.cols)
+            defer { scratch.deallocate() }
+            var r0 = rb
+            while r0 < re {
+                let n = min(blockRows, re - r0)
+                rk_to_f32(W.dtype.kernelCode, W.data.base + r0 * W.cols * W.dtype.byteSize, scratch, Int64(n * W.cols))
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(n), Int32(W.cols), 1,
+                            x, Int32(W.cols), scratch, Int32(W.cols), 0, y + r0, Int32(W.rows))
+                r0 += n
+            }
         }
     }
 
-    /// Splits [0, rows) over the worker threads; small products stay on the calling thread.
+    /// Splits [0, rows) into blocks (multiples of 4 rows, for the kernels' 4-row tiles) that the
+    /// threads claim one by one; small products stay on the calling thread.
     private func parallelRows(_ rows: Int, _ body: (Int, Int) -> Void) {
-        let n = rows < 256 ? 1 : threads
-        if n == 1 { body(0, rows); return }
-        DispatchQueue.concurrentPerform(iterations: n) { i in
-            // Row blocks rounded to 4 so the kernel's 4-row tiles stay whole.
-            let rb = (rows * i / n) & ~3, re = i == n - 1 ? rows : (rows * (i + 1) / n) & ~3
-            body(rb, re)
+        if rows < 256 || pool.size == 1 { body(0, rows); return }
+        let block = max(64, (rows / (4 * pool.size) + 3) & ~3)
+        pool.run(chunks: (rows + block - 1) / block) { c in
+            body(c * block, min(rows, (c + 1) * block))
         }
     }
 }

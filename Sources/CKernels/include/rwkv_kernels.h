@@ -2,6 +2,7 @@
 #define RWKV_KERNELS_H
 #include <stdint.h>
 #include <stddef.h>
+#include "rwkv_pool.h"
 
 /// Element types of weight matrices as stored in memory.
 enum rk_dtype { RK_F32 = 0, RK_F16 = 1, RK_BF16 = 2 };
