@@ -7,6 +7,9 @@ public enum ModelLoader {
         if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
             return try PthReader.loadModel(path: path)
         }
+        if head.starts(with: [0x80, 0x02, 0x8A, 0x0A]) {
+            throw RWKVError.unsupported(file: path, reason: "this is torch's legacy (pre-1.6, non-zip) format; re-save it with a current torch: torch.save(torch.load(f), f)")
+        }
         if head.starts(with: Array("GGUF".utf8)) {
             return try GGUFReader.loadModel(path: path)
         }

@@ -185,25 +185,39 @@ final class LoaderTests: XCTestCase {
     // MARK: - hand-made zip / pickle files
 
     /// A zip of stored entries, as torch.save writes (CRCs left zero: the reader does not check them).
-    static func zipArchive(_ entries: [(name: String, data: [UInt8])], method: UInt16 = 0) -> [UInt8] {
+    static func zipArchive(_ entries: [(name: String, data: [UInt8])], method: UInt16 = 0, zip64: Bool = false) -> [UInt8] {
         var out: [UInt8] = [], central: [UInt8] = []
         func u16(_ v: Int, _ b: inout [UInt8]) { b += [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF)] }
         func u32(_ v: Int, _ b: inout [UInt8]) { u16(v & 0xFFFF, &b); u16(v >> 16 & 0xFFFF, &b) }
+        func u64(_ v: Int, _ b: inout [UInt8]) { u32(v & 0xFFFF_FFFF, &b); u32(v >> 32, &b) }
+        let ones = 0xFFFF_FFFF
         for e in entries {
             let offset = out.count
             let name = Array(e.name.utf8)
-            u32(0x0403_4B50, &out); u16(20, &out); u16(0, &out); u16(Int(method), &out); u16(0, &out); u16(0, &out)
-            u32(0, &out); u32(e.data.count, &out); u32(e.data.count, &out); u16(name.count, &out); u16(0, &out)
-            out += name; out += e.data
-            u32(0x0201_4B50, &central); u16(20, &central); u16(20, &central); u16(0, &central); u16(Int(method), &central)
-            u16(0, &central); u16(0, &central); u32(0, &central); u32(e.data.count, &central); u32(e.data.count, &central)
-            u16(name.count, &central); u16(0, &central); u16(0, &central); u16(0, &central); u16(0, &central); u32(0, &central)
-            u32(offset, &central); central += name
+            u32(0x0403_4B50, &out); u16(45, &out); u16(0, &out); u16(Int(method), &out); u16(0, &out); u16(0, &out)
+            u32(0, &out); u32(zip64 ? ones : e.data.count, &out); u32(zip64 ? ones : e.data.count, &out)
+            u16(name.count, &out); u16(zip64 ? 20 : 0, &out)
+            out += name
+            if zip64 { u16(1, &out); u16(16, &out); u64(e.data.count, &out); u64(e.data.count, &out) }
+            out += e.data
+            u32(0x0201_4B50, &central); u16(45, &central); u16(45, &central); u16(0, &central); u16(Int(method), &central)
+            u16(0, &central); u16(0, &central); u32(0, &central)
+            u32(zip64 ? ones : e.data.count, &central); u32(zip64 ? ones : e.data.count, &central)
+            u16(name.count, &central); u16(zip64 ? 28 : 0, &central); u16(0, &central); u16(0, &central); u16(0, &central); u32(0, &central)
+            u32(zip64 ? ones : offset, &central); central += name
+            if zip64 { u16(1, &central); u16(24, &central); u64(e.data.count, &central); u64(e.data.count, &central); u64(offset, &central) }
         }
         let cdOffset = out.count
         out += central
-        u32(0x0605_4B50, &out); u16(0, &out); u16(0, &out); u16(entries.count, &out); u16(entries.count, &out)
-        u32(central.count, &out); u32(cdOffset, &out); u16(0, &out)
+        if zip64 {
+            let z = out.count
+            u32(0x0606_4B50, &out); u64(44, &out); u16(45, &out); u16(45, &out); u32(0, &out); u32(0, &out)
+            u64(entries.count, &out); u64(entries.count, &out); u64(central.count, &out); u64(cdOffset, &out)
+            u32(0x0706_4B50, &out); u32(0, &out); u64(z, &out); u32(1, &out)
+        }
+        u32(0x0605_4B50, &out); u16(0, &out); u16(0, &out)
+        u16(zip64 ? 0xFFFF : entries.count, &out); u16(zip64 ? 0xFFFF : entries.count, &out)
+        u32(zip64 ? ones : central.count, &out); u32(zip64 ? ones : cdOffset, &out); u16(0, &out)
         return out
     }
 
@@ -249,12 +263,18 @@ final class LoaderTests: XCTestCase {
             w.str("a"); w.tensor(key: "0", numel: 6, offset: 2, shape: [2, 2], stride: [2, 1])
             w.str("b"); w.tensor(key: "0", numel: 6, shape: [3, 1], stride: [1, 7])   // size-1 axis: any stride
         }
-        let p = try write(Self.zipArchive([("m/data.pkl", pkl), ("m/byteorder", Array("little".utf8)),
-                                    ("m/data/0", Self.floatBytes([0, 1, 2, 3, 4, 5]))]), "ok.pth")
-        let t = try PthReader.tensors(path: p)
-        XCTAssertEqual(t["a"]?.shape, [2, 2])
-        XCTAssertEqual(t["a"]?.floats(), [2, 3, 4, 5])
-        XCTAssertEqual(t["b"]?.floats(), [0, 1, 2])
+        for zip64 in [false, true] {
+            let p = try write(Self.zipArchive([("m/data.pkl", pkl), ("m/byteorder", Array("little".utf8)),
+                                               ("m/data/0", Self.floatBytes([0, 1, 2, 3, 4, 5]))], zip64: zip64), "ok\(zip64).pth")
+            let t = try PthReader.tensors(path: p)
+            XCTAssertEqual(t["a"]?.shape, [2, 2], "zip64 \(zip64)")
+            XCTAssertEqual(t["a"]?.floats(), [2, 3, 4, 5], "zip64 \(zip64)")
+            XCTAssertEqual(t["b"]?.floats(), [0, 1, 2], "zip64 \(zip64)")
+        }
+        // A big-endian archive is refused rather than misread.
+        let be = try write(Self.zipArchive([("m/data.pkl", pkl), ("m/byteorder", Array("big".utf8)),
+                                            ("m/data/0", Self.floatBytes([0, 1, 2, 3, 4, 5]))]), "be.pth")
+        XCTAssertTrue(isUnsupported(expectRWKVError("big endian") { _ = try PthReader.tensors(path: be) }))
     }
 
     func testHostilePicklesAreRefused() throws {
@@ -382,6 +402,11 @@ final class LoaderTests: XCTestCase {
             XCTAssertTrue(isUnsupported(expectRWKVError(name) { _ = try GGUFFile(path: try write(w.b, name)) }))
         }
 
+        // A legacy (pre-zip) torch file is named as such.
+        let legacy: [UInt8] = [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19, 0x2E]
+        let e3 = expectRWKVError("legacy torch") { _ = try ModelLoader.load(path: try write(legacy, "legacy.pth")) }
+        XCTAssertTrue(isUnsupported(e3) && (e3?.description.contains("legacy") ?? false), "\(String(describing: e3))")
+
         // Another architecture.
         w = GGUFWriter(); w.header(tensors: 0, kvs: 1); w.kvString("general.architecture", "llama")
         XCTAssertTrue(isUnsupported(expectRWKVError("llama") { _ = try ModelLoader.load(path: try write(w.b, "llama.gguf")) }))
@@ -401,6 +426,45 @@ final class LoaderTests: XCTestCase {
         let second: [Float] = (0..<32).map { (i: Int) -> Float in Float(i - 6) * -2 }
         let expected = first + second
         XCTAssertEqual(t.floats(), expected)
+    }
+
+    /// The tiny f32 GGUF re-written with its matrices in Q8_0 (ggml's reference quantiser) loads and
+    /// stays close to the f32 logits.
+    func testQ8_0ModelLoadsAndStaysClose() throws {
+        let src = Self.tinyFile("tiny-rwkv7-834K-f32.gguf")
+        let full = try bytes(of: src)
+        let g = try GGUFFile(path: src)
+        var marker = withUnsafeBytes(of: UInt64(17).littleEndian) { Array($0) }
+        marker += Array("token_embd.weight".utf8)
+        let infoStart = try XCTUnwrap((24...(full.count - marker.count)).first { full[$0..<($0 + marker.count)].elementsEqual(marker) })
+        var w = GGUFWriter()
+        w.b = Array(full[..<infoStart])
+        var data: [UInt8] = []
+        var quantised = 0
+        for info in g.tensorInfos {
+            let values = try g.rawTensor(info).floats()
+            let q8 = info.dims.count == 2 && info.dims[0] % 32 == 0
+            while data.count % 32 != 0 { data.append(0) }
+            w.tensorInfo(info.name, dims: info.dims.map(UInt64.init), type: q8 ? 8 : 0, offset: UInt64(data.count))
+            if !q8 { data += Self.floatBytes(values); continue }
+            quantised += 1
+            for blockStart in stride(from: 0, to: values.count, by: 32) {
+                let block = values[blockStart..<(blockStart + 32)]
+                let amax = block.map(abs).max() ?? 0
+                let d = amax / 127
+                let id: Float = d != 0 ? 1 / d : 0
+                data += withUnsafeBytes(of: Float16(d).bitPattern.littleEndian) { Array($0) }
+                data += block.map { UInt8(bitPattern: Int8(($0 * id).rounded())) }
+            }
+        }
+        w.align()
+        let p = try write(w.b + data, "tiny-q8_0.gguf")
+        XCTAssertGreaterThan(quantised, 100)
+        let m = try ModelLoader.load(path: p)
+        let l = try logits(m, Self.tinyPrompt)
+        let d = maxDiff(l, try expectedTinyLogits())
+        XCTAssertLessThan(d, 0.05, "Q8_0 logits vs f32 reference")
+        XCTAssertGreaterThan(d, 0, "the matrices really were quantised")
     }
 
     func testGGUFMetadataMustAgreeWithTensors() throws {
