@@ -11,6 +11,8 @@ public struct GGUFFile: Sendable {
         case bool(Bool)
         case string(Data)
         case array([Value])
+        /// An array too long to be worth holding (over `GGUFFile.maxHeldArray` elements): skipped, only counted.
+        case skippedArray(count: Int)
 
         public var intValue: Int? {
             switch self {
@@ -42,6 +44,9 @@ public struct GGUFFile: Sendable {
     public let alignment: Int
 
     static let maxArrayDepth = 4
+    /// Longer metadata arrays are walked (and bounds-checked) but not kept: no rwkv7 key needs one,
+    /// and holding one would cost ~20 bytes of memory per byte of file.
+    public static let maxHeldArray = 1 << 22
 
     /// Parses the header, metadata and tensor infos. With `architecture`, a file of another
     /// `general.architecture` is refused before its tensors are looked at.
@@ -233,6 +238,10 @@ public struct GGUFFile: Sendable {
                 guard let m = Self.minSize(et) else { throw bad("an array has unknown element type \(et)") }
                 guard n <= UInt64(remaining / m) else {
                     throw bad("an array claims \(n) elements but only \(remaining) bytes remain")
+                }
+                if n > UInt64(GGUFFile.maxHeldArray) {
+                    for _ in 0..<Int(n) { _ = try value(type: et, depth: depth + 1) }
+                    return .skippedArray(count: Int(n))
                 }
                 var items: [Value] = []
                 items.reserveCapacity(Int(n))

@@ -22,10 +22,13 @@ enum Pickle {
 
     final class DictBox {
         var items: [(key: Value, value: Value)] = []
+        /// Nesting depth of the deepest value inside (bounded so nothing recurses deeply later).
+        var depth = 1
     }
 
     final class ListBox {
         var items: [Value] = []
+        var depth = 1
     }
 
     enum Global: String {
@@ -39,13 +42,22 @@ enum Pickle {
         case bool(Bool)
         case int(Int)
         case string(String)
-        case tuple([Value])
+        case tuple([Value], depth: Int)
         case list(ListBox)
         case dict(DictBox)
         case global(Global)
         case storageType(dtype: DType?, name: String)
         case storage(StorageRef)
         case tensor(TensorRef)
+
+        var depth: Int {
+            switch self {
+            case .tuple(_, let d): return d
+            case .list(let l): return l.depth
+            case .dict(let d): return d.depth
+            default: return 0
+            }
+        }
 
         var kind: String {
             switch self {
@@ -67,6 +79,7 @@ enum Pickle {
     static let maxStack = 1 << 20
     static let maxMemo = 1 << 22
     static let maxMarks = 1 << 16
+    static let maxDepth = 100
 
     /// Storage classes torch pickles by name (legacy typed storages); only the float ones load.
     static func storageType(module: String, name: String) -> Value? {
@@ -200,12 +213,12 @@ enum Pickle {
         }
 
         func ints(_ v: Value, _ what: String) throws -> [Int] {
-            guard case .tuple(let items) = v else { throw malformed("\(what) is a \(v.kind), expected a tuple of ints") }
+            guard case .tuple(let items, _) = v else { throw malformed("\(what) is a \(v.kind), expected a tuple of ints") }
             return try items.map { try int($0, what) }
         }
 
         func persistentLoad(_ pid: Value) throws -> Value {
-            guard case .tuple(let t) = pid, t.count >= 5, case .string(let tag) = t[0], tag == "storage" else {
+            guard case .tuple(let t, _) = pid, t.count >= 5, case .string(let tag) = t[0], tag == "storage" else {
                 throw malformed("a persistent id is not ('storage', type, key, location, numel)")
             }
             guard case .storageType(let dtype, let typeName) = t[1] else {
@@ -219,7 +232,7 @@ enum Pickle {
 
         func call(_ f: Value, _ args: Value) throws -> Value {
             guard case .global(let g) = f else { throw refuse("a call of \(f.kind)") }
-            guard case .tuple(let a) = args else { throw malformed("REDUCE arguments are a \(args.kind)") }
+            guard case .tuple(let a, _) = args else { throw malformed("REDUCE arguments are a \(args.kind)") }
             switch g {
             case .orderedDict:
                 guard a.isEmpty else { throw malformed("OrderedDict is called with arguments") }
@@ -251,10 +264,19 @@ enum Pickle {
             }
         }
 
+        func tuple(_ items: [Value]) throws -> Value {
+            let deepest = items.map(\.depth).max() ?? 0
+            guard deepest < maxDepth else { throw malformed("values nest deeper than \(maxDepth) levels") }
+            return .tuple(items, depth: deepest + 1)
+        }
+
         mutating func setItems(_ target: Value, _ kv: [Value]) throws {
             guard case .dict(let d) = target else { throw malformed("SETITEM(S) on a \(target.kind)") }
             guard kv.count % 2 == 0 else { throw malformed("SETITEMS with an odd number of items") }
             var i = 0
+            let deepest = kv.map(\.depth).max() ?? 0
+            guard deepest < maxDepth else { throw malformed("values nest deeper than \(maxDepth) levels") }
+            d.depth = max(d.depth, deepest + 1)
             while i < kv.count { d.items.append((kv[i], kv[i + 1])); i += 2 }
         }
 
@@ -273,7 +295,7 @@ enum Pickle {
                     guard stack.isEmpty, marks.isEmpty else { throw malformed("STOP with items left on the stack") }
                     return v
                 case 0x7D: try push(.dict(DictBox()))                      // EMPTY_DICT
-                case 0x29: try push(.tuple([]))                            // EMPTY_TUPLE
+                case 0x29: try push(.tuple([], depth: 1))                  // EMPTY_TUPLE
                 case 0x5D: try push(.list(ListBox()))                      // EMPTY_LIST
                 case 0x28:                                                 // MARK
                     guard marks.count < maxMarks else { throw malformed("more than \(maxMarks) nested MARKs") }
@@ -310,14 +332,14 @@ enum Pickle {
                     let n = try pop(), m = try pop()
                     guard case .string(let module) = m, case .string(let name) = n else { throw malformed("STACK_GLOBAL without two strings") }
                     try push(try global(module: module, name: name))
-                case 0x74: try push(.tuple(try popMark()))                 // TUPLE
-                case 0x85: try push(.tuple([try pop()]))                   // TUPLE1
+                case 0x74: try push(try tuple(try popMark()))              // TUPLE
+                case 0x85: try push(try tuple([try pop()]))                // TUPLE1
                 case 0x86:                                                 // TUPLE2
                     let b = try pop(), a = try pop()
-                    try push(.tuple([a, b]))
+                    try push(try tuple([a, b]))
                 case 0x87:                                                 // TUPLE3
                     let c = try pop(), b = try pop(), a = try pop()
-                    try push(.tuple([a, b, c]))
+                    try push(try tuple([a, b, c]))
                 case 0x51:                                                 // BINPERSID
                     try push(try persistentLoad(try pop()))
                 case 0x52:                                                 // REDUCE
@@ -332,10 +354,15 @@ enum Pickle {
                 case 0x61:                                                 // APPEND
                     let v = try pop()
                     guard case .list(let l) = try top() else { throw malformed("APPEND on a \(try top().kind)") }
+                    guard v.depth < maxDepth else { throw malformed("values nest deeper than \(maxDepth) levels") }
+                    l.depth = max(l.depth, v.depth + 1)
                     l.items.append(v)
                 case 0x65:                                                 // APPENDS
                     let items = try popMark()
                     guard case .list(let l) = try top() else { throw malformed("APPENDS on a \(try top().kind)") }
+                    let deepest = items.map(\.depth).max() ?? 0
+                    guard deepest < maxDepth else { throw malformed("values nest deeper than \(maxDepth) levels") }
+                    l.depth = max(l.depth, deepest + 1)
                     l.items.append(contentsOf: items)
                 case 0x62:                                                 // BUILD
                     let state = try pop()
@@ -343,7 +370,7 @@ enum Pickle {
                     switch state {
                     case .none: break
                     case .dict(let d) where d.items.isEmpty: break
-                    case .tuple(let t) where t.isEmpty: break
+                    case .tuple(let t, _) where t.isEmpty: break
                     default: throw refuse("BUILD with a \(state.kind) state on a dict")
                     }
                 default:

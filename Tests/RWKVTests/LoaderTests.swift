@@ -332,6 +332,11 @@ final class LoaderTests: XCTestCase {
         expectRWKVError("many marks") { _ = try PthReader.tensors(path: try pth([0x80, 0x02] + [UInt8](repeating: 0x28, count: 100_000) + [0x2E], "marks.pth")) }
         expectRWKVError("empty stack") { _ = try PthReader.tensors(path: try pth([0x80, 0x02, 0x2E], "empty.pth")) }
         expectRWKVError("memo") { _ = try PthReader.tensors(path: try pth([0x80, 0x02, 0x68, 0x05, 0x2E], "memo.pth")) }
+        // Deep nesting (would recurse when freed) and a list appended into itself.
+        let deep: [UInt8] = [0x80, 0x02, 0x4E] + [UInt8](repeating: 0x85, count: 200_000) + [0x2E]
+        XCTAssertTrue(isMalformed(expectRWKVError("deep tuples") { _ = try PthReader.tensors(path: try pth(deep, "deep.pth")) }))
+        let selfList: [UInt8] = [0x80, 0x02, 0x5D, 0x71, 0x00] + Array(repeating: [0x68, 0x00, 0x61], count: 500).flatMap { $0 } + [0x2E]
+        XCTAssertTrue(isMalformed(expectRWKVError("self-appending list") { _ = try PthReader.tensors(path: try pth(selfList, "selflist.pth")) }))
         expectRWKVError("no STOP") { _ = try PthReader.tensors(path: try pth([0x80, 0x02, 0x7D], "nostop.pth")) }
 
         // A compressed entry (deflate) is refused clearly.
