@@ -375,7 +375,9 @@ public enum GGUFReader {
                 if case .array(let t)? = g.metadata["tokenizer.ggml.token_type"], t.count == tokens.count { types = t }
                 vocabulary = try tokens.enumerated().map { id, v in
                     guard case .string(let s) = v else { throw bad("token \(id) is not a string") }
-                    if id < types.count, types[id].intValue == 3 { return Data() }   // CONTROL (e.g. <s>): end of text
+                    // CONTROL ('<s>', id 0: end of text) and UNUSED ('[PAD65530]'…, llama.cpp's padding up to
+                    // the embedding's row count) are not text: empty, so the tokenizer never produces them.
+                    if id < types.count, let t = types[id].intValue, t == 3 || t == 5 { return Data() }
                     guard let bytes = unescapeRWKV(s) else { throw bad("token \(id) has a malformed escape") }
                     return bytes
                 }
