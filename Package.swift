@@ -7,6 +7,7 @@ let package = Package(
     name: "rwkv-edit",
     products: [
         .library(name: "RWKV", targets: ["RWKV"]),
+        .library(name: "StateEdit", targets: ["StateEdit"]),
         .executable(name: "rwkv-edit", targets: ["rwkv-edit"]),
     ],
     dependencies: [
@@ -24,17 +25,23 @@ let package = Package(
             dependencies: ["CKernels", "CLapacke"],
             path: "Sources/RWKV"
         ),
+        .target(
+            name: "StateEdit",
+            dependencies: ["RWKV", "CLapacke"],
+            path: "Sources/StateEdit"
+        ),
         .executableTarget(
             name: "rwkv-edit",
             dependencies: [
                 "RWKV",
+                "StateEdit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/rwkv-edit"
         ),
         .testTarget(
             name: "RWKVTests",
-            dependencies: ["RWKV"],
+            dependencies: ["RWKV", "StateEdit"],
             path: "Tests/RWKVTests"
         ),
     ],

@@ -58,7 +58,7 @@ struct PromptOptions: ParsableArguments {
 
 /// Runs a command body, turning library errors into a clean message and exit code 1.
 func reportingErrors<T>(_ body: () throws -> T) throws -> T {
-    do { return try body() } catch let e as RWKVError {
+    do { return try body() } catch let e as any Error & CustomStringConvertible where !(e is ValidationError) {
         FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
         throw ExitCode.failure
     }

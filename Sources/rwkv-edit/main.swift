@@ -4,7 +4,8 @@ struct RWKVEdit: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rwkv-edit",
         abstract: "Run RWKV-7 models and edit the facts held in their recurrent state.",
-        subcommands: [InfoCommand.self, LogitsCommand.self, StateCommand.self, GenerateCommand.self, BenchCommand.self]
+        subcommands: [InfoCommand.self, LogitsCommand.self, StateCommand.self, GenerateCommand.self, BenchCommand.self,
+                      EditCommand.self, ChatCommand.self]
     )
 }
 

@@ -1,0 +1,78 @@
+import RWKV
+
+/// The edit methods of the seed, each selectable by name (DESIGN.md §4).
+public enum EditMethod: String, CaseIterable, Sendable {
+    /// Offline u₁ (calibration), online v and σ (probe on the live state), adaptive α. The default.
+    case hybU = "hyb-u"
+    /// Offline u₁ and σ, online v, adaptive α.
+    case hybUV = "hyb-uv"
+    /// The online (donor) delta added with a fixed α.
+    case uniform
+    /// The online (donor) delta with α = ratio·‖S‖/‖Δ‖.
+    case adaptive
+    /// The rank-1 part of the online delta per head, adaptive α.
+    case rank1
+    /// Donor-free: replace what the state holds at the calibration address v with what the
+    /// calibration's new-fact state holds there: S += α (S_new·v − S·v) vᵀ.
+    case projection
+    /// The delta of the isolated fact sentences (zero-state calibration), adaptive α.
+    case isolate
+
+    public init(name: String) throws {
+        guard let m = EditMethod(rawValue: name.lowercased()) else { throw EditError.unknownMethod(name) }
+        self = m
+    }
+
+    /// Methods whose strength is a fixed α rather than a ratio of norms.
+    public var usesFixedAlpha: Bool { self == .uniform || self == .projection }
+
+    /// Methods that need the offline (zero-state) calibration.
+    public var needsCalibration: Bool { [.hybU, .hybUV, .projection, .isolate].contains(self) }
+}
+
+/// How strongly and where an edit is applied.
+public struct EditOptions: Sendable {
+    public var method: EditMethod = .hybU
+    /// α = ratio · ‖S_live‖ / ‖Δ‖ for adaptive methods. Seed defaults: 0.20 edits, 0.55 forget/erase.
+    public var ratio: Float = 0.20
+    /// Fixed strength; used by `uniform` and `projection`, and overrides the ratio when set.
+    public var alpha: Float?
+    /// Layers to edit; nil means the upper half, L/2 … L−1.
+    public var layers: ClosedRange<Int>?
+    /// Heads to edit in each layer; nil means all.
+    public var heads: [Int]?
+
+    public init(method: EditMethod = .hybU, ratio: Float = 0.20, alpha: Float? = nil,
+                layers: ClosedRange<Int>? = nil, heads: [Int]? = nil) {
+        self.method = method; self.ratio = ratio; self.alpha = alpha; self.layers = layers; self.heads = heads
+    }
+
+    /// Parses "a-b" or "a" (inclusive layer indices).
+    public static func parseLayers(_ text: String) throws -> ClosedRange<Int> {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        switch parts.count {
+        case 1: if let a = parts[0] { return a...a }
+        case 2: if let a = parts[0], let b = parts[1], a <= b { return a...b }
+        default: break
+        }
+        throw EditError.layerRange("'\(text)' is not 'a-b' with a ≤ b")
+    }
+
+    /// The (layer, head) pairs to edit in a model of `config`, checked against its size.
+    public func targetHeads(_ config: ModelConfig) throws -> [HeadIndex] {
+        let range = layers ?? (config.nLayer / 2)...(config.nLayer - 1)
+        guard range.lowerBound >= 0, range.upperBound < config.nLayer else {
+            throw EditError.layerRange("\(range.lowerBound)-\(range.upperBound) lies outside the model's layers 0-\(config.nLayer - 1)")
+        }
+        let hs = heads ?? Array(0..<config.nHead)
+        if let bad = hs.first(where: { $0 < 0 || $0 >= config.nHead }) { throw EditError.headOutOfRange(bad, heads: config.nHead) }
+        return range.flatMap { l in hs.map { HeadIndex(layer: l, head: $0) } }
+    }
+}
+
+public struct HeadIndex: Hashable, Sendable, Comparable {
+    public let layer: Int
+    public let head: Int
+    public init(layer: Int, head: Int) { self.layer = layer; self.head = head }
+    public static func < (a: HeadIndex, b: HeadIndex) -> Bool { (a.layer, a.head) < (b.layer, b.head) }
+}

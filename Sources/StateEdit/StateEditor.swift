@@ -1,0 +1,123 @@
+import RWKV
+
+/// Value directions of an offline calibration, per head: the leading triplet of
+/// Δ_cal = S(new sentence) − S(old sentence) run from empty states (or loaded from a pack).
+public struct Calibration: Sendable {
+    public var heads: [HeadIndex: RankOne]
+    /// Full calibration deltas (for `isolate`); nil when the source keeps only rank-1 parts.
+    public var deltas: [HeadIndex: [Float]]?
+    /// S_cal(new)·v per head (for `projection`).
+    public var newReadout: [HeadIndex: [Float]]?
+
+    public init(heads: [HeadIndex: RankOne], deltas: [HeadIndex: [Float]]? = nil, newReadout: [HeadIndex: [Float]]? = nil) {
+        self.heads = heads; self.deltas = deltas; self.newReadout = newReadout
+    }
+}
+
+/// What an edit did: enough to report it and to reason about its strength.
+public struct AppliedEdit: Sendable {
+    public let method: EditMethod
+    public let alpha: Float
+    public let ratio: Float?
+    public let heads: [HeadIndex]
+    /// ‖Δ‖ over the edited heads (Frobenius of the per-head edit matrices before α).
+    public let deltaNorm: Float
+    /// ‖S_live‖ over all layers before the edit.
+    public let stateNorm: Float
+}
+
+/// Computes and applies state edits (DESIGN.md §4). Probes branch from the live state and run as
+/// one batch of two sequences; calibrations run from empty states.
+public struct StateEditor: Sendable {
+    public let engine: any Engine
+
+    public init(engine: any Engine) { self.engine = engine }
+
+    /// The live state continued with each text (two branches decoded as one batch).
+    public func probe(_ live: State, old: [Int], new: [Int]) throws -> (old: State, new: State) {
+        var states = [live, live]
+        _ = try engine.forward([old, new], states: &states, allLogits: false)
+        return (states[0], states[1])
+    }
+
+    /// Zero-state calibration of an old/new sentence pair over the given heads.
+    public func calibrate(old: [Int], new: [Int], heads: [HeadIndex]) throws -> Calibration {
+        let empty = engine.newState()
+        let (a, b) = try probe(empty, old: old, new: new)
+        var triplets: [HeadIndex: RankOne] = [:]
+        var deltas: [HeadIndex: [Float]] = [:]
+        var readout: [HeadIndex: [Float]] = [:]
+        let n = engine.config.headSize
+        for h in heads {
+            let d = StateDelta.head(a, b, h)
+            let top = try HeadSVD.leading(matrix: d, n: n)
+            triplets[h] = top
+            deltas[h] = d
+            let sNew = Array(b.wkvHead(layer: h.layer, head: h.head))
+            readout[h] = (0..<n).map { i in (0..<n).reduce(Float(0)) { $0 + sNew[i * n + $1] * top.v[$1] } }
+        }
+        return Calibration(heads: triplets, deltas: deltas, newReadout: readout)
+    }
+
+    /// Edits `live` in place so that what `old` states becomes what `new` states.
+    /// `calibration` (e.g. from a pack) replaces the zero-state calibration of the two texts.
+    @discardableResult
+    public func edit(_ live: inout State, old: [Int], new: [Int], options: EditOptions,
+                     calibration given: Calibration? = nil) throws -> AppliedEdit {
+        guard !old.isEmpty else { throw EditError.emptyText("the old fact") }
+        guard !new.isEmpty else { throw EditError.emptyText("the new fact") }
+        guard live.isCompatible(with: engine.newState()) else { throw EditError.incompatibleState("layer or head counts differ") }
+        let heads = try options.targetHeads(engine.config)
+        let n = engine.config.headSize
+        let method = options.method
+        let calibration: Calibration? = method.needsCalibration ? try (given ?? calibrate(old: old, new: new, heads: heads)) : nil
+        let online: (old: State, new: State)? = method == .isolate || method == .projection ? nil : try probe(live, old: old, new: new)
+
+        var edits: [(HeadIndex, [Float])] = []
+        for h in heads {
+            let m: [Float]
+            switch method {
+            case .uniform, .adaptive:
+                guard let online else { continue }
+                m = StateDelta.head(online.old, online.new, h)
+            case .rank1:
+                guard let online else { continue }
+                m = StateDelta.outer(try HeadSVD.leading(matrix: StateDelta.head(online.old, online.new, h), n: n))
+            case .hybU, .hybUV:
+                guard let online, let cal = calibration?.heads[h] else { continue }
+                let on = try HeadSVD.leading(matrix: StateDelta.head(online.old, online.new, h), n: n)
+                // SVD signs are arbitrary: orient the offline u₁ like the online value direction.
+                let sign: Float = dot(on.u, cal.u) < 0 ? -1 : 1
+                let sigma = method == .hybU ? on.sigma : cal.sigma
+                m = StateDelta.outer(RankOne(sigma: sigma * sign, u: cal.u, v: on.v))
+            case .isolate:
+                guard let d = calibration?.deltas?[h] else { throw EditError.invalid("the isolate method needs full calibration deltas, which this calibration source does not keep") }
+                m = d
+            case .projection:
+                guard let cal = calibration?.heads[h], let target = calibration?.newReadout?[h] else {
+                    throw EditError.invalid("the projection method needs the calibration's new-fact readout, which this calibration source does not keep")
+                }
+                let s = Array(live.wkvHead(layer: h.layer, head: h.head))
+                var mm = [Float](repeating: 0, count: n * n)
+                for i in 0..<n {
+                    var sv: Float = 0
+                    for j in 0..<n { sv += s[i * n + j] * cal.v[j] }
+                    let a = target[i] - sv
+                    for j in 0..<n { mm[i * n + j] = a * cal.v[j] }
+                }
+                m = mm
+            }
+            edits.append((h, m))
+        }
+        let deltaNorm = edits.reduce(Float(0)) { $0 + $1.1.reduce(0) { $0 + $1 * $1 } }.squareRoot()
+        let stateNorm = live.wkvNorm()
+        let alpha: Float
+        if let fixed = options.alpha { alpha = fixed }
+        else if method.usesFixedAlpha { alpha = 1 }
+        else { alpha = deltaNorm > 0 ? options.ratio * stateNorm / deltaNorm : 0 }
+        guard alpha.isFinite else { throw EditError.numerical("edit strength α is not finite") }
+        for (h, m) in edits { StateDelta.add(m, scaled: alpha, to: &live, at: h) }
+        return AppliedEdit(method: method, alpha: alpha, ratio: options.alpha == nil && !method.usesFixedAlpha ? options.ratio : nil,
+                           heads: heads, deltaNorm: deltaNorm, stateNorm: stateNorm)
+    }
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import Foundation
+import RWKV
+import StateEdit
+
+/// Method, strength and placement of an edit, shared by `edit`, `apply` and `chat`.
+struct EditMethodOptions: ParsableArguments {
+    @Option(name: .long, help: "Edit method: hyb-u (default), hyb-uv, uniform, adaptive, rank1, projection, isolate.")
+    var method = "hyb-u"
+
+    @Option(name: .long, help: "α = ratio·‖S‖/‖Δ‖ for adaptive methods (default 0.20 for edits, 0.55 for forget/erase).")
+    var ratio: Float?
+
+    @Option(name: .long, help: "Fixed strength α (uniform and projection use 1 unless given).")
+    var alpha: Float?
+
+    @Option(name: .long, help: "Layers to edit, 'a-b' inclusive (default: the upper half).")
+    var layers: String?
+
+    @Option(name: .long, help: "Heads to edit in each layer, comma-separated (default: all).")
+    var heads: String?
+
+    func editOptions(defaultRatio: Float = 0.20) throws -> EditOptions {
+        var o = EditOptions(method: try EditMethod(name: method), ratio: ratio ?? defaultRatio, alpha: alpha)
+        if let layers { o.layers = try EditOptions.parseLayers(layers) }
+        if let heads {
+            let parts = heads.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { throw EditError.invalid("--heads must be comma-separated integers, got '\(heads)'") }
+            o.heads = parts.compactMap { $0 }
+        }
+        return o
+    }
+}
+
+struct EditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "edit",
+        abstract: "Feed a context, edit one fact in the state, and show the query's answers before and after.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var methodOptions: EditMethodOptions
+
+    @Option(name: .long, help: "The context fed to the model first.")
+    var context: String
+
+    @Option(name: .long, help: "Sentence stating the fact as it is (e.g. \"Bob lives in Austin.\").")
+    var from: String
+
+    @Option(name: .long, help: "Sentence stating the fact as it should be (e.g. \"Bob lives in Chicago.\").")
+    var to: String
+
+    @Option(name: .long, help: "Query whose answer should change (e.g. \"Where does Bob live? Bob lives in\").")
+    var query: String
+
+    @Option(name: .long, help: "The answer before the edit.")
+    var old: String
+
+    @Option(name: .long, help: "The answer after the edit.")
+    var new: String
+
+    @Option(name: .long, help: "A query whose answer must not change (repeatable).")
+    var controlQuery: [String] = []
+
+    @Option(name: .long, help: "The expected answer of each --control-query, in order.")
+    var controlAnswer: [String] = []
+
+    @Flag(name: .long, help: "Print one JSON object.")
+    var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let controls = try controlQueries(controlQuery, controlAnswer)
+            let options = try methodOptions.editOptions()
+            let m = try modelOptions.loadModel()
+            let session = EditSession(engine: modelOptions.engine(m), tokenizer: try modelOptions.tokenizer(for: m))
+            try session.feed(context)
+            let report = try editReport(session: session, query: query, old: old, new: new, controls: controls) {
+                try session.edit(from: from, to: to, options: options)
+            }
+            if json { try printJSON(report) } else { printEditReport(report) }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+import Foundation
+import RWKV
+import StateEdit
+import XCTest
+
+final class EditMathTests: XCTestCase {
+    func randomVector(_ n: Int, _ rng: inout SplitMix64) -> [Float] { (0..<n).map { _ in rng.nextFloat() * 2 - 1 } }
+
+    func unit(_ x: [Float]) -> [Float] { let n = x.reduce(0) { $0 + $1 * $1 }.squareRoot(); return x.map { $0 / n } }
+
+    func cosine(_ a: [Float], _ b: [Float]) -> Float {
+        zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } / (a.reduce(0) { $0 + $1 * $1 }.squareRoot() * b.reduce(0) { $0 + $1 * $1 }.squareRoot())
+    }
+
+    /// A planted σ·u·vᵀ plus small noise comes back out of both SVD paths, up to sign.
+    func testRankOneRecoveryOfPlantedOuterProduct() throws {
+        var rng = SplitMix64(seed: 11)
+        let n = 64
+        let u = unit(randomVector(n, &rng)), v = unit(randomVector(n, &rng))
+        var m = StateDelta.outer(RankOne(sigma: 7.5, u: u, v: v))
+        for i in m.indices { m[i] += 0.001 * (rng.nextFloat() - 0.5) }
+        let full = try HeadSVD(matrix: m, n: n)
+        XCTAssertEqual(full.sigma[0], 7.5, accuracy: 0.01)
+        XCTAssertGreaterThan(abs(cosine(full.u(0), u)), 0.9999)
+        XCTAssertGreaterThan(abs(cosine(full.v(0), v)), 0.9999)
+        XCTAssertGreaterThan(full.r1, 0.9999)
+        let lead = try HeadSVD.leading(matrix: m, n: n)
+        XCTAssertEqual(lead.sigma, full.sigma[0], accuracy: 1e-3)
+        // u and v flip together: σ·u·vᵀ is the same matrix either way.
+        XCTAssertEqual(cosine(lead.u, full.u(0)) * cosine(lead.v, full.v(0)), 1, accuracy: 1e-4)
+        let recon = StateDelta.reconstruct(full, rank: 1)
+        XCTAssertLessThan(zip(recon, m).map { abs($0 - $1) }.max() ?? 1, 0.002)
+    }
+
+    func testLeadingMatchesFullSVDOnRandomMatrices() throws {
+        var rng = SplitMix64(seed: 3)
+        for _ in 0..<5 {
+            let m = randomVector(64 * 64, &rng)
+            let full = try HeadSVD(matrix: m, n: 64)
+            let lead = try HeadSVD.leading(matrix: m, n: 64)
+            XCTAssertEqual(lead.sigma, full.sigma[0], accuracy: 1e-3 * full.sigma[0])
+            XCTAssertGreaterThan(abs(cosine(lead.u, full.u(0))), 0.999)
+        }
+        let zero = try HeadSVD.leading(matrix: [Float](repeating: 0, count: 16), n: 4)
+        XCTAssertEqual(zero.sigma, 0)
+    }
+
+    func tinyEngine() throws -> CPUEngine { CPUEngine(model: try ModelLoader.load(path: Fixtures.tinySafetensors)) }
+
+    func bytes(_ s: String) -> [Int] { s.utf8.map { Int($0) } }
+
+    /// α = ratio·‖S‖/‖Δ‖, and the applied change has exactly that norm.
+    func testAdaptiveAlphaFormula() throws {
+        let engine = try tinyEngine()
+        var live = engine.newState()
+        _ = try engine.forward(bytes("Alice lives in Paris."), state: &live)
+        let before = live
+        let applied = try StateEditor(engine: engine).edit(&live, old: bytes(" Paris"), new: bytes(" London"),
+                                                           options: EditOptions(method: .adaptive, ratio: 0.3))
+        XCTAssertEqual(applied.stateNorm, before.wkvNorm(), accuracy: 1e-4)
+        XCTAssertEqual(applied.alpha, 0.3 * applied.stateNorm / applied.deltaNorm, accuracy: 1e-5)
+        let change = live.subtracting(before).wkvNorm()
+        XCTAssertEqual(change, applied.alpha * applied.deltaNorm, accuracy: 1e-3)
+        XCTAssertEqual(change, 0.3 * before.wkvNorm(), accuracy: 1e-3)
+        // Only the upper half of the layers changed.
+        XCTAssertEqual(live.subtracting(before).wkvNorm(layers: 0..<6), 0)
+        XCTAssertEqual(live.attXPrev, before.attXPrev)
+    }
+
+    /// HYB-U orients the offline u₁ like the online value direction whatever sign the SVD picked.
+    func testHybUSignAlignmentAndUniformEquivalence() throws {
+        let engine = try tinyEngine()
+        var live = engine.newState()
+        _ = try engine.forward(bytes("Bob lives in Austin."), state: &live)
+        let editor = StateEditor(engine: engine)
+        let heads = try EditOptions().targetHeads(engine.config)
+        var cal = try editor.calibrate(old: bytes("Bob lives in Austin."), new: bytes("Bob lives in Chicago."), heads: heads)
+        var flipped = cal
+        for (h, r) in cal.heads { flipped.heads[h] = RankOne(sigma: r.sigma, u: r.u.map { -$0 }, v: r.v.map { -$0 }) }
+        var a = live, b = live
+        try editor.edit(&a, old: bytes(" Austin"), new: bytes(" Chicago"), options: EditOptions(), calibration: cal)
+        try editor.edit(&b, old: bytes(" Austin"), new: bytes(" Chicago"), options: EditOptions(), calibration: flipped)
+        XCTAssertLessThan(a.maxAbsDifference(b), 1e-5)
+        // With u₁ replaced by the online u, HYB-U is the online rank-1 edit at the same α.
+        let probe = try editor.probe(live, old: bytes(" Austin"), new: bytes(" Chicago"))
+        for h in heads {
+            let on = try HeadSVD.leading(matrix: StateDelta.head(probe.old, probe.new, h), n: 64)
+            cal.heads[h] = RankOne(sigma: 1, u: on.u, v: on.v)
+        }
+        var c = live, d = live
+        let e1 = try editor.edit(&c, old: bytes(" Austin"), new: bytes(" Chicago"), options: EditOptions(method: .hybU, alpha: 1), calibration: cal)
+        try editor.edit(&d, old: bytes(" Austin"), new: bytes(" Chicago"), options: EditOptions(method: .rank1, alpha: 1))
+        XCTAssertEqual(e1.alpha, 1)
+        XCTAssertLessThan(c.maxAbsDifference(d), 1e-4)
+    }
+
+    func testUndoIsBitExactAndForgetEraseArithmetic() throws {
+        let engine = try tinyEngine()
+        let session = EditSession(engine: engine, tokenizer: WorldTokenizer(tokens: (0..<256).map { [UInt8($0)] }))
+        try session.feed("Bob has a car. Alice lives in Madrid.")
+        let original = session.state
+        let before = try session.score(query: " Bob has a", answer: "car")
+        try session.edit(from: "Bob has a car.", to: "Bob has a house.", options: EditOptions(method: .uniform))
+        let forget = try session.forget(fact: "Bob has a car.", entity: "Bob.")
+        XCTAssertEqual(forget.ratio, 0.55)
+        let erase = try session.erase(fact: "Alice lives in Madrid.")
+        XCTAssertEqual(erase.ratio, 0.55)
+        XCTAssertNotEqual(session.state, original)
+        XCTAssertEqual(session.undoStack.count, 3)
+        try session.undo(); try session.undo(); try session.undo()
+        XCTAssertEqual(session.state.wkv, original.wkv)    // bit-identical, not merely close
+        XCTAssertEqual(session.state, original)
+        XCTAssertEqual(try session.score(query: " Bob has a", answer: "car").probability, before.probability)
+        XCTAssertThrowsError(try session.undo()) { XCTAssertEqual($0 as? EditError, .nothingToUndo) }
+
+        // Forget writes Δ = S(entity) − S(fact) from the live state: with the uniform method at α = 1 the
+        // edited heads move by exactly that delta.
+        let editor = StateEditor(engine: engine)
+        let probe = try editor.probe(original, old: bytes(" Bob has a car."), new: bytes(" Bob."))
+        try session.forget(fact: "Bob has a car.", entity: "Bob.", options: EditOptions(method: .uniform, alpha: 1, layers: 11...11))
+        let expected = StateDelta.head(probe.old, probe.new, HeadIndex(layer: 11, head: 0))
+        let moved = StateDelta.head(original, session.state, HeadIndex(layer: 11, head: 0))
+        XCTAssertLessThan(zip(expected, moved).map { abs($0 - $1) }.max() ?? 1, 1e-5)
+    }
+
+    func testBadInputsAreTypedErrorsAndLeaveTheStateUnchanged() throws {
+        let engine = try tinyEngine()
+        let session = EditSession(engine: engine, tokenizer: WorldTokenizer(tokens: (0..<256).map { [UInt8($0)] }))
+        try session.feed("Alice lives in Paris.")
+        let s = session.state
+        XCTAssertThrowsError(try EditMethod(name: "magic")) { XCTAssertEqual($0 as? EditError, .unknownMethod("magic")) }
+        XCTAssertThrowsError(try session.edit(from: "", to: "x")) { XCTAssertEqual($0 as? EditError, .emptyText("the old fact")) }
+        XCTAssertThrowsError(try session.edit(from: "a", to: "b", options: EditOptions(layers: 10...12))) {
+            guard case .layerRange = $0 as? EditError else { return XCTFail("\($0)") }
+        }
+        XCTAssertThrowsError(try session.edit(from: "a", to: "b", options: EditOptions(heads: [1]))) {
+            XCTAssertEqual($0 as? EditError, .headOutOfRange(1, heads: 1))
+        }
+        XCTAssertThrowsError(try EditOptions.parseLayers("5-2"))
+        XCTAssertThrowsError(try session.replaceState(State(nLayer: 3, nEmbd: 64, nHead: 1, headSize: 64))) {
+            guard case .incompatibleState = $0 as? EditError else { return XCTFail("\($0)") }
+        }
+        XCTAssertEqual(session.state, s)
+        XCTAssertTrue(session.undoStack.isEmpty)
+    }
+}
