@@ -1,0 +1,123 @@
+import Foundation
+import XCTest
+
+/// End-to-end tests of the `rwkv-edit` executable, run as a subprocess the way users and scripts run it.
+final class CLITests: XCTestCase {
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    static var binary: URL {
+        // The test runner (…/release/rwkv-editPackageTests.xctest) sits beside the executable.
+        URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("rwkv-edit")
+    }
+
+    func run(_ args: [String], stdin: String? = nil) throws -> Result {
+        let p = Process()
+        p.executableURL = Self.binary
+        p.arguments = args
+        let out = Pipe(), err = Pipe(), inp = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = inp
+        try p.run()
+        if let stdin { inp.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try inp.fileHandleForWriting.close()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    func json(_ s: String) throws -> [String: Any] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: Data(s.utf8)) as? [String: Any])
+    }
+
+    override func setUpWithError() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.binary.path) else {
+            throw XCTSkip("rwkv-edit binary not built next to the tests (\(Self.binary.path)); run `swift build` first")
+        }
+    }
+
+    func testLogitsJSONReproducesTheTinyFixture() throws {
+        let r = try run(["logits", "--model", Fixtures.tinySafetensors, "--tokens", "34,105,110", "--json", "--top", "3"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try json(r.stdout)
+        XCTAssertEqual(j["tokens"] as? [Int], [34, 105, 110])
+        let logits = try XCTUnwrap(j["logits"] as? [Double]).map(Float.init)
+        XCTAssertLessThan(Fixtures.maxAbsDiff(logits, try Fixtures.expectedTinyLogits()), 1e-4)
+        let top = try XCTUnwrap(j["top"] as? [[String: Any]])
+        XCTAssertEqual(top.count, 3)
+        XCTAssertNotNil(top[0]["id"] as? Int)
+        XCTAssertNotNil(top[0]["prob"] as? Double)
+        XCTAssertNotNil(top[0]["text"] as? String)
+    }
+
+    func testStateCommandWritesTheReferenceState() throws {
+        let out = Fixtures.temporaryPath("cli-state.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let r = try run(["state", "--model", Fixtures.tinySafetensors, "--text", "\"in", "--out", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let golden = try run(["info", "--model", Fixtures.tinySafetensors, "--json"])
+        XCTAssertEqual(try json(golden.stdout)["n_layer"] as? Int, 12)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + ".tmp-\(0)"))
+    }
+
+    func testEditJSONShape() throws {
+        let r = try run(["edit", "--model", Fixtures.tinySafetensors, "--context", "Alice lives in Paris. Bob lives in Tokyo.",
+                         "--from", "Alice lives in Paris.", "--to", "Alice lives in London.", "--query", "Alice lives in",
+                         "--old", "Paris", "--new", "London", "--control-query", "Bob lives in", "--control-answer", "Tokyo", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try json(r.stdout)
+        XCTAssertEqual(j["method"] as? String, "hyb-u")
+        XCTAssertNotNil(j["alpha"] as? Double)
+        let target = try XCTUnwrap(j["target"] as? [String: Any])
+        XCTAssertEqual(target["old"] as? String, "Paris")
+        for phase in ["before", "after"] {
+            let p = try XCTUnwrap(target[phase] as? [String: Any])
+            XCTAssertNotNil(p["p_old"] as? Double)
+            XCTAssertNotNil(p["p_new"] as? Double)
+            XCTAssertNotNil(p["top"] as? [[String: Any]])
+        }
+        let controls = try XCTUnwrap(j["controls"] as? [[String: Any]])
+        XCTAssertEqual(controls.count, 1)
+        XCTAssertNotNil((controls[0]["after"] as? [String: Any])?["top1"] as? Bool)
+    }
+
+    func testChatWorksInAPipeAndReportsBadCommands() throws {
+        let script = """
+        /feed Alice lives in Paris.
+        /edit "Alice lives in Paris." "Alice lives in London." --method uniform
+        /undo
+        /edit "a" "b" --method nope
+        /undo
+        /quit
+        """
+        let r = try run(["chat", "--model", Fixtures.tinySafetensors], stdin: script)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("applied uniform"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("undone: edit"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("unknown edit method 'nope'"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("nothing to undo"), r.stdout)
+    }
+
+    func testBadArgumentsFailCleanly() throws {
+        let missing = try run(["logits", "--model", "/nonexistent/model.safetensors", "--tokens", "1"])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("/nonexistent/model.safetensors"), missing.stderr)
+        let badTokens = try run(["logits", "--model", Fixtures.tinySafetensors, "--tokens", "1,x"])
+        XCTAssertNotEqual(badTokens.status, 0)
+        XCTAssertTrue(badTokens.stderr.contains("--tokens"), badTokens.stderr)
+        let outOfVocab = try run(["logits", "--model", Fixtures.tinySafetensors, "--tokens", "999"])
+        XCTAssertEqual(outOfVocab.status, 1)
+        XCTAssertTrue(outOfVocab.stderr.contains("999"), outOfVocab.stderr)
+        let badMethod = try run(["edit", "--model", Fixtures.tinySafetensors, "--context", "a", "--from", "a", "--to", "b",
+                                 "--query", "q", "--old", "a", "--new", "b", "--method", "nope"])
+        XCTAssertEqual(badMethod.status, 1)
+        XCTAssertTrue(badMethod.stderr.contains("unknown edit method"), badMethod.stderr)
+    }
+}
