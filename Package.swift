@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .library(name: "RWKV", targets: ["RWKV"]),
         .library(name: "StateEdit", targets: ["StateEdit"]),
+        .library(name: "EditPacks", targets: ["EditPacks"]),
         .executable(name: "rwkv-edit", targets: ["rwkv-edit"]),
     ],
     dependencies: [
@@ -15,6 +16,8 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CLapacke", path: "Sources/CLapacke"),
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd"),
         .target(
             name: "CKernels",
             path: "Sources/CKernels",
@@ -30,18 +33,24 @@ let package = Package(
             dependencies: ["RWKV", "CLapacke"],
             path: "Sources/StateEdit"
         ),
+        .target(
+            name: "EditPacks",
+            dependencies: ["RWKV", "StateEdit", "CSQLite", "CZstd", "CLapacke"],
+            path: "Sources/EditPacks"
+        ),
         .executableTarget(
             name: "rwkv-edit",
             dependencies: [
                 "RWKV",
                 "StateEdit",
+                "EditPacks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/rwkv-edit"
         ),
         .testTarget(
             name: "RWKVTests",
-            dependencies: ["RWKV", "StateEdit"],
+            dependencies: ["RWKV", "StateEdit", "EditPacks"],
             path: "Tests/RWKVTests"
         ),
     ],

@@ -1,0 +1,363 @@
+import CLapacke
+import Foundation
+import RWKV
+import StateEdit
+
+public enum PairsMode: Equatable, Sendable {
+    case none
+    case all
+    case list([String])   // "A\u{1}B" keys, resolved to vocabulary names
+
+    var label: String {
+        switch self { case .none: return "none"; case .all: return "all"; case .list(let l): return "list:\(l.count)" }
+    }
+}
+
+public struct CompileOptions: Sendable {
+    public var template: String = Vocabulary.genericTemplate
+    public var probeTemplate: String?
+    /// Fills {entity} in the calibration template (the generic template has none).
+    public var entity: String = "Alex"
+    /// Layers to calibrate; nil means the upper half, L/2 … L−1 (the edit default).
+    public var layers: ClosedRange<Int>?
+    public var dtype: StorageDType = .f16
+    public var pairs: [(String, String)]? = nil
+    public var allPairs = false
+    /// Sequences per engine call.
+    public var batchSize = 8
+    /// 1-based shard index and count: this run stages values k (0-based) with k % count == index − 1.
+    public var shard: (index: Int, count: Int)?
+    /// Test hook: behave as if killed after this many batches were committed (throws `interrupted`).
+    public var stopAfterBatches: Int?
+
+    public init() {}
+}
+
+public struct CompileProgress: Sendable {
+    public let done: Int
+    public let total: Int
+    public let valuesPerSecond: Double
+    public var etaSeconds: Double { valuesPerSecond > 0 ? Double(total - done) / valuesPerSecond : .infinity }
+}
+
+public struct CompileResult: Sendable {
+    public var path: String
+    public var status: PackStatus
+    public var valuesCompiled = 0
+    public var valuesSkipped = 0
+    public var engineSeconds: Double = 0
+    public var svdSeconds: Double = 0
+    public var storageSeconds: Double = 0
+    /// Bytes of compressed vocabulary-entry blobs per value (complete packs only).
+    public var bytesPerValue: Double?
+    /// Mean |cos(u₁ pair, u₁ composed)| per head over the pair entries (when pairs were compiled).
+    public var composedCosine: [HeadIndex: Double]?
+    public var pairCount = 0
+}
+
+/// A compile stopped by the test hook, standing in for a kill.
+public struct CompileInterrupted: Error, CustomStringConvertible {
+    public let batches: Int
+    public var description: String { "compile interrupted after \(batches) batches (test hook)" }
+}
+
+/// Turns a vocabulary into a pack (DESIGN.md §5). Work goes to `<output>.partial`, committed one
+/// transaction per batch of values, so an interrupted compile resumes where it stopped; the finished
+/// file is renamed to `<output>` (a shard is renamed once its share is staged; `merge` finalizes).
+public final class PackCompiler {
+    public let engine: any Engine
+    public let tokenizer: WorldTokenizer
+    public var model: RWKVModel { engine.model }
+
+    public init(engine: any Engine, tokenizer: WorldTokenizer) {
+        self.engine = engine; self.tokenizer = tokenizer
+    }
+
+    static func now() -> Double { Date().timeIntervalSince1970 }
+
+    public func compile(vocabulary vocab: Vocabulary, options o: CompileOptions, output: String,
+                        progress: ((CompileProgress) -> Void)? = nil) throws -> CompileResult {
+        let c = engine.config
+        let layers = o.layers ?? (c.nLayer / 2)...(c.nLayer - 1)
+        guard layers.lowerBound >= 0, layers.upperBound < c.nLayer else {
+            throw PackError.invalidInput("layers \(layers.lowerBound)-\(layers.upperBound) lie outside the model's 0-\(c.nLayer - 1)")
+        }
+        try Vocabulary.checkTemplate(o.template, what: "the template")
+        guard o.batchSize >= 1 else { throw PackError.invalidInput("--batch must be at least 1") }
+        if let s = o.shard, !(s.count >= 1 && s.index >= 1 && s.index <= s.count) {
+            throw PackError.invalidInput("--shard \(s.index)/\(s.count) must be i/n with 1 ≤ i ≤ n")
+        }
+        var result = CompileResult(path: output, status: .staged)
+        let fp = FingerprintCache.fingerprint(model, tokenizer)
+        let pairs = try resolvePairs(o, vocab)
+        let manifest = PackManifest(
+            schemaVersion: PackSchema.version, name: vocab.name, property: vocab.property, template: o.template,
+            probeTemplate: o.probeTemplate ?? vocab.probeTemplate,
+            model: .init(fingerprint: fp, file: URL(fileURLWithPath: model.path).lastPathComponent, nLayer: c.nLayer,
+                         nEmbd: c.nEmbd, nHead: c.nHead, headSize: c.headSize, vocabSize: c.vocabSize),
+            layers: [layers.lowerBound, layers.upperBound], nHead: c.nHead, headSize: c.headSize, dtype: o.dtype,
+            compile: .init(batchSize: o.batchSize, pairs: o.allPairs ? "all" : (o.pairs == nil ? "none" : "list"),
+                           engine: engine.backendName, entity: o.template.contains("{entity}") ? o.entity : nil,
+                           shard: o.shard.map { "\($0.index)/\($0.count)" }, tool: "rwkv-edit"),
+            createdAt: ISO8601DateFormatter().string(from: Date()))
+
+        let fm = FileManager.default
+        if fm.fileExists(atPath: output) {
+            // A finished file: nothing to do when it holds this very compile, else refuse to overwrite.
+            let existing = try EditPack(path: output)
+            guard existing.manifest.sameCompile(as: manifest), try existing.values().map(\.name) == vocab.values.map(\.name) else {
+                throw PackError.invalidInput("\(output) already exists with other settings or values; delete it or choose another -o")
+            }
+            if existing.status == .complete || o.shard != nil {
+                result.status = existing.status
+                result.valuesSkipped = vocab.values.count
+                return result
+            }
+        }
+        let work = output + ".partial"
+        let db = try openWork(work, manifest: manifest, vocab: vocab)
+        let heads = manifest.heads
+        let n = c.headSize
+        let staged = Set(try db.query("SELECT name FROM staged").compactMap { $0.first?.text })
+        let mine = vocab.values.enumerated().filter { k, _ in o.shard.map { k % $0.count == $0.index - 1 } ?? true }.map(\.element)
+        let todo = mine.filter { !staged.contains($0.name) }
+        result.valuesSkipped = mine.count - todo.count
+        let start = Self.now()
+        var batches = 0
+        for b in stride(from: 0, to: todo.count, by: o.batchSize) {
+            let chunk = Array(todo[b..<min(b + o.batchSize, todo.count)])
+            let t0 = Self.now()
+            let texts = chunk.map { fillTemplate(o.template, value: $0.surface, entity: o.entity) }
+            let tokens = texts.map { tokenizer.encode($0) }
+            if let i = tokens.firstIndex(where: \.isEmpty) { throw PackError.invalidInput("template for '\(chunk[i].name)' encodes to no tokens") }
+            var states = [State](repeating: engine.newState(), count: chunk.count)
+            _ = try engine.forward(tokens, states: &states, allLogits: false)
+            let t1 = Self.now()
+            var rows: [(String, [UInt8], Int, String)] = []
+            for (v, s) in zip(chunk, states) {
+                var flat: [Float] = []
+                flat.reserveCapacity(heads.count * n * n)
+                for h in heads { flat += s.wkvHead(layer: h.layer, head: h.head) }
+                let (blob, raw) = BlobCodec.encode(VectorSet(count: heads.count, dim: n * n, values: flat), dtype: .f32)
+                rows.append((v.name, blob, raw, BlobCodec.checksum(blob)))
+            }
+            try db.transaction {
+                for r in rows {
+                    try db.query("INSERT OR REPLACE INTO staged (name, blob, raw_size, checksum) VALUES (?, ?, ?, ?)",
+                                 [.text(r.0), .blob(r.1), .int(Int64(r.2)), .text(r.3)])
+                }
+            }
+            result.engineSeconds += t1 - t0
+            result.storageSeconds += Self.now() - t1
+            result.valuesCompiled += chunk.count
+            batches += 1
+            let done = result.valuesCompiled
+            progress?(CompileProgress(done: done, total: todo.count, valuesPerSecond: Double(done) / max(Self.now() - start, 1e-9)))
+            if let stop = o.stopAfterBatches, batches >= stop, done < todo.count { throw CompileInterrupted(batches: batches) }
+        }
+        if o.shard != nil && o.shard?.count != 1 {
+            try db.exec("VACUUM")
+            try rename(work, to: output)
+            result.status = .staged
+            return result
+        }
+        try finalize(db, manifest: manifest, vocab: vocab.values.map(\.name), pairs: pairs, file: work, result: &result)
+        try db.exec("VACUUM")
+        try rename(work, to: output)
+        result.status = .complete
+        return result
+    }
+
+    /// Merges shard files (staged packs of one compile) into a finished pack at `output`.
+    public func merge(shards: [String], output: String) throws -> CompileResult {
+        guard let first = shards.first else { throw PackError.invalidInput("merge needs at least one shard") }
+        let packs = try shards.map { try EditPack(path: $0) }
+        let m0 = packs[0].manifest
+        try packs[0].requireModel(model, tokenizer: tokenizer)
+        let names = try packs[0].values()
+        for p in packs.dropFirst() {
+            guard p.manifest.sameCompile(as: m0), try p.values().map(\.name) == names.map(\.name) else {
+                throw PackError.invalidInput("\(p.path) is not a shard of the same compile as \(first) (settings or vocabulary differ)")
+            }
+        }
+        guard !FileManager.default.fileExists(atPath: output) else { throw PackError.invalidInput("\(output) already exists; delete it or choose another -o") }
+        var manifest = m0
+        manifest.compile.shard = nil
+        manifest.createdAt = ISO8601DateFormatter().string(from: Date())
+        let work = output + ".partial"
+        try? FileManager.default.removeItem(atPath: work)
+        let vocab = Vocabulary(name: m0.name, property: m0.property, template: m0.template, probeTemplate: m0.probeTemplate, values: names)
+        let db = try openWork(work, manifest: manifest, vocab: vocab)
+        try db.transaction {
+            for p in packs {
+                for r in try p.db.query("SELECT name, blob, raw_size, checksum FROM staged") {
+                    try db.query("INSERT OR IGNORE INTO staged (name, blob, raw_size, checksum) VALUES (?, ?, ?, ?)", r)
+                }
+                if p.status == .complete {
+                    throw PackError.invalidInput("\(p.path) is already a finished pack, not a shard")
+                }
+            }
+        }
+        var result = CompileResult(path: output, status: .staged)
+        let pairs: [(String, String)]
+        switch m0.compile.pairs {
+        case "all": pairs = allPairs(names.map(\.name))
+        case "none": pairs = []
+        default: throw PackError.invalidInput("merging shards compiled with a pairs file is not supported; compile pairs after merging")
+        }
+        try finalize(db, manifest: manifest, vocab: names.map(\.name), pairs: pairs, file: work, result: &result)
+        try db.exec("VACUUM")
+        try rename(work, to: output)
+        result.status = .complete
+        return result
+    }
+
+    private func rename(_ from: String, to: String) throws {
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: to)
+        do { try fm.moveItem(atPath: from, toPath: to) } catch {
+            throw PackError.unreadable(file: to, reason: "cannot rename \(from): \(error.localizedDescription)")
+        }
+    }
+
+    private func allPairs(_ names: [String]) -> [(String, String)] {
+        var out: [(String, String)] = []
+        let sorted = names.sorted()
+        for i in sorted.indices { for j in (i + 1)..<sorted.count { out.append((sorted[i], sorted[j])) } }
+        return out
+    }
+
+    private func resolvePairs(_ o: CompileOptions, _ vocab: Vocabulary) throws -> [(String, String)] {
+        if o.allPairs { return allPairs(vocab.values.map(\.name)) }
+        guard let list = o.pairs else { return [] }
+        let names = Set(vocab.values.map(\.name))
+        var seen = Set<String>()
+        var out: [(String, String)] = []
+        for (a, b) in list {
+            for x in [a, b] where !names.contains(x) {
+                let near = vocab.values.map(\.name).sorted { editDistance($0, x) < editDistance($1, x) }.prefix(3)
+                throw PackError.invalidInput("pair value '\(x)' is not in the vocabulary; nearest: \(near.joined(separator: ", "))")
+            }
+            guard a != b else { continue }
+            let (x, y) = a < b ? (a, b) : (b, a)
+            if seen.insert(x + "\u{1}" + y).inserted { out.append((x, y)) }
+        }
+        return out
+    }
+
+    /// Opens (resuming) or creates the working file, checking that a resumed one is the same compile.
+    private func openWork(_ work: String, manifest: PackManifest, vocab: Vocabulary) throws -> SQLiteDB {
+        if FileManager.default.fileExists(atPath: work) {
+            // Opening read-write first rolls back a transaction a kill left half-written (hot journal).
+            _ = try SQLiteDB(path: work, readOnly: false).query("SELECT count(*) FROM sqlite_master")
+            let existing = try EditPack(path: work, readOnly: false)
+            guard existing.manifest.sameCompile(as: manifest), existing.manifest.compile.shard == manifest.compile.shard,
+                  try existing.values().map(\.name) == vocab.values.map(\.name),
+                  try existing.values().map(\.surface) == vocab.values.map(\.surface) else {
+                throw PackError.invalidInput("\(work) holds an unfinished compile with other settings or values; delete it to start over, or re-run with the same settings to resume")
+            }
+            return existing.db
+        }
+        let db = try SQLiteDB(path: work, readOnly: false)
+        try db.exec("PRAGMA journal_mode = DELETE")
+        try db.transaction {
+            try db.exec(PackSchema.sql)
+            try db.query("INSERT INTO meta (key, value) VALUES ('schema_version', ?), ('status', 'staged'), ('manifest', ?)",
+                         [.text(String(PackSchema.version)), .text(manifest.json())])
+            for (i, v) in vocab.values.enumerated() {
+                try db.query("INSERT INTO vocab (name, surface, ord) VALUES (?, ?, ?)", [.text(v.name), .text(v.surface), .int(Int64(i))])
+            }
+        }
+        return db
+    }
+
+    /// Computes v̄ per head, the vocabulary entries and the pair entries from the staged states, and
+    /// writes them in one transaction that also deletes the staged rows and marks the pack complete.
+    private func finalize(_ db: SQLiteDB, manifest: PackManifest, vocab: [String], pairs: [(String, String)],
+                          file: String, result: inout CompileResult) throws {
+        let heads = manifest.heads
+        let H = heads.count, n = manifest.headSize, nn = n * n
+        let t0 = Self.now()
+        var states: [String: [Float]] = [:]
+        for r in try db.query("SELECT name, blob, raw_size, checksum FROM staged") {
+            guard r.count == 4, let name = r[0].text, let b = r[1].blob, let s = r[2].int, let c = r[3].text else {
+                throw PackError.corrupt(file: file, reason: "bad staged row")
+            }
+            let v = try BlobCodec.decode(b, rawSize: s, checksum: c, file: file, entry: "staged \(name)")
+            guard v.count == H, v.dim == nn else { throw PackError.badBlob(file: file, entry: "staged \(name)", reason: "wrong shape") }
+            states[name] = v.values
+        }
+        let missing = vocab.filter { states[$0] == nil }
+        guard missing.isEmpty else {
+            throw PackError.incompatible(file: file, reason: "\(missing.count) values are not compiled yet (e.g. \(missing.prefix(3).joined(separator: ", "))); run the remaining shards")
+        }
+        let V = vocab.count
+        let ordered = vocab.compactMap { states[$0] }
+        guard ordered.count == V else { throw PackError.corrupt(file: file, reason: "staged rows changed during finalize") }
+        var addr = [Float](repeating: 0, count: H * n)
+        var w = [[Float]](repeating: [Float](repeating: 0, count: H * n), count: V)
+        var stack = [Float](repeating: 0, count: V * nn)
+        for hi in 0..<H {
+            // D_X = S(X) − mean_Y S(Y), stacked into a (V·n)×n matrix.
+            var mean = [Float](repeating: 0, count: nn)
+            for s in ordered { for i in 0..<nn { mean[i] += s[hi * nn + i] } }
+            for i in 0..<nn { mean[i] /= Float(V) }
+            for (k, s) in ordered.enumerated() { for i in 0..<nn { stack[k * nn + i] = s[hi * nn + i] - mean[i] } }
+            var gram = [Float](repeating: 0, count: nn)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(n), Int32(n), Int32(V * n), 1, stack, Int32(n), stack, Int32(n), 0, &gram, Int32(n))
+            var vbar = try HeadSVD(matrix: gram, n: n).v(0)
+            // Fix the sign (SVD signs are arbitrary) so that recompiles agree: largest component positive.
+            if let m = vbar.indices.max(by: { abs(vbar[$0]) < abs(vbar[$1]) }), vbar[m] < 0 { vbar = vbar.map { -$0 } }
+            addr.replaceSubrange((hi * n)..<((hi + 1) * n), with: vbar)
+            var proj = [Float](repeating: 0, count: V * n)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(V * n), Int32(n), 1, stack, Int32(n), vbar, 1, 0, &proj, 1)
+            for k in 0..<V { w[k].replaceSubrange((hi * n)..<((hi + 1) * n), with: proj[(k * n)..<((k + 1) * n)]) }
+        }
+        var pairRows: [(String, String, VectorSet)] = []
+        var cosSum = [Double](repeating: 0, count: H)
+        let index = Dictionary(uniqueKeysWithValues: vocab.enumerated().map { ($1, $0) })
+        for (a, b) in pairs {
+            guard let sa = states[a], let sb = states[b], let ia = index[a], let ib = index[b] else { continue }
+            var sig = [Float](repeating: 0, count: H)
+            var us = [Float](), vs = [Float]()
+            for hi in 0..<H {
+                let d = (0..<nn).map { sb[hi * nn + $0] - sa[hi * nn + $0] }
+                let top = try HeadSVD.leading(matrix: d, n: n)
+                sig[hi] = top.sigma; us += top.u; vs += top.v
+                // |cos| between the direct u₁ and the composed one (w_B − w_A).
+                let comp = (0..<n).map { w[ib][hi * n + $0] - w[ia][hi * n + $0] }
+                let cn = comp.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                let dp = zip(comp, top.u).reduce(0) { $0 + $1.0 * $1.1 }
+                cosSum[hi] += cn > 0 ? Double(abs(dp) / cn) : 0
+            }
+            pairRows.append((a, b, VectorSet(count: 2 * H, dim: n, values: us + vs, scalars: sig)))
+        }
+        let t1 = Self.now()
+        result.svdSeconds += t1 - t0
+        let dtype = manifest.dtype
+        let encodedVocab = vocab.enumerated().map { k, x in (x, BlobCodec.encode(VectorSet(count: H, dim: n, values: w[k]), dtype: dtype)) }
+        let encodedPairs = pairRows.map { ($0.0, $0.1, BlobCodec.encode($0.2, dtype: dtype)) }
+        let encodedAddr = BlobCodec.encode(VectorSet(count: H, dim: n, values: addr), dtype: dtype)
+        try db.transaction {
+            try db.query("INSERT OR REPLACE INTO addresses (id, blob, raw_size, checksum) VALUES (0, ?, ?, ?)",
+                         [.blob(encodedAddr.payload), .int(Int64(encodedAddr.rawSize)), .text(BlobCodec.checksum(encodedAddr.payload))])
+            for (x, e) in encodedVocab {
+                try db.query("INSERT OR REPLACE INTO vocab_entries (name, blob, raw_size, checksum) VALUES (?, ?, ?, ?)",
+                             [.text(x), .blob(e.payload), .int(Int64(e.rawSize)), .text(BlobCodec.checksum(e.payload))])
+            }
+            for (a, b, e) in encodedPairs {
+                try db.query("INSERT OR REPLACE INTO pair_entries (a, b, blob, raw_size, checksum) VALUES (?, ?, ?, ?, ?)",
+                             [.text(a), .text(b), .blob(e.payload), .int(Int64(e.rawSize)), .text(BlobCodec.checksum(e.payload))])
+            }
+            try db.exec("DELETE FROM staged")
+            try db.query("UPDATE meta SET value = 'complete' WHERE key = 'status'")
+            try db.query("UPDATE meta SET value = ? WHERE key = 'manifest'", [.text(manifest.json())])
+        }
+        result.storageSeconds += Self.now() - t1
+        result.bytesPerValue = Double(encodedVocab.reduce(0) { $0 + $1.1.payload.count }) / Double(max(V, 1))
+        result.pairCount = pairRows.count
+        if !pairRows.isEmpty {
+            result.composedCosine = Dictionary(uniqueKeysWithValues: heads.enumerated().map { ($1, cosSum[$0] / Double(pairRows.count)) })
+        }
+    }
+}

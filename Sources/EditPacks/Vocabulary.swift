@@ -1,0 +1,92 @@
+import Foundation
+
+/// A calibration vocabulary (prompts/README.md): one value per line, `#` comments, `name = surface`
+/// aliases, and `@property`, `@template`, `@probe` directives.
+public struct Vocabulary: Sendable, Equatable {
+    public var name: String
+    public var property: String?
+    public var template: String?
+    public var probeTemplate: String?
+    public var values: [(name: String, surface: String)]
+
+    public static let genericTemplate = "The answer is {value}."
+
+    public static func == (a: Vocabulary, b: Vocabulary) -> Bool {
+        a.name == b.name && a.property == b.property && a.template == b.template && a.probeTemplate == b.probeTemplate
+            && a.values.map(\.name) == b.values.map(\.name) && a.values.map(\.surface) == b.values.map(\.surface)
+    }
+
+    public init(name: String, property: String? = nil, template: String? = nil, probeTemplate: String? = nil,
+                values: [(name: String, surface: String)]) {
+        self.name = name; self.property = property; self.template = template; self.probeTemplate = probeTemplate; self.values = values
+    }
+
+    public static func load(path: String) throws -> Vocabulary {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw PackError.invalidInput("cannot read vocabulary file \(path)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else { throw PackError.invalidInput("vocabulary file \(path) is not UTF-8") }
+        let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        return try parse(text, name: stem, file: path)
+    }
+
+    public static func parse(_ text: String, name: String, file: String = "<text>") throws -> Vocabulary {
+        var v = Vocabulary(name: name, values: [])
+        var seen = Set<String>()
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            if line.hasPrefix("@") {
+                let parts = line.dropFirst().split(separator: " ", maxSplits: 1).map(String.init)
+                let value = parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : ""
+                switch parts.first ?? "" {
+                case "property": v.property = value
+                case "template": v.template = value
+                case "probe": v.probeTemplate = value
+                default: throw PackError.invalidInput("\(file):\(i + 1): unknown directive '\(line)' (known: @property, @template, @probe)")
+                }
+                continue
+            }
+            var nm = line, surface = line
+            if let eq = line.firstIndex(of: "=") {
+                nm = line[..<eq].trimmingCharacters(in: .whitespaces)
+                surface = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            }
+            guard !nm.isEmpty, !surface.isEmpty else { throw PackError.invalidInput("\(file):\(i + 1): empty name or surface text") }
+            guard seen.insert(nm).inserted else { throw PackError.invalidInput("\(file):\(i + 1): '\(nm)' appears twice") }
+            v.values.append((nm, surface))
+        }
+        guard v.values.count >= 2 else { throw PackError.invalidInput("vocabulary \(file) needs at least two values (it has \(v.values.count))") }
+        if let t = v.template { try checkTemplate(t, what: "@template in \(file)") }
+        if let p = v.probeTemplate {
+            try checkTemplate(p, what: "@probe in \(file)")
+            guard p.contains("{entity}") else { throw PackError.invalidInput("@probe in \(file) must contain {entity}") }
+        }
+        return v
+    }
+
+    public static func checkTemplate(_ t: String, what: String) throws {
+        guard t.contains("{value}") else { throw PackError.invalidInput("\(what) '\(t)' has no {value} placeholder") }
+    }
+
+    /// Parses a pairs file: one "A -> B" (or "A, B") per line, `#` comments.
+    public static func parsePairs(_ text: String, file: String) throws -> [(String, String)] {
+        var out: [(String, String)] = []
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let sep = line.contains("->") ? "->" : ","
+            let parts = line.components(separatedBy: sep).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw PackError.invalidInput("\(file):\(i + 1): expected 'A -> B', got '\(line)'")
+            }
+            out.append((parts[0], parts[1]))
+        }
+        return out
+    }
+}
+
+/// Fills a template: {value} with the value's surface text, {entity} with the entity.
+public func fillTemplate(_ t: String, value: String, entity: String) -> String {
+    t.replacingOccurrences(of: "{value}", with: value).replacingOccurrences(of: "{entity}", with: entity)
+}
