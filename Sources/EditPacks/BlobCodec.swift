@@ -36,7 +36,8 @@ enum BlobCodec {
     static let headerSize = 20
     static let level: Int32 = 9
 
-    static func encode(_ set: VectorSet, dtype: StorageDType) -> (payload: [UInt8], rawSize: Int) {
+    /// `level`: zstd level; staged compile work uses 1 (it is temporary), entries the default 9.
+    static func encode(_ set: VectorSet, dtype: StorageDType, level: Int32 = level) -> (payload: [UInt8], rawSize: Int) {
         precondition(set.values.count == set.count * set.dim, "vector set size")
         var out = magic
         out += [1, dtype.code, 0, 0]
@@ -64,7 +65,7 @@ enum BlobCodec {
                 }
             }
         }
-        return (compress(out), out.count)
+        return (compress(out, level: level), out.count)
     }
 
     static func checksum(_ compressed: [UInt8]) -> String { String(SHA256.hexDigest(compressed).prefix(16)) }
@@ -110,7 +111,7 @@ enum BlobCodec {
         }
     }
 
-    static func compress(_ raw: [UInt8]) -> [UInt8] {
+    static func compress(_ raw: [UInt8], level: Int32) -> [UInt8] {
         let bound = ZSTD_compressBound(raw.count)
         var out = [UInt8](repeating: 0, count: bound)
         let n = out.withUnsafeMutableBytes { o in

@@ -115,7 +115,7 @@ public final class PackCompiler {
             }
         }
         let work = output + ".partial"
-        let db = try openWork(work, manifest: manifest, vocab: vocab)
+        let db = try Self.openWork(work, manifest: manifest, vocab: vocab)
         let heads = manifest.heads
         let n = c.headSize
         let staged = Set(try db.query("SELECT name FROM staged").compactMap { $0.first?.text })
@@ -138,7 +138,7 @@ public final class PackCompiler {
                 var flat: [Float] = []
                 flat.reserveCapacity(heads.count * n * n)
                 for h in heads { flat += s.wkvHead(layer: h.layer, head: h.head) }
-                let (blob, raw) = BlobCodec.encode(VectorSet(count: heads.count, dim: n * n, values: flat), dtype: .f32)
+                let (blob, raw) = BlobCodec.encode(VectorSet(count: heads.count, dim: n * n, values: flat), dtype: .f32, level: 1)
                 rows.append((v.name, blob, raw, BlobCodec.checksum(blob)))
             }
             try db.transaction {
@@ -157,23 +157,22 @@ public final class PackCompiler {
         }
         if o.shard != nil && o.shard?.count != 1 {
             try db.exec("VACUUM")
-            try rename(work, to: output)
+            try Self.rename(work, to: output)
             result.status = .staged
             return result
         }
-        try finalize(db, manifest: manifest, vocab: vocab.values.map(\.name), pairs: pairs, file: work, result: &result)
+        try Self.finalize(db, manifest: manifest, vocab: vocab.values.map(\.name), pairs: pairs, file: work, result: &result)
         try db.exec("VACUUM")
-        try rename(work, to: output)
+        try Self.rename(work, to: output)
         result.status = .complete
         return result
     }
 
     /// Merges shard files (staged packs of one compile) into a finished pack at `output`.
-    public func merge(shards: [String], output: String) throws -> CompileResult {
+    public static func merge(shards: [String], output: String) throws -> CompileResult {
         guard let first = shards.first else { throw PackError.invalidInput("merge needs at least one shard") }
         let packs = try shards.map { try EditPack(path: $0) }
         let m0 = packs[0].manifest
-        try packs[0].requireModel(model, tokenizer: tokenizer)
         let names = try packs[0].values()
         for p in packs.dropFirst() {
             guard p.manifest.sameCompile(as: m0), try p.values().map(\.name) == names.map(\.name) else {
@@ -187,7 +186,7 @@ public final class PackCompiler {
         let work = output + ".partial"
         try? FileManager.default.removeItem(atPath: work)
         let vocab = Vocabulary(name: m0.name, property: m0.property, template: m0.template, probeTemplate: m0.probeTemplate, values: names)
-        let db = try openWork(work, manifest: manifest, vocab: vocab)
+        let db = try Self.openWork(work, manifest: manifest, vocab: vocab)
         try db.transaction {
             for p in packs {
                 for r in try p.db.query("SELECT name, blob, raw_size, checksum FROM staged") {
@@ -201,18 +200,18 @@ public final class PackCompiler {
         var result = CompileResult(path: output, status: .staged)
         let pairs: [(String, String)]
         switch m0.compile.pairs {
-        case "all": pairs = allPairs(names.map(\.name))
+        case "all": pairs = Self.allPairs(names.map(\.name))
         case "none": pairs = []
         default: throw PackError.invalidInput("merging shards compiled with a pairs file is not supported; compile pairs after merging")
         }
-        try finalize(db, manifest: manifest, vocab: names.map(\.name), pairs: pairs, file: work, result: &result)
+        try Self.finalize(db, manifest: manifest, vocab: names.map(\.name), pairs: pairs, file: work, result: &result)
         try db.exec("VACUUM")
-        try rename(work, to: output)
+        try Self.rename(work, to: output)
         result.status = .complete
         return result
     }
 
-    private func rename(_ from: String, to: String) throws {
+    private static func rename(_ from: String, to: String) throws {
         let fm = FileManager.default
         try? fm.removeItem(atPath: to)
         do { try fm.moveItem(atPath: from, toPath: to) } catch {
@@ -220,7 +219,7 @@ public final class PackCompiler {
         }
     }
 
-    private func allPairs(_ names: [String]) -> [(String, String)] {
+    private static func allPairs(_ names: [String]) -> [(String, String)] {
         var out: [(String, String)] = []
         let sorted = names.sorted()
         for i in sorted.indices { for j in (i + 1)..<sorted.count { out.append((sorted[i], sorted[j])) } }
@@ -228,7 +227,7 @@ public final class PackCompiler {
     }
 
     private func resolvePairs(_ o: CompileOptions, _ vocab: Vocabulary) throws -> [(String, String)] {
-        if o.allPairs { return allPairs(vocab.values.map(\.name)) }
+        if o.allPairs { return Self.allPairs(vocab.values.map(\.name)) }
         guard let list = o.pairs else { return [] }
         let names = Set(vocab.values.map(\.name))
         var seen = Set<String>()
@@ -246,7 +245,7 @@ public final class PackCompiler {
     }
 
     /// Opens (resuming) or creates the working file, checking that a resumed one is the same compile.
-    private func openWork(_ work: String, manifest: PackManifest, vocab: Vocabulary) throws -> SQLiteDB {
+    private static func openWork(_ work: String, manifest: PackManifest, vocab: Vocabulary) throws -> SQLiteDB {
         if FileManager.default.fileExists(atPath: work) {
             // Opening read-write first rolls back a transaction a kill left half-written (hot journal).
             _ = try SQLiteDB(path: work, readOnly: false).query("SELECT count(*) FROM sqlite_master")
@@ -273,7 +272,7 @@ public final class PackCompiler {
 
     /// Computes v̄ per head, the vocabulary entries and the pair entries from the staged states, and
     /// writes them in one transaction that also deletes the staged rows and marks the pack complete.
-    private func finalize(_ db: SQLiteDB, manifest: PackManifest, vocab: [String], pairs: [(String, String)],
+    private static func finalize(_ db: SQLiteDB, manifest: PackManifest, vocab: [String], pairs: [(String, String)],
                           file: String, result: inout CompileResult) throws {
         let heads = manifest.heads
         let H = heads.count, n = manifest.headSize, nn = n * n

@@ -1,0 +1,118 @@
+import ArgumentParser
+import EditPacks
+import Foundation
+import RWKV
+import StateEdit
+
+struct CompileCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compile",
+        abstract: "Compile a vocabulary of values into an edit pack for a model (resumable: re-run to continue).")
+
+    @Option(name: .long, help: "Model file (.pth, .safetensors or .gguf).")
+    var model: String
+
+    @Option(name: .long, help: "World vocabulary (tokenizer) file (default: the model's own, or <model>-vocab.txt beside it).")
+    var tokenizer: String?
+
+    @Option(name: .long, help: "CPU threads (default: all cores).")
+    var threads: Int?
+
+    @Option(name: .long, help: "Values file (prompts/*.txt: one value per line, `name = surface` aliases, @template/@probe directives).")
+    var vocab: String
+
+    @Option(name: .long, help: "Calibration template with {value} (default: the file's @template, else \"The answer is {value}.\").")
+    var template: String?
+
+    @Option(name: .long, help: "Probe sentence form with {entity} and {value} stored for the runtime (default: the file's @probe).")
+    var probe: String?
+
+    @Option(name: .long, help: "Entity filling {entity} in the calibration template, if it has one.")
+    var entity = "Alex"
+
+    @Option(name: .long, help: "Pair entries: 'all' (every unordered pair) or a file of 'A -> B' lines (default: none).")
+    var pairs: String?
+
+    @Option(name: .long, help: "Layers, 'a-b' inclusive (default: the upper half).")
+    var layers: String?
+
+    @Option(name: .long, help: "Vector storage: f16 (default), f32 or int8 (+per-vector scale).")
+    var dtype = "f16"
+
+    @Option(name: .long, help: "Sequences per engine call.")
+    var batch = 8
+
+    @Option(name: .long, help: "Compile only shard i of n ('i/n', 1-based); merge the shards with `rwkv-edit packs merge`.")
+    var shard: String?
+
+    @Option(name: .shortAndLong, help: "Output pack file.")
+    var output: String
+
+    @Flag(name: .long, help: "No progress; print one JSON object.")
+    var json = false
+
+    func run() throws {
+        try reportingPackErrors {
+            var args = ["--model", model]
+            if let tokenizer { args += ["--vocab", tokenizer] }
+            if let threads { args += ["--threads", String(threads)] }
+            let mo = try ModelOptions.parse(args)
+            let vocabulary = try Vocabulary.load(path: vocab)
+            var o = CompileOptions()
+            o.template = template ?? vocabulary.template ?? Vocabulary.genericTemplate
+            o.probeTemplate = probe
+            o.entity = entity
+            if let layers { o.layers = try EditOptions.parseLayers(layers) }
+            guard let d = StorageDType(rawValue: dtype) else { throw PackError.invalidInput("--dtype must be f16, f32 or int8, got '\(dtype)'") }
+            o.dtype = d
+            o.batchSize = batch
+            if let pairs {
+                if pairs == "all" { o.allPairs = true } else {
+                    guard let data = FileManager.default.contents(atPath: pairs) else { throw PackError.invalidInput("cannot read pairs file \(pairs)") }
+                    o.pairs = try Vocabulary.parsePairs(String(decoding: data, as: UTF8.self), file: pairs)
+                }
+            }
+            if let shard {
+                let parts = shard.split(separator: "/").map { Int($0) }
+                guard parts.count == 2, let i = parts[0], let n = parts[1] else { throw PackError.invalidInput("--shard must be 'i/n', got '\(shard)'") }
+                o.shard = (i, n)
+            }
+            let t0 = Date()
+            let m = try mo.loadModel()
+            let tok = try mo.tokenizer(for: m)
+            let compiler = PackCompiler(engine: mo.engine(m), tokenizer: tok)
+            let tty = isatty(fileno(stderr)) != 0 && !json
+            let r = try compiler.compile(vocabulary: vocabulary, options: o, output: output) { p in
+                guard tty else { return }
+                let width = 30, filled = p.total > 0 ? width * p.done / p.total : width
+                let eta = p.etaSeconds.isFinite ? String(format: "%.0fs", p.etaSeconds) : "?"
+                let line = "\r[\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] \(p.done)/\(p.total) values  \(String(format: "%.1f", p.valuesPerSecond)) values/s  ETA \(eta)   "
+                FileHandle.standardError.write(Data(line.utf8))
+            }
+            if tty { FileHandle.standardError.write(Data("\n".utf8)) }
+            let total = Date().timeIntervalSince(t0)
+            let work = r.engineSeconds + r.svdSeconds + r.storageSeconds
+            var obj: [String: Any] = [
+                "output": r.path, "status": r.status.rawValue, "values_compiled": r.valuesCompiled, "values_skipped": r.valuesSkipped,
+                "dtype": d.rawValue, "pairs": r.pairCount, "seconds_total": total, "seconds_engine": r.engineSeconds,
+                "seconds_svd": r.svdSeconds, "seconds_storage": r.storageSeconds,
+                "values_per_second": work > 0 ? Double(r.valuesCompiled) / work : 0,
+                "values_per_second_engine_only": r.engineSeconds > 0 ? Double(r.valuesCompiled) / r.engineSeconds : 0,
+            ]
+            if let b = r.bytesPerValue { obj["bytes_per_value"] = b }
+            if let c = r.composedCosine {
+                obj["composed_vs_pair_cosine_mean"] = c.values.reduce(0, +) / Double(max(c.count, 1))
+                obj["composed_vs_pair_cosine_per_head"] = c.keys.sorted().map { ["layer": $0.layer, "head": $0.head, "cos": c[$0] ?? 0] as [String: Any] }
+            }
+            if json { try printJSON(obj); return }
+            print("\(r.path): \(r.status.rawValue); \(r.valuesCompiled) values compiled, \(r.valuesSkipped) already done")
+            print(String(format: "time: engine %.2fs, SVD %.2fs, storage %.2fs (%.1f values/s; engine only %.1f values/s)",
+                         r.engineSeconds, r.svdSeconds, r.storageSeconds, obj["values_per_second"] as? Double ?? 0,
+                         obj["values_per_second_engine_only"] as? Double ?? 0))
+            if let b = r.bytesPerValue { print(String(format: "%@ vocabulary entries: %.0f bytes per value (compressed)", d.rawValue, b)) }
+            if let c = r.composedCosine {
+                print(String(format: "composed vs pair u₁: mean |cos| %.4f over %d pairs × %d heads", obj["composed_vs_pair_cosine_mean"] as? Double ?? 0, r.pairCount, c.count))
+            }
+        }
+    }
+}
