@@ -96,26 +96,26 @@ public final class CPUEngine: Engine, @unchecked Sendable {
                 }
             }
         }
-        linear(w.receptance, ws.xr, ws.r, T)
-        linear(w.key, ws.xk, ws.k, T)
-        linear(w.value, ws.xv, ws.v, T)
-        // Decay: w = exp(-e^{-1/2} · sigmoid(w0 + tanh(xw·W1)·W2)).
-        linear(w.w1, ws.xw, ws.lora, T)
-        for i in 0..<(T * w.w1.rows) { ws.lora[i] = tanh(ws.lora[i]) }
-        linear(w.w2, ws.lora, ws.w, T)
+        // The projections and the first LoRA factors, as one parallel task.
+        var first: [Product] = [Product(W: w.receptance, x: ws.xr, y: ws.r), Product(W: w.key, x: ws.xk, y: ws.k),
+                                Product(W: w.value, x: ws.xv, y: ws.v), Product(W: w.w1, x: ws.xw, y: ws.loraW),
+                                Product(W: w.a1, x: ws.xa, y: ws.loraA), Product(W: w.g1, x: ws.xg, y: ws.loraG)]
+        if let v1 = w.v1 { first.append(Product(W: v1, x: ws.xv, y: ws.loraV)) }
+        linear(first, T)
+        for i in 0..<(T * w.w1.rows) { ws.loraW[i] = tanh(ws.loraW[i]) }
+        for i in 0..<(T * w.g1.rows) { ws.loraG[i] = sigmoid(ws.loraG[i]) }
+        var second: [Product] = [Product(W: w.w2, x: ws.loraW, y: ws.w), Product(W: w.a2, x: ws.loraA, y: ws.a),
+                                 Product(W: w.g2, x: ws.loraG, y: ws.g)]
+        if let v2 = w.v2 { second.append(Product(W: v2, x: ws.loraV, y: ws.tmp)) }
+        linear(second, T)
+        // Decay w = exp(-e^{-1/2} · sigmoid(w0 + tanh(xw·W1)·W2)); in-context rate a = sigmoid(a0 + xa·A1·A2);
+        // the gate g = sigmoid(xg·G1)·G2 is complete.
         w.w0.withUnsafeBufferPointer { w0 in
             for t in 0..<T { for j in 0..<C { let i = t * C + j; ws.w[i] = exp(-0.606531 * sigmoid(w0[j] + ws.w[i])) } }
         }
-        // In-context learning rate a = sigmoid(a0 + xa·A1·A2).
-        linear(w.a1, ws.xa, ws.lora, T)
-        linear(w.a2, ws.lora, ws.a, T)
         w.a0.withUnsafeBufferPointer { a0 in
             for t in 0..<T { for j in 0..<C { let i = t * C + j; ws.a[i] = sigmoid(a0[j] + ws.a[i]) } }
         }
-        // Output gate g = sigmoid(xg·G1)·G2.
-        linear(w.g1, ws.xg, ws.lora, T)
-        for i in 0..<(T * w.g1.rows) { ws.lora[i] = sigmoid(ws.lora[i]) }
-        linear(w.g2, ws.lora, ws.g, T)
         // Removal key kk = normalize(k ⊙ k_k) per head; then k ← k ⊙ (1 + (a − 1) ⊙ k_a).
         w.kK.withUnsafeBufferPointer { kK in
             w.kA.withUnsafeBufferPointer { kA in
@@ -134,9 +134,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         // Value residual: layer 0 keeps its v as v_first; later layers mix towards it.
         if l == 0 {
             ws.vFirst.update(from: ws.v, count: T * C)
-        } else if let v0 = w.v0, let v1 = w.v1, let v2 = w.v2 {
-            linear(v1, ws.xv, ws.lora, T)
-            linear(v2, ws.lora, ws.tmp, T)
+        } else if let v0 = w.v0 {
             v0.withUnsafeBufferPointer { v0 in
                 for t in 0..<T {
                     for j in 0..<C {
@@ -212,28 +210,48 @@ public final class CPUEngine: Engine, @unchecked Sendable {
 
     // MARK: - Products
 
-    /// y[T][W.rows] = x[T][W.cols] · Wᵀ.
+    /// One product y[T][W.rows] = x[T][W.cols] · Wᵀ.
+    struct Product {
+        let W: Matrix
+        let x: UnsafePointer<Float>
+        let y: UnsafeMutablePointer<Float>
+    }
+
     func linear(_ W: Matrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ T: Int) {
-        if T < Self.gemmMinRows {
-            parallelRows(W.rows) { rb, re in
-                if T == 1 {
-                    rk_matvec(W.dtype.kernelCode, W.data.base, x, y, Int64(W.cols), Int64(rb), Int64(re))
-                } else {
-                    rk_matvec_multi(W.dtype.kernelCode, W.data.base, x, y, Int32(T), Int64(W.cols), Int64(W.rows), Int64(rb), Int64(re))
-                }
-            }
-            return
+        linear([Product(W: W, x: x, y: y)], T)
+    }
+
+    /// Several independent products as one parallel task: row blocks of every matrix are claimed
+    /// by the threads from one list, so a layer waits for its threads a few times, not once per matrix.
+    func linear(_ products: [Product], _ T: Int) {
+        var chunks: [(product: Int, begin: Int, end: Int)] = []
+        for (i, p) in products.enumerated() {
+            // Blocks of ~64 KiB of weights (whole 4-row tiles), at most 4 per thread.
+            let bytes = p.W.rows * p.W.cols * p.W.dtype.byteSize
+            let blocks = pool.size == 1 ? 1 : max(1, min(4 * pool.size, bytes / 65536))
+            let block = ((p.W.rows + blocks - 1) / blocks + 3) & ~3
+            var r = 0
+            while r < p.W.rows { chunks.append((i, r, min(p.W.rows, r + block))); r += block }
         }
-        // Each thread multiplies its own block of weight rows; half-precision rows are widened a
-        // cache-sized block at a time into the thread's scratch first.
-        parallelRows(W.rows) { rb, re in
-            guard re > rb else { return }
-            if W.dtype == .f32 {
-                let w = W.data.base.assumingMemoryBound(to: Float.self) + rb * W.cols
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(re - rb), Int32(W.cols), 1,
-                            x, Int32(W.cols), w, Int32(W.cols), 0, y + rb, Int32(W.rows))
-                return
-            }
+        pool.run(chunks: chunks.count) { c in
+            let chunk = chunks[c]
+            multiply(products[chunk.product], rows: chunk.begin..<chunk.end, T)
+        }
+    }
+
+    private func multiply(_ p: Product, rows: Range<Int>, _ T: Int) {
+        let W = p.W
+        let (rb, re) = (rows.lowerBound, rows.upperBound)
+        if T == 1 {
+            rk_matvec(W.dtype.kernelCode, W.data.base, p.x, p.y, Int64(W.cols), Int64(rb), Int64(re))
+        } else if T < Self.gemmMinRows {
+            rk_matvec_multi(W.dtype.kernelCode, W.data.base, p.x, p.y, Int32(T), Int64(W.cols), Int64(W.rows), Int64(rb), Int64(re))
+        } else if W.dtype == .f32 {
+            let w = W.data.base.assumingMemoryBound(to: Float.self) + rb * W.cols
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(re - rb), Int32(W.cols), 1,
+                        p.x, Int32(W.cols), w, Int32(W.cols), 0, p.y + rb, Int32(W.rows))
+        } else {
+            // Half-precision weights: widen a cache-sized block of rows, then SGEMM on it.
             let blockRows = max(16, min(re - rb, (128 * 1024) / max(W.cols, 1)))
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * W.cols)
             defer { scratch.deallocate() }
@@ -242,19 +260,9 @@ public final class CPUEngine: Engine, @unchecked Sendable {
                 let n = min(blockRows, re - r0)
                 rk_to_f32(W.dtype.kernelCode, W.data.base + r0 * W.cols * W.dtype.byteSize, scratch, Int64(n * W.cols))
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(n), Int32(W.cols), 1,
-                            x, Int32(W.cols), scratch, Int32(W.cols), 0, y + r0, Int32(W.rows))
+                            p.x, Int32(W.cols), scratch, Int32(W.cols), 0, p.y + r0, Int32(W.rows))
                 r0 += n
             }
-        }
-    }
-
-    /// Splits [0, rows) into blocks (multiples of 4 rows, for the kernels' 4-row tiles) that the
-    /// threads claim one by one; small products stay on the calling thread.
-    private func parallelRows(_ rows: Int, _ body: (Int, Int) -> Void) {
-        if rows < 256 || pool.size == 1 { body(0, rows); return }
-        let block = max(64, (rows / (4 * pool.size) + 3) & ~3)
-        pool.run(chunks: (rows + block - 1) / block) { c in
-            body(c * block, min(rows, (c + 1) * block))
         }
     }
 }
@@ -279,7 +287,9 @@ func layerNorm(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ 
 /// Activation buffers for one forward call of `rows` token rows.
 private final class Workspace {
     let rows: Int
-    let x, xln, prev, xr, xw, xk, xv, xa, xg, r, w, k, v, a, g, kk, vFirst, y, tmp, lora, hidden: UnsafeMutablePointer<Float>
+    let x, xln, prev, xr, xw, xk, xv, xa, xg, r, w, k, v, a, g, kk, vFirst, y, tmp, hidden: UnsafeMutablePointer<Float>
+    /// Hidden activations of the four LoRA paths.
+    let loraW, loraA, loraV, loraG: UnsafeMutablePointer<Float>
     private var all: [UnsafeMutablePointer<Float>] = []
 
     init(rows T: Int, config c: ModelConfig) {
@@ -290,11 +300,11 @@ private final class Workspace {
         }
         rows = T
         let C = T * c.nEmbd
-        let loraMax = max(c.loraW, c.loraA, c.loraV, c.loraG)
         x = buf(C); xln = buf(C); prev = buf(C); xr = buf(C); xw = buf(C); xk = buf(C); xv = buf(C)
         xa = buf(C); xg = buf(C); r = buf(C); w = buf(C); k = buf(C); v = buf(C); a = buf(C); g = buf(C)
-        kk = buf(C); vFirst = buf(C); y = buf(C); tmp = buf(C); lora = buf(T * loraMax); hidden = buf(T * c.ffnSize)
-        all = [x, xln, prev, xr, xw, xk, xv, xa, xg, r, w, k, v, a, g, kk, vFirst, y, tmp, lora, hidden]
+        kk = buf(C); vFirst = buf(C); y = buf(C); tmp = buf(C); hidden = buf(T * c.ffnSize)
+        loraW = buf(T * c.loraW); loraA = buf(T * c.loraA); loraV = buf(T * c.loraV); loraG = buf(T * c.loraG)
+        all = [x, xln, prev, xr, xw, xk, xv, xa, xg, r, w, k, v, a, g, kk, vFirst, y, tmp, hidden, loraW, loraA, loraV, loraG]
     }
 
     deinit { for p in all { p.deallocate() } }
