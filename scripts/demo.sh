@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The main job on the bundled demo model: build, compile an edit pack, edit a fact in a scripted
+# chat, and show the answers before and after. Installs missing system packages first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+echo "== building (release)"
+swift build -c release 2>&1 | tail -n 1
+bin=.build/release/rwkv-edit
+model=models/demo.safetensors
+pack=packs/demo-cities.rwkvpack
+[ -f "$model" ] || { echo "error: $model is missing (see models/README.md)" >&2; exit 1; }
+
+echo; echo "== the model"
+$bin info --model "$model"
+
+echo; echo "== compiling the cities pack (generic template; resumable, so a shipped pack is only verified)"
+$bin compile --model "$model" --vocab prompts/cities.txt -o "$pack"
+$bin packs verify "$pack"
+
+context="Alice lives in Paris. Bob lives in Austin."
+echo; echo "== edit by name with the pack: Bob: Austin -> Chicago, in the context \"$context\""
+$bin apply --model "$model" --pack "$pack" --context "$context" --edit "Bob: Austin -> Chicago" \
+  --query "Where does Bob live? Bob lives in" --old Austin --new Chicago \
+  --control-query "Where does Alice live? Alice lives in" --control-answer Paris
+
+echo; echo "== a scripted chat: free-form edit, answers before and after, exact undo"
+$bin chat --model "$model" --max-tokens 3 <<'CHAT'
+/feed Alice lives in Paris. Bob lives in Austin.
+/ask Where does Bob live? Bob lives in
+/ask Where does Alice live? Alice lives in
+/edit "Bob lives in Austin." "Bob lives in Chicago."
+/ask Where does Bob live? Bob lives in
+/ask Where does Alice live? Alice lives in
+/undo
+/ask Where does Bob live? Bob lives in
+CHAT
