@@ -50,7 +50,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RWKVTests",
-            dependencies: ["RWKV", "StateEdit", "EditPacks"],
+            dependencies: ["RWKV", "StateEdit", "EditPacks", "CSQLite"],
             path: "Tests/RWKVTests"
         ),
     ],

@@ -1,0 +1,381 @@
+import CSQLite
+import EditPacks
+import Foundation
+import RWKV
+import StateEdit
+import XCTest
+
+/// Edit packs: format round trips per dtype, typed errors for damaged or foreign packs, resumable
+/// and sharded compiles, concurrent readers, and pack-based edits. Uses the tiny fixture model
+/// (12 layers × 1 head of 64, byte vocabulary) so the whole class runs in seconds.
+final class PackTests: XCTestCase {
+    static let model: RWKVModel? = try? ModelLoader.load(path: Fixtures.tinySafetensors)
+    static let tokenizer = WorldTokenizer(tokens: (0..<256).map { [UInt8($0)] })
+    static let colours = """
+    # test vocabulary
+    @property hat
+    @probe {entity}'s hat is {value}.
+    red
+    green
+    blue
+    yellow
+    black = jet black
+    white
+    """
+
+    var dir: String = ""
+
+    override func setUpWithError() throws {
+        guard Self.model != nil else { throw XCTSkip("tiny fixture model not found at \(Fixtures.tinySafetensors)") }
+        dir = Fixtures.temporaryPath("packs-\(name.filter { $0.isLetter || $0.isNumber })")
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    func compiler() throws -> PackCompiler {
+        PackCompiler(engine: CPUEngine(model: try XCTUnwrap(Self.model), threads: 2), tokenizer: Self.tokenizer)
+    }
+
+    func vocab(_ text: String = colours, name: String = "colours") throws -> Vocabulary { try Vocabulary.parse(text, name: name) }
+
+    @discardableResult
+    func compile(_ file: String, dtype: StorageDType = .f16, pairs: Bool = true, batch: Int = 2,
+                 shard: (Int, Int)? = nil, stopAfter: Int? = nil, vocabulary: Vocabulary? = nil) throws -> CompileResult {
+        var o = CompileOptions()
+        o.dtype = dtype
+        o.allPairs = pairs
+        o.batchSize = batch
+        o.shard = shard
+        o.stopAfterBatches = stopAfter
+        return try compiler().compile(vocabulary: try vocabulary ?? vocab(), options: o, output: "\(dir)/\(file)")
+    }
+
+    func cosine(_ a: [Float], _ b: [Float]) -> Double {
+        var d = 0.0, na = 0.0, nb = 0.0
+        for (x, y) in zip(a, b) { d += Double(x * y); na += Double(x * x); nb += Double(y * y) }
+        return na > 0 && nb > 0 ? d / (na * nb).squareRoot() : 1
+    }
+
+    /// Runs one SQL statement on a pack file directly (to damage it the way a bad copy or a newer tool would).
+    func sql(_ path: String, _ statement: String, blob: [UInt8]? = nil) throws {
+        var db: OpaquePointer?
+        XCTAssertEqual(sqlite3_open(path, &db), SQLITE_OK)
+        defer { sqlite3_close(db) }
+        var stmt: OpaquePointer?
+        XCTAssertEqual(sqlite3_prepare_v2(db, statement, -1, &stmt, nil), SQLITE_OK, String(cString: sqlite3_errmsg(db)))
+        if let blob { _ = blob.withUnsafeBytes { sqlite3_bind_blob(stmt, 1, $0.baseAddress, Int32($0.count), nil) } }
+        XCTAssertEqual(sqlite3_step(stmt), SQLITE_DONE)
+        sqlite3_finalize(stmt)
+    }
+
+    func blobOf(_ path: String, _ query: String) throws -> [UInt8] {
+        var db: OpaquePointer?
+        XCTAssertEqual(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, nil), SQLITE_OK)
+        defer { sqlite3_close(db) }
+        var stmt: OpaquePointer?
+        XCTAssertEqual(sqlite3_prepare_v2(db, query, -1, &stmt, nil), SQLITE_OK)
+        defer { sqlite3_finalize(stmt) }
+        XCTAssertEqual(sqlite3_step(stmt), SQLITE_ROW)
+        let n = Int(sqlite3_column_bytes(stmt, 0))
+        return [UInt8](UnsafeRawBufferPointer(start: sqlite3_column_blob(stmt, 0), count: n))
+    }
+
+    func assertPackError(_ body: @autoclosure () throws -> Any, _ check: (PackError) -> Bool, file: StaticString = #filePath, line: UInt = #line) {
+        do {
+            _ = try body()
+            XCTFail("expected a PackError", file: file, line: line)
+        } catch let e as PackError {
+            XCTAssertTrue(check(e), "unexpected error: \(e)", file: file, line: line)
+        } catch {
+            XCTFail("expected a PackError, got \(error)", file: file, line: line)
+        }
+    }
+
+    // MARK: Format
+
+    func testSHA256KnownAnswers() {
+        XCTAssertEqual(SHA256.hexDigest(Array("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(SHA256.hexDigest([]), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        let bytes = [UInt8]((0..<5).flatMap { _ in (0..<256).map { UInt8($0) } })
+        XCTAssertEqual(SHA256.hexDigest(bytes), "d414b085826eb06778483ba35564dc849e643359f69ed9747878ba6e54985bed")
+        var inc = SHA256()   // the same bytes fed in odd pieces
+        inc.update(Array(bytes[0..<7])); inc.update(Array(bytes[7..<700])); inc.update(Array(bytes[700...]))
+        XCTAssertEqual(SHA256.hex(inc.finalize()), "d414b085826eb06778483ba35564dc849e643359f69ed9747878ba6e54985bed")
+    }
+
+    func testVocabularyParsing() throws {
+        let v = try vocab()
+        XCTAssertEqual(v.values.count, 6)
+        XCTAssertEqual(v.values[4].name, "black")
+        XCTAssertEqual(v.values[4].surface, "jet black")
+        XCTAssertEqual(v.property, "hat")
+        XCTAssertThrowsError(try Vocabulary.parse("a\na\n", name: "x"))
+        XCTAssertThrowsError(try Vocabulary.parse("@bogus x\na\nb\n", name: "x"))
+        XCTAssertEqual(try EditPack.parseEdit("Bob: Austin -> Chicago").to, "Chicago")
+        XCTAssertThrowsError(try EditPack.parseEdit("Bob Austin Chicago"))
+        // Every shipped vocabulary parses.
+        let prompts = Fixtures.repoRoot.appendingPathComponent("prompts")
+        for f in ["cities", "colours", "pets", "drinks", "jobs", "items"] {
+            let v = try Vocabulary.load(path: prompts.appendingPathComponent("\(f).txt").path)
+            XCTAssertGreaterThanOrEqual(v.values.count, 10, f)
+            XCTAssertNotNil(v.probeTemplate, f)
+        }
+    }
+
+    func testRoundTripEachDType() throws {
+        var packs: [StorageDType: EditPack] = [:]
+        for d in StorageDType.allCases {
+            let r = try compile("c-\(d.rawValue).rwkvpack", dtype: d)
+            XCTAssertEqual(r.status, .complete)
+            XCTAssertEqual(r.pairCount, 15)
+            let p = try EditPack(path: "\(dir)/c-\(d.rawValue).rwkvpack")
+            XCTAssertEqual(try p.verify(), 1 + 6 + 15)
+            XCTAssertEqual(p.manifest.dtype, d)
+            XCTAssertEqual(p.manifest.layers, [6, 11])
+            packs[d] = p
+        }
+        let ref = try XCTUnwrap(packs[.f32])
+        for d in StorageDType.allCases {
+            let p = try XCTUnwrap(packs[d])
+            var worst = 1.0
+            for x in try p.values().map(\.name) {
+                let a = try p.vocabEntry(x), b = try ref.vocabEntry(x)
+                for i in 0..<a.count { worst = min(worst, cosine(a.vector(i), b.vector(i))) }
+            }
+            let pa = try XCTUnwrap(try p.pairEntry("blue", "red")), pb = try XCTUnwrap(try ref.pairEntry("blue", "red"))
+            for (h, t) in pa { worst = min(worst, cosine(t.u, pb[h]?.u ?? [])) }
+            let bytes = try p.storedBytes()
+            print("pack dtype \(d.rawValue): \(bytes.vocab / 6) bytes per value (6 heads × 64), \(bytes.pairs / 15) bytes per pair, worst cosine to f32 \(String(format: "%.6f", worst))")
+            XCTAssertGreaterThan(worst, d == .int8 ? 0.999 : 0.99999, d.rawValue)
+        }
+        // Reversed pairs negate u; composed pairs exist for every two values.
+        let ab = try XCTUnwrap(try ref.pairEntry("blue", "red")), ba = try XCTUnwrap(try ref.pairEntry("red", "blue"))
+        for (h, t) in ab { XCTAssertEqual(cosine(t.u, ba[h]?.u ?? []), -1, accuracy: 1e-6) }
+        let (cal, src) = try ref.calibration(from: "red", to: "black", preferComposed: true)
+        XCTAssertEqual(src, .composed)
+        XCTAssertEqual(cal.heads.count, 6)
+    }
+
+    func testMissingValueNamesNearest() throws {
+        try compile("c.rwkvpack", pairs: false)
+        let p = try EditPack(path: "\(dir)/c.rwkvpack")
+        XCTAssertEqual(try p.resolve("jet black"), "black")
+        XCTAssertEqual(try p.resolve("RED"), "red")
+        assertPackError(try p.resolve("gren")) {
+            if case .missingValue(_, "gren", let near) = $0 { return near.first == "green" }
+            return false
+        }
+        XCTAssertNil(try p.pairEntry("red", "blue"))   // compiled without pairs: composed only
+        XCTAssertEqual(try p.calibration(from: "red", to: "blue").1, .composed)
+    }
+
+    // MARK: Damage and mismatch
+
+    func testTruncatedPack() throws {
+        try compile("c.rwkvpack")
+        let path = "\(dir)/c.rwkvpack"
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        for keep in [data.count / 2, 60] {
+            try data.prefix(keep).write(to: URL(fileURLWithPath: "\(dir)/t.rwkvpack"))
+            assertPackError(try EditPack(path: "\(dir)/t.rwkvpack")) {
+                if case .corrupt(let f, let why) = $0 { return f.hasSuffix("t.rwkvpack") && why.contains("truncated") }
+                return false
+            }
+        }
+        assertPackError(try EditPack(path: "\(dir)/none.rwkvpack")) { if case .unreadable = $0 { return true }; return false }
+        try Data("not a pack at all, just some text that is long enough to have a header........................................".utf8)
+            .write(to: URL(fileURLWithPath: "\(dir)/x.rwkvpack"))
+        assertPackError(try EditPack(path: "\(dir)/x.rwkvpack")) { if case .corrupt = $0 { return true }; return false }
+    }
+
+    func testFlippedBlobByte() throws {
+        try compile("c.rwkvpack")
+        let path = "\(dir)/c.rwkvpack"
+        // A byte flipped inside one entry's stored blob (as a bad disk or copy would).
+        var blob = try blobOf(path, "SELECT blob FROM vocab_entries WHERE name = 'blue'")
+        blob[blob.count / 2] ^= 0x20
+        try sql(path, "UPDATE vocab_entries SET blob = ? WHERE name = 'blue'", blob: blob)
+        let p = try EditPack(path: path)
+        XCTAssertNoThrow(try p.vocabEntry("red"))
+        assertPackError(try p.vocabEntry("blue")) {
+            if case .badBlob(let f, "blue", let why) = $0 { return f == path && why.contains("checksum") }
+            return false
+        }
+        assertPackError(try p.verify()) { if case .badBlob = $0 { return true }; return false }
+        // A byte flipped in the raw file inside a zstd frame: verify reports a bad blob, never crashes.
+        try compile("d.rwkvpack")
+        let dpath = "\(dir)/d.rwkvpack"
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dpath)))
+        let magic: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD]
+        let at = try XCTUnwrap((4096..<(bytes.count - 40)).first { Array(bytes[$0..<($0 + 4)]) == magic })
+        bytes[at + 24] ^= 0x01
+        try Data(bytes).write(to: URL(fileURLWithPath: dpath))
+        assertPackError(try EditPack(path: dpath).verify()) { if case .badBlob = $0 { return true }; return false }
+    }
+
+    func testWrongModelAndNewerSchema() throws {
+        try compile("c.rwkvpack")
+        let path = "\(dir)/c.rwkvpack"
+        let p = try EditPack(path: path)
+        let m = try XCTUnwrap(Self.model)
+        XCTAssertNoThrow(try p.requireModel(m, tokenizer: Self.tokenizer))
+        // Another model (the golden random-weight model) and the same model with another vocabulary.
+        let golden = try ModelLoader.load(path: Fixtures.golden.appendingPathComponent("golden.blinkdl.safetensors").path)
+        let world = try WorldTokenizer(vocabularyFile: Fixtures.worldVocab)
+        assertPackError(try p.requireModel(golden, tokenizer: world)) { if case .wrongModel(path, _, _) = $0 { return true }; return false }
+        assertPackError(try p.requireModel(m, tokenizer: WorldTokenizer(tokens: (0..<256).map { [UInt8(255 - $0)] }))) {
+            if case .wrongModel = $0 { return true }; return false
+        }
+        let session = EditSession(engine: CPUEngine(model: golden, threads: 2), tokenizer: world)
+        assertPackError(try session.edit(pack: p, entity: "Bob", from: "red", to: "blue")) { if case .wrongModel = $0 { return true }; return false }
+        // Two loads of one file agree.
+        XCTAssertEqual(ModelFingerprint.compute(model: try ModelLoader.load(path: Fixtures.tinySafetensors), tokenizer: Self.tokenizer),
+                       p.manifest.model.fingerprint)
+        // A newer schema version.
+        try sql(path, "UPDATE meta SET value = '\(PackSchema.version + 1)' WHERE key = 'schema_version'")
+        assertPackError(try EditPack(path: path)) {
+            if case .newerSchema(path, PackSchema.version + 1, PackSchema.version) = $0 { return true }; return false
+        }
+    }
+
+    // MARK: Compile
+
+    func testInterruptedCompileResumes() throws {
+        let out = "\(dir)/c.rwkvpack"
+        XCTAssertThrowsError(try compile("c.rwkvpack", batch: 2, stopAfter: 1)) { XCTAssertTrue($0 is CompileInterrupted) }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + ".partial"))
+        let partial = try EditPack(path: out + ".partial")
+        XCTAssertEqual(partial.status, .staged)
+        XCTAssertEqual(try partial.counts()["staged"], 2)
+        assertPackError(try partial.vocabEntry("red")) { if case .incompatible = $0 { return true }; return false }
+        let r = try compile("c.rwkvpack", batch: 2)
+        XCTAssertEqual(r.valuesSkipped, 2)
+        XCTAssertEqual(r.valuesCompiled, 4)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + ".partial"))
+        let p = try EditPack(path: out)
+        XCTAssertEqual(try p.counts(), ["vocab": 6, "staged": 0, "vocab_entries": 6, "pair_entries": 15])
+        XCTAssertEqual(try p.verify(), 22)
+        // Same entries as an uninterrupted compile.
+        try compile("ref.rwkvpack", batch: 2)
+        let ref = try EditPack(path: "\(dir)/ref.rwkvpack")
+        for x in try ref.values().map(\.name) { XCTAssertEqual(try p.vocabEntry(x), try ref.vocabEntry(x)) }
+        // A re-run of a finished compile does nothing; other settings are refused.
+        XCTAssertEqual(try compile("c.rwkvpack", batch: 2).valuesCompiled, 0)
+        XCTAssertThrowsError(try compile("c.rwkvpack", dtype: .int8))
+    }
+
+    func testKilledCompileProcessResumes() throws {
+        let binary = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("rwkv-edit")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("rwkv-edit not built beside the tests") }
+        let values = (0..<300).map { "value\($0)" }.joined(separator: "\n")
+        let vfile = "\(dir)/many.txt"
+        try values.write(toFile: vfile, atomically: true, encoding: .utf8)
+        let out = "\(dir)/many.rwkvpack"
+        let args = ["compile", "--model", Fixtures.tinySafetensors, "--vocab", vfile, "--batch", "1", "--threads", "1", "-o", out, "--json"]
+        func run() throws -> Process {
+            let p = Process()
+            p.executableURL = binary
+            p.arguments = args
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            return p
+        }
+        let p = try run()
+        // Kill it once some batches are committed (poll the work file).
+        let deadline = Date().addingTimeInterval(30)
+        var staged = 0
+        while Date() < deadline, p.isRunning {
+            if FileManager.default.fileExists(atPath: out + ".partial"), let w = try? EditPack(path: out + ".partial"),
+               let n = try? w.counts()["staged"], n >= 20 { staged = n; break }
+            usleep(2000)
+        }
+        guard p.isRunning else { throw XCTSkip("the compile finished before it could be killed") }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        XCTAssertGreaterThanOrEqual(staged, 20)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        let q = try run()
+        q.waitUntilExit()
+        XCTAssertEqual(q.terminationStatus, 0)
+        let pack = try EditPack(path: out)
+        XCTAssertEqual(try pack.counts(), ["vocab": 300, "staged": 0, "vocab_entries": 300, "pair_entries": 0])
+        XCTAssertEqual(try pack.verify(), 301)
+    }
+
+    func testShardsMerge() throws {
+        XCTAssertEqual(try compile("s1.rwkvpack", shard: (1, 2)).status, .staged)
+        let s1 = try EditPack(path: "\(dir)/s1.rwkvpack")
+        XCTAssertEqual(try s1.counts()["staged"], 3)
+        try compile("s2.rwkvpack", shard: (2, 2))
+        assertPackError(try PackCompiler.merge(shards: ["\(dir)/s1.rwkvpack"], output: "\(dir)/half.rwkvpack")) {
+            if case .incompatible = $0 { return true }; return false
+        }
+        let r = try PackCompiler.merge(shards: ["\(dir)/s1.rwkvpack", "\(dir)/s2.rwkvpack"], output: "\(dir)/m.rwkvpack")
+        XCTAssertEqual(r.status, .complete)
+        try compile("ref.rwkvpack")
+        let m = try EditPack(path: "\(dir)/m.rwkvpack"), ref = try EditPack(path: "\(dir)/ref.rwkvpack")
+        XCTAssertEqual(try m.counts(), try ref.counts())
+        // Shards batch the values differently, so states may differ in the last bits (f16 storage: ~1 ulp).
+        for x in try ref.values().map(\.name) {
+            let a = try m.vocabEntry(x), b = try ref.vocabEntry(x)
+            XCTAssertLessThan(Fixtures.maxAbsDiff(a.values, b.values), 1e-2, x)
+            for i in 0..<a.count { XCTAssertGreaterThan(cosine(a.vector(i), b.vector(i)), 0.9999, x) }
+        }
+    }
+
+    func testTwoReadersAtOnce() throws {
+        try compile("c.rwkvpack")
+        let path = "\(dir)/c.rwkvpack"
+        let expected = try EditPack(path: path).vocabEntry("white")
+        let failures = NSLock()
+        var errors: [String] = []
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            do {
+                let p = try EditPack(path: path)   // one connection per reader
+                for _ in 0..<20 {
+                    _ = try p.verify()
+                    if try p.vocabEntry("white") != expected { throw PackError.invalidInput("a reader saw other values") }
+                }
+            } catch {
+                failures.lock(); errors.append("\(error)"); failures.unlock()
+            }
+        }
+        XCTAssertEqual(errors, [])
+    }
+
+    // MARK: Runtime
+
+    func testPackEditAppliesAndUndoes() throws {
+        try compile("c.rwkvpack")
+        let p = try EditPack(path: "\(dir)/c.rwkvpack")
+        let m = try XCTUnwrap(Self.model)
+        let session = EditSession(engine: CPUEngine(model: m, threads: 2), tokenizer: Self.tokenizer)
+        try session.feed("Bob's hat is red. Ann's hat is blue.")
+        let before = session.state
+        for composed in [false, true] {
+            let r = try session.edit(pack: p, entity: "Bob", from: "red", to: "green", preferComposed: composed)
+            XCTAssertEqual(r.source, composed ? .composed : .pair)
+            XCTAssertEqual(r.oldProbe, "Bob's hat is red.")
+            XCTAssertEqual(r.newProbe, "Bob's hat is green.")
+            XCTAssertEqual(r.applied.heads.count, 6)
+            XCTAssertTrue(r.applied.alpha.isFinite && r.applied.alpha > 0)
+            XCTAssertGreaterThan(session.state.maxAbsDifference(before), 0)
+            // Only the pack's layers changed.
+            for l in 0..<6 { XCTAssertEqual(session.state.wkvLayer(l), before.wkvLayer(l)) }
+            try session.undo()
+            XCTAssertEqual(session.state, before)
+        }
+        assertPackError(try session.edit(pack: p, entity: "Bob", from: "red", to: "gren")) {
+            if case .missingValue(_, "gren", let near) = $0 { return near.contains("green") }; return false
+        }
+        assertPackError(try session.edit(pack: p, entity: "Bob", from: "red", to: "green", options: EditOptions(layers: 2...3))) {
+            if case .incompatible = $0 { return true }; return false
+        }
+        XCTAssertEqual(session.state, before)
+    }
+}
