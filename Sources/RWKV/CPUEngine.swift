@@ -14,6 +14,9 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     /// At or below this many rows a product streams the weights once per row block (matvec);
     /// above it SGEMM wins.
     static let gemmMinRows = 6
+    /// Half-precision rows widened per SGEMM call (floats): large enough for an efficient SGEMM,
+    /// small enough to stay in a core's L2.
+    static let widenBlockFloats = 96 * 1024
 
     public init(model: RWKVModel, threads: Int? = nil) {
         self.model = model
@@ -226,9 +229,12 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     func linear(_ products: [Product], _ T: Int) {
         var chunks: [(product: Int, begin: Int, end: Int)] = []
         for (i, p) in products.enumerated() {
-            // Blocks of ~64 KiB of weights (whole 4-row tiles), at most 4 per thread.
+            // Matrix–vector: blocks of ~64 KiB of weights, at most 4 per thread. GEMM: SGEMM needs tall
+            // blocks to be efficient, so two per thread of at least 128 rows. Whole 4-row tiles either way.
             let bytes = p.W.rows * p.W.cols * p.W.dtype.byteSize
-            let blocks = pool.size == 1 ? 1 : max(1, min(4 * pool.size, bytes / 65536))
+            let blocks = pool.size == 1 ? 1
+                : T < Self.gemmMinRows ? max(1, min(4 * pool.size, bytes / 65536))
+                : max(1, min(2 * pool.size, p.W.rows / 128))
             let block = ((p.W.rows + blocks - 1) / blocks + 3) & ~3
             var r = 0
             while r < p.W.rows { chunks.append((i, r, min(p.W.rows, r + block))); r += block }
@@ -252,7 +258,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
                         p.x, Int32(W.cols), w, Int32(W.cols), 0, p.y + rb, Int32(W.rows))
         } else {
             // Half-precision weights: widen a cache-sized block of rows, then SGEMM on it.
-            let blockRows = max(16, min(re - rb, (128 * 1024) / max(W.cols, 1)))
+            let blockRows = max(16, min(re - rb, Self.widenBlockFloats / max(W.cols, 1)))
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * W.cols)
             defer { scratch.deallocate() }
             var r0 = rb
