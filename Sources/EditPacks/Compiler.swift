@@ -105,6 +105,9 @@ public final class PackCompiler {
         if fm.fileExists(atPath: output) {
             // A finished file: nothing to do when it holds this very compile, else refuse to overwrite.
             let existing = try EditPack(path: output)
+            guard existing.manifest.model.fingerprint == fp else {
+                throw PackError.wrongModel(file: output, packFingerprint: existing.manifest.model.fingerprint, modelFingerprint: fp)
+            }
             guard existing.manifest.sameCompile(as: manifest), try existing.values().map(\.name) == vocab.values.map(\.name) else {
                 throw PackError.invalidInput("\(output) already exists with other settings or values; delete it or choose another -o")
             }

@@ -83,7 +83,7 @@ struct PacksCommand: ParsableCommand {
                 let mx = heat.flatMap { $0 }.max() ?? 1
                 let shades = Array(" ░▒▓█")
                 print("mean σ per head (‖σ_X u_X‖ over values; shade relative to max \(String(format: "%.3g", mx))):")
-                print("layer  " + (0..<m.nHead).map { String(format: "%8@", "h\($0)") }.joined())
+                print("layer  " + (0..<m.nHead).map { h -> String in let t = "h\(h)"; return String(repeating: " ", count: max(0, 8 - t.count)) + t }.joined())
                 for (l, row) in heat.enumerated() {
                     let cells = row.map { v -> String in
                         let s = shades[min(shades.count - 1, Int((v / max(mx, 1e-30)) * Double(shades.count - 1) + 0.5))]
