@@ -8,7 +8,7 @@ struct PacksCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "packs",
         abstract: "List, inspect, verify and merge edit packs.",
-        subcommands: [List.self, Inspect.self, Verify.self, Merge.self])
+        subcommands: [List.self, Inspect.self, Verify.self, Merge.self, Eval.self])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List a pack's entries (or, for several packs, one line each).")
@@ -147,5 +147,98 @@ struct PacksCommand: ParsableCommand {
                 }
             }
         }
+    }
+
+    struct Eval: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Edit success of a pack on generated k-entity contexts, direct pair u₁ against composed u₁ (same contexts).")
+        @Argument(help: "Pack file.") var pack: String
+        @Option(name: .long, help: "Model file.") var model: String
+        @Option(name: .long, help: "World vocabulary (tokenizer) file.") var tokenizer: String?
+        @Option(name: .long, help: "CPU threads.") var threads: Int?
+        @Option(name: .long, help: "Entity names, one per line.") var names = "prompts/names.txt"
+        @Option(name: .long, help: "Entities per context (repeatable).") var entities: [Int] = [2, 5]
+        @Option(name: .long, help: "Contexts per entity count.") var contexts = 20
+        @Option(name: .long, help: "Random seed.") var seed: UInt64 = 1
+        @Option(name: .long, help: "Edit ratio.") var ratio: Float = 0.20
+        @Option(name: .long, help: "Query template with {entity} (default: the probe template up to {value}).") var query: String?
+        @Flag(name: .long, help: "Print JSON.") var json = false
+
+        func run() throws {
+            try reportingPackErrors {
+                let p = try EditPack(path: pack)
+                let mo = try ModelOptions.parse(["--model", model] + (tokenizer.map { ["--vocab", $0] } ?? []) + (threads.map { ["--threads", String($0)] } ?? []))
+                let m = try mo.loadModel()
+                let tok = try mo.tokenizer(for: m)
+                try p.requireModel(m, tokenizer: tok)
+                let engine = mo.engine(m)
+                let probe = try p.probeTemplate()
+                let queryTemplate = query ?? String(probe[..<(probe.range(of: "{value}")?.lowerBound ?? probe.endIndex)]).trimmingCharacters(in: .whitespaces)
+                let people = try Vocabulary.load(path: names).values.map(\.name)
+                let values = try p.values()
+                guard people.count >= (entities.max() ?? 2), values.count >= 2 else { throw PackError.invalidInput("too few names or values for the contexts asked") }
+                let sources: [Bool] = try p.pairCount() > 0 ? [false, true] : [true]
+                var rng = RWKV.SplitMix64(seed: seed)
+                var rows: [[String: Any]] = []
+                for k in entities {
+                    var stats: [Bool: (base: Int, flip: Int, pnew: Int, ctrlKept: Int, ctrlBase: Int)] = [:]
+                    for _ in 0..<contexts {
+                        let who = rng.sample(people, k)
+                        let what = (0..<k).map { _ in values[Int(rng.next() % UInt64(values.count))] }
+                        let t = Int(rng.next() % UInt64(k))
+                        var newValue = values[Int(rng.next() % UInt64(values.count))]
+                        while newValue.name == what[t].name { newValue = values[Int(rng.next() % UInt64(values.count))] }
+                        let context = zip(who, what).map { fillTemplate(probe, value: $0.1.surface, entity: $0.0) }.joined(separator: " ")
+                        for composed in sources {
+                            let session = EditSession(engine: engine, tokenizer: tok)
+                            try session.feed(context)
+                            let q = fillTemplate(queryTemplate, value: "", entity: who[t])
+                            let before = try session.score(query: q, answer: what[t].surface)
+                            let ctrls = (0..<k).filter { $0 != t }
+                            let ctrlBefore = try ctrls.map { try session.score(query: fillTemplate(queryTemplate, value: "", entity: who[$0]), answer: what[$0].surface).isTop1 }
+                            try session.edit(pack: p, entity: who[t], from: what[t].name, to: newValue.name,
+                                             options: EditOptions(ratio: ratio), preferComposed: composed)
+                            let afterNew = try session.score(query: q, answer: newValue.surface)
+                            let afterOld = try session.score(query: q, answer: what[t].surface)
+                            let ctrlAfter = try ctrls.map { try session.score(query: fillTemplate(queryTemplate, value: "", entity: who[$0]), answer: what[$0].surface).isTop1 }
+                            var s = stats[composed] ?? (0, 0, 0, 0, 0)
+                            s.base += before.isTop1 ? 1 : 0
+                            s.flip += afterNew.isTop1 ? 1 : 0
+                            s.pnew += afterNew.probability > afterOld.probability ? 1 : 0
+                            for (b, a) in zip(ctrlBefore, ctrlAfter) where b { s.ctrlBase += 1; s.ctrlKept += a ? 1 : 0 }
+                            stats[composed] = s
+                        }
+                    }
+                    for composed in sources {
+                        guard let s = stats[composed] else { continue }
+                        rows.append(["entities": k, "source": composed ? "composed" : "pair", "contexts": contexts,
+                                     "target_top1_before": Double(s.base) / Double(contexts),
+                                     "flipped_top1": Double(s.flip) / Double(contexts),
+                                     "p_new_gt_p_old": Double(s.pnew) / Double(contexts),
+                                     "controls_kept": s.ctrlBase > 0 ? Double(s.ctrlKept) / Double(s.ctrlBase) : 1,
+                                     "controls_counted": s.ctrlBase])
+                    }
+                }
+                if json { try printJSON(["pack": pack, "query_template": queryTemplate, "probe_template": probe, "ratio": Double(ratio), "results": rows]); return }
+                print("pack \(p.name): contexts from \"\(probe)\", query \"\(queryTemplate)\", ratio \(ratio), \(contexts) contexts each")
+                print("entities  u₁ source  old top-1 before  new top-1 after  P(new)>P(old) after  controls kept (top-1)")
+                for r in rows {
+                    let src = (r["source"] as? String ?? "").padding(toLength: 9, withPad: " ", startingAt: 0)
+                    print(String(format: "%8d  ", r["entities"] as? Int ?? 0) + src + String(format: "  %16.2f  %15.2f  %19.2f  %10.2f of %d",
+                                 r["target_top1_before"] as? Double ?? 0, r["flipped_top1"] as? Double ?? 0, r["p_new_gt_p_old"] as? Double ?? 0,
+                                 r["controls_kept"] as? Double ?? 0, r["controls_counted"] as? Int ?? 0))
+                }
+            }
+        }
+    }
+}
+
+extension RWKV.SplitMix64 {
+    /// k distinct elements of xs, in draw order.
+    mutating func sample<T>(_ xs: [T], _ k: Int) -> [T] {
+        var pool = xs
+        var out: [T] = []
+        for _ in 0..<min(k, pool.count) { out.append(pool.remove(at: Int(next() % UInt64(pool.count)))) }
+        return out
     }
 }
