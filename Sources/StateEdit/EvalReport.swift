@@ -1,0 +1,325 @@
+import Foundation
+
+/// Renders eval results: plain-text tables for the terminal, Markdown for a report, a JSON object
+/// for scripts, and an SVG plot of P(old) against edit strength.
+public enum EvalReport {
+    static func f(_ x: Double?, _ digits: Int = 3) -> String {
+        guard let x, x.isFinite else { return "–" }
+        return String(format: "%.\(digits)f", x)
+    }
+
+    static func pct(_ p: Proportion, interval: Bool = true) -> String {
+        guard let v = p.value else { return "–" }
+        var s = String(format: "%.2f", v) + " (\(p.successes)/\(p.total))"
+        if interval, let w = p.wilson { s += String(format: " [%.2f, %.2f]", w.low, w.high) }
+        return s
+    }
+
+    static func methodName(_ m: EditMethod) -> String { m.rawValue.uppercased() }
+
+    static func pad(_ s: String, _ n: Int) -> String {
+        let c = s.count
+        return c >= n ? s : s + String(repeating: " ", count: n - c)
+    }
+
+    /// The seed's mark of a point: "*" clean flip, "!" flipped but leaked, "E" error.
+    public static func mark(_ p: EvalPoint) -> String {
+        if p.error != nil { return "E" }
+        if p.cleanFlip { return "*" }
+        if p.flipped { return "!" }
+        return ""
+    }
+
+    static func editLabel(_ c: EvalCase) -> String {
+        if let q = c.targets.first, let n = q.new { return "\(q.old)->\(n)" }
+        return c.edit.summary
+    }
+
+    /// Strength labels shared by every method of the suite, or nil when they differ (mixed ratio/α sweeps).
+    static func sharedStrengths(_ r: EvalSuiteResult) -> [Strength]? {
+        let per = r.sweepSummaries().map(\.strengths)
+        guard let first = per.first, per.allSatisfy({ $0 == first }) else { return nil }
+        return first
+    }
+
+    // MARK: Seed-style sweep tables
+
+    /// Lines of the seed's per-entity tables (P(old) at each strength, * clean flip, ! leaked, best) and
+    /// the aggregate (flip n/N, best strength, selectivity, P(tgt)) with flip rate by strength.
+    public static func sweepLines(_ r: EvalSuiteResult) -> [String] {
+        var lines: [String] = []
+        let shared = sharedStrengths(r)
+        let nSteps = (r.points.map(\.strengthIndex).max() ?? 0) + 1
+        let stepHeads = (0..<nSteps).map { i -> String in
+            if let shared, i < shared.count { return shared[i].description }
+            return "step \(i + 1)"
+        }
+        for c in r.cases {
+            let ec = c.evalCase
+            var title = "\(ec.group) (\(editLabel(ec)))"
+            if !c.baseCorrect { title += "  [unedited model does not answer the old value top-1]" }
+            if c.fillerTokens > 0 { title += "  [filler \(c.fillerTokens) tokens]" }
+            lines.append(title + ":")
+            lines.append("  " + pad("method", 11) + stepHeads.map { pad($0, 10) }.joined() + "best" + (shared == nil ? "   strengths" : ""))
+            for m in r.methods {
+                let ps = c.points.filter { $0.method == m }.sorted { $0.strengthIndex < $1.strengthIndex }
+                guard !ps.isEmpty else { continue }
+                var row = "  " + pad(methodName(m), 11)
+                for i in 0..<nSteps {
+                    if let p = ps.first(where: { $0.strengthIndex == i }) {
+                        row += pad(p.error != nil ? "E" : f(p.meanPOld) + mark(p), 10)
+                    } else { row += pad("", 10) }
+                }
+                let best = ps.first(where: \.cleanFlip)
+                row += best.map { formatStrength($0.strength.value) } ?? "-"
+                if shared == nil { row += "   " + ps.map(\.strength.description).joined(separator: ", ") }
+                lines.append(row)
+            }
+            lines.append("")
+        }
+        lines.append("  " + pad("method", 11) + pad("flip", 8) + pad("best", 8) + pad("P(ctrl)", 10) + pad("P(ctrl)-P(tgt)", 16) + "P(tgt)")
+        lines.append("  " + String(repeating: "-", count: 60))
+        for s in r.sweepSummaries() {
+            lines.append("  " + pad(methodName(s.method), 11) + pad("\(s.flips.successes)/\(s.flips.total)", 8) + pad(f(s.bestStrength, 2), 8)
+                         + pad(f(s.pControl, 4), 10) + pad(f(s.selectivity, 4), 16) + f(s.pTarget, 4))
+        }
+        lines.append("")
+        lines.append("  Flip rate by strength (flipped && !leaked):")
+        lines.append("  " + pad("method", 11) + stepHeads.map { pad($0, 10) }.joined())
+        for s in r.sweepSummaries() {
+            lines.append("  " + pad(methodName(s.method), 11) + s.flipsByStep.map { pad("\($0.successes)/\($0.total)", 10) }.joined()
+                         + (shared == nil ? "   " + s.strengths.map(\.description).joined(separator: ", ") : ""))
+        }
+        lines.append("  (* = clean flip, ! = flipped but leaked to another entity, E = edit failed; best = lowest strength with a clean flip)")
+        return lines
+    }
+
+    // MARK: Text
+
+    public static func text(_ results: [EvalSuiteResult]) -> String {
+        var out: [String] = []
+        for r in results {
+            out.append("== suite \(r.suite.name) (\(r.cases.count) cases, \(r.points.count) edits, \(String(format: "%.1f", r.seconds)) s)")
+            if !r.suite.description.isEmpty { out.append(r.suite.description) }
+            out.append("")
+            out.append("per case (P before → after; flip = new answer top-1; leak = a neighbour lost top-1):")
+            for c in r.cases {
+                out.append("  \(c.evalCase.id): \(c.evalCase.edit.summary)  ctx \(c.contextTokens) tok" + (c.fillerTokens > 0 ? " + filler \(c.fillerTokens)" : "")
+                           + "  base: old top-1 \(c.baseCorrect ? "yes" : "NO"), neighbours top-1 \(c.baseNeighboursCorrect)/\(c.neighbours.count)")
+                for p in c.points {
+                    if let e = p.error { out.append("    \(pad(p.method.rawValue, 10)) \(pad(p.strength.description, 8)) error: \(e)"); continue }
+                    out.append("    \(pad(p.method.rawValue, 10)) \(pad(p.strength.description, 8)) α=\(f(p.alpha.map(Double.init), 3))"
+                               + "  P(old) \(f(c.meanPOld))→\(f(p.meanPOld))  P(new) \(f(c.meanPNew))→\(f(p.meanPNew))"
+                               + "  P(ctrl) \(f(c.meanPControl))→\(f(p.meanPControl))  flip \(p.flipped ? "yes" : "no ")  leak \(p.leaked ? "yes" : "no ")"
+                               + "  ES \(f(p.es.value, 2)) PS \(f(p.ps.value, 2)) NS \(f(p.ns.value, 2))")
+                }
+            }
+            out.append("")
+            out.append("aggregate per method (ES/PS/NS with Wilson 95% intervals):")
+            for a in r.aggregates() {
+                out.append("  \(pad(a.method.rawValue, 10)) \(pad(a.strengths.map(\.description).joined(separator: ","), 8))"
+                           + " ES \(pct(a.es))  top-1 \(pct(a.esTop1, interval: false))  PS \(pct(a.ps))  NS \(pct(a.ns))  S \(f(a.score, 2))")
+                out.append("  \(pad("", 10)) \(pad("", 8)) P(old) \(f(a.pOldBefore))→\(f(a.pOldAfter))  P(new) \(f(a.pNewBefore))→\(f(a.pNewAfter))"
+                           + "  P(ctrl) \(f(a.pControlAfter))  sel \(f(a.selectivity))  fluency \(f(a.fluencyBefore, 2))→\(f(a.fluencyAfter, 2))"
+                           + "  flips \(a.cleanFlips.successes)/\(a.cleanFlips.total)" + (a.errors > 0 ? "  errors \(a.errors)" : ""))
+            }
+            if r.isSweep {
+                out.append("")
+                out.append("seed-style sweep tables:")
+                out += sweepLines(r)
+            }
+            out.append("")
+        }
+        return out.joined(separator: "\n")
+    }
+
+    // MARK: Markdown
+
+    static func mdEscape(_ s: String) -> String {
+        s.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ")
+    }
+
+    /// A Markdown report: per suite the aggregate table, the seed-style sweep tables, per-case rows,
+    /// and an SVG plot reference when `plots` maps the suite name to a file name.
+    public static func markdown(_ results: [EvalSuiteResult], title: String = "rwkv-edit evaluation", preamble: String = "",
+                                plots: [String: String] = [:]) -> String {
+        var md: [String] = ["# \(title)", ""]
+        if !preamble.isEmpty { md += [preamble, ""] }
+        md.append("Metrics: ES = share of target queries with P(new) > P(old) (top-1 = share with the new value top-1); PS = the same on paraphrases;")
+        md.append("NS = share of neighbour queries whose true answer stays top-1 and beats P(new); S = harmonic mean of ES, PS, NS;")
+        md.append("fluency = mean of 2/3·H₂ and 4/3·H₃ (bi/tri-gram entropy, bits) of a greedy continuation of the first target query;")
+        md.append("selectivity = P(ctrl) − P(old). Counts are per query; brackets are Wilson 95% intervals. P of a multi-token answer is the product over its tokens.")
+        md.append("")
+        for r in results {
+            md.append("## Suite `\(r.suite.name)`")
+            md.append("")
+            if !r.suite.description.isEmpty { md += [r.suite.description, ""] }
+            md.append("\(r.cases.count) cases, \(r.points.count) edits, \(String(format: "%.1f", r.seconds)) s." + (r.file.map { " File: `\($0)`." } ?? ""))
+            let baseWrong = r.cases.filter { !$0.baseCorrect }.map(\.evalCase.id)
+            if !baseWrong.isEmpty { md.append("Unedited model does not answer the old value top-1 in: \(baseWrong.joined(separator: ", ")).") }
+            md.append("")
+            md.append("| method | strength | mean α | ES | ES top-1 | PS | NS | S | P(old) before→after | P(new) before→after | P(ctrl) after | selectivity | fluency before→after |")
+            md.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+            for a in r.aggregates() {
+                md.append("| \(a.method.rawValue) | \(a.strengths.map(\.description).joined(separator: ", ")) | \(f(a.meanAlpha, 3)) | \(pct(a.es)) | \(pct(a.esTop1, interval: false)) | \(pct(a.ps)) | \(pct(a.ns)) | \(f(a.score, 2)) | \(f(a.pOldBefore))→\(f(a.pOldAfter)) | \(f(a.pNewBefore))→\(f(a.pNewAfter)) | \(f(a.pControlAfter)) | \(f(a.selectivity)) | \(f(a.fluencyBefore, 2))→\(f(a.fluencyAfter, 2)) |"
+                          + (a.errors > 0 ? " (\(a.errors) errors)" : ""))
+            }
+            md.append("")
+            if r.isSweep {
+                md.append("Seed-style tables (P(old) after the edit at each strength):")
+                md.append("")
+                md.append("```")
+                md += sweepLines(r)
+                md.append("```")
+                md.append("")
+                if let plot = plots[r.suite.name] { md += ["![P(old) vs strength per method](\(plot))", ""] }
+            }
+            md.append("<details><summary>Per case</summary>")
+            md.append("")
+            md.append("| case | edit | method | strength | α | P(old) before→after | P(new) before→after | P(ctrl) before→after | flip | leak | ES | PS | NS | continuation after |")
+            md.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+            for c in r.cases {
+                for p in c.points {
+                    if let e = p.error {
+                        md.append("| \(c.evalCase.id) | \(mdEscape(c.evalCase.edit.summary)) | \(p.method.rawValue) | \(p.strength) | – | error: \(mdEscape(e)) | | | | | | | | |")
+                        continue
+                    }
+                    md.append("| \(c.evalCase.id) | \(mdEscape(c.evalCase.edit.summary)) | \(p.method.rawValue) | \(p.strength) | \(f(p.alpha.map(Double.init))) | \(f(c.meanPOld))→\(f(p.meanPOld)) | \(f(c.meanPNew))→\(f(p.meanPNew)) | \(f(c.meanPControl))→\(f(p.meanPControl)) | \(p.flipped ? "yes" : "no") | \(p.leaked ? "yes" : "no") | \(f(p.es.value, 2)) | \(f(p.ps.value, 2)) | \(f(p.ns.value, 2)) | \(mdEscape((p.continuation ?? "").debugDescription)) |")
+                }
+            }
+            md.append("")
+            md.append("</details>")
+            md.append("")
+        }
+        return md.joined(separator: "\n")
+    }
+
+    // MARK: JSON
+
+    static func j(_ x: Double?) -> Any { x.map { $0.isFinite ? $0 as Any : NSNull() } ?? NSNull() }
+
+    static func prop(_ p: Proportion) -> [String: Any] {
+        var d: [String: Any] = ["successes": p.successes, "total": p.total, "value": j(p.value)]
+        if let w = p.wilson { d["wilson95"] = [w.low, w.high] }
+        return d
+    }
+
+    static func q(_ qs: [EvalQuery], _ ps: [QueryProbs]) -> [[String: Any]] {
+        zip(qs, ps).map { q, p in
+            ["query": q.query, "old": q.old, "new": q.new ?? NSNull(), "p_old": p.pOld, "p_new": j(p.pNew),
+             "old_top1": p.oldTop1, "new_top1": p.newTop1 ?? NSNull()] as [String: Any]
+        }
+    }
+
+    static func n(_ qs: [NeighbourQuery], _ ps: [NeighbourProbs]) -> [[String: Any]] {
+        zip(qs, ps).map { q, p in
+            ["query": q.query, "answer": q.answer, "p": p.pTrue, "top1": p.trueTop1, "p_new": j(p.pNew)] as [String: Any]
+        }
+    }
+
+    static func strength(_ s: Strength) -> [String: Any] {
+        switch s {
+        case .ratio(let r): return ["ratio": Double(r)]
+        case .alpha(let a): return ["alpha": Double(a)]
+        }
+    }
+
+    /// One JSON-serialisable object with every suite, case, point, aggregate and sweep summary.
+    public static func json(_ results: [EvalSuiteResult]) -> [String: Any] {
+        ["suites": results.map { r -> [String: Any] in
+            [
+                "name": r.suite.name, "file": r.file ?? NSNull(), "seconds": r.seconds,
+                "cases": r.cases.map { c -> [String: Any] in
+                    let ec = c.evalCase
+                    return [
+                        "id": ec.id, "group": ec.group, "edit": ec.edit.summary, "context_tokens": c.contextTokens, "filler_tokens": c.fillerTokens,
+                        "seconds": c.seconds,
+                        "before": ["targets": q(ec.targets, c.targets), "paraphrases": q(ec.paraphrases, c.paraphrases),
+                                   "neighbours": n(ec.neighbours, c.neighbours), "continuation": c.continuation, "fluency": c.fluency] as [String: Any],
+                        "points": c.points.map { p -> [String: Any] in
+                            var d: [String: Any] = ["method": p.method.rawValue, "strength": strength(p.strength), "step": p.strengthIndex,
+                                                    "seconds": p.seconds]
+                            if let e = p.error { d["error"] = e; return d }
+                            d["alpha"] = Double(p.alpha ?? .nan)
+                            d["flipped"] = p.flipped; d["leaked"] = p.leaked
+                            d["es"] = prop(p.es); d["es_top1"] = prop(p.esTop1); d["ps"] = prop(p.ps); d["ps_top1"] = prop(p.psTop1)
+                            d["ns"] = prop(p.ns); d["score"] = j(p.score); d["selectivity"] = j(p.selectivity)
+                            d["targets"] = q(ec.targets, p.targets); d["paraphrases"] = q(ec.paraphrases, p.paraphrases)
+                            d["neighbours"] = n(ec.neighbours, p.neighbours)
+                            d["continuation"] = p.continuation ?? ""; d["fluency"] = j(p.fluency)
+                            return d
+                        },
+                    ]
+                },
+                "aggregates": r.aggregates().map { a -> [String: Any] in
+                    ["method": a.method.rawValue, "step": a.strengthIndex, "strengths": a.strengths.map(strength), "points": a.points,
+                     "errors": a.errors, "es": prop(a.es), "es_top1": prop(a.esTop1), "ps": prop(a.ps), "ps_top1": prop(a.psTop1),
+                     "ns": prop(a.ns), "score": j(a.score), "flips": prop(a.flips), "clean_flips": prop(a.cleanFlips),
+                     "p_old_before": j(a.pOldBefore), "p_old_after": j(a.pOldAfter), "p_new_before": j(a.pNewBefore), "p_new_after": j(a.pNewAfter),
+                     "p_ctrl_after": j(a.pControlAfter), "selectivity": j(a.selectivity), "fluency_before": j(a.fluencyBefore),
+                     "fluency_after": j(a.fluencyAfter), "mean_alpha": j(a.meanAlpha)]
+                },
+                "sweep": r.isSweep ? r.sweepSummaries().map { s -> [String: Any] in
+                    ["method": s.method.rawValue, "flips": prop(s.flips), "best_strength": j(s.bestStrength), "p_ctrl": j(s.pControl),
+                     "selectivity": j(s.selectivity), "p_tgt": j(s.pTarget), "flips_by_step": s.flipsByStep.map(prop),
+                     "strengths": s.strengths.map(strength)]
+                } : [],
+            ]
+        }]
+    }
+
+    // MARK: SVG
+
+    /// A line plot of mean P(old) after the edit against the strength step, one line per method.
+    public static func svg(_ r: EvalSuiteResult) -> String {
+        let W = 640.0, H = 380.0, left = 60.0, right = 150.0, top = 30.0, bottom = 50.0
+        let pw = W - left - right, ph = H - top - bottom
+        let colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+        let shared = sharedStrengths(r)
+        let nSteps = max((r.points.map(\.strengthIndex).max() ?? 0) + 1, 1)
+        // x: the shared strength values when every method uses the same, else the step index.
+        let xs: [Double] = shared.map { $0.map { Double($0.value) } } ?? (0..<nSteps).map(Double.init)
+        let xmin = xs.min() ?? 0, xmax = max(xs.max() ?? 1, xmin + 1e-6)
+        func X(_ v: Double) -> Double { left + (xs.count > 1 ? (v - xmin) / (xmax - xmin) : 0.5) * pw }
+        func Y(_ p: Double) -> Double { top + (1 - p) * ph }
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(W))\" height=\"\(Int(H))\" viewBox=\"0 0 \(Int(W)) \(Int(H))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+        s += "<text x=\"\(left)\" y=\"18\" font-size=\"14\">\(xmlEscape(r.suite.name)): mean P(old) after the edit</text>\n"
+        for t in stride(from: 0.0, through: 1.0, by: 0.25) {
+            s += "<line x1=\"\(left)\" y1=\"\(Y(t))\" x2=\"\(left + pw)\" y2=\"\(Y(t))\" stroke=\"#ddd\"/>\n"
+            s += "<text x=\"\(left - 8)\" y=\"\(Y(t) + 4)\" text-anchor=\"end\">\(String(format: "%.2f", t))</text>\n"
+        }
+        for (i, x) in xs.enumerated() {
+            let label = shared.map { formatStrength($0[i].value) } ?? "step \(i + 1)"
+            s += "<line x1=\"\(X(x))\" y1=\"\(top + ph)\" x2=\"\(X(x))\" y2=\"\(top + ph + 5)\" stroke=\"black\"/>\n"
+            s += "<text x=\"\(X(x))\" y=\"\(top + ph + 20)\" text-anchor=\"middle\">\(label)</text>\n"
+        }
+        let xlabel: String
+        if let shared, let first = shared.first { if case .alpha = first { xlabel = "fixed α" } else { xlabel = "ratio (α = ratio·‖S‖/‖Δ‖)" } }
+        else { xlabel = "strength step (ratio for adaptive methods, α for fixed ones)" }
+        s += "<text x=\"\(left + pw / 2)\" y=\"\(H - 10)\" text-anchor=\"middle\">\(xmlEscape(xlabel))</text>\n"
+        s += "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(top + ph)\" stroke=\"black\"/>\n"
+        s += "<line x1=\"\(left)\" y1=\"\(top + ph)\" x2=\"\(left + pw)\" y2=\"\(top + ph)\" stroke=\"black\"/>\n"
+        for (mi, m) in r.methods.enumerated() {
+            let colour = colours[mi % colours.count]
+            var pts: [(Double, Double)] = []
+            for i in 0..<min(nSteps, xs.count) {
+                let ps = r.points.filter { $0.method == m && $0.strengthIndex == i && $0.error == nil }
+                if let v = EvalMetrics.mean(ps.compactMap(\.meanPOld)) { pts.append((X(xs[i]), Y(v))) }
+            }
+            if !pts.isEmpty {
+                s += "<polyline fill=\"none\" stroke=\"\(colour)\" stroke-width=\"2\" points=\"\(pts.map { String(format: "%.1f,%.1f", $0.0, $0.1) }.joined(separator: " "))\"/>\n"
+                for p in pts { s += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%@\"/>\n", p.0, p.1, colour) }
+            }
+            let ly = top + 10 + Double(mi) * 18
+            s += "<line x1=\"\(left + pw + 15)\" y1=\"\(ly)\" x2=\"\(left + pw + 35)\" y2=\"\(ly)\" stroke=\"\(colour)\" stroke-width=\"2\"/>\n"
+            s += "<text x=\"\(left + pw + 40)\" y=\"\(ly + 4)\">\(methodName(m))</text>\n"
+        }
+        s += "</svg>\n"
+        return s
+    }
+
+    static func xmlEscape(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    }
+}
