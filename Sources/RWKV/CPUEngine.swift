@@ -80,16 +80,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         let (C, H, N, T) = (c.nEmbd, c.nHead, c.headSize, ws.rows)
         let xln = ws.xln
         for t in 0..<T { layerNorm(ws.x + t * C, xln + t * C, w.ln1Weight, w.ln1Bias, C) }
-        // Token shift: each row's predecessor (the state's att_x_prev for a sequence's first token).
-        for (i, seq) in batch.enumerated() {
-            let s0 = starts[i]
-            states[i].attXPrev.withUnsafeMutableBufferPointer { prev in
-                let p = prev.baseAddress! + l * C
-                (ws.prev + s0 * C).update(from: p, count: C)
-                if seq.count > 1 { (ws.prev + (s0 + 1) * C).update(from: xln + s0 * C, count: (seq.count - 1) * C) }
-                p.update(from: xln + (s0 + seq.count - 1) * C, count: C)
-            }
-        }
+        tokenShift(layer: l, ws: ws, batch: batch, starts: starts, states: &states, \.attXPrev)
         let mixes: [([Float], UnsafeMutablePointer<Float>)] = [(w.xR, ws.xr), (w.xW, ws.xw), (w.xK, ws.xk), (w.xV, ws.xv), (w.xA, ws.xa), (w.xG, ws.xg)]
         for (mix, out) in mixes {
             mix.withUnsafeBufferPointer { m in
@@ -190,15 +181,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         let C = model.config.nEmbd, T = ws.rows
         let xln = ws.xln
         for t in 0..<T { layerNorm(ws.x + t * C, xln + t * C, w.ln2Weight, w.ln2Bias, C) }
-        for (i, seq) in batch.enumerated() {
-            let s0 = starts[i]
-            states[i].ffnXPrev.withUnsafeMutableBufferPointer { prev in
-                let p = prev.baseAddress! + l * C
-                (ws.prev + s0 * C).update(from: p, count: C)
-                if seq.count > 1 { (ws.prev + (s0 + 1) * C).update(from: xln + s0 * C, count: (seq.count - 1) * C) }
-                p.update(from: xln + (s0 + seq.count - 1) * C, count: C)
-            }
-        }
+        tokenShift(layer: l, ws: ws, batch: batch, starts: starts, states: &states, \.ffnXPrev)
         w.ffnXK.withUnsafeBufferPointer { m in
             for t in 0..<T {
                 let a = xln + t * C, p = ws.prev + t * C, o = ws.xk + t * C
@@ -209,6 +192,22 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         for i in 0..<(T * w.ffnKey.rows) { let v = max(ws.hidden[i], 0); ws.hidden[i] = v * v }
         linear(w.ffnValue, ws.hidden, ws.tmp, T)
         for i in 0..<(T * C) { ws.x[i] += ws.tmp[i] }
+    }
+
+    /// Token shift: fills `ws.prev` with each row's predecessor in `ws.xln` (the state's saved row for
+    /// a sequence's first token) and saves each sequence's last row in the state.
+    private func tokenShift(layer l: Int, ws: Workspace, batch: [[Int]], starts: [Int], states: inout [State],
+                            _ saved: WritableKeyPath<State, [Float]>) {
+        let C = model.config.nEmbd
+        for (i, seq) in batch.enumerated() {
+            let s0 = starts[i]
+            states[i][keyPath: saved].withUnsafeMutableBufferPointer { prev in
+                let p = prev.baseAddress! + l * C
+                (ws.prev + s0 * C).update(from: p, count: C)
+                if seq.count > 1 { (ws.prev + (s0 + 1) * C).update(from: ws.xln + s0 * C, count: (seq.count - 1) * C) }
+                p.update(from: ws.xln + (s0 + seq.count - 1) * C, count: C)
+            }
+        }
     }
 
     // MARK: - Products

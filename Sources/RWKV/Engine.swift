@@ -29,7 +29,9 @@ extension Engine {
         try forward([token], state: &state)
     }
 
-    func validate(_ batch: [[Int]], states: [State]) throws {
+    /// Checks a batch before a forward pass: one state per sequence, no empty sequence, ids in the
+    /// vocabulary, states of this model. Every backend calls it.
+    public func validate(_ batch: [[Int]], states: [State]) throws {
         guard batch.count == states.count else {
             throw RWKVError.invalidArgument("forward: \(batch.count) sequences but \(states.count) states")
         }
