@@ -7,6 +7,7 @@ let package = Package(
     name: "rwkv-edit",
     products: [
         .library(name: "RWKV", targets: ["RWKV"]),
+        .library(name: "RWKVVulkan", targets: ["RWKVVulkan"]),
         .library(name: "StateEdit", targets: ["StateEdit"]),
         .library(name: "EditPacks", targets: ["EditPacks"]),
         .executable(name: "rwkv-edit", targets: ["rwkv-edit"]),
@@ -18,6 +19,7 @@ let package = Package(
         .systemLibrary(name: "CLapacke", path: "Sources/CLapacke"),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         .systemLibrary(name: "CZstd", path: "Sources/CZstd"),
+        .systemLibrary(name: "CVulkan", path: "Sources/CVulkan"),
         .target(
             name: "CKernels",
             path: "Sources/CKernels",
@@ -27,6 +29,11 @@ let package = Package(
             name: "RWKV",
             dependencies: ["CKernels", "CLapacke"],
             path: "Sources/RWKV"
+        ),
+        .target(
+            name: "RWKVVulkan",
+            dependencies: ["RWKV", "CVulkan", "CKernels"],
+            path: "Sources/RWKVVulkan"
         ),
         .target(
             name: "StateEdit",
@@ -42,6 +49,7 @@ let package = Package(
             name: "rwkv-edit",
             dependencies: [
                 "RWKV",
+                "RWKVVulkan",
                 "StateEdit",
                 "EditPacks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -50,7 +58,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RWKVTests",
-            dependencies: ["RWKV", "StateEdit", "EditPacks", "CSQLite"],
+            dependencies: ["RWKV", "RWKVVulkan", "StateEdit", "EditPacks", "CSQLite"],
             path: "Tests/RWKVTests"
         ),
     ],

@@ -13,9 +13,12 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "CPU threads (default: all cores).")
     var threads: Int?
 
+    @Option(name: .long, help: "Engine: cpu, vulkan or auto (Vulkan on a hardware GPU, else CPU). RWKV_VULKAN_DEVICE=<index|name> picks the device.")
+    var backend = "auto"
+
     func loadModel() throws -> RWKVModel { try ModelLoader.load(path: model) }
 
-    func engine(_ m: RWKVModel) -> any Engine { CPUEngine(model: m, threads: threads) }
+    func engine(_ m: RWKVModel) -> any Engine { makeEngineOrExit(model: m, backend: backend, threads: threads) }
 
     func tokenizer(for m: RWKVModel) throws -> WorldTokenizer {
         if let vocab { return try WorldTokenizer(vocabularyFile: vocab) }

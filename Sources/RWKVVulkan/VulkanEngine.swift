@@ -1,0 +1,388 @@
+import CKernels
+import Foundation
+import RWKV
+
+/// The RWKV-7 ("x070") forward pass in Vulkan compute shaders, behind the same `Engine` protocol as
+/// the CPU engine. A forward call records every layer of every sequence into one command buffer and
+/// submits it once (a "pass"); only calls too large for the device's buffer limits use several passes.
+/// States are uploaded before and downloaded after each pass, so host `State` values stay the truth
+/// and edits made on the host apply to Vulkan sessions and back.
+public final class VulkanEngine: Engine, @unchecked Sendable {
+    public let model: RWKVModel
+    public let device: VulkanDeviceInfo
+    public var backendName: String { "vulkan" }
+
+    private let ctx: VulkanContext
+    private let lock = NSLock()
+    private let params: VKBuffer
+    private let off: ParamOffsets
+    private let layers: [GPULayer]
+    private let head: GPUMatrix
+    private var acts: Activations?
+    /// Largest number of token rows and of sequences one pass may hold (buffer-range and dispatch limits).
+    let maxRowsPerPass: Int
+    let maxSeqsPerPass: Int
+
+    /// Every Vulkan device with a compute queue (throws when there is no loader or driver).
+    public static func devices() throws -> [VulkanDeviceInfo] { try VulkanContext.listDevices() }
+
+    /// The device `init` would pick for `selector` (an index or part of a name; default RWKV_VULKAN_DEVICE).
+    public static func selectDevice(_ selector: String? = nil) throws -> VulkanDeviceInfo {
+        let all = try devices()
+        return all[try VulkanContext.choose(all, selector: selector)]
+    }
+
+    public init(model: RWKVModel, device selector: String? = nil, maxRowsPerPass rowCap: Int = 4096) throws {
+        self.model = model
+        let c = model.config
+        guard c.headSize > 0, c.headSize <= 256, c.nEmbd % 8 == 0, c.ffnSize % 8 == 0,
+              [c.loraW, c.loraA, c.loraG].allSatisfy({ $0 % 8 == 0 && $0 > 0 }), c.nLayer < 2 || c.loraV % 8 == 0 else {
+            throw VulkanError.unsupportedModel("dimensions must be multiples of 8 (n_embd \(c.nEmbd), ffn \(c.ffnSize), LoRA \(c.loraW)/\(c.loraA)/\(c.loraV)/\(c.loraG)) and head size ≤ 256")
+        }
+        let context = try VulkanContext(selector: selector)
+        ctx = context
+        device = context.info
+        let limit = device.maxStorageBufferRange
+
+        // Memory check before any upload: every matrix plus the small vectors.
+        var weightBytes = model.head.rows * model.head.cols * model.head.dtype.byteSize
+        for l in model.layers {
+            for m in [l.receptance, l.key, l.value, l.output, l.ffnKey, l.ffnValue, l.w1, l.w2, l.a1, l.a2, l.g1, l.g2] + [l.v1, l.v2].compactMap({ $0 }) {
+                weightBytes += m.rows * m.cols * m.dtype.byteSize
+            }
+        }
+        weightBytes += (c.nLayer * 20 + 4) * c.nEmbd * 4
+        if device.deviceLocalBytes > 0, weightBytes > device.deviceLocalBytes * 9 / 10 {
+            throw VulkanError.outOfDeviceMemory(neededBytes: weightBytes, availableBytes: device.deviceLocalBytes, device: device.name)
+        }
+
+        do {
+            let ctx = context
+            var p: [Float] = []
+            func add(_ v: [Float]) -> UInt32 { let o = UInt32(p.count); p += v; while p.count % 4 != 0 { p.append(0) }; return o }
+            off = ParamOffsets(ln0w: add(model.ln0Weight), ln0b: add(model.ln0Bias), lnOutw: add(model.lnOutWeight), lnOutb: add(model.lnOutBias),
+                               layers: model.layers.map { w in
+                LayerOffsets(ln1w: add(w.ln1Weight), ln1b: add(w.ln1Bias), ln2w: add(w.ln2Weight), ln2b: add(w.ln2Bias),
+                             xr: add(w.xR), xw: add(w.xW), xk: add(w.xK), xv: add(w.xV), xa: add(w.xA), xg: add(w.xG),
+                             w0: add(w.w0), a0: add(w.a0), v0: w.v0.map(add) ?? 0, kK: add(w.kK), kA: add(w.kA), rK: add(w.rK),
+                             lnXw: add(w.lnXWeight), lnXb: add(w.lnXBias), ffnXK: add(w.ffnXK))
+            })
+            guard p.count * 4 <= limit else { throw VulkanError.unsupportedModel("the model's vectors exceed one storage-buffer binding") }
+            params = try p.withUnsafeBytes { try ctx.upload($0.baseAddress.unsafelyUnwrapped, bytes: $0.count) }
+            func up(_ m: Matrix) throws -> GPUMatrix { try GPUMatrix(m, ctx: ctx, limit: limit) }
+            layers = try model.layers.map { w in
+                GPULayer(r: try up(w.receptance), k: try up(w.key), v: try up(w.value), o: try up(w.output),
+                         w1: try up(w.w1), w2: try up(w.w2), a1: try up(w.a1), a2: try up(w.a2), g1: try up(w.g1), g2: try up(w.g2),
+                         v1: try w.v1.map(up), v2: try w.v2.map(up), fk: try up(w.ffnKey), fv: try up(w.ffnValue))
+            }
+            head = try up(model.head)
+        }
+        // Per-pass limits: the widest activation (ffn hidden) and one layer's WKV window must fit one
+        // binding; one invocation per (row, channel) must fit the dispatch limit.
+        let widest = max(c.ffnSize, c.nEmbd, c.loraW, c.loraA, c.loraV, c.loraG) * 4
+        let groupsX = context.maxWorkGroupCountX
+        maxRowsPerPass = max(8, min(rowCap, limit / widest, groupsX * 64 / c.nEmbd - 8, limit / max(1, 4 * c.vocabSize)) & ~7)
+        maxSeqsPerPass = max(1, min(limit / (4 * c.nHead * c.headSize * c.headSize), groupsX, limit / (4 * c.nEmbd) - 64))
+    }
+
+    // MARK: - Forward
+
+    public func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool = false) throws -> [[Float]] {
+        try check(batch, states: states)
+        lock.lock()
+        defer { lock.unlock() }
+        let V = model.config.vocabSize
+        var out = batch.map { seq in [Float](repeating: 0, count: allLogits ? seq.count * V : V) }
+
+        // Greedy passes: each holds whole sequences, or consecutive pieces of a long one (its state
+        // flows through the host between passes).
+        let rowCap = allLogits ? max(8, min(maxRowsPerPass, ctx.info.maxStorageBufferRange / (4 * V)) & ~7) : maxRowsPerPass
+        var passes: [[Piece]] = [[]]
+        var rows = 0
+        for (i, seq) in batch.enumerated() {
+            var t = 0
+            while t < seq.count {
+                if rows >= rowCap || passes[passes.count - 1].count >= maxSeqsPerPass { passes.append([]); rows = 0 }
+                let n = min(seq.count - t, rowCap - rows)
+                passes[passes.count - 1].append(Piece(seq: i, begin: t, end: t + n, last: t + n == seq.count))
+                rows += n
+                t += n
+            }
+        }
+        for pass in passes where !pass.isEmpty {
+            try run(pass, batch: batch, states: &states, allLogits: allLogits, out: &out)
+        }
+        return out
+    }
+
+    /// The checks of the CPU engine (`Engine.validate` is internal to RWKV), with the same messages.
+    private func check(_ batch: [[Int]], states: [State]) throws {
+        guard batch.count == states.count else {
+            throw RWKVError.invalidArgument("forward: \(batch.count) sequences but \(states.count) states")
+        }
+        let c = model.config
+        for (i, seq) in batch.enumerated() {
+            guard !seq.isEmpty else { throw RWKVError.invalidArgument("forward: sequence \(i) has no tokens") }
+            if let bad = seq.first(where: { $0 < 0 || $0 >= c.vocabSize }) {
+                throw RWKVError.invalidArgument("token id \(bad) is outside the model's vocabulary 0..<\(c.vocabSize)")
+            }
+            let s = states[i]
+            guard s.nLayer == c.nLayer, s.nEmbd == c.nEmbd, s.nHead == c.nHead, s.headSize == c.headSize else {
+                throw RWKVError.invalidArgument("forward: state \(i) is for a model with \(s.nLayer) layers × \(s.nEmbd) channels, not this one (\(c.nLayer) × \(c.nEmbd))")
+            }
+        }
+    }
+
+    private struct Piece { let seq: Int; let begin: Int; let end: Int; let last: Bool }
+
+    private func run(_ pieces: [Piece], batch: [[Int]], states: inout [State], allLogits: Bool, out: inout [[Float]]) throws {
+        let c = model.config
+        let (C, H, N, L, V) = (c.nEmbd, c.nHead, c.headSize, c.nLayer, c.vocabSize)
+        let B = pieces.count
+        let T = pieces.reduce(0) { $0 + $1.end - $1.begin }
+        let Tpad = (T + 7) & ~7
+        // Output rows: every row (allLogits) or each finished sequence's last row.
+        var outRows: [(piece: Int, row: Int, dst: Int)] = []
+        var row = 0
+        for (b, p) in pieces.enumerated() {
+            for t in p.begin..<p.end {
+                if allLogits { outRows.append((b, row, t)) } else if p.last && t == p.end - 1 { outRows.append((b, row, 0)) }
+                row += 1
+            }
+        }
+        let nOut = outRows.count
+        let a = try activations(rows: Tpad, seqs: B, outRows: max(nOut, 1))
+
+        // Inputs: embedding rows (fp32), row and sequence tables, states in the device layout [L][B]….
+        let emb = model.embedding
+        let code: Int32 = emb.dtype == .f32 ? Int32(RK_F32.rawValue) : emb.dtype == .f16 ? Int32(RK_F16.rawValue) : Int32(RK_BF16.rawValue)
+        let xin = a.xin.floats(Tpad * C)
+        let rowInfo = a.rowInfo.mapped.unsafelyUnwrapped.assumingMemoryBound(to: UInt32.self)
+        let seqInfo = a.seqInfo.mapped.unsafelyUnwrapped.assumingMemoryBound(to: UInt32.self)
+        row = 0
+        for (b, p) in pieces.enumerated() {
+            seqInfo[2 * b] = UInt32(row)
+            seqInfo[2 * b + 1] = UInt32(p.end - p.begin)
+            for t in p.begin..<p.end {
+                rk_to_f32(code, emb.data.base + batch[p.seq][t] * C * emb.dtype.byteSize, xin + row * C, Int64(C))
+                rowInfo[row] = UInt32(b) | (t == p.begin ? 0x4000_0000 : 0) | (t == p.end - 1 ? 0x8000_0000 : 0)
+                row += 1
+            }
+        }
+        (xin + T * C).update(repeating: 0, count: (Tpad - T) * C)
+        let rowMap = a.rowMap.mapped.unsafelyUnwrapped.assumingMemoryBound(to: UInt32.self)
+        for (j, o) in outRows.enumerated() { rowMap[j] = UInt32(o.row) }
+        let hnn = H * N * N
+        let wkvStride = a.wkvLayerStride, vecStride = a.vecLayerStride
+        let wkv = a.wkv.floats(L * wkvStride), attIn = a.attIn.floats(L * vecStride), ffnIn = a.ffnIn.floats(L * vecStride)
+        for (b, p) in pieces.enumerated() {
+            states[p.seq].wkv.withUnsafeBufferPointer { s in
+                for l in 0..<L { (wkv + l * wkvStride + b * hnn).update(from: s.baseAddress.unsafelyUnwrapped + l * hnn, count: hnn) }
+            }
+            states[p.seq].attXPrev.withUnsafeBufferPointer { s in
+                for l in 0..<L { (attIn + l * vecStride + b * C).update(from: s.baseAddress.unsafelyUnwrapped + l * C, count: C) }
+            }
+            states[p.seq].ffnXPrev.withUnsafeBufferPointer { s in
+                for l in 0..<L { (ffnIn + l * vecStride + b * C).update(from: s.baseAddress.unsafelyUnwrapped + l * C, count: C) }
+            }
+        }
+
+        try record(a, T: T, B: B, nOut: nOut)
+
+        for (b, p) in pieces.enumerated() {
+            states[p.seq].wkv.withUnsafeMutableBufferPointer { s in
+                for l in 0..<L { (s.baseAddress.unsafelyUnwrapped + l * hnn).update(from: wkv + l * wkvStride + b * hnn, count: hnn) }
+            }
+            let attOut = a.attOut.floats(L * vecStride), ffnOut = a.ffnOut.floats(L * vecStride)
+            states[p.seq].attXPrev.withUnsafeMutableBufferPointer { s in
+                for l in 0..<L { (s.baseAddress.unsafelyUnwrapped + l * C).update(from: attOut + l * vecStride + b * C, count: C) }
+            }
+            states[p.seq].ffnXPrev.withUnsafeMutableBufferPointer { s in
+                for l in 0..<L { (s.baseAddress.unsafelyUnwrapped + l * C).update(from: ffnOut + l * vecStride + b * C, count: C) }
+            }
+        }
+        let logits = a.logits.floats(nOut * V)
+        for (j, o) in outRows.enumerated() {
+            out[pieces[o.piece].seq].withUnsafeMutableBufferPointer { d in
+                (d.baseAddress.unsafelyUnwrapped + o.dst * V).update(from: logits + j * V, count: V)
+            }
+        }
+    }
+
+    /// Records the whole pass (embedding ln0 → layers → ln_out → head) and runs it.
+    private func record(_ a: Activations, T: Int, B: Int, nOut: Int) throws {
+        let c = model.config
+        let (C, H, N) = (c.nEmbd, c.nHead, c.headSize)
+        let u = { (v: Int) in UInt32(v) }
+        if ctx.descriptorSetCount > ctx.descriptorSetLimit - 64 * (c.nLayer + 2) - 2 * head.chunks.count { ctx.resetDescriptorSets() }
+        let ln = try ctx.pipeline("layernorm")
+        let shift = try ctx.pipeline("shiftmix")
+        let post = try ctx.pipeline("tmixpost", [u(N)])
+        let wkv = try ctx.pipeline("wkv7", [u(N)])
+        let gn = try ctx.pipeline("groupnorm", [u(N)])
+        let rowGroups = (T + 63) / 64, headGroups = (T * H + 63) / 64, chanGroups = (T * C + 63) / 64
+
+        try ctx.begin()
+        try ctx.dispatch(ln, [Binding(a.xin), Binding(a.x), Binding(params), Binding(a.rowMap)],
+                         push: [u(T), u(C), 0, off.ln0w, off.ln0b], groups: (rowGroups, 1, 1))
+        ctx.barrier()
+        for (l, w) in layers.enumerated() {
+            let o = off.layers[l]
+            let vecWin = { (buf: VKBuffer) in Binding(buf, offset: l * a.vecLayerStride * 4, range: B * C * 4) }
+            // Time mix.
+            try ctx.dispatch(ln, [Binding(a.x), Binding(a.xln), Binding(params), Binding(a.rowMap)],
+                             push: [u(T), u(C), 0, o.ln1w, o.ln1b], groups: (rowGroups, 1, 1))
+            ctx.barrier()
+            try ctx.dispatch(shift, [Binding(a.xln), vecWin(a.attIn), vecWin(a.attOut), Binding(a.rowInfo), Binding(params),
+                                     Binding(a.xr), Binding(a.xw), Binding(a.xk), Binding(a.xv), Binding(a.xa), Binding(a.xg)],
+                             push: [u(T), u(C), 6, o.xr, o.xw, o.xk, o.xv, o.xa, o.xg], groups: (chanGroups, 1, 1))
+            ctx.barrier()
+            try matmul(w.r, a.xr, a.r, T: T)
+            try matmul(w.k, a.xk, a.k, T: T)
+            try matmul(w.v, a.xv, a.v, T: T)
+            try matmul(w.w1, a.xw, a.hw, T: T, mode: 2)
+            try matmul(w.a1, a.xa, a.ha, T: T)
+            try matmul(w.g1, a.xg, a.hg, T: T, mode: 3)
+            if let v1 = w.v1 { try matmul(v1, a.xv, a.hv, T: T) }
+            ctx.barrier()
+            try matmul(w.w2, a.hw, a.w, T: T)
+            try matmul(w.a2, a.ha, a.a, T: T)
+            try matmul(w.g2, a.hg, a.g, T: T)
+            if let v2 = w.v2 { try matmul(v2, a.hv, a.vl, T: T) }
+            ctx.barrier()
+            try ctx.dispatch(post, [Binding(params), Binding(a.k), Binding(a.kk), Binding(a.w), Binding(a.a), Binding(a.v),
+                                    Binding(a.vfirst), Binding(a.vl)],
+                             push: [u(T), u(C), u(H), l == 0 ? 1 : 0, o.w0, o.a0, o.kK, o.kA, o.v0], groups: (headGroups, 1, 1))
+            ctx.barrier()
+            try ctx.dispatch(wkv, [Binding(a.wkv, offset: l * a.wkvLayerStride * 4, range: B * H * N * N * 4),
+                                   Binding(a.r), Binding(a.w), Binding(a.k), Binding(a.v), Binding(a.kk), Binding(a.a),
+                                   Binding(a.y), Binding(a.seqInfo)],
+                             push: [u(C), u(H)], groups: (B, H, 1))
+            ctx.barrier()
+            try ctx.dispatch(gn, [Binding(params), Binding(a.y), Binding(a.r), Binding(a.k), Binding(a.v), Binding(a.g)],
+                             push: [u(T), u(C), u(H), o.lnXw, o.lnXb, o.rK], groups: (headGroups, 1, 1))
+            ctx.barrier()
+            try matmul(w.o, a.y, a.x, T: T, mode: 1)
+            ctx.barrier()
+            // Channel mix.
+            try ctx.dispatch(ln, [Binding(a.x), Binding(a.xln), Binding(params), Binding(a.rowMap)],
+                             push: [u(T), u(C), 0, o.ln2w, o.ln2b], groups: (rowGroups, 1, 1))
+            ctx.barrier()
+            try ctx.dispatch(shift, [Binding(a.xln), vecWin(a.ffnIn), vecWin(a.ffnOut), Binding(a.rowInfo), Binding(params), Binding(a.xk)],
+                             push: [u(T), u(C), 1, o.ffnXK, 0, 0, 0, 0, 0], groups: (chanGroups, 1, 1))
+            ctx.barrier()
+            try matmul(w.fk, a.xk, a.hidden, T: T, mode: 4)
+            ctx.barrier()
+            try matmul(w.fv, a.hidden, a.x, T: T, mode: 1)
+            ctx.barrier()
+        }
+        // ln_out on the rows that produce logits, then the head.
+        try ctx.dispatch(ln, [Binding(a.x), Binding(a.xo), Binding(params), Binding(a.rowMap)],
+                         push: [u(nOut), u(C), 1, off.lnOutw, off.lnOutb], groups: ((nOut + 63) / 64, 1, 1))
+        ctx.barrier()
+        try matmul(head, a.xo, a.logits, T: nOut)
+        ctx.barrier(toHost: true)
+        try ctx.submitAndWait()
+    }
+
+    /// y[t][rows] (op)= W · x[t] for t < T, one dispatch per row chunk of W.
+    private func matmul(_ m: GPUMatrix, _ x: VKBuffer, _ y: VKBuffer, T: Int, mode: UInt32 = 0) throws {
+        guard T > 0 else { return }
+        let tb = T >= 8 ? 8 : T >= 4 ? 4 : T >= 2 ? 2 : 1
+        let code: UInt32 = m.dtype == .f32 ? 0 : m.dtype == .f16 ? 1 : 2
+        let pipe = try ctx.pipeline("matmul", [code, UInt32(tb)])
+        for ch in m.chunks {
+            try ctx.dispatch(pipe, [Binding(ch.buffer), Binding(x), Binding(y)],
+                             push: [UInt32(ch.rows), UInt32(m.cols), UInt32(T), UInt32(m.cols), UInt32(m.rows), UInt32(ch.row0), mode],
+                             groups: ((ch.rows + 63) / 64, (T + tb - 1) / tb, 1))
+        }
+    }
+
+    // MARK: - Buffers
+
+    private func activations(rows: Int, seqs: Int, outRows: Int) throws -> Activations {
+        if let a = acts, a.rows >= rows, a.seqs >= seqs, a.outRows >= outRows { return a }
+        // Grow geometrically so a decode loop with a growing batch does not reallocate every call.
+        let old = acts
+        let r = max(rows, min(maxRowsPerPass, (old?.rows ?? 0) * 2), 8)
+        let s = max(seqs, min(maxSeqsPerPass, (old?.seqs ?? 0) * 2), 1)
+        let o = (max(outRows, min(maxRowsPerPass, (old?.outRows ?? 0) * 2), 1) + 7) & ~7
+        acts = nil
+        ctx.resetDescriptorSets()
+        let a = try Activations(ctx: ctx, config: model.config, rows: (r + 7) & ~7, seqs: s, outRows: o)
+        acts = a
+        return a
+    }
+}
+
+/// Offsets (in floats) of the model's vectors inside the params buffer.
+struct LayerOffsets {
+    let ln1w, ln1b, ln2w, ln2b, xr, xw, xk, xv, xa, xg, w0, a0, v0, kK, kA, rK, lnXw, lnXb, ffnXK: UInt32
+}
+
+struct ParamOffsets {
+    let ln0w, ln0b, lnOutw, lnOutb: UInt32
+    let layers: [LayerOffsets]
+}
+
+/// A weight matrix on the device in its stored type (bf16 decoded in the shader), split in row chunks
+/// so each chunk fits one storage-buffer binding.
+struct GPUMatrix {
+    struct Chunk { let buffer: VKBuffer; let row0: Int; let rows: Int }
+    let rows, cols: Int
+    let dtype: DType
+    let chunks: [Chunk]
+
+    init(_ m: Matrix, ctx: VulkanContext, limit: Int) throws {
+        rows = m.rows; cols = m.cols; dtype = m.dtype
+        guard m.cols % 8 == 0 else { throw VulkanError.unsupportedModel("a \(m.rows)×\(m.cols) matrix: columns must be a multiple of 8") }
+        let rowBytes = m.cols * m.dtype.byteSize
+        let perChunk = max(1, min(limit / rowBytes, ctx.maxWorkGroupCountX * 64))
+        var out: [Chunk] = []
+        var r = 0
+        while r < m.rows {
+            let n = min(perChunk, m.rows - r)
+            out.append(Chunk(buffer: try ctx.upload(m.data.base + r * rowBytes, bytes: n * rowBytes), row0: r, rows: n))
+            r += n
+        }
+        chunks = out
+    }
+}
+
+struct GPULayer {
+    let r, k, v, o, w1, w2, a1, a2, g1, g2: GPUMatrix
+    let v1, v2: GPUMatrix?
+    let fk, fv: GPUMatrix
+}
+
+/// Activation, I/O and state buffers for passes of up to `rows` token rows and `seqs` sequences.
+final class Activations {
+    let rows, seqs, outRows: Int
+    let wkvLayerStride, vecLayerStride: Int
+    let xin, x, xln, xr, xw, xk, xv, xa, xg, r, k, v, w, a, g, kk, vfirst, vl, y: VKBuffer
+    let hw, ha, hg, hv, hidden, xo, logits: VKBuffer
+    let rowInfo, seqInfo, rowMap: VKBuffer
+    let wkv, attIn, attOut, ffnIn, ffnOut: VKBuffer
+
+    init(ctx: VulkanContext, config c: ModelConfig, rows R: Int, seqs B: Int, outRows O: Int) throws {
+        rows = R; seqs = B; outRows = O
+        let C = c.nEmbd
+        func dev(_ width: Int) throws -> VKBuffer { try ctx.makeBuffer(bytes: R * width * 4, hostVisible: false) }
+        func host(_ n: Int) throws -> VKBuffer { try ctx.makeBuffer(bytes: n * 4, hostVisible: true) }
+        xin = try host(R * C)
+        x = try dev(C); xln = try dev(C); xr = try dev(C); xw = try dev(C); xk = try dev(C); xv = try dev(C)
+        xa = try dev(C); xg = try dev(C); r = try dev(C); k = try dev(C); v = try dev(C); w = try dev(C)
+        a = try dev(C); g = try dev(C); kk = try dev(C); vfirst = try dev(C); vl = try dev(C); y = try dev(C)
+        hw = try dev(c.loraW); ha = try dev(c.loraA); hg = try dev(c.loraG); hv = try dev(max(c.loraV, 8)); hidden = try dev(c.ffnSize)
+        xo = try ctx.makeBuffer(bytes: O * C * 4, hostVisible: false)
+        logits = try host(O * c.vocabSize)
+        rowInfo = try host(R); seqInfo = try host(2 * B); rowMap = try host(max(R, O))
+        // Per-layer windows start at multiples of the device's storage-offset alignment.
+        let align = ctx.minStorageOffsetAlignment / 4
+        wkvLayerStride = (B * c.nHead * c.headSize * c.headSize + align - 1) / align * align
+        vecLayerStride = (B * C + align - 1) / align * align
+        wkv = try host(c.nLayer * wkvLayerStride)
+        attIn = try host(c.nLayer * vecLayerStride); attOut = try host(c.nLayer * vecLayerStride)
+        ffnIn = try host(c.nLayer * vecLayerStride); ffnOut = try host(c.nLayer * vecLayerStride)
+    }
+}

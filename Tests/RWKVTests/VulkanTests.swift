@@ -1,0 +1,236 @@
+import Foundation
+import RWKV
+import RWKVVulkan
+import XCTest
+
+/// The Vulkan engine against the CPU engine on lavapipe (or whatever device RWKV_VULKAN_DEVICE picks).
+/// Skips when no Vulkan loader or device exists.
+final class VulkanTests: XCTestCase {
+    private static var engines: [String: VulkanEngine] = [:]
+    private static var cpuEngines: [String: CPUEngine] = [:]
+
+    private func engines(_ path: String) throws -> (VulkanEngine, CPUEngine) {
+        if let v = Self.engines[path], let c = Self.cpuEngines[path] { return (v, c) }
+        guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("fixture missing: \(path)") }
+        let model = try ModelLoader.load(path: path)
+        let v = try vulkanEngine(model)
+        let c = CPUEngine(model: model, threads: 2)
+        Self.engines[path] = v
+        Self.cpuEngines[path] = c
+        return (v, c)
+    }
+
+    private func vulkanEngine(_ model: RWKVModel) throws -> VulkanEngine {
+        do {
+            return try VulkanEngine(model: model)
+        } catch let e as VulkanError {
+            switch e {
+            case .loaderUnavailable, .noDevice: throw XCTSkip("no Vulkan here: \(e)")
+            default: throw e
+            }
+        }
+    }
+
+    /// max |a−b| / max(1, max|b|): relative to the scale of the reference values.
+    private func relError(_ a: [Float], _ b: [Float]) -> Float {
+        XCTAssertEqual(a.count, b.count)
+        let scale = max(1, b.reduce(0) { max($0, abs($1)) })
+        var m: Float = 0
+        for (x, y) in zip(a, b) {
+            if !x.isFinite { return .infinity }
+            m = max(m, abs(x - y))
+        }
+        return m / scale
+    }
+
+    private func assertStatesClose(_ a: State, _ b: State, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertLessThan(relError(a.wkv, b.wkv), 1e-3, "\(what): wkv", file: file, line: line)
+        XCTAssertLessThan(relError(a.attXPrev, b.attXPrev), 1e-3, "\(what): att_x_prev", file: file, line: line)
+        XCTAssertLessThan(relError(a.ffnXPrev, b.ffnXPrev), 1e-3, "\(what): ffn_x_prev", file: file, line: line)
+    }
+
+    private func tokens(_ n: Int, vocab: Int, seed: UInt64) -> [Int] {
+        var rng = SplitMix64(seed: seed)
+        return (0..<n).map { _ in Int(rng.next() % UInt64(vocab)) }
+    }
+
+    private var fixtures: [String] {
+        [Fixtures.tinySafetensors, Fixtures.golden.appendingPathComponent("golden.blinkdl.safetensors").path]
+    }
+
+    /// One token, then a prompt, then decoding steps, from non-zero states: logits and states match.
+    func testOneTokenAndSequenceMatchCPU() throws {
+        for path in fixtures {
+            let (vk, cpu) = try engines(path)
+            let V = vk.config.vocabSize
+            var sv = vk.newState(), sc = cpu.newState()
+            XCTAssertLessThan(relError(try vk.step(1, state: &sv), try cpu.step(1, state: &sc)), 1e-3, "\(path): first token")
+            assertStatesClose(sv, sc, "\(path): after one token")
+            let prompt = tokens(23, vocab: V, seed: 3)
+            XCTAssertLessThan(relError(try vk.forward(prompt, state: &sv), try cpu.forward(prompt, state: &sc)), 1e-3, "\(path): prompt")
+            assertStatesClose(sv, sc, "\(path): after the prompt")
+            for t in tokens(4, vocab: V, seed: 4) {
+                XCTAssertLessThan(relError(try vk.step(t, state: &sv), try cpu.step(t, state: &sc)), 1e-3, "\(path): decode")
+            }
+            assertStatesClose(sv, sc, "\(path): after decoding")
+            // All logits of a sequence.
+            var av = [sv], ac = [sc]
+            let lv = try vk.forward([prompt], states: &av, allLogits: true)
+            let lc = try cpu.forward([prompt], states: &ac, allLogits: true)
+            XCTAssertEqual(lv[0].count, prompt.count * V)
+            XCTAssertLessThan(relError(lv[0], lc[0]), 1e-3, "\(path): all logits")
+        }
+    }
+
+    /// B = 1, 3, 16 independent sequences of different lengths in one call, from different states.
+    func testBatchedMatchesCPU() throws {
+        for path in fixtures {
+            let (vk, cpu) = try engines(path)
+            let V = vk.config.vocabSize
+            for B in [1, 3, 16] {
+                let batch = (0..<B).map { i in tokens(1 + (i * 7) % 13, vocab: V, seed: UInt64(100 + i)) }
+                var start: [State] = []
+                for i in 0..<B {
+                    var s = cpu.newState()
+                    if i % 2 == 1 { _ = try cpu.forward(tokens(5, vocab: V, seed: UInt64(i)), state: &s) }
+                    start.append(s)
+                }
+                var sv = start, sc = start
+                let lv = try vk.forward(batch, states: &sv, allLogits: false)
+                let lc = try cpu.forward(batch, states: &sc, allLogits: false)
+                for i in 0..<B {
+                    XCTAssertLessThan(relError(lv[i], lc[i]), 1e-3, "\(path) B=\(B) seq \(i) logits")
+                    assertStatesClose(sv[i], sc[i], "\(path) B=\(B) seq \(i)")
+                }
+                // Each sequence alone gives the same as inside the batch.
+                if B == 3 {
+                    for i in 0..<B {
+                        var s = start[i]
+                        XCTAssertLessThan(relError(try vk.forward(batch[i], state: &s), lv[i]), 1e-5, "\(path): batch independence")
+                    }
+                }
+            }
+        }
+    }
+
+    /// fp16 and bf16 weights (packed pairs in the shader) against the CPU engine on the same weights.
+    func testHalfPrecisionWeights() throws {
+        let shape = SyntheticModel.Shape(nLayer: 2, nEmbd: 128, vocab: 320, loraW: 16, loraA: 16, loraV: 8, loraG: 32)
+        for dtype in [DType.f16, .bf16] {
+            let model = try SyntheticModel.model(shape, dtype: dtype, seed: 5)
+            let vk = try vulkanEngine(model)
+            let cpu = CPUEngine(model: model, threads: 2)
+            let batch = [tokens(9, vocab: 320, seed: 1), tokens(1, vocab: 320, seed: 2)]
+            var sv = [vk.newState(), vk.newState()], sc = sv
+            let lv = try vk.forward(batch, states: &sv, allLogits: false)
+            let lc = try cpu.forward(batch, states: &sc, allLogits: false)
+            for i in 0..<2 {
+                XCTAssertLessThan(relError(lv[i], lc[i]), 1e-3, "\(dtype) seq \(i)")
+                assertStatesClose(sv[i], sc[i], "\(dtype) seq \(i)")
+            }
+        }
+    }
+
+    /// A state edited on the host and run on Vulkan equals the same on the CPU (bit-compatible layout).
+    func testHostEditedStateRoundTrip() throws {
+        let (vk, cpu) = try engines(Fixtures.golden.appendingPathComponent("golden.blinkdl.safetensors").path)
+        var s = cpu.newState()
+        _ = try cpu.forward(tokens(6, vocab: vk.config.vocabSize, seed: 9), state: &s)
+        var head = Array(s.wkvHead(layer: 1, head: 2))
+        for i in head.indices { head[i] = head[i] * 0.5 + Float(i % 7) * 0.01 }
+        s.setWKVHead(layer: 1, head: 2, head)
+        var sv = s, sc = s
+        XCTAssertLessThan(relError(try vk.step(5, state: &sv), try cpu.step(5, state: &sc)), 1e-3)
+        assertStatesClose(sv, sc, "edited state")
+    }
+
+    /// Work split across passes (tiny per-pass row cap) gives the same as one pass.
+    func testSplitPassesMatch() throws {
+        let model = try ModelLoader.load(path: Fixtures.tinySafetensors)
+        let small: VulkanEngine
+        do { small = try VulkanEngine(model: model, maxRowsPerPass: 8) } catch let e as VulkanError {
+            throw XCTSkip("no Vulkan here: \(e)")
+        }
+        let (vk, _) = try engines(Fixtures.tinySafetensors)
+        let batch = [tokens(19, vocab: 256, seed: 1), tokens(3, vocab: 256, seed: 2), tokens(11, vocab: 256, seed: 3)]
+        var a = batch.map { _ in vk.newState() }, b = a
+        let la = try small.forward(batch, states: &a, allLogits: true)
+        let lb = try vk.forward(batch, states: &b, allLogits: true)
+        for i in batch.indices {
+            XCTAssertLessThan(relError(la[i], lb[i]), 1e-5)
+            XCTAssertLessThan(relError(a[i].wkv, b[i].wkv), 1e-5)
+        }
+    }
+
+    func testBadInputsAreTypedErrors() throws {
+        let (vk, _) = try engines(Fixtures.tinySafetensors)
+        var s = [vk.newState()]
+        XCTAssertThrowsError(try vk.forward([[999]], states: &s, allLogits: false))
+        XCTAssertThrowsError(try vk.forward([[]], states: &s, allLogits: false))
+        XCTAssertThrowsError(try VulkanEngine(model: vk.model, device: "no-such-device-xyz")) { e in
+            guard case VulkanError.deviceNotFound = e else { return XCTFail("got \(e)") }
+        }
+    }
+
+    /// With no driver visible (VK_ICD_FILENAMES → an empty file) the engine throws "no Vulkan device";
+    /// run in a child process so this process's loader state is untouched. The CPU path is unaffected.
+    func testNoDriverGivesTypedError() throws {
+        let exe = Fixtures.repoRoot.appendingPathComponent(".build-vk/release/rwkv-edit").path
+        let alt = ProcessInfo.processInfo.arguments.first.map { URL(fileURLWithPath: $0).deletingLastPathComponent().appendingPathComponent("rwkv-edit").path }
+        guard let bin = [alt, exe].compactMap({ $0 }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw XCTSkip("rwkv-edit binary not built beside the tests")
+        }
+        let empty = Fixtures.temporaryPath("empty-icd.json")
+        try Data().write(to: URL(fileURLWithPath: empty))
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        func run(_ args: [String]) throws -> (Int32, String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: bin)
+            p.arguments = args
+            var env = ProcessInfo.processInfo.environment
+            env["VK_ICD_FILENAMES"] = empty
+            env["VK_DRIVER_FILES"] = empty
+            p.environment = env
+            let pipe = Pipe()
+            p.standardError = pipe
+            p.standardOutput = pipe
+            try p.run()
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+        let (rc, out) = try run(["logits", "--model", Fixtures.tinySafetensors, "--tokens", "1,2,3", "--backend", "vulkan"])
+        XCTAssertNotEqual(rc, 0)
+        XCTAssertTrue(out.contains("no Vulkan device") || out.contains("no Vulkan loader"), out)
+        let (rc2, out2) = try run(["logits", "--model", Fixtures.tinySafetensors, "--tokens", "1,2,3", "--backend", "auto"])
+        XCTAssertEqual(rc2, 0, out2)
+    }
+
+    /// The committed SPIR-V and its embedded copy match a fresh glslc compile of the GLSL.
+    func testCommittedSPIRVIsUpToDate() throws {
+        let dir = Fixtures.repoRoot.appendingPathComponent("shaders")
+        let sources = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".comp") }.sorted()
+        XCTAssertEqual(Set(sources.map { String($0.dropLast(5)) }), Set(VulkanShaders.names), "shaders/*.comp and SPIRV.swift name different shaders; run scripts/build-shaders.sh")
+        for src in sources {
+            let name = String(src.dropLast(5))
+            let committed = try Data(contentsOf: dir.appendingPathComponent(name + ".spv"))
+            XCTAssertEqual(VulkanShaders.spirv(name), committed, "\(name): SPIRV.swift is stale; run scripts/build-shaders.sh")
+        }
+        let glslc = ["/usr/bin/glslc", "/usr/local/bin/glslc"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let glslc else { throw XCTSkip("glslc not installed: only the embedded copy was checked") }
+        for src in sources {
+            let name = String(src.dropLast(5))
+            let out = Fixtures.temporaryPath("\(name).spv")
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: glslc)
+            p.arguments = ["-O", "--target-env=vulkan1.0", dir.appendingPathComponent(src).path, "-o", out]
+            try p.run()
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 0, "glslc failed on \(src)")
+            let fresh = try Data(contentsOf: URL(fileURLWithPath: out))
+            let committed = try Data(contentsOf: dir.appendingPathComponent(name + ".spv"))
+            XCTAssertEqual(fresh, committed, "\(name).spv is stale; run scripts/build-shaders.sh")
+        }
+    }
+}
