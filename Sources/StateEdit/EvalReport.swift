@@ -60,11 +60,11 @@ public enum EvalReport {
             if !c.baseCorrect { title += "  [unedited model does not answer the old value top-1]" }
             if c.fillerTokens > 0 { title += "  [filler \(c.fillerTokens) tokens]" }
             lines.append(title + ":")
-            lines.append("  " + pad("method", 11) + stepHeads.map { pad($0, 10) }.joined() + "best" + (shared == nil ? "   strengths" : ""))
+            lines.append("  " + pad("method", 14) + stepHeads.map { pad($0, 10) }.joined() + "best" + (shared == nil ? "   strengths" : ""))
             for m in r.methods {
                 let ps = c.points.filter { $0.method == m }.sorted { $0.strengthIndex < $1.strengthIndex }
                 guard !ps.isEmpty else { continue }
-                var row = "  " + pad(methodName(m), 11)
+                var row = "  " + pad(methodName(m), 14)
                 for i in 0..<nSteps {
                     if let p = ps.first(where: { $0.strengthIndex == i }) {
                         row += pad(p.error != nil ? "E" : f(p.meanPOld) + mark(p), 10)
@@ -75,22 +75,49 @@ public enum EvalReport {
                 if shared == nil { row += "   " + ps.map(\.strength.description).joined(separator: ", ") }
                 lines.append(row)
             }
+            if let ref = r.suite.reference, let rows = ref.groups[ec.group] {
+                for m in EditMethod.allCases {
+                    guard let cells = rows[m.rawValue] else { continue }
+                    let label = "seed " + (ref.methods[m.rawValue]?.label ?? methodName(m))
+                    var row = "  " + pad(label, 14)
+                    for i in 0..<nSteps { row += pad(i < cells.count ? cells[i] : "", 10) }
+                    let best = cells.firstIndex { $0.hasSuffix("*") }
+                    row += best.map { i in shared.map { i < $0.count ? formatStrength($0[i].value) : "step \(i + 1)" } ?? "step \(i + 1)" } ?? "-"
+                    lines.append(row)
+                }
+            }
             lines.append("")
         }
-        lines.append("  " + pad("method", 11) + pad("flip", 8) + pad("best", 8) + pad("P(ctrl)", 10) + pad("P(ctrl)-P(tgt)", 16) + "P(tgt)")
+        lines.append("  " + pad("method", 14) + pad("flip", 8) + pad("best", 8) + pad("P(ctrl)", 10) + pad("selectivity", 16) + "P(tgt)")
         lines.append("  " + String(repeating: "-", count: 60))
         for s in r.sweepSummaries() {
-            lines.append("  " + pad(methodName(s.method), 11) + pad("\(s.flips.successes)/\(s.flips.total)", 8) + pad(f(s.bestStrength, 2), 8)
+            lines.append("  " + pad(methodName(s.method), 14) + pad("\(s.flips.successes)/\(s.flips.total)", 8) + pad(f(s.bestStrength, 2), 8)
                          + pad(f(s.pControl, 4), 10) + pad(f(s.selectivity, 4), 16) + f(s.pTarget, 4))
+        }
+        if let ref = r.suite.reference, !ref.methods.isEmpty {
+            for m in EditMethod.allCases {
+                guard let x = ref.methods[m.rawValue] else { continue }
+                let flips = x.flips.map { "\($0)/\(x.of.map(String.init) ?? "?")" } ?? "–"
+                lines.append("  " + pad("seed " + x.label, 14) + pad(flips, 8) + pad(f(x.best, 2), 8) + pad("–", 10)
+                             + pad(f(x.selectivity, 4), 16) + f(x.pTarget, 4))
+            }
+            lines.append("  (seed rows: \(ref.source))")
         }
         lines.append("")
         lines.append("  Flip rate by strength (flipped && !leaked):")
-        lines.append("  " + pad("method", 11) + stepHeads.map { pad($0, 10) }.joined())
+        lines.append("  " + pad("method", 14) + stepHeads.map { pad($0, 10) }.joined())
         for s in r.sweepSummaries() {
-            lines.append("  " + pad(methodName(s.method), 11) + s.flipsByStep.map { pad("\($0.successes)/\($0.total)", 10) }.joined()
+            lines.append("  " + pad(methodName(s.method), 14) + s.flipsByStep.map { pad("\($0.successes)/\($0.total)", 10) }.joined()
                          + (shared == nil ? "   " + s.strengths.map(\.description).joined(separator: ", ") : ""))
         }
-        lines.append("  (* = clean flip, ! = flipped but leaked to another entity, E = edit failed; best = lowest strength with a clean flip)")
+        if let ref = r.suite.reference {
+            for m in EditMethod.allCases {
+                guard let x = ref.methods[m.rawValue], let steps = x.flipsByStep else { continue }
+                lines.append("  " + pad("seed " + x.label, 14) + steps.map { pad("\($0)/\(x.of.map(String.init) ?? "?")", 10) }.joined())
+            }
+        }
+        lines.append("  (* = clean flip, ! = flipped but leaked to another entity, E = edit failed; best = lowest strength with a clean flip;")
+        lines.append("   flip, best, P(ctrl), selectivity = P(ctrl) − P(tgt) and P(tgt) = P(old) are means over the flipped cases at their best strength)")
         return lines
     }
 

@@ -160,6 +160,25 @@ public struct EvalCase: Sendable, Equatable {
     }
 }
 
+/// Published figures of the same experiment (e.g. the seed's 2.9B tables), shown beside ours.
+public struct EvalReference: Sendable, Equatable {
+    public struct Method: Sendable, Equatable {
+        /// The name the source uses (e.g. "FULL-R1").
+        public var label: String
+        public var flips: Int?
+        public var of: Int?
+        public var best: Double?
+        public var selectivity: Double?
+        public var pTarget: Double?
+        public var flipsByStep: [Int]?
+    }
+    public var source: String
+    /// Keyed by our method name (EditMethod.rawValue).
+    public var methods: [String: Method]
+    /// Per group (entity) and method: the source's cells, e.g. ["0.324*", "0.017*", "0.000*"].
+    public var groups: [String: [String: [String]]]
+}
+
 public struct EvalSuite: Sendable, Equatable {
     /// The suite format version this code reads.
     public static let formatVersion = 1
@@ -173,6 +192,8 @@ public struct EvalSuite: Sendable, Equatable {
     /// Tokens of greedy continuation for fluency.
     public var fluencyTokens: Int
     public var cases: [EvalCase]
+    /// Published figures to print beside ours.
+    public var reference: EvalReference?
 
     public init(name: String, description: String = "", methods: [EditMethod] = [.hybU], strength: StrengthSpec = StrengthSpec(),
                 fluencyTokens: Int = 24, cases: [EvalCase]) {
@@ -235,7 +256,7 @@ public struct EvalSuite: Sendable, Equatable {
         let strength = try r.strength(top, prefix: "")
         let fluencyTokens = try r.int(top, "fluency_tokens", min: 0) ?? 24
         try r.rejectUnknown(top, allowed: ["$schema", "version", "name", "description", "methods", "ratio", "ratios", "alpha", "alphas",
-                                           "fluency_tokens", "cases"], prefix: "")
+                                           "fluency_tokens", "cases", "reference"], prefix: "")
         guard let rawCases = top["cases"] else { throw r.error("cases", "missing") }
         guard let list = rawCases as? [Any] else { throw r.error("cases", "must be an array of case objects") }
         guard !list.isEmpty else { throw r.error("cases", "the suite has no cases") }
@@ -249,6 +270,7 @@ public struct EvalSuite: Sendable, Equatable {
         }
         var s = EvalSuite(name: name, description: description, methods: methods, strength: strength, fluencyTokens: fluencyTokens, cases: cases)
         s.version = v
+        if let ref = top["reference"], !(ref is NSNull) { s.reference = try r.reference(ref) }
         return s
     }
 }
@@ -328,6 +350,51 @@ struct FieldReader {
         if let bad = o.keys.sorted().first(where: { !allowed.contains($0) }) {
             throw error(prefix + bad, "unknown field; allowed: \(allowed.sorted().joined(separator: ", "))")
         }
+    }
+
+    func reference(_ v: Any) throws -> EvalReference {
+        guard let o = v as? [String: Any] else { throw error("reference", "must be an object") }
+        try rejectUnknown(o, allowed: ["source", "methods", "groups"], prefix: "reference.")
+        let source = try string(o, "source", prefix: "reference.")!
+        var methods: [String: EvalReference.Method] = [:]
+        if let ms = o["methods"] {
+            guard let mo = ms as? [String: Any] else { throw error("reference.methods", "must be an object keyed by method name") }
+            for (name, mv) in mo {
+                let p = "reference.methods.\(name)."
+                guard EditMethod(rawValue: name) != nil else { throw error("reference.methods.\(name)", "unknown method '\(name)'") }
+                guard let m = mv as? [String: Any] else { throw error("reference.methods.\(name)", "must be an object") }
+                try rejectUnknown(m, allowed: ["label", "flips", "of", "best", "selectivity", "p_tgt", "flips_by_step"], prefix: p)
+                func num(_ k: String) throws -> Double? {
+                    guard let x = m[k], !(x is NSNull) else { return nil }
+                    guard !isJSONBool(x), let n = x as? NSNumber else { throw error(p + k, "must be a number") }
+                    return n.doubleValue
+                }
+                var steps: [Int]?
+                if let a = m["flips_by_step"], !(a is NSNull) {
+                    guard let arr = a as? [Any] else { throw error(p + "flips_by_step", "must be an array of integers") }
+                    steps = try arr.enumerated().map { i, x in
+                        guard !isJSONBool(x), let n = x as? NSNumber else { throw error("\(p)flips_by_step[\(i)]", "must be an integer") }
+                        return n.intValue
+                    }
+                }
+                methods[name] = EvalReference.Method(
+                    label: try string(m, "label", optional: true, prefix: p) ?? name.uppercased(), flips: try int(m, "flips", min: 0, prefix: p),
+                    of: try int(m, "of", min: 0, prefix: p), best: try num("best"), selectivity: try num("selectivity"),
+                    pTarget: try num("p_tgt"), flipsByStep: steps)
+            }
+        }
+        var groups: [String: [String: [String]]] = [:]
+        if let gs = o["groups"] {
+            guard let go = gs as? [String: Any] else { throw error("reference.groups", "must be an object keyed by group") }
+            for (g, gv) in go {
+                guard let rows = gv as? [String: Any] else { throw error("reference.groups.\(g)", "must be an object keyed by method name") }
+                for (m, cells) in rows {
+                    guard let a = cells as? [String] else { throw error("reference.groups.\(g).\(m)", "must be an array of strings") }
+                    groups[g, default: [:]][m] = a
+                }
+            }
+        }
+        return EvalReference(source: source, methods: methods, groups: groups)
     }
 
     mutating func evalCase(_ c: Any) throws -> EvalCase {
