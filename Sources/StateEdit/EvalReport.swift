@@ -71,7 +71,7 @@ public enum EvalReport {
                     } else { row += pad("", 10) }
                 }
                 let best = ps.first(where: \.cleanFlip)
-                row += best.map { formatStrength($0.strength.value) } ?? "-"
+                row += pad(best.map { formatStrength($0.strength.value) } ?? "-", 7)
                 if shared == nil { row += "   " + ps.map(\.strength.description).joined(separator: ", ") }
                 lines.append(row)
             }
