@@ -47,9 +47,11 @@ enum BlobCodec {
         for s in set.scalars { f32(s) }
         switch dtype {
         case .f32:
-            for v in set.values { f32(v) }
+            // Bulk copy: every platform Swift runs this package on is little-endian.
+            set.values.withUnsafeBytes { out.append(contentsOf: $0) }
         case .f16:
-            for v in set.values { let x = Float16(v).bitPattern.littleEndian; withUnsafeBytes(of: x) { out += $0 } }
+            let half = set.values.map { Float16($0).bitPattern.littleEndian }
+            half.withUnsafeBytes { out.append(contentsOf: $0) }
         case .int8:
             var scales: [Float] = []
             for k in 0..<set.count {
@@ -68,12 +70,16 @@ enum BlobCodec {
         return (compress(out, level: level), out.count)
     }
 
-    static func checksum(_ compressed: [UInt8]) -> String { String(SHA256.hexDigest(compressed).prefix(16)) }
+    /// First 16 hex digits of the SHA-256 of the stored bytes (entries), or "x64:" + XXH64 (staged rows,
+    /// megabytes each and temporary, where SHA-256 would cost more than the engine).
+    static func checksum(_ compressed: [UInt8], fast: Bool = false) -> String {
+        fast ? "x64:" + XXH64.hex(compressed) : String(SHA256.hexDigest(compressed).prefix(16))
+    }
 
     /// Checks the checksum, decompresses and decodes, bounds-checking every field.
     static func decode(_ compressed: [UInt8], rawSize: Int, checksum expected: String, file: String, entry: String) throws -> VectorSet {
         func bad(_ r: String) -> PackError { .badBlob(file: file, entry: entry, reason: r) }
-        guard checksum(compressed) == expected else { throw bad("checksum mismatch") }
+        guard checksum(compressed, fast: expected.hasPrefix("x64:")) == expected else { throw bad("checksum mismatch") }
         guard rawSize >= headerSize, rawSize < 1 << 30 else { throw bad("implausible size \(rawSize)") }
         let raw = try decompress(compressed, rawSize: rawSize, bad: bad)
         guard raw.count == rawSize, Array(raw[0..<4]) == magic else { throw bad("not a vector blob") }
@@ -93,7 +99,7 @@ enum BlobCodec {
             var values = [Float](repeating: 0, count: count * dim)
             switch dtype {
             case .f32:
-                for i in values.indices { values[i] = f32(o + i * 4) }
+                values.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: p[o..<(o + count * dim * 4)])) }
             case .f16:
                 for i in values.indices {
                     values[i] = Float(Float16(bitPattern: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: o + i * 2, as: UInt16.self))))

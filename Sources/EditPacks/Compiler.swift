@@ -127,6 +127,10 @@ public final class PackCompiler {
         result.valuesSkipped = mine.count - todo.count
         let start = Self.now()
         var batches = 0
+        // States computed in this run stay in memory for finalize (only resumed ones are read back),
+        // unless this run only stages a shard.
+        let keepInMemory = o.shard == nil || o.shard?.count == 1
+        var inMemory: [String: [Float]] = [:]
         for b in stride(from: 0, to: todo.count, by: o.batchSize) {
             let chunk = Array(todo[b..<min(b + o.batchSize, todo.count)])
             let t0 = Self.now()
@@ -141,8 +145,9 @@ public final class PackCompiler {
                 var flat: [Float] = []
                 flat.reserveCapacity(heads.count * n * n)
                 for h in heads { flat += s.wkvHead(layer: h.layer, head: h.head) }
-                let (blob, raw) = BlobCodec.encode(VectorSet(count: heads.count, dim: n * n, values: flat), dtype: .f32, level: 1)
-                rows.append((v.name, blob, raw, BlobCodec.checksum(blob)))
+                if keepInMemory { inMemory[v.name] = flat }
+                let (blob, raw) = BlobCodec.encode(VectorSet(count: heads.count, dim: n * n, values: flat), dtype: .f32, level: -3)
+                rows.append((v.name, blob, raw, BlobCodec.checksum(blob, fast: true)))
             }
             try db.transaction {
                 for r in rows {
@@ -159,14 +164,12 @@ public final class PackCompiler {
             if let stop = o.stopAfterBatches, batches >= stop, done < todo.count { throw CompileInterrupted(batches: batches) }
         }
         if o.shard != nil && o.shard?.count != 1 {
-            try db.exec("VACUUM")
             try Self.rename(work, to: output)
             result.status = .staged
             return result
         }
-        try Self.finalize(db, manifest: manifest, vocab: vocab.values.map(\.name), pairs: pairs, file: work, result: &result)
-        try db.exec("VACUUM")
-        try Self.rename(work, to: output)
+        try Self.finalize(sources: [(db, work)], preloaded: inMemory, manifest: manifest, vocab: vocab, pairs: pairs, output: output, result: &result)
+        try? FileManager.default.removeItem(atPath: work)
         result.status = .complete
         return result
     }
@@ -186,19 +189,9 @@ public final class PackCompiler {
         var manifest = m0
         manifest.compile.shard = nil
         manifest.createdAt = ISO8601DateFormatter().string(from: Date())
-        let work = output + ".partial"
-        try? FileManager.default.removeItem(atPath: work)
         let vocab = Vocabulary(name: m0.name, property: m0.property, template: m0.template, probeTemplate: m0.probeTemplate, values: names)
-        let db = try Self.openWork(work, manifest: manifest, vocab: vocab)
-        try db.transaction {
-            for p in packs {
-                for r in try p.db.query("SELECT name, blob, raw_size, checksum FROM staged") {
-                    try db.query("INSERT OR IGNORE INTO staged (name, blob, raw_size, checksum) VALUES (?, ?, ?, ?)", r)
-                }
-                if p.status == .complete {
-                    throw PackError.invalidInput("\(p.path) is already a finished pack, not a shard")
-                }
-            }
+        for p in packs where p.status == .complete {
+            throw PackError.invalidInput("\(p.path) is already a finished pack, not a shard")
         }
         var result = CompileResult(path: output, status: .staged)
         let pairs: [(String, String)]
@@ -207,9 +200,7 @@ public final class PackCompiler {
         case "none": pairs = []
         default: throw PackError.invalidInput("merging shards compiled with a pairs file is not supported; compile pairs after merging")
         }
-        try Self.finalize(db, manifest: manifest, vocab: names.map(\.name), pairs: pairs, file: work, result: &result)
-        try db.exec("VACUUM")
-        try Self.rename(work, to: output)
+        try Self.finalize(sources: packs.map { ($0.db, $0.path) }, manifest: manifest, vocab: vocab, pairs: pairs, output: output, result: &result)
         result.status = .complete
         return result
     }
@@ -260,40 +251,58 @@ public final class PackCompiler {
             }
             return existing.db
         }
-        let db = try SQLiteDB(path: work, readOnly: false)
+        return try createPack(work, manifest: manifest, vocab: vocab, status: .staged)
+    }
+
+    /// A new pack file with the schema, meta and vocabulary (replacing any file at `path`).
+    private static func createPack(_ path: String, manifest: PackManifest, vocab: Vocabulary, status: PackStatus,
+                                   body: (SQLiteDB) throws -> Void = { _ in }) throws -> SQLiteDB {
+        try? FileManager.default.removeItem(atPath: path)
+        try? FileManager.default.removeItem(atPath: path + "-journal")
+        let db = try SQLiteDB(path: path, readOnly: false)
         try db.exec("PRAGMA journal_mode = DELETE")
+        try db.exec("PRAGMA page_size = 16384")
         try db.transaction {
             try db.exec(PackSchema.sql)
-            try db.query("INSERT INTO meta (key, value) VALUES ('schema_version', ?), ('status', 'staged'), ('manifest', ?)",
-                         [.text(String(PackSchema.version)), .text(manifest.json())])
+            try db.query("INSERT INTO meta (key, value) VALUES ('schema_version', ?), ('status', ?), ('manifest', ?)",
+                         [.text(String(PackSchema.version)), .text(status.rawValue), .text(manifest.json())])
             for (i, v) in vocab.values.enumerated() {
                 try db.query("INSERT INTO vocab (name, surface, ord) VALUES (?, ?, ?)", [.text(v.name), .text(v.surface), .int(Int64(i))])
             }
+            try body(db)
         }
         return db
     }
 
-    /// Computes v̄ per head, the vocabulary entries and the pair entries from the staged states, and
-    /// writes them in one transaction that also deletes the staged rows and marks the pack complete.
-    private static func finalize(_ db: SQLiteDB, manifest: PackManifest, vocab: [String], pairs: [(String, String)],
-                          file: String, result: inout CompileResult) throws {
+    /// Computes v̄ per head, the vocabulary entries and the pair entries from the staged states of
+    /// `sources` (the first row of each value wins), writes them into a fresh file `<output>.tmp` in one
+    /// transaction and renames it to `output`. The sources are left as they are.
+    private static func finalize(sources: [(db: SQLiteDB, file: String)], preloaded: [String: [Float]] = [:], manifest: PackManifest, vocab vocabulary: Vocabulary,
+                                 pairs: [(String, String)], output: String, result: inout CompileResult) throws {
+        let vocab = vocabulary.values.map(\.name)
+        let file = sources.first?.file ?? output
         let heads = manifest.heads
         let H = heads.count, n = manifest.headSize, nn = n * n
         let t0 = Self.now()
-        var states: [String: [Float]] = [:]
-        for r in try db.query("SELECT name, blob, raw_size, checksum FROM staged") {
+        var states = preloaded
+        for (db, file) in sources {
+          for r in try db.query("SELECT name, blob, raw_size, checksum FROM staged") {
+            if let name = r.first?.text, states[name] != nil { continue }
             guard r.count == 4, let name = r[0].text, let b = r[1].blob, let s = r[2].int, let c = r[3].text else {
                 throw PackError.corrupt(file: file, reason: "bad staged row")
             }
             let v = try BlobCodec.decode(b, rawSize: s, checksum: c, file: file, entry: "staged \(name)")
             guard v.count == H, v.dim == nn else { throw PackError.badBlob(file: file, entry: "staged \(name)", reason: "wrong shape") }
-            states[name] = v.values
+            if states[name] == nil { states[name] = v.values }
+          }
         }
         let missing = vocab.filter { states[$0] == nil }
         guard missing.isEmpty else {
             throw PackError.incompatible(file: file, reason: "\(missing.count) values are not compiled yet (e.g. \(missing.prefix(3).joined(separator: ", "))); run the remaining shards")
         }
         let V = vocab.count
+        let tLoaded = Self.now()
+        result.storageSeconds += tLoaded - t0
         let ordered = vocab.compactMap { states[$0] }
         guard ordered.count == V else { throw PackError.corrupt(file: file, reason: "staged rows changed during finalize") }
         var addr = [Float](repeating: 0, count: H * n)
@@ -335,12 +344,13 @@ public final class PackCompiler {
             pairRows.append((a, b, VectorSet(count: 2 * H, dim: n, values: us + vs, scalars: sig)))
         }
         let t1 = Self.now()
-        result.svdSeconds += t1 - t0
+        result.svdSeconds += t1 - tLoaded
         let dtype = manifest.dtype
         let encodedVocab = vocab.enumerated().map { k, x in (x, BlobCodec.encode(VectorSet(count: H, dim: n, values: w[k]), dtype: dtype)) }
         let encodedPairs = pairRows.map { ($0.0, $0.1, BlobCodec.encode($0.2, dtype: dtype)) }
         let encodedAddr = BlobCodec.encode(VectorSet(count: H, dim: n, values: addr), dtype: dtype)
-        try db.transaction {
+        let tmp = output + ".tmp"
+        _ = try createPack(tmp, manifest: manifest, vocab: vocabulary, status: .complete) { db in
             try db.query("INSERT OR REPLACE INTO addresses (id, blob, raw_size, checksum) VALUES (0, ?, ?, ?)",
                          [.blob(encodedAddr.payload), .int(Int64(encodedAddr.rawSize)), .text(BlobCodec.checksum(encodedAddr.payload))])
             for (x, e) in encodedVocab {
@@ -351,10 +361,8 @@ public final class PackCompiler {
                 try db.query("INSERT OR REPLACE INTO pair_entries (a, b, blob, raw_size, checksum) VALUES (?, ?, ?, ?, ?)",
                              [.text(a), .text(b), .blob(e.payload), .int(Int64(e.rawSize)), .text(BlobCodec.checksum(e.payload))])
             }
-            try db.exec("DELETE FROM staged")
-            try db.query("UPDATE meta SET value = 'complete' WHERE key = 'status'")
-            try db.query("UPDATE meta SET value = ? WHERE key = 'manifest'", [.text(manifest.json())])
         }
+        try rename(tmp, to: output)
         result.storageSeconds += Self.now() - t1
         result.bytesPerValue = Double(encodedVocab.reduce(0) { $0 + $1.1.payload.count }) / Double(max(V, 1))
         result.pairCount = pairRows.count

@@ -10,7 +10,10 @@ struct CompileCommand: ParsableCommand {
         abstract: "Compile a vocabulary of values into an edit pack for a model (resumable: re-run to continue).")
 
     @Option(name: .long, help: "Model file (.pth, .safetensors or .gguf).")
-    var model: String
+    var model: String?
+
+    @Option(name: .long, help: "Instead of --model, a random-weight model of a released shape (0.1b, 0.4b, 1.5b; f16) for benchmarks; needs --tokenizer.")
+    var synthetic: String?
 
     @Option(name: .long, help: "World vocabulary (tokenizer) file (default: the model's own, or <model>-vocab.txt beside it).")
     var tokenizer: String?
@@ -53,7 +56,8 @@ struct CompileCommand: ParsableCommand {
 
     func run() throws {
         try reportingPackErrors {
-            var args = ["--model", model]
+            guard (model == nil) != (synthetic == nil) else { throw ValidationError("give exactly one of --model or --synthetic") }
+            var args = ["--model", model ?? "synthetic"]
             if let tokenizer { args += ["--vocab", tokenizer] }
             if let threads { args += ["--threads", String(threads)] }
             let mo = try ModelOptions.parse(args)
@@ -78,8 +82,18 @@ struct CompileCommand: ParsableCommand {
                 o.shard = (i, n)
             }
             let t0 = Date()
-            let m = try mo.loadModel()
+            let m: RWKVModel
+            if let synthetic {
+                guard let shape = SyntheticModel.Shape.named(synthetic) else { throw ValidationError("unknown --synthetic \(synthetic); use 0.1b, 0.4b or 1.5b") }
+                guard tokenizer != nil else { throw ValidationError("--synthetic needs --tokenizer (a World vocabulary file)") }
+                m = try SyntheticModel.model(shape, dtype: .f16)
+            } else {
+                m = try mo.loadModel()
+            }
             let tok = try mo.tokenizer(for: m)
+            let tf = Date()
+            _ = ModelFingerprint.compute(model: m, tokenizer: tok)
+            let fingerprintSeconds = Date().timeIntervalSince(tf)
             let compiler = PackCompiler(engine: mo.engine(m), tokenizer: tok)
             let tty = isatty(fileno(stderr)) != 0 && !json
             let r = try compiler.compile(vocabulary: vocabulary, options: o, output: output) { p in
@@ -95,7 +109,7 @@ struct CompileCommand: ParsableCommand {
             var obj: [String: Any] = [
                 "output": r.path, "status": r.status.rawValue, "values_compiled": r.valuesCompiled, "values_skipped": r.valuesSkipped,
                 "dtype": d.rawValue, "pairs": r.pairCount, "seconds_total": total, "seconds_engine": r.engineSeconds,
-                "seconds_svd": r.svdSeconds, "seconds_storage": r.storageSeconds,
+                "seconds_svd": r.svdSeconds, "seconds_storage": r.storageSeconds, "seconds_fingerprint": fingerprintSeconds,
                 "values_per_second": work > 0 ? Double(r.valuesCompiled) / work : 0,
                 "values_per_second_engine_only": r.engineSeconds > 0 ? Double(r.valuesCompiled) / r.engineSeconds : 0,
             ]
@@ -106,6 +120,7 @@ struct CompileCommand: ParsableCommand {
             }
             if json { try printJSON(obj); return }
             print("\(r.path): \(r.status.rawValue); \(r.valuesCompiled) values compiled, \(r.valuesSkipped) already done")
+            print(String(format: "model fingerprint: %.2fs (cached for the rest of the run)", fingerprintSeconds))
             print(String(format: "time: engine %.2fs, SVD %.2fs, storage %.2fs (%.1f values/s; engine only %.1f values/s)",
                          r.engineSeconds, r.svdSeconds, r.storageSeconds, obj["values_per_second"] as? Double ?? 0,
                          obj["values_per_second_engine_only"] as? Double ?? 0))

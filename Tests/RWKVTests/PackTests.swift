@@ -105,6 +105,12 @@ final class PackTests: XCTestCase {
         XCTAssertEqual(SHA256.hex(inc.finalize()), "d414b085826eb06778483ba35564dc849e643359f69ed9747878ba6e54985bed")
     }
 
+    func testXXH64KnownAnswers() {
+        XCTAssertEqual(XXH64.hash([]), 0xEF46DB3751D8E999)
+        XCTAssertEqual(XXH64.hash(Array("abc".utf8)), 0x44BC2CF5AD770999)
+        XCTAssertEqual(XXH64.hash(Array("Nobody inspects the spammish repetition".utf8)), 0xFBCEA83C8A378BF1)
+    }
+
     func testVocabularyParsing() throws {
         let v = try vocab()
         XCTAssertEqual(v.values.count, 6)
