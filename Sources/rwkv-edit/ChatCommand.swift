@@ -52,6 +52,7 @@ struct ChatLoop {
       /ask TEXT                          continue TEXT without changing the conversation
       /edit "old fact" "new fact" [--method m] [--ratio r] [--alpha a] [--layers a-b]
                                          change a fact (default hyb-u, ratio 0.20)
+      /edit PACK Entity: A -> B [--method m] change a fact by name with an edit pack (e.g. /edit cities Bob: Austin -> Chicago)
       /forget "fact" "entity" [--ratio r] remove a property, keep the entity (ratio 0.55)
       /erase "fact" [--ratio r]          erase a fact towards a neutral sentence (ratio 0.55)
       /undo                              undo the latest edit exactly
@@ -93,6 +94,7 @@ struct ChatLoop {
             let reply = try session.generate(after: text, maxTokens: maxTokens, stop: "\n", commit: false, sampler: sampler)
             print(text + reply)
         case "/edit":
+            if let done = try packEdit(line) { print(done); break }   // /edit PACK Entity: A -> B (ApplyCommand.swift)
             let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: 0.20)
             guard pos.count == 2 else { throw EditError.invalid("usage: /edit \"old fact\" \"new fact\" [--method m] [--ratio r]") }
             describe(try session.edit(from: pos[0], to: pos[1], options: opts))
