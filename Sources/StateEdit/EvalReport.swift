@@ -144,11 +144,11 @@ public enum EvalReport {
             out.append("")
             out.append("aggregate per method (ES/PS/NS with Wilson 95% intervals):")
             for a in r.aggregates() {
-                out.append("  \(pad(a.method.rawValue, 10)) \(pad(a.strengths.map(\.description).joined(separator: ","), 8))"
+                out.append("  \(pad(a.method.rawValue, 10)) \(pad(a.strength.description, 8))"
                            + " ES \(pct(a.es))  top-1 \(pct(a.esTop1, interval: false))  PS \(pct(a.ps))  NS \(pct(a.ns))  S \(f(a.score, 2))")
                 out.append("  \(pad("", 10)) \(pad("", 8)) P(old) \(f(a.pOldBefore))→\(f(a.pOldAfter))  P(new) \(f(a.pNewBefore))→\(f(a.pNewAfter))"
                            + "  P(ctrl) \(f(a.pControlAfter))  sel \(f(a.selectivity))  fluency \(f(a.fluencyBefore, 2))→\(f(a.fluencyAfter, 2))"
-                           + "  flips \(a.cleanFlips.successes)/\(a.cleanFlips.total)" + (a.errors > 0 ? "  errors \(a.errors)" : ""))
+                           + "  clean flips \(a.cleanFlips.successes)/\(a.cleanFlips.total)" + (a.errors > 0 ? "  errors \(a.errors)" : ""))
             }
             if r.isSweep {
                 out.append("")
@@ -188,7 +188,7 @@ public enum EvalReport {
             md.append("| method | strength | mean α | ES | ES top-1 | PS | NS | S | P(old) before→after | P(new) before→after | P(ctrl) after | selectivity | fluency before→after |")
             md.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
             for a in r.aggregates() {
-                md.append("| \(a.method.rawValue) | \(a.strengths.map(\.description).joined(separator: ", ")) | \(f(a.meanAlpha, 3)) | \(pct(a.es)) | \(pct(a.esTop1, interval: false)) | \(pct(a.ps)) | \(pct(a.ns)) | \(f(a.score, 2)) | \(f(a.pOldBefore))→\(f(a.pOldAfter)) | \(f(a.pNewBefore))→\(f(a.pNewAfter)) | \(f(a.pControlAfter)) | \(f(a.selectivity)) | \(f(a.fluencyBefore, 2))→\(f(a.fluencyAfter, 2)) |"
+                md.append("| \(a.method.rawValue) | \(a.strength) | \(f(a.meanAlpha, 3)) | \(pct(a.es)) | \(pct(a.esTop1, interval: false)) | \(pct(a.ps)) | \(pct(a.ns)) | \(f(a.score, 2)) | \(f(a.pOldBefore))→\(f(a.pOldAfter)) | \(f(a.pNewBefore))→\(f(a.pNewAfter)) | \(f(a.pControlAfter)) | \(f(a.selectivity)) | \(f(a.fluencyBefore, 2))→\(f(a.fluencyAfter, 2)) |"
                           + (a.errors > 0 ? " (\(a.errors) errors)" : ""))
             }
             md.append("")
@@ -279,7 +279,7 @@ public enum EvalReport {
                     ]
                 },
                 "aggregates": r.aggregates().map { a -> [String: Any] in
-                    ["method": a.method.rawValue, "step": a.strengthIndex, "strengths": a.strengths.map(strength), "points": a.points,
+                    ["method": a.method.rawValue, "step": a.strengthIndex, "strength": strength(a.strength), "points": a.points,
                      "errors": a.errors, "es": prop(a.es), "es_top1": prop(a.esTop1), "ps": prop(a.ps), "ps_top1": prop(a.psTop1),
                      "ns": prop(a.ns), "score": j(a.score), "flips": prop(a.flips), "clean_flips": prop(a.cleanFlips),
                      "p_old_before": j(a.pOldBefore), "p_old_after": j(a.pOldAfter), "p_new_before": j(a.pNewBefore), "p_new_after": j(a.pNewAfter),

@@ -205,9 +205,9 @@ public struct EvalRunner {
 /// Metrics of one method at one strength step over the cases of a suite.
 public struct EvalAggregate: Sendable {
     public let method: EditMethod
+    public let strength: Strength
+    /// The sweep step of this strength (its first position in the cases' sweeps).
     public let strengthIndex: Int
-    /// The strengths the points used (one per distinct value).
-    public let strengths: [Strength]
     public let points: Int
     public let errors: Int
     public let es: Proportion
@@ -249,20 +249,19 @@ public struct SweepSummary: Sendable {
 }
 
 extension EvalSuiteResult {
-    /// Per method and strength step, over all cases.
+    /// Per method and strength (in the order they ran), over all cases.
     public func aggregates() -> [EvalAggregate] {
         var out: [EvalAggregate] = []
         for m in methods {
             let mp = points.filter { $0.method == m }
-            let steps = Set(mp.map(\.strengthIndex)).sorted()
-            for si in steps {
-                let ps = mp.filter { $0.strengthIndex == si }
+            var seen = Set<Strength>()
+            for strength in mp.map(\.strength) where seen.insert(strength).inserted {
+                let ps = mp.filter { $0.strength == strength }
                 let ok = ps.filter { $0.error == nil }
                 let okIDs = Set(ok.map(\.caseID))
                 let before = cases.filter { okIDs.contains($0.evalCase.id) }
-                var seen = Set<Strength>()
                 out.append(EvalAggregate(
-                    method: m, strengthIndex: si, strengths: ps.map(\.strength).filter { seen.insert($0).inserted },
+                    method: m, strength: strength, strengthIndex: ps.map(\.strengthIndex).min() ?? 0,
                     points: ps.count, errors: ps.count - ok.count,
                     es: ok.map(\.es).reduce(Proportion(successes: 0, total: 0), +),
                     esTop1: ok.map(\.esTop1).reduce(Proportion(successes: 0, total: 0), +),
@@ -286,7 +285,7 @@ extension EvalSuiteResult {
     }
 
     /// Whether some method runs at more than one strength (a sweep, shown as the seed's tables).
-    public var isSweep: Bool { aggregates().contains { $0.strengthIndex > 0 } }
+    public var isSweep: Bool { points.contains { $0.strengthIndex > 0 } }
 
     /// The seed's aggregate table: per method, over the cases.
     public func sweepSummaries() -> [SweepSummary] {
