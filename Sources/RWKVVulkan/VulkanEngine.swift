@@ -22,6 +22,8 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
     /// Largest number of token rows and of sequences one pass may hold (buffer-range and dispatch limits).
     let maxRowsPerPass: Int
     let maxSeqsPerPass: Int
+    /// Rows of W each matmul invocation computes (input loads shared across them).
+    let matmulRowsPerInvocation = Int(ProcessInfo.processInfo.environment["RWKV_VK_RPI"] ?? "") ?? 4
 
     /// Every Vulkan device with a compute queue (throws when there is no loader or driver).
     public static func devices() throws -> [VulkanDeviceInfo] { try VulkanContext.listDevices() }
@@ -290,11 +292,12 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
         guard T > 0 else { return }
         let tb = T >= 8 ? 8 : T >= 4 ? 4 : T >= 2 ? 2 : 1
         let code: UInt32 = m.dtype == .f32 ? 0 : m.dtype == .f16 ? 1 : 2
-        let pipe = try ctx.pipeline("matmul", [code, UInt32(tb)])
+        let rpi = matmulRowsPerInvocation
+        let pipe = try ctx.pipeline("matmul", [code, UInt32(tb), UInt32(rpi)])
         for ch in m.chunks {
             try ctx.dispatch(pipe, [Binding(ch.buffer), Binding(x), Binding(y)],
                              push: [UInt32(ch.rows), UInt32(m.cols), UInt32(T), UInt32(m.cols), UInt32(m.rows), UInt32(ch.row0), mode],
-                             groups: ((ch.rows + 63) / 64, (T + tb - 1) / tb, 1))
+                             groups: ((ch.rows + 32 * rpi - 1) / (32 * rpi), (T + tb - 1) / tb, 1))
         }
     }
 
@@ -337,7 +340,7 @@ struct GPUMatrix {
         rows = m.rows; cols = m.cols; dtype = m.dtype
         guard m.cols % 8 == 0 else { throw VulkanError.unsupportedModel("a \(m.rows)×\(m.cols) matrix: columns must be a multiple of 8") }
         let rowBytes = m.cols * m.dtype.byteSize
-        let perChunk = max(1, min(limit / rowBytes, ctx.maxWorkGroupCountX * 64))
+        let perChunk = max(1, min(limit / rowBytes, ctx.maxWorkGroupCountX * 32))
         var out: [Chunk] = []
         var r = 0
         while r < m.rows {

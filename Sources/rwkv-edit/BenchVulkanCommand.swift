@@ -1,0 +1,134 @@
+import ArgumentParser
+import Foundation
+import RWKV
+import RWKVVulkan
+
+/// Prefill, decode and batched-decode throughput of the Vulkan engine next to the CPU engine, same run.
+struct BenchVulkanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-vulkan",
+        abstract: "Measure the Vulkan engine (prefill, decode, batched decode) beside the CPU engine.")
+
+    @Option(name: .long, help: "Model file to benchmark.")
+    var model: String?
+
+    @Option(name: .long, help: "Random weights with released shapes: 0.1b, 0.4b or 1.5b.")
+    var synthetic: String?
+
+    @Option(name: .long, help: "Weight type of the synthetic model: f16, bf16 or f32.")
+    var dtype = "f16"
+
+    @Option(name: .long, help: "Prompt length for the prefill measurement.")
+    var promptTokens = 64
+
+    @Option(name: .long, help: "Tokens decoded per sequence for the decode measurements.")
+    var decodeTokens = 8
+
+    @Option(name: .long, help: "Batch sizes for batched decoding (comma-separated).")
+    var batches = "1,8,32,64"
+
+    @Option(name: .long, help: "Engines to measure: vulkan, cpu (comma-separated).")
+    var backends = "vulkan,cpu"
+
+    @Option(name: .long, help: "CPU threads (default: all cores).")
+    var threads: Int?
+
+    @Flag(name: .long, help: "One JSON object per line per measurement.")
+    var json = false
+
+    func validate() throws {
+        guard (model == nil) != (synthetic == nil) else { throw ValidationError("give exactly one of --model or --synthetic") }
+        guard promptTokens > 0, decodeTokens > 0 else { throw ValidationError("--prompt-tokens and --decode-tokens must be > 0") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let m: RWKVModel
+            let name: String
+            if let model {
+                m = try ModelLoader.load(path: model)
+                name = URL(fileURLWithPath: model).lastPathComponent
+            } else {
+                let s = synthetic ?? ""
+                guard let shape = SyntheticModel.Shape.named(s) else { throw ValidationError("unknown --synthetic \(s); use 0.1b, 0.4b or 1.5b") }
+                guard let dt = DType(rawValue: dtype) else { throw ValidationError("unknown --dtype \(dtype); use f16, bf16 or f32") }
+                if !json { FileHandle.standardError.write(Data("building random \(s) \(dtype) weights…\n".utf8)) }
+                m = try SyntheticModel.model(shape, dtype: dt)
+                name = "synthetic-\(s)"
+            }
+            let sizes = batches.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 > 0 }
+            if !json {
+                print("model \(name) \(m.weightDType.rawValue), \(ProcessInfo.processInfo.activeProcessorCount) cores; prompt \(promptTokens) tokens, \(decodeTokens) decoded per sequence")
+                print("backend  device                          prefill tok/s  decode tok/s  " + sizes.map { String(format: "B=%-3d seq·tok/s", $0) }.joined(separator: "  "))
+            }
+            for backend in backends.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) {
+                let engine: any Engine
+                let device: String
+                switch backend {
+                case "cpu":
+                    let e = CPUEngine(model: m, threads: threads)
+                    engine = e; device = "CPU, \(e.threads) threads"
+                case "vulkan":
+                    let e = try VulkanEngine(model: m)
+                    engine = e; device = e.device.name
+                default: throw ValidationError("unknown backend \(backend); use vulkan or cpu")
+                }
+                let (prefill, decode) = try measureSingle(engine)
+                var batched: [Double] = []
+                for b in sizes { batched.append(try measureBatched(engine, b)) }
+                if json {
+                    var o: [String: Any] = ["model": name, "dtype": m.weightDType.rawValue, "backend": backend, "device": device,
+                                            "prompt_tokens": promptTokens, "prefill_tok_s": prefill, "decode_tok_s": decode]
+                    for (b, v) in zip(sizes, batched) { o["batched_B\(b)_seq_tok_s"] = v }
+                    try printJSON(o)
+                } else {
+                    let cols = batched.map { String(format: "%15.1f", $0) }.joined(separator: "  ")
+                    let pad = { (t: String, n: Int) in t.count >= n ? String(t.prefix(n)) : t + String(repeating: " ", count: n - t.count) }
+                    print(pad(backend, 8) + " " + pad(device, 30) + String(format: " %14.1f  %12.2f  ", prefill, decode) + cols)
+                }
+            }
+        }
+    }
+
+    private func randomTokens(_ n: Int, vocab: Int, seed: UInt64) -> [Int] {
+        var rng = SplitMix64(seed: seed)
+        return (0..<n).map { _ in Int(rng.next() % UInt64(vocab)) }
+    }
+
+    /// Prefill of one prompt and token-by-token decoding after it; best of two after a warm-up.
+    private func measureSingle(_ engine: any Engine) throws -> (Double, Double) {
+        let prompt = randomTokens(promptTokens, vocab: engine.config.vocabSize, seed: 7)
+        var warm = engine.newState()
+        _ = try engine.step(1, state: &warm)
+        _ = try engine.forward(Array(prompt.prefix(8)), state: &warm)
+        var best = (0.0, 0.0)
+        for _ in 0..<2 {
+            var state = engine.newState()
+            let t0 = Date()
+            var logits = try engine.forward(prompt, state: &state)
+            let t1 = Date()
+            for _ in 0..<decodeTokens {
+                let next = logits.indices.max { logits[$0] < logits[$1] } ?? 0
+                logits = try engine.step(next, state: &state)
+            }
+            let t2 = Date()
+            best.0 = max(best.0, Double(promptTokens) / t1.timeIntervalSince(t0))
+            best.1 = max(best.1, Double(decodeTokens) / t2.timeIntervalSince(t1))
+        }
+        return best
+    }
+
+    /// B sequences decoded together, one token each per call: sequences × tokens per second.
+    private func measureBatched(_ engine: any Engine, _ B: Int) throws -> Double {
+        let V = engine.config.vocabSize
+        var states = (0..<B).map { _ in engine.newState() }
+        var next = (0..<B).map { [($0 * 7919) % V] }
+        _ = try engine.forward(next, states: &states, allLogits: false)
+        let t0 = Date()
+        for _ in 0..<decodeTokens {
+            let logits = try engine.forward(next, states: &states, allLogits: false)
+            next = logits.map { l in [l.indices.max { l[$0] < l[$1] } ?? 0] }
+        }
+        return Double(B * decodeTokens) / Date().timeIntervalSince(t0)
+    }
+}
