@@ -27,6 +27,8 @@ public struct CompileOptions: Sendable {
     public var batchSize = 8
     /// 1-based shard index and count: this run stages values k (0-based) with k % count == index − 1.
     public var shard: (index: Int, count: Int)?
+    /// Replace an existing finished `output` (e.g. a pack for an older export of the model).
+    public var overwrite = false
     /// Test hook: behave as if killed after this many batches were committed (throws `interrupted`).
     public var stopAfterBatches: Int?
 
@@ -53,6 +55,8 @@ public struct CompileResult: Sendable {
     /// Mean |cos(u₁ pair, u₁ composed)| per head over the pair entries (when pairs were compiled).
     public var composedCosine: [HeadIndex: Double]?
     public var pairCount = 0
+    /// Cosine of each stored vocabulary vector (after the dtype round trip) to its fp32 value: min and mean.
+    public var storageCosine: (min: Double, mean: Double)?
 }
 
 /// A compile stopped by the test hook, standing in for a kill.
@@ -102,6 +106,9 @@ public final class PackCompiler {
             createdAt: ISO8601DateFormatter().string(from: Date()))
 
         let fm = FileManager.default
+        if o.overwrite, fm.fileExists(atPath: output) {
+            do { try fm.removeItem(atPath: output) } catch { throw PackError.unreadable(file: output, reason: "cannot replace it: \(error.localizedDescription)") }
+        }
         if fm.fileExists(atPath: output) {
             // A finished file: nothing to do when it holds this very compile, else refuse to overwrite.
             let existing = try EditPack(path: output)
@@ -109,7 +116,7 @@ public final class PackCompiler {
                 throw PackError.wrongModel(file: output, packFingerprint: existing.manifest.model.fingerprint, modelFingerprint: fp)
             }
             guard existing.manifest.sameCompile(as: manifest), try existing.values().map(\.name) == vocab.values.map(\.name) else {
-                throw PackError.invalidInput("\(output) already exists with other settings or values; delete it or choose another -o")
+                throw PackError.invalidInput("\(output) already exists with other settings or values; pass --force to replace it, or choose another -o")
             }
             if existing.status == .complete || o.shard != nil {
                 result.status = existing.status
@@ -365,6 +372,19 @@ public final class PackCompiler {
         try rename(tmp, to: output)
         result.storageSeconds += Self.now() - t1
         result.bytesPerValue = Double(encodedVocab.reduce(0) { $0 + $1.1.payload.count }) / Double(max(V, 1))
+        // Fidelity of the storage dtype: decode what was written and compare with the fp32 vectors.
+        var cmin = 1.0, csum = 0.0, ccount = 0
+        for (k, (x, e)) in encodedVocab.enumerated() {
+            let back = try BlobCodec.decode(e.payload, rawSize: e.rawSize, checksum: BlobCodec.checksum(e.payload), file: output, entry: x)
+            for hi in 0..<H {
+                let a = Array(w[k][(hi * n)..<((hi + 1) * n)]), b = back.vector(hi)
+                var d = 0.0, na = 0.0, nb = 0.0
+                for j in 0..<n { d += Double(a[j] * b[j]); na += Double(a[j] * a[j]); nb += Double(b[j] * b[j]) }
+                let c = na > 0 && nb > 0 ? d / (na * nb).squareRoot() : 1
+                cmin = min(cmin, c); csum += c; ccount += 1
+            }
+        }
+        result.storageCosine = (cmin, csum / Double(max(ccount, 1)))
         result.pairCount = pairRows.count
         if !pairRows.isEmpty {
             result.composedCosine = Dictionary(uniqueKeysWithValues: heads.enumerated().map { ($1, cosSum[$0] / Double(pairRows.count)) })

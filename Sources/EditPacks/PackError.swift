@@ -28,7 +28,7 @@ public enum PackError: Error, CustomStringConvertible, Equatable {
         case .badBlob(let f, let e, let r):
             return "pack \(f): entry '\(e)' is corrupt (\(r)); run `rwkv-edit packs verify` and recompile the pack"
         case .wrongModel(let f, let p, let m):
-            return "pack \(f) was compiled for another model (pack fingerprint \(p.prefix(16))…, this model \(m.prefix(16))…); compile one for this model with `rwkv-edit compile` (to a new file, or after deleting this one)"
+            return "pack \(f) was compiled for another model (pack fingerprint \(p.prefix(16))…, this model \(m.prefix(16))…); compile one for this model with `rwkv-edit compile` (`--force` replaces an old pack)"
         case .newerSchema(let f, let found, let supported):
             return "pack \(f) has schema version \(found), newer than the \(supported) this build reads; update rwkv-edit"
         case .missingValue(let f, let v, let near):

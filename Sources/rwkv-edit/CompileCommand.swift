@@ -51,6 +51,9 @@ struct CompileCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output pack file.")
     var output: String
 
+    @Flag(name: .long, help: "Replace an existing finished output (e.g. a pack for an older export of the model).")
+    var force = false
+
     @Flag(name: .long, help: "No progress; print one JSON object.")
     var json = false
 
@@ -70,6 +73,7 @@ struct CompileCommand: ParsableCommand {
             guard let d = StorageDType(rawValue: dtype) else { throw PackError.invalidInput("--dtype must be f16, f32 or int8, got '\(dtype)'") }
             o.dtype = d
             o.batchSize = batch
+            o.overwrite = force
             if let pairs {
                 if pairs == "all" { o.allPairs = true } else {
                     guard let data = FileManager.default.contents(atPath: pairs) else { throw PackError.invalidInput("cannot read pairs file \(pairs)") }
@@ -114,6 +118,7 @@ struct CompileCommand: ParsableCommand {
                 "values_per_second_engine_only": r.engineSeconds > 0 ? Double(r.valuesCompiled) / r.engineSeconds : 0,
             ]
             if let b = r.bytesPerValue { obj["bytes_per_value"] = b }
+            if let c = r.storageCosine { obj["storage_cosine_to_f32_min"] = c.min; obj["storage_cosine_to_f32_mean"] = c.mean }
             if let c = r.composedCosine {
                 obj["composed_vs_pair_cosine_mean"] = c.values.reduce(0, +) / Double(max(c.count, 1))
                 obj["composed_vs_pair_cosine_per_head"] = c.keys.sorted().map { ["layer": $0.layer, "head": $0.head, "cos": c[$0] ?? 0] as [String: Any] }
@@ -124,7 +129,10 @@ struct CompileCommand: ParsableCommand {
             print(String(format: "time: engine %.2fs, SVD %.2fs, storage %.2fs (%.1f values/s; engine only %.1f values/s)",
                          r.engineSeconds, r.svdSeconds, r.storageSeconds, obj["values_per_second"] as? Double ?? 0,
                          obj["values_per_second_engine_only"] as? Double ?? 0))
-            if let b = r.bytesPerValue { print(String(format: "%@ vocabulary entries: %.0f bytes per value (compressed)", d.rawValue, b)) }
+            if let b = r.bytesPerValue {
+                print("\(d.rawValue) vocabulary entries: " + String(format: "%.0f bytes per value (compressed)", b)
+                      + (r.storageCosine.map { String(format: "; cosine to f32 min %.6f, mean %.6f", $0.min, $0.mean) } ?? ""))
+            }
             if let c = r.composedCosine {
                 print(String(format: "composed vs pair u₁: mean |cos| %.4f over %d pairs × %d heads", obj["composed_vs_pair_cosine_mean"] as? Double ?? 0, r.pairCount, c.count))
             }
