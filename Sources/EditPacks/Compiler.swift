@@ -96,7 +96,7 @@ public final class PackCompiler {
         let pairs = try resolvePairs(o, vocab)
         let manifest = PackManifest(
             schemaVersion: PackSchema.version, name: vocab.name, property: vocab.property, template: o.template,
-            probeTemplate: o.probeTemplate ?? vocab.probeTemplate,
+            probeTemplate: o.probeTemplate ?? vocab.probeTemplate, queryTemplate: vocab.queryTemplate,
             model: .init(fingerprint: fp, file: URL(fileURLWithPath: model.path).lastPathComponent, nLayer: c.nLayer,
                          nEmbd: c.nEmbd, nHead: c.nHead, headSize: c.headSize, vocabSize: c.vocabSize),
             layers: [layers.lowerBound, layers.upperBound], nHead: c.nHead, headSize: c.headSize, dtype: o.dtype,
@@ -196,7 +196,8 @@ public final class PackCompiler {
         var manifest = m0
         manifest.compile.shard = nil
         manifest.createdAt = ISO8601DateFormatter().string(from: Date())
-        let vocab = Vocabulary(name: m0.name, property: m0.property, template: m0.template, probeTemplate: m0.probeTemplate, values: names)
+        var vocab = Vocabulary(name: m0.name, property: m0.property, template: m0.template, probeTemplate: m0.probeTemplate, values: names)
+        vocab.queryTemplate = m0.queryTemplate
         for p in packs where p.status == .complete {
             throw PackError.invalidInput("\(p.path) is already a finished pack, not a shard")
         }

@@ -28,6 +28,8 @@ public struct PackManifest: Codable, Equatable, Sendable {
     public var template: String
     /// The sentence form the runtime probes with ("{entity} lives in {value}."), if the vocabulary gave one.
     public var probeTemplate: String?
+    /// The question asking for the value, with {entity} (optional; added without a schema bump).
+    public var queryTemplate: String?
     public var model: ModelInfo
     /// Inclusive layer range [first, last]; every head of these layers is in the pack, layer-major.
     public var layers: [Int]

@@ -7,12 +7,14 @@ public struct Vocabulary: Sendable, Equatable {
     public var property: String?
     public var template: String?
     public var probeTemplate: String?
+    /// The question form that asks for the value ("Where does {entity} live? {entity} lives in").
+    public var queryTemplate: String?
     public var values: [(name: String, surface: String)]
 
     public static let genericTemplate = "The answer is {value}."
 
     public static func == (a: Vocabulary, b: Vocabulary) -> Bool {
-        a.name == b.name && a.property == b.property && a.template == b.template && a.probeTemplate == b.probeTemplate
+        a.name == b.name && a.property == b.property && a.template == b.template && a.probeTemplate == b.probeTemplate && a.queryTemplate == b.queryTemplate
             && a.values.map(\.name) == b.values.map(\.name) && a.values.map(\.surface) == b.values.map(\.surface)
     }
 
@@ -43,7 +45,8 @@ public struct Vocabulary: Sendable, Equatable {
                 case "property": v.property = value
                 case "template": v.template = value
                 case "probe": v.probeTemplate = value
-                default: throw PackError.invalidInput("\(file):\(i + 1): unknown directive '\(line)' (known: @property, @template, @probe)")
+                case "query": v.queryTemplate = value
+                default: throw PackError.invalidInput("\(file):\(i + 1): unknown directive '\(line)' (known: @property, @template, @probe, @query)")
                 }
                 continue
             }

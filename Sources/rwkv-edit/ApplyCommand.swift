@@ -41,8 +41,8 @@ struct ApplyCommand: ParsableCommand {
     @Flag(name: .long, help: "Compose u₁ from vocabulary entries even when the pack has the direct pair entry.")
     var composed = false
 
-    @Option(name: .long, help: "Query whose answer should change (e.g. \"Where does Bob live? Bob lives in\").")
-    var query: String
+    @Option(name: .long, help: "Query whose answer should change (default: the pack's @query for the entity, e.g. \"Where does Bob live? Bob lives in\").")
+    var query: String?
 
     @Option(name: .long, help: "The answer before the edit (default: A).")
     var old: String?
@@ -71,7 +71,10 @@ struct ApplyCommand: ParsableCommand {
             let session = EditSession(engine: modelOptions.engine(m), tokenizer: tok)
             try session.feed(context)
             var info: PackEdit?
-            var report = try editReport(session: session, query: query, old: old ?? a, new: new ?? b, controls: controls) {
+            guard let q = query ?? p.manifest.queryTemplate.map({ fillTemplate($0, value: "", entity: entity) }) else {
+                throw PackError.invalidInput("give --query (pack \(pack) has no @query template)")
+            }
+            var report = try editReport(session: session, query: q, old: old ?? a, new: new ?? b, controls: controls) {
                 let r = try session.edit(pack: p, entity: entity, from: a, to: b, options: options,
                                          probeTemplate: probe, preferComposed: composed)
                 info = r

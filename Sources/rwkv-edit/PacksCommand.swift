@@ -161,7 +161,8 @@ struct PacksCommand: ParsableCommand {
         @Option(name: .long, help: "Contexts per entity count.") var contexts = 20
         @Option(name: .long, help: "Random seed.") var seed: UInt64 = 1
         @Option(name: .long, help: "Edit ratio.") var ratio: Float = 0.20
-        @Option(name: .long, help: "Query template with {entity} (default: the probe template up to {value}).") var query: String?
+        @Option(name: .long, help: "Query template with {entity} (default: the pack's @query, else the probe template up to {value}).") var query: String?
+        @Flag(name: .long, help: "Also run the free-form edit (zero-state calibration of the probe sentences) as a reference.") var free = false
         @Flag(name: .long, help: "Print JSON.") var json = false
 
         func run() throws {
@@ -173,15 +174,17 @@ struct PacksCommand: ParsableCommand {
                 try p.requireModel(m, tokenizer: tok)
                 let engine = mo.engine(m)
                 let probe = try p.probeTemplate()
-                let queryTemplate = query ?? String(probe[..<(probe.range(of: "{value}")?.lowerBound ?? probe.endIndex)]).trimmingCharacters(in: .whitespaces)
+                let queryTemplate = query ?? p.manifest.queryTemplate ?? String(probe[..<(probe.range(of: "{value}")?.lowerBound ?? probe.endIndex)]).trimmingCharacters(in: .whitespaces)
                 let people = try Vocabulary.load(path: names).values.map(\.name)
                 let values = try p.values()
                 guard people.count >= (entities.max() ?? 2), values.count >= 2 else { throw PackError.invalidInput("too few names or values for the contexts asked") }
-                let sources: [Bool] = try p.pairCount() > 0 ? [false, true] : [true]
+                // u₁ sources: the pack's pair entry, one composed from vocabulary entries, and (for reference)
+                // the free-form edit, whose zero-state calibration runs the two probe sentences themselves.
+                let sources: [String] = (try p.pairCount() > 0 ? ["pair"] : []) + ["composed"] + (free ? ["free-form"] : [])
                 var rng = RWKV.SplitMix64(seed: seed)
                 var rows: [[String: Any]] = []
                 for k in entities {
-                    var stats: [Bool: (base: Int, flip: Int, pnew: Int, ctrlKept: Int, ctrlBase: Int)] = [:]
+                    var stats: [String: (base: Int, flip: Int, pnew: Int, ctrlKept: Int, ctrlBase: Int)] = [:]
                     for _ in 0..<contexts {
                         let who = rng.sample(people, k)
                         let what = (0..<k).map { _ in values[Int(rng.next() % UInt64(values.count))] }
@@ -189,29 +192,35 @@ struct PacksCommand: ParsableCommand {
                         var newValue = values[Int(rng.next() % UInt64(values.count))]
                         while newValue.name == what[t].name { newValue = values[Int(rng.next() % UInt64(values.count))] }
                         let context = zip(who, what).map { fillTemplate(probe, value: $0.1.surface, entity: $0.0) }.joined(separator: " ")
-                        for composed in sources {
+                        for source in sources {
                             let session = EditSession(engine: engine, tokenizer: tok)
                             try session.feed(context)
                             let q = fillTemplate(queryTemplate, value: "", entity: who[t])
                             let before = try session.score(query: q, answer: what[t].surface)
                             let ctrls = (0..<k).filter { $0 != t }
                             let ctrlBefore = try ctrls.map { try session.score(query: fillTemplate(queryTemplate, value: "", entity: who[$0]), answer: what[$0].surface).isTop1 }
-                            try session.edit(pack: p, entity: who[t], from: what[t].name, to: newValue.name,
-                                             options: EditOptions(ratio: ratio), preferComposed: composed)
+                            if source == "free-form" {
+                                try session.edit(from: fillTemplate(probe, value: what[t].surface, entity: who[t]),
+                                                 to: fillTemplate(probe, value: newValue.surface, entity: who[t]),
+                                                 options: EditOptions(ratio: ratio, layers: p.manifest.layerRange))
+                            } else {
+                                try session.edit(pack: p, entity: who[t], from: what[t].name, to: newValue.name,
+                                                 options: EditOptions(ratio: ratio), preferComposed: source == "composed")
+                            }
                             let afterNew = try session.score(query: q, answer: newValue.surface)
                             let afterOld = try session.score(query: q, answer: what[t].surface)
                             let ctrlAfter = try ctrls.map { try session.score(query: fillTemplate(queryTemplate, value: "", entity: who[$0]), answer: what[$0].surface).isTop1 }
-                            var s = stats[composed] ?? (0, 0, 0, 0, 0)
+                            var s = stats[source] ?? (0, 0, 0, 0, 0)
                             s.base += before.isTop1 ? 1 : 0
                             s.flip += afterNew.isTop1 ? 1 : 0
                             s.pnew += afterNew.probability > afterOld.probability ? 1 : 0
                             for (b, a) in zip(ctrlBefore, ctrlAfter) where b { s.ctrlBase += 1; s.ctrlKept += a ? 1 : 0 }
-                            stats[composed] = s
+                            stats[source] = s
                         }
                     }
-                    for composed in sources {
-                        guard let s = stats[composed] else { continue }
-                        rows.append(["entities": k, "source": composed ? "composed" : "pair", "contexts": contexts,
+                    for source in sources {
+                        guard let s = stats[source] else { continue }
+                        rows.append(["entities": k, "source": source, "contexts": contexts,
                                      "target_top1_before": Double(s.base) / Double(contexts),
                                      "flipped_top1": Double(s.flip) / Double(contexts),
                                      "p_new_gt_p_old": Double(s.pnew) / Double(contexts),
@@ -221,9 +230,9 @@ struct PacksCommand: ParsableCommand {
                 }
                 if json { try printJSON(["pack": pack, "query_template": queryTemplate, "probe_template": probe, "ratio": Double(ratio), "results": rows]); return }
                 print("pack \(p.name): contexts from \"\(probe)\", query \"\(queryTemplate)\", ratio \(ratio), \(contexts) contexts each")
-                print("entities  u₁ source  old top-1 before  new top-1 after  P(new)>P(old) after  controls kept (top-1)")
+                print("entities  u₁ source   old top-1 before  new top-1 after  P(new)>P(old) after  controls kept (top-1)")
                 for r in rows {
-                    let src = (r["source"] as? String ?? "").padding(toLength: 9, withPad: " ", startingAt: 0)
+                    let src = (r["source"] as? String ?? "").padding(toLength: 10, withPad: " ", startingAt: 0)
                     print(String(format: "%8d  ", r["entities"] as? Int ?? 0) + src + String(format: "  %16.2f  %15.2f  %19.2f  %10.2f of %d",
                                  r["target_top1_before"] as? Double ?? 0, r["flipped_top1"] as? Double ?? 0, r["p_new_gt_p_old"] as? Double ?? 0,
                                  r["controls_kept"] as? Double ?? 0, r["controls_counted"] as? Int ?? 0))
