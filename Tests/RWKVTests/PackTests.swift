@@ -354,6 +354,33 @@ final class PackTests: XCTestCase {
         XCTAssertEqual(errors, [])
     }
 
+    func testTwoProcessesReadOnePack() throws {
+        let binary = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("rwkv-edit")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("rwkv-edit not built beside the tests") }
+        try compile("c.rwkvpack")
+        let path = "\(dir)/c.rwkvpack"
+        let procs = try (0..<2).map { _ -> (Process, Pipe) in
+            let p = Process()
+            p.executableURL = binary
+            p.arguments = ["packs", "verify", path, path, path, "--model", Fixtures.tinySafetensors, "--json"]
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            return (p, out)
+        }
+        for (p, out) in procs {
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 0)
+            let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+            let packs = try XCTUnwrap(obj["packs"] as? [[String: Any]])
+            XCTAssertEqual(packs.count, 3)
+            XCTAssertEqual(packs.first?["blobs"] as? Int, 22)
+        }
+    }
+
     // MARK: Runtime
 
     func testPackEditAppliesAndUndoes() throws {
