@@ -151,6 +151,7 @@ public struct EvalRunner {
         let continuation0 = nTokens > 0 ? try session.generate(after: fluencyPrompt, maxTokens: nTokens, stop: "\n\n", commit: false) : ""
         let fluency0 = EvalMetrics.fluency(continuation0)
 
+        let fed = session.state
         var points: [EvalPoint] = []
         for method in methods ?? c.methods ?? suite.methods {
             var base = EditOptions(method: method, ratio: c.edit.defaultRatio)
@@ -181,6 +182,8 @@ public struct EvalRunner {
                                         seconds: Date().timeIntervalSince(t0)))
             }
         }
+        // Every point must have started from the fed state: undo is exact (DESIGN §4).
+        guard session.state == fed else { throw EditError.numerical("undo did not restore the fed state in case \(c.id)") }
         return EvalCaseResult(evalCase: c, contextTokens: contextTokens, fillerTokens: fillerTokens, targets: targets0,
                               paraphrases: paraphrases0, neighbours: neighbours0, continuation: continuation0, fluency: fluency0,
                               points: points, seconds: Date().timeIntervalSince(start))
