@@ -259,17 +259,17 @@ public final class PackCompiler {
             }
             return existing.db
         }
-        return try createPack(work, manifest: manifest, vocab: vocab, status: .staged)
+        return try createPack(work, manifest: manifest, vocab: vocab, status: .staged, pageSize: 16384)
     }
 
     /// A new pack file with the schema, meta and vocabulary (replacing any file at `path`).
     private static func createPack(_ path: String, manifest: PackManifest, vocab: Vocabulary, status: PackStatus,
-                                   body: (SQLiteDB) throws -> Void = { _ in }) throws -> SQLiteDB {
+                                   pageSize: Int = 4096, body: (SQLiteDB) throws -> Void = { _ in }) throws -> SQLiteDB {
         try? FileManager.default.removeItem(atPath: path)
         try? FileManager.default.removeItem(atPath: path + "-journal")
         let db = try SQLiteDB(path: path, readOnly: false)
         try db.exec("PRAGMA journal_mode = DELETE")
-        try db.exec("PRAGMA page_size = 16384")
+        try db.exec("PRAGMA page_size = \(pageSize)")   // big pages for the MB-sized staged rows, small for shipping
         try db.transaction {
             try db.exec(PackSchema.sql)
             try db.query("INSERT INTO meta (key, value) VALUES ('schema_version', ?), ('status', ?), ('manifest', ?)",
