@@ -21,6 +21,9 @@ struct CompileCommand: ParsableCommand {
     @Option(name: .long, help: "CPU threads (default: all cores).")
     var threads: Int?
 
+    @Option(name: .long, help: "Engine: cpu, vulkan or auto (as for the other commands).")
+    var backend = "auto"
+
     @Option(name: .long, help: "Values file (prompts/*.txt: one value per line, `name = surface` aliases, @template/@probe directives).")
     var vocab: String
 
@@ -63,6 +66,7 @@ struct CompileCommand: ParsableCommand {
             var args = ["--model", model ?? "synthetic"]
             if let tokenizer { args += ["--vocab", tokenizer] }
             if let threads { args += ["--threads", String(threads)] }
+            args += ["--backend", backend]
             let mo = try ModelOptions.parse(args)
             let vocabulary = try Vocabulary.load(path: vocab)
             var o = CompileOptions()
