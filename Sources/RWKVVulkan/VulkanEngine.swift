@@ -22,6 +22,8 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
     /// Largest number of token rows and of sequences one pass may hold (buffer-range and dispatch limits).
     let maxRowsPerPass: Int
     let maxSeqsPerPass: Int
+    /// Bytes one storage-buffer binding may span (the device's maxStorageBufferRange unless lowered).
+    let bindingLimit: Int
     /// Rows of W each matmul invocation computes (input loads shared across them).
     let matmulRowsPerInvocation = Int(ProcessInfo.processInfo.environment["RWKV_VK_RPI"] ?? "") ?? 4
 
@@ -34,7 +36,13 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
         return all[try VulkanContext.choose(all, selector: selector)]
     }
 
-    public init(model: RWKVModel, device selector: String? = nil, maxRowsPerPass rowCap: Int = 4096) throws {
+    /// - Parameters:
+    ///   - selector: a device index or part of its name (default: RWKV_VULKAN_DEVICE, else the best device).
+    ///   - rowCap: most token rows per submission (bounds activation memory).
+    ///   - maxBindingBytes: a smaller per-binding limit than the device's, so tests can exercise the
+    ///     splitting of weights, activations and states that big models need on every device.
+    public init(model: RWKVModel, device selector: String? = nil, maxRowsPerPass rowCap: Int = 4096,
+                maxBindingBytes: Int? = nil) throws {
         self.model = model
         let c = model.config
         guard c.headSize > 0, c.headSize <= 256, c.nEmbd % 8 == 0, c.ffnSize % 8 == 0,
@@ -44,7 +52,8 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
         let context = try VulkanContext(selector: selector)
         ctx = context
         device = context.info
-        let limit = device.maxStorageBufferRange
+        let limit = min(device.maxStorageBufferRange, maxBindingBytes ?? Int.max)
+        bindingLimit = limit
 
         // Memory check before any upload: every matrix plus the small vectors.
         var weightBytes = model.head.rows * model.head.cols * model.head.dtype.byteSize
@@ -84,7 +93,8 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
         let widest = max(c.ffnSize, c.nEmbd, c.loraW, c.loraA, c.loraV, c.loraG) * 4
         let groupsX = context.maxWorkGroupCountX
         maxRowsPerPass = max(8, min(rowCap, limit / widest, groupsX * 64 / c.nEmbd - 8, limit / max(1, 4 * c.vocabSize)) & ~7)
-        maxSeqsPerPass = max(1, min(limit / (4 * c.nHead * c.headSize * c.headSize), groupsX, limit / (4 * c.nEmbd) - 64))
+        maxSeqsPerPass = max(1, min(limit / (4 * c.nHead * c.headSize * c.headSize), groupsX, limit / (4 * c.nEmbd) - 64,
+                                    limit / (4 * c.vocabSize), maxRowsPerPass))
     }
 
     // MARK: - Forward
@@ -98,7 +108,7 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
 
         // Greedy passes: each holds whole sequences, or consecutive pieces of a long one (its state
         // flows through the host between passes).
-        let rowCap = allLogits ? max(8, min(maxRowsPerPass, ctx.info.maxStorageBufferRange / (4 * V)) & ~7) : maxRowsPerPass
+        let rowCap = maxRowsPerPass
         var passes: [[Piece]] = [[]]
         var rows = 0
         for (i, seq) in batch.enumerated() {

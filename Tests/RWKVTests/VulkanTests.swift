@@ -20,9 +20,9 @@ final class VulkanTests: XCTestCase {
         return (v, c)
     }
 
-    private func vulkanEngine(_ model: RWKVModel) throws -> VulkanEngine {
+    private func vulkanEngine(_ model: RWKVModel, maxRowsPerPass: Int = 4096, maxBindingBytes: Int? = nil) throws -> VulkanEngine {
         do {
-            return try VulkanEngine(model: model)
+            return try VulkanEngine(model: model, maxRowsPerPass: maxRowsPerPass, maxBindingBytes: maxBindingBytes)
         } catch let e as VulkanError {
             switch e {
             case .loaderUnavailable, .noDevice: throw XCTSkip("no Vulkan here: \(e)")
@@ -147,10 +147,7 @@ final class VulkanTests: XCTestCase {
     /// Work split across passes (tiny per-pass row cap) gives the same as one pass.
     func testSplitPassesMatch() throws {
         let model = try ModelLoader.load(path: Fixtures.tinySafetensors)
-        let small: VulkanEngine
-        do { small = try VulkanEngine(model: model, maxRowsPerPass: 8) } catch let e as VulkanError {
-            throw XCTSkip("no Vulkan here: \(e)")
-        }
+        let small = try vulkanEngine(model, maxRowsPerPass: 8)
         let (vk, _) = try engines(Fixtures.tinySafetensors)
         let batch = [tokens(19, vocab: 256, seed: 1), tokens(3, vocab: 256, seed: 2), tokens(11, vocab: 256, seed: 3)]
         var a = batch.map { _ in vk.newState() }, b = a
@@ -159,6 +156,25 @@ final class VulkanTests: XCTestCase {
         for i in batch.indices {
             XCTAssertLessThan(relError(la[i], lb[i]), 1e-5)
             XCTAssertLessThan(relError(a[i].wkv, b[i].wkv), 1e-5)
+        }
+    }
+
+    /// A 160 KiB binding limit splits the golden model's head (1.5 MiB) and FFN matrices into row
+    /// chunks and each call into passes of ≤ 24 rows and ≤ 2 sequences: results equal the CPU engine's.
+    func testSmallBindingLimitSplitsWeightsAndPasses() throws {
+        let path = Fixtures.golden.appendingPathComponent("golden.blinkdl.safetensors").path
+        let (_, cpu) = try engines(path)
+        let vk = try vulkanEngine(cpu.model, maxBindingBytes: 160 * 1024)
+        let V = cpu.config.vocabSize
+        let batch = [tokens(13, vocab: V, seed: 21), tokens(2, vocab: V, seed: 22), tokens(9, vocab: V, seed: 23)]
+        for all in [false, true] {
+            var sv = batch.map { _ in cpu.newState() }, sc = sv
+            let lv = try vk.forward(batch, states: &sv, allLogits: all)
+            let lc = try cpu.forward(batch, states: &sc, allLogits: all)
+            for i in batch.indices {
+                XCTAssertLessThan(relError(lv[i], lc[i]), 1e-3, "allLogits \(all) seq \(i)")
+                assertStatesClose(sv[i], sc[i], "allLogits \(all) seq \(i)")
+            }
         }
     }
 
