@@ -354,6 +354,67 @@ final class PackTests: XCTestCase {
         XCTAssertEqual(errors, [])
     }
 
+    func testPairsFromList() throws {
+        var o = CompileOptions()
+        o.pairs = try Vocabulary.parsePairs("# pairs\nred -> blue\nblue, red\ngreen -> white\n", file: "pairs.txt")
+        let r = try compiler().compile(vocabulary: try vocab(), options: o, output: "\(dir)/p.rwkvpack")
+        XCTAssertEqual(r.pairCount, 2)   // red/blue once (unordered), green/white
+        let p = try EditPack(path: "\(dir)/p.rwkvpack")
+        XCTAssertEqual(try p.calibration(from: "white", to: "green").1, .pair)
+        XCTAssertEqual(try p.calibration(from: "red", to: "white").1, .composed)
+        o.pairs = [("red", "purple")]
+        XCTAssertThrowsError(try compiler().compile(vocabulary: try vocab(), options: o, output: "\(dir)/q.rwkvpack")) {
+            XCTAssertTrue("\($0)".contains("purple"), "\($0)")
+        }
+    }
+
+    func testApplyCommandJSONShape() throws {
+        let binary = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("rwkv-edit")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("rwkv-edit not built beside the tests") }
+        try compile("c.rwkvpack")
+        func run(_ args: [String]) throws -> (Int32, String, String) {
+            let p = Process()
+            p.executableURL = binary
+            p.arguments = args
+            let out = Pipe(), err = Pipe()
+            p.standardOutput = out
+            p.standardError = err
+            try p.run()
+            let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        }
+        let base = ["apply", "--model", Fixtures.tinySafetensors, "--pack", "\(dir)/c.rwkvpack", "--context", "Bob's hat is red. Ann's hat is blue.",
+                    "--query", "Bob's hat is", "--control-query", "Ann's hat is", "--control-answer", "blue", "--json"]
+        let (status, out, err) = try run(base + ["--edit", "Bob: red -> green"])
+        XCTAssertEqual(status, 0, err)
+        let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
+        XCTAssertEqual(obj["method"] as? String, "hyb-u")
+        XCTAssertNotNil(obj["alpha"] as? Double)
+        let target = try XCTUnwrap(obj["target"] as? [String: Any])
+        XCTAssertEqual(target["old"] as? String, "red")
+        XCTAssertEqual(target["new"] as? String, "green")
+        for k in ["before", "after"] {
+            let t = try XCTUnwrap(target[k] as? [String: Any])
+            XCTAssertNotNil(t["p_old"] as? Double); XCTAssertNotNil(t["p_new"] as? Double); XCTAssertNotNil(t["top"] as? [Any])
+        }
+        let controls = try XCTUnwrap(obj["controls"] as? [[String: Any]])
+        XCTAssertEqual(controls.count, 1)
+        XCTAssertNotNil((controls[0]["after"] as? [String: Any])?["top1"] as? Bool)
+        XCTAssertEqual((obj["pack"] as? [String: Any])?["source"] as? String, "pair")
+        // A value the pack lacks: exit 1 and the nearest entries.
+        let (s2, _, e2) = try run(base + ["--edit", "Bob: red -> gren"])
+        XCTAssertEqual(s2, 1)
+        XCTAssertTrue(e2.contains("nearest: green"), e2)
+        // Another model: a typed error, not a crash.
+        var other = base
+        other[2] = Fixtures.golden.appendingPathComponent("golden.blinkdl.safetensors").path
+        let (s3, _, e3) = try run(other + ["--edit", "Bob: red -> green", "--vocab", Fixtures.worldVocab])
+        XCTAssertEqual(s3, 1)
+        XCTAssertTrue(e3.contains("another model"), e3)
+    }
+
     func testTwoProcessesReadOnePack() throws {
         let binary = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
             .deletingLastPathComponent().appendingPathComponent("rwkv-edit")
