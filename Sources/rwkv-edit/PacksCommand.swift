@@ -46,6 +46,7 @@ struct PacksCommand: ParsableCommand {
     struct Inspect: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a pack's manifest, sizes, per-layer σ heat and composed-vs-pair cosines.")
         @Argument(help: "Pack file.") var pack: String
+        @Option(name: .long, help: "Also write the σ heat map (layers × heads) as an SVG file.") var svg: String?
         @Flag(name: .long, help: "Print JSON.") var json = false
 
         func run() throws {
@@ -73,6 +74,10 @@ struct PacksCommand: ParsableCommand {
                 obj["bytes_per_pair"] = (c["pair_entries"] ?? 0) > 0 ? Double(bytes.pairs) / Double(c["pair_entries"] ?? 1) : 0
                 let heat = try p.sigmaHeat()
                 obj["sigma_heat"] = heat
+                if let svg {
+                    try heatSVG(heat, firstLayer: m.layers[0], title: "\(m.name): mean σ per head").write(toFile: svg, atomically: true, encoding: .utf8)
+                    obj["svg"] = svg
+                }
                 let cos = try p.composedVsPairCosine()
                 if cos.pairs > 0 {
                     obj["composed_vs_pair_cosine"] = ["pairs": cos.pairs, "mean": cos.perHead.values.reduce(0, +) / Double(max(cos.perHead.count, 1)),
@@ -250,4 +255,23 @@ extension RWKV.SplitMix64 {
         for _ in 0..<min(k, pool.count) { out.append(pool.remove(at: Int(next() % UInt64(pool.count)))) }
         return out
     }
+}
+
+/// A layers × heads heat map as a small standalone SVG (darker = larger).
+func heatSVG(_ heat: [[Double]], firstLayer: Int, title: String) -> String {
+    let cell = 36, left = 70, top = 40
+    let rows = heat.count, cols = heat.first?.count ?? 0
+    let mx = max(heat.flatMap { $0 }.max() ?? 1, 1e-30)
+    var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(left + cols * cell + 20)\" height=\"\(top + rows * cell + 30)\" font-family=\"monospace\" font-size=\"11\">\n"
+    let esc = title.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+    out += "<text x=\"10\" y=\"20\" font-size=\"13\">\(esc)</text>\n"
+    for h in 0..<cols { out += "<text x=\"\(left + h * cell + 8)\" y=\"\(top - 4)\">h\(h)</text>\n" }
+    for (l, row) in heat.enumerated() {
+        out += "<text x=\"10\" y=\"\(top + l * cell + 22)\">layer \(firstLayer + l)</text>\n"
+        for (h, v) in row.enumerated() {
+            let shade = Int(255 - 200 * (v / mx))
+            out += "<rect x=\"\(left + h * cell)\" y=\"\(top + l * cell)\" width=\"\(cell - 2)\" height=\"\(cell - 2)\" fill=\"rgb(\(shade),\(shade),255)\"><title>layer \(firstLayer + l) head \(h): \(String(format: "%.4g", v))</title></rect>\n"
+        }
+    }
+    return out + "</svg>\n"
 }
