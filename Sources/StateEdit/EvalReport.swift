@@ -175,7 +175,8 @@ public enum EvalReport {
         md.append("Metrics: ES = share of target queries with P(new) > P(old) (top-1 = share with the new value top-1); PS = the same on paraphrases;")
         md.append("NS = share of neighbour queries whose true answer stays top-1 and beats P(new); S = harmonic mean of ES, PS, NS;")
         md.append("fluency = mean of 2/3·H₂ and 4/3·H₃ (bi/tri-gram entropy, bits) of a greedy continuation of the first target query;")
-        md.append("selectivity = P(ctrl) − P(old). Counts are per query; brackets are Wilson 95% intervals. P of a multi-token answer is the product over its tokens.")
+        md.append("selectivity = P(ctrl) − P(old). Counts are per query; brackets are Wilson 95% intervals. P of a multi-token answer is the product over its tokens;")
+        md.append("an answer is top-1 when greedy decoding after the query produces all of its tokens.")
         md.append("")
         for r in results {
             md.append("## Suite `\(r.suite.name)`")

@@ -111,17 +111,17 @@ public struct EvalRunner {
 
     func measure(_ s: EditSession, _ qs: [EvalQuery]) throws -> [QueryProbs] {
         try qs.map { q in
-            let o = try s.score(query: q.query, answer: q.old, top: 1)
-            let n = try q.new.map { try s.score(query: q.query, answer: $0, top: 1) }
-            return QueryProbs(pOld: o.probability, pNew: n?.probability, oldTop1: o.isTop1, newTop1: n?.isTop1)
+            let o = try s.evalScore(query: q.query, answer: q.old)
+            let n = try q.new.map { try s.evalScore(query: q.query, answer: $0) }
+            return QueryProbs(pOld: o.probability, pNew: n?.probability, oldTop1: o.greedy, newTop1: n?.greedy)
         }
     }
 
     func measure(_ s: EditSession, _ ns: [NeighbourQuery], newValue: String?) throws -> [NeighbourProbs] {
         try ns.map { q in
-            let t = try s.score(query: q.query, answer: q.answer, top: 1)
-            let n = try newValue.map { try s.score(query: q.query, answer: $0, top: 1) }
-            return NeighbourProbs(pTrue: t.probability, trueTop1: t.isTop1, pNew: n?.probability)
+            let t = try s.evalScore(query: q.query, answer: q.answer)
+            let n = try newValue.map { try s.evalScore(query: q.query, answer: $0) }
+            return NeighbourProbs(pTrue: t.probability, trueTop1: t.greedy, pNew: n?.probability)
         }
     }
 
@@ -314,5 +314,41 @@ extension EvalSuiteResult {
                 },
                 strengths: strengths)
         }
+    }
+}
+
+// MARK: Scoring
+
+/// P(answer | live state + query) and whether greedy decoding yields the whole answer.
+struct EvalScore {
+    let probability: Double
+    /// Every answer token is the most likely next token (for one-token answers: the answer is top-1).
+    let greedy: Bool
+}
+
+extension EditSession {
+    /// Like `score`, but "top-1" means greedy decoding from the query produces every token of the
+    /// answer, so multi-token answers that share a first token (" Madrid"/" Moscow" in a byte
+    /// vocabulary) are not counted as top-1 together.
+    func evalScore(query: String, answer: String) throws -> EvalScore {
+        let q = continuationTokens(query)
+        var answerText = answer
+        if let last = query.unicodeScalars.last, !last.properties.isWhitespace,
+           let first = answer.unicodeScalars.first, !first.properties.isWhitespace { answerText = " " + answer }
+        let a = tokenizer.encode(answerText)
+        guard !q.isEmpty else { throw EditError.emptyText("the query") }
+        guard !a.isEmpty else { throw EditError.emptyText("the answer") }
+        var states = [state]
+        let logits = try engine.forward([q + a.dropLast()], states: &states, allLogits: true)[0]
+        let V = engine.config.vocabSize
+        var p = 1.0
+        var greedy = true
+        for (i, tok) in a.enumerated() {
+            let row = Array(logits[((q.count - 1 + i) * V)..<((q.count + i) * V)])
+            let probs = softmaxDouble(row)
+            p *= probs[tok]
+            if greedy, let best = probs.indices.max(by: { probs[$0] < probs[$1] }), best != tok { greedy = false }
+        }
+        return EvalScore(probability: p, greedy: greedy)
     }
 }
