@@ -9,4 +9,4 @@ model=models/demo.safetensors
 for v in cities colours pets drinks jobs items; do
   "$bin" compile --model "$model" --vocab "prompts/$v.txt" -o "packs/$v.rwkvpack" --force
 done
-"$bin" packs verify --model "$model" packs/*.rwkvpack
+"$bin" packs verify --model "$model" packs/{cities,colours,pets,drinks,jobs,items}.rwkvpack

@@ -111,6 +111,14 @@ final class PackTests: XCTestCase {
         XCTAssertEqual(XXH64.hash(Array("Nobody inspects the spammish repetition".utf8)), 0xFBCEA83C8A378BF1)
     }
 
+    func testFingerprintPortableEqualsAccelerated() throws {
+        let m = try XCTUnwrap(Self.model)
+        XCTAssertEqual(ModelFingerprint.weightsDigest(m, accelerated: true), ModelFingerprint.weightsDigest(m, accelerated: false))
+        let golden = try ModelLoader.load(path: Fixtures.golden.appendingPathComponent("golden.blinkdl.safetensors").path)
+        XCTAssertEqual(ModelFingerprint.weightsDigest(golden, accelerated: true), ModelFingerprint.weightsDigest(golden, accelerated: false))
+        XCTAssertNotEqual(ModelFingerprint.weightsDigest(golden), ModelFingerprint.weightsDigest(m))
+    }
+
     func testVocabularyParsing() throws {
         let v = try vocab()
         XCTAssertEqual(v.values.count, 6)
