@@ -1,4 +1,5 @@
 import Foundation
+import RWKV
 import StateEdit
 import XCTest
 
@@ -205,6 +206,66 @@ final class EvalTests: XCTestCase {
         XCTAssertEqual(five.cases.map(\.group), ["Alice", "Bob", "Carol", "Dave", "Eve"])
         XCTAssertEqual(five.methods, EditMethod.allCases)
         XCTAssertTrue(five.cases.allSatisfy { $0.neighbours.count == 4 })
+    }
+
+    // MARK: Runner (library, tiny fixture)
+
+    func testRunnerOnTheTinyFixture() throws {
+        let engine = CPUEngine(model: try ModelLoader.load(path: Fixtures.tinySafetensors), threads: 2)
+        let tokenizer = WorldTokenizer(tokens: (0..<256).map { [UInt8($0)] })
+        let suite = try EvalSuite.parse(json: """
+        {"version": 1, "name": "tiny", "methods": ["hyb-u", "uniform"], "ratios": [0.2, 0.5], "alphas": [1.0, 1.5], "fluency_tokens": 8,
+         "cases": [
+          {"id": "a", "group": "Alice", "context": "Alice lives in Paris. Bob lives in Tokyo.", "filler": {"tokens": 30, "seed": 2},
+           "edit": {"from": "Alice lives in Paris.", "to": "Alice lives in Madrid."},
+           "targets": [{"query": "Alice lives in", "old": "Paris", "new": "Madrid"}],
+           "paraphrases": [{"query": "Where does Alice live? Alice lives in", "old": "Paris", "new": "Madrid"}],
+           "neighbours": [{"query": "Bob lives in", "answer": "Tokyo"}]},
+          {"id": "e", "group": "erase", "context": "Bob lives in Tokyo.", "edit": {"type": "erase", "fact": "Bob lives in Tokyo."},
+           "targets": [{"query": "Bob lives in", "old": "Tokyo"}]},
+          {"id": "p", "context": "Bob lives in Tokyo.", "method": "hyb-u", "edit": {"type": "pack", "entity": "Bob", "from": "Tokyo", "to": "Paris"},
+           "targets": [{"query": "Bob lives in", "old": "Tokyo", "new": "Paris"}]}
+         ]}
+        """)
+        var lines: [String] = []
+        var runner = EvalRunner(engine: engine, tokenizer: tokenizer)
+        runner.progress = { lines.append($0) }
+        let r = try runner.run(suite)
+        XCTAssertEqual(lines.count, 3)
+        XCTAssertEqual(r.cases.count, 3)
+        let a = r.cases[0]
+        XCTAssertGreaterThanOrEqual(a.fillerTokens, 30)
+        XCTAssertEqual(a.points.map(\.strength), [.ratio(0.2), .ratio(0.5), .alpha(1.0), .alpha(1.5)])
+        XCTAssertEqual(a.points.map(\.method), [.hybU, .hybU, .uniform, .uniform])
+        for p in a.points {
+            XCTAssertNil(p.error)
+            XCTAssertEqual(p.targets.count, 1)
+            XCTAssertEqual(p.neighbours.count, 1)
+            XCTAssertNotNil(p.targets[0].pNew)
+            XCTAssertTrue((0...1).contains(p.targets[0].pOld))
+            XCTAssertNotNil(p.fluency)
+        }
+        // The fixed α is the one applied; adaptive points report α = ratio·‖S‖/‖Δ‖.
+        XCTAssertEqual(a.points[2].alpha, 1.0)
+        XCTAssertNotEqual(a.points[0].alpha, a.points[1].alpha)
+        // The suite's strengths apply to the erase case too; it has no new answer.
+        XCTAssertEqual(r.cases[1].points.map(\.strength), [.ratio(0.2), .ratio(0.5), .alpha(1.0), .alpha(1.5)])
+        XCTAssertNil(r.cases[1].points.first?.targets.first?.pNew)
+        // A pack case without a pack: the point records the error, the run goes on.
+        XCTAssertEqual(r.cases[2].points.count, 2)
+        XCTAssertTrue(r.cases[2].points.allSatisfy { $0.error?.contains("--pack") == true })
+        // Aggregates: one per method and strength value; the sweep summary counts every case.
+        XCTAssertEqual(r.aggregates().count, 4)
+        XCTAssertTrue(r.isSweep)
+        XCTAssertTrue(r.sweepSummaries().allSatisfy { $0.flips.total == 3 })
+        // Measuring is deterministic: a second run gives the same probabilities.
+        let again = try EvalRunner(engine: engine, tokenizer: tokenizer).run(suite)
+        XCTAssertEqual(again.cases[0].points.map { $0.targets[0].pOld }, a.points.map { $0.targets[0].pOld })
+        // Reports render.
+        XCTAssertTrue(EvalReport.text([r]).contains("Alice"))
+        XCTAssertTrue(EvalReport.markdown([r]).contains("| hyb-u | r=0.20 |"))
+        XCTAssertTrue(EvalReport.svg(r).hasPrefix("<svg"))
+        XCTAssertNoThrow(try JSONSerialization.data(withJSONObject: EvalReport.json([r])))
     }
 
     // MARK: End to end through the CLI
