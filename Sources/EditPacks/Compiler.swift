@@ -257,10 +257,19 @@ public final class PackCompiler {
                   try existing.values().map(\.surface) == vocab.values.map(\.surface) else {
                 throw PackError.invalidInput("\(work) holds an unfinished compile with other settings or values; delete it to start over, or re-run with the same settings to resume")
             }
+            try relaxSync(existing.db)
             return existing.db
         }
-        return try createPack(work, manifest: manifest, vocab: vocab, status: .staged, pageSize: 16384)
+        let db = try createPack(work, manifest: manifest, vocab: vocab, status: .staged, pageSize: 16384)
+        try relaxSync(db)
+        return db
     }
+
+    /// The work file skips fsync: its rollback journal still makes every batch all-or-nothing when the
+    /// process is killed (the case resuming is for); only an OS crash or power loss mid-compile can
+    /// damage it, and then the next run reports it corrupt and the work file is deleted and recompiled.
+    /// Its megabytes of staged states usually never reach the disk before finalize deletes the file.
+    private static func relaxSync(_ db: SQLiteDB) throws { try db.exec("PRAGMA synchronous = OFF") }
 
     /// A new pack file with the schema, meta and vocabulary (replacing any file at `path`).
     private static func createPack(_ path: String, manifest: PackManifest, vocab: Vocabulary, status: PackStatus,
