@@ -74,7 +74,10 @@ struct ApplyCommand: ParsableCommand {
             guard let q = query ?? p.manifest.queryTemplate.map({ fillTemplate($0, value: "", entity: entity) }) else {
                 throw PackError.invalidInput("give --query (pack \(pack) has no @query template)")
             }
-            var report = try editReport(session: session, query: q, old: old ?? a, new: new ?? b, controls: controls) {
+            // Answers default to the values' surface texts (an alias "NYC = New York" is answered "New York").
+            let values = try p.values()
+            func surface(_ w: String) throws -> String { let n = try p.resolve(w); return values.first { $0.name == n }?.surface ?? n }
+            var report = try editReport(session: session, query: q, old: try old ?? surface(a), new: try new ?? surface(b), controls: controls) {
                 let r = try session.edit(pack: p, entity: entity, from: a, to: b, options: options,
                                          probeTemplate: probe, preferComposed: composed)
                 info = r
