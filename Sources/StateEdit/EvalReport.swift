@@ -247,8 +247,9 @@ public enum EvalReport {
 
     static func strength(_ s: Strength) -> [String: Any] {
         switch s {
-        case .ratio(let r): return ["ratio": Double(r)]
-        case .alpha(let a): return ["alpha": Double(a)]
+        // Through the shortest decimal form, so 0.2 prints as 0.2 rather than 0.20000000298023224.
+        case .ratio(let r): return ["ratio": Double(r.description) ?? Double(r)]
+        case .alpha(let a): return ["alpha": Double(a.description) ?? Double(a)]
         }
     }
 
@@ -268,7 +269,7 @@ public enum EvalReport {
                             var d: [String: Any] = ["method": p.method.rawValue, "strength": strength(p.strength), "step": p.strengthIndex,
                                                     "seconds": p.seconds]
                             if let e = p.error { d["error"] = e; return d }
-                            d["alpha"] = Double(p.alpha ?? .nan)
+                            d["alpha"] = p.alpha.map { Double($0.description) ?? Double($0) } ?? NSNull()
                             d["flipped"] = p.flipped; d["leaked"] = p.leaked
                             d["es"] = prop(p.es); d["es_top1"] = prop(p.esTop1); d["ps"] = prop(p.ps); d["ps_top1"] = prop(p.psTop1)
                             d["ns"] = prop(p.ns); d["score"] = j(p.score); d["selectivity"] = j(p.selectivity)
