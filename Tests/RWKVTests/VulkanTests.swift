@@ -178,6 +178,23 @@ final class VulkanTests: XCTestCase {
         }
     }
 
+    /// RWKV_VULKAN_DEVICE-style selectors: an index, part of a name (any case), or a typed error.
+    func testDeviceSelection() throws {
+        let devices: [VulkanDeviceInfo]
+        do { devices = try VulkanEngine.devices() } catch let e as VulkanError { throw XCTSkip("no Vulkan here: \(e)") }
+        guard let first = devices.first else { throw XCTSkip("no Vulkan device") }
+        XCTAssertEqual(try VulkanEngine.selectDevice(String(first.index)).index, first.index)
+        let byName = try VulkanEngine.selectDevice(first.name.uppercased())
+        XCTAssertEqual(byName.name, first.name)
+        XCTAssertThrowsError(try VulkanEngine.selectDevice("zz-no-such-device")) { e in
+            guard case VulkanError.deviceNotFound(_, let available) = e else { return XCTFail("got \(e)") }
+            XCTAssertEqual(available.count, devices.count)
+        }
+        for d in devices where d.name.lowercased().contains("llvmpipe") {
+            XCTAssertTrue(d.isSoftware, "lavapipe must count as software so that --backend auto prefers the CPU engine")
+        }
+    }
+
     func testBadInputsAreTypedErrors() throws {
         let (vk, _) = try engines(Fixtures.tinySafetensors)
         var s = [vk.newState()]
