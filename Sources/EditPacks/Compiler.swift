@@ -15,6 +15,9 @@ public enum PairsMode: Equatable, Sendable {
 
 public struct CompileOptions: Sendable {
     public var template: String = Vocabulary.genericTemplate
+    /// More calibration templates: S(X) is then the mean of the states after each template.
+    public var extraTemplates: [String] = []
+    var templates: [String] { [template] + extraTemplates }
     public var probeTemplate: String?
     /// Fills {entity} in the calibration template (the generic template has none).
     public var entity: String = "Alex"
@@ -86,7 +89,7 @@ public final class PackCompiler {
         guard layers.lowerBound >= 0, layers.upperBound < c.nLayer else {
             throw PackError.invalidInput("layers \(layers.lowerBound)-\(layers.upperBound) lie outside the model's 0-\(c.nLayer - 1)")
         }
-        try Vocabulary.checkTemplate(o.template, what: "the template")
+        for t in o.templates { try Vocabulary.checkTemplate(t, what: "the template") }
         guard o.batchSize >= 1 else { throw PackError.invalidInput("--batch must be at least 1") }
         if let s = o.shard, !(s.count >= 1 && s.index >= 1 && s.index <= s.count) {
             throw PackError.invalidInput("--shard \(s.index)/\(s.count) must be i/n with 1 ≤ i ≤ n")
@@ -96,12 +99,13 @@ public final class PackCompiler {
         let pairs = try resolvePairs(o, vocab)
         let manifest = PackManifest(
             schemaVersion: PackSchema.version, name: vocab.name, property: vocab.property, template: o.template,
+            templates: o.templates.count > 1 ? o.templates : nil,
             probeTemplate: o.probeTemplate ?? vocab.probeTemplate, queryTemplate: vocab.queryTemplate,
             model: .init(fingerprint: fp, file: URL(fileURLWithPath: model.path).lastPathComponent, nLayer: c.nLayer,
                          nEmbd: c.nEmbd, nHead: c.nHead, headSize: c.headSize, vocabSize: c.vocabSize),
             layers: [layers.lowerBound, layers.upperBound], nHead: c.nHead, headSize: c.headSize, dtype: o.dtype,
             compile: .init(batchSize: o.batchSize, pairs: o.allPairs ? "all" : (o.pairs == nil ? "none" : "list"),
-                           engine: engine.backendName, entity: o.template.contains("{entity}") ? o.entity : nil,
+                           engine: engine.backendName, entity: o.templates.contains { $0.contains("{entity}") } ? o.entity : nil,
                            shard: o.shard.map { "\($0.index)/\($0.count)" }, tool: "rwkv-edit"),
             createdAt: ISO8601DateFormatter().string(from: Date()))
 
@@ -141,17 +145,25 @@ public final class PackCompiler {
         for b in stride(from: 0, to: todo.count, by: o.batchSize) {
             let chunk = Array(todo[b..<min(b + o.batchSize, todo.count)])
             let t0 = Self.now()
-            let texts = chunk.map { fillTemplate(o.template, value: $0.surface, entity: o.entity) }
+            // Value-major: sequence k·T + t is value k with template t, all in one engine call.
+            let T = o.templates.count
+            let texts = chunk.flatMap { v in o.templates.map { fillTemplate($0, value: v.surface, entity: o.entity) } }
             let tokens = texts.map { tokenizer.encode($0) }
-            if let i = tokens.firstIndex(where: \.isEmpty) { throw PackError.invalidInput("template for '\(chunk[i].name)' encodes to no tokens") }
-            var states = [State](repeating: engine.newState(), count: chunk.count)
+            if let i = tokens.firstIndex(where: \.isEmpty) { throw PackError.invalidInput("template for '\(chunk[i / T].name)' encodes to no tokens") }
+            var states = [State](repeating: engine.newState(), count: tokens.count)
             _ = try engine.forward(tokens, states: &states, allLogits: false)
             let t1 = Self.now()
             var rows: [(String, [UInt8], Int, String)] = []
-            for (v, s) in zip(chunk, states) {
-                var flat: [Float] = []
-                flat.reserveCapacity(heads.count * n * n)
-                for h in heads { flat += s.wkvHead(layer: h.layer, head: h.head) }
+            for (k, v) in chunk.enumerated() {
+                var flat = [Float](repeating: 0, count: heads.count * n * n)
+                for t in 0..<T {
+                    let s = states[k * T + t]
+                    for (hi, h) in heads.enumerated() {
+                        let o = s.wkvOffset(layer: h.layer, head: h.head), base = hi * n * n
+                        for i in 0..<(n * n) { flat[base + i] += s.wkv[o + i] }
+                    }
+                }
+                if T > 1 { let inv = 1 / Float(T); for i in flat.indices { flat[i] *= inv } }
                 if keepInMemory { inMemory[v.name] = flat }
                 let (blob, raw) = BlobCodec.encode(VectorSet(count: heads.count, dim: n * n, values: flat), dtype: .f32, level: -3)
                 rows.append((v.name, blob, raw, BlobCodec.checksum(blob, fast: true)))

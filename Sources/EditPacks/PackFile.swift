@@ -26,6 +26,8 @@ public struct PackManifest: Codable, Equatable, Sendable {
     public var property: String?
     /// The calibration template; {value} is replaced by each value's surface text.
     public var template: String
+    /// All calibration templates when there are several (S(X) is the mean over them); nil for one.
+    public var templates: [String]?
     /// The sentence form the runtime probes with ("{entity} lives in {value}."), if the vocabulary gave one.
     public var probeTemplate: String?
     /// The question asking for the value, with {entity} (optional; added without a schema bump).
@@ -44,7 +46,7 @@ public struct PackManifest: Codable, Equatable, Sendable {
 
     /// The settings that must agree for two files to hold parts of one pack (resume, merge).
     func sameCompile(as o: PackManifest) -> Bool {
-        model.fingerprint == o.model.fingerprint && template == o.template && layers == o.layers
+        model.fingerprint == o.model.fingerprint && template == o.template && (templates ?? [template]) == (o.templates ?? [o.template]) && layers == o.layers
             && dtype == o.dtype && compile.pairs == o.compile.pairs && compile.entity == o.compile.entity
     }
 

@@ -6,6 +6,8 @@ public struct Vocabulary: Sendable, Equatable {
     public var name: String
     public var property: String?
     public var template: String?
+    /// Further @template lines (the calibration averages the states of all templates).
+    public var extraTemplates: [String] = []
     public var probeTemplate: String?
     /// The question form that asks for the value ("Where does {entity} live? {entity} lives in").
     public var queryTemplate: String?
@@ -14,7 +16,7 @@ public struct Vocabulary: Sendable, Equatable {
     public static let genericTemplate = "The answer is {value}."
 
     public static func == (a: Vocabulary, b: Vocabulary) -> Bool {
-        a.name == b.name && a.property == b.property && a.template == b.template && a.probeTemplate == b.probeTemplate && a.queryTemplate == b.queryTemplate
+        a.name == b.name && a.property == b.property && a.template == b.template && a.extraTemplates == b.extraTemplates && a.probeTemplate == b.probeTemplate && a.queryTemplate == b.queryTemplate
             && a.values.map(\.name) == b.values.map(\.name) && a.values.map(\.surface) == b.values.map(\.surface)
     }
 
@@ -43,7 +45,7 @@ public struct Vocabulary: Sendable, Equatable {
                 let value = parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : ""
                 switch parts.first ?? "" {
                 case "property": v.property = value
-                case "template": v.template = value
+                case "template": if v.template == nil { v.template = value } else { v.extraTemplates.append(value) }
                 case "probe": v.probeTemplate = value
                 case "query": v.queryTemplate = value
                 default: throw PackError.invalidInput("\(file):\(i + 1): unknown directive '\(line)' (known: @property, @template, @probe, @query)")
@@ -60,7 +62,7 @@ public struct Vocabulary: Sendable, Equatable {
             v.values.append((nm, surface))
         }
         guard v.values.count >= 2 else { throw PackError.invalidInput("vocabulary \(file) needs at least two values (it has \(v.values.count))") }
-        if let t = v.template { try checkTemplate(t, what: "@template in \(file)") }
+        for t in (v.template.map { [$0] } ?? []) + v.extraTemplates { try checkTemplate(t, what: "@template in \(file)") }
         if let p = v.probeTemplate {
             try checkTemplate(p, what: "@probe in \(file)")
             guard p.contains("{entity}") else { throw PackError.invalidInput("@probe in \(file) must contain {entity}") }

@@ -27,8 +27,8 @@ struct CompileCommand: ParsableCommand {
     @Option(name: .long, help: "Values file (prompts/*.txt: one value per line, `name = surface` aliases, @template/@probe directives).")
     var vocab: String
 
-    @Option(name: .long, help: "Calibration template with {value} (default: the file's @template, else \"The answer is {value}.\").")
-    var template: String?
+    @Option(name: .long, help: "Calibration template with {value} (repeatable: states are averaged over the templates; default: the file's @template lines, else \"The answer is {value}.\").")
+    var template: [String] = []
 
     @Option(name: .long, help: "Probe sentence form with {entity} and {value} stored for the runtime (default: the file's @probe).")
     var probe: String?
@@ -70,7 +70,13 @@ struct CompileCommand: ParsableCommand {
             let mo = try ModelOptions.parse(args)
             let vocabulary = try Vocabulary.load(path: vocab)
             var o = CompileOptions()
-            o.template = template ?? vocabulary.template ?? Vocabulary.genericTemplate
+            if let first = template.first {
+                o.template = first
+                o.extraTemplates = Array(template.dropFirst())
+            } else {
+                o.template = vocabulary.template ?? Vocabulary.genericTemplate
+                o.extraTemplates = vocabulary.template == nil ? [] : vocabulary.extraTemplates
+            }
             o.probeTemplate = probe
             o.entity = entity
             if let layers { o.layers = try EditOptions.parseLayers(layers) }

@@ -376,6 +376,27 @@ final class PackTests: XCTestCase {
         }
     }
 
+    func testSeveralTemplatesAverage() throws {
+        var o = CompileOptions()
+        o.extraTemplates = [o.template]   // the same template twice: the mean is the single state
+        try compiler().compile(vocabulary: try vocab(), options: o, output: "\(dir)/twice.rwkvpack")
+        try compile("once.rwkvpack", pairs: false, batch: 8)
+        let twice = try EditPack(path: "\(dir)/twice.rwkvpack"), once = try EditPack(path: "\(dir)/once.rwkvpack")
+        XCTAssertEqual(twice.manifest.templates?.count, 2)
+        XCTAssertNil(once.manifest.templates)
+        for x in try once.values().map(\.name) {
+            let a = try twice.vocabEntry(x), b = try once.vocabEntry(x)
+            for i in 0..<a.count { XCTAssertGreaterThan(cosine(a.vector(i), b.vector(i)), 0.9999, x) }
+        }
+        o.extraTemplates = ["{entity}'s hat is {value}."]
+        let r = try compiler().compile(vocabulary: try vocab(), options: o, output: "\(dir)/two.rwkvpack")
+        XCTAssertEqual(r.status, .complete)
+        XCTAssertEqual(try EditPack(path: "\(dir)/two.rwkvpack").manifest.compile.entity, "Alex")
+        let v = try Vocabulary.parse("@template A {value}.\n@template B {value}.\nx\ny\n", name: "t")
+        XCTAssertEqual(v.template, "A {value}.")
+        XCTAssertEqual(v.extraTemplates, ["B {value}."])
+    }
+
     func testApplyCommandJSONShape() throws {
         let binary = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
             .deletingLastPathComponent().appendingPathComponent("rwkv-edit")
