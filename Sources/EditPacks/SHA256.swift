@@ -28,10 +28,11 @@ public struct SHA256 {
         length &+= UInt64(n)
         if buffered > 0 {
             let take = min(64 - buffered, n)
-            buffer.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: buffered).copyMemory(from: p, byteCount: take) }
+            buffer.withUnsafeMutableBytes { $0.baseAddress?.advanced(by: buffered).copyMemory(from: p, byteCount: take) }
             buffered += take; p += take; n -= take
             if buffered == 64 {
-                buffer.withUnsafeBytes { compress($0.baseAddress!) }
+                let block = buffer
+                block.withUnsafeBytes { if let b = $0.baseAddress { compress(b) } }
                 buffered = 0
             }
         }
@@ -40,7 +41,7 @@ public struct SHA256 {
             p += 64; n -= 64
         }
         if n > 0 {
-            buffer.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: p, byteCount: n) }
+            buffer.withUnsafeMutableBytes { $0.baseAddress?.copyMemory(from: p, byteCount: n) }
             buffered = n
         }
     }
