@@ -202,6 +202,7 @@ public enum EvalReport {
                 md.append("")
                 if let plot = plots[r.suite.name] { md += ["![P(old) vs strength per method](\(plot))", ""] }
             }
+            if let heat = plots[r.suite.name + "#sigma"] { md += ["![σ₁ of the probe delta per layer and head](\(heat))", ""] }
             md.append("<details><summary>Per case</summary>")
             md.append("")
             md.append("| case | edit | method | strength | α | P(old) before→after | P(new) before→after | P(ctrl) before→after | flip | leak | ES | PS | NS | continuation after |")
@@ -263,6 +264,7 @@ public enum EvalReport {
                     return [
                         "id": ec.id, "group": ec.group, "edit": ec.edit.summary, "context_tokens": c.contextTokens, "filler_tokens": c.fillerTokens,
                         "seconds": c.seconds,
+                        "sigma1": c.sigma.map { $0.map { $0.map(Double.init) } } ?? NSNull(),
                         "before": ["targets": q(ec.targets, c.targets), "paraphrases": q(ec.paraphrases, c.paraphrases),
                                    "neighbours": n(ec.neighbours, c.neighbours), "continuation": c.continuation, "fluency": c.fluency] as [String: Any],
                         "points": c.points.map { p -> [String: Any] in
@@ -344,6 +346,39 @@ public enum EvalReport {
             s += "<line x1=\"\(left + pw + 15)\" y1=\"\(ly)\" x2=\"\(left + pw + 35)\" y2=\"\(ly)\" stroke=\"\(colour)\" stroke-width=\"2\"/>\n"
             s += "<text x=\"\(left + pw + 40)\" y=\"\(ly + 4)\">\(methodName(m))</text>\n"
         }
+        s += "</svg>\n"
+        return s
+    }
+
+    /// Mean σ₁ of the cases' online probe deltas per layer (rows) and head (columns), as a heat map;
+    /// nil when no case has one.
+    public static func sigmaHeatmap(_ r: EvalSuiteResult) -> String? {
+        let maps = r.cases.compactMap(\.sigma)
+        guard let first = maps.first, !first.isEmpty, !first[0].isEmpty else { return nil }
+        let L = first.count, H = first[0].count
+        var mean = [[Double]](repeating: [Double](repeating: 0, count: H), count: L)
+        for m in maps where m.count == L {
+            for l in 0..<L where m[l].count == H { for h in 0..<H { mean[l][h] += Double(m[l][h]) / Double(maps.count) } }
+        }
+        let top = max(mean.flatMap { $0 }.max() ?? 1, 1e-12)
+        let cell = max(12.0, min(48.0, 560.0 / Double(H))), left = 70.0, topY = 40.0
+        let W = left + cell * Double(H) + 20, Hh = topY + cell * Double(L) + 50
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(W))\" height=\"\(Int(Hh))\" font-family=\"sans-serif\" font-size=\"11\">\n"
+        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+        s += "<text x=\"\(left)\" y=\"18\" font-size=\"13\">\(xmlEscape(r.suite.name)): mean σ₁ of the probe delta per head (max \(String(format: "%.3g", top)))</text>\n"
+        for l in 0..<L {
+            let y = topY + Double(l) * cell
+            s += "<text x=\"\(left - 6)\" y=\"\(y + cell / 2 + 4)\" text-anchor=\"end\">layer \(l)</text>\n"
+            for h in 0..<H {
+                let v = mean[l][h] / top
+                let shade = Int((1 - v) * 255)
+                s += "<rect x=\"\(left + Double(h) * cell)\" y=\"\(y)\" width=\"\(cell)\" height=\"\(cell)\" fill=\"rgb(255,\(shade),\(shade))\" stroke=\"#eee\"><title>L\(l) H\(h): \(String(format: "%.4g", mean[l][h]))</title></rect>\n"
+            }
+        }
+        for h in 0..<H where H <= 16 || h % 4 == 0 {
+            s += "<text x=\"\(left + (Double(h) + 0.5) * cell)\" y=\"\(topY + Double(L) * cell + 14)\" text-anchor=\"middle\">\(h)</text>\n"
+        }
+        s += "<text x=\"\(left + cell * Double(H) / 2)\" y=\"\(Hh - 10)\" text-anchor=\"middle\">head</text>\n"
         s += "</svg>\n"
         return s
     }

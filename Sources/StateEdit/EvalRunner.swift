@@ -57,6 +57,9 @@ public struct EvalCaseResult: Sendable {
     public let fluency: Double
     public let points: [EvalPoint]
     public let seconds: Double
+    /// σ₁ of the online probe delta per layer and head ([layer][head]), from the fed state, for edits
+    /// given as sentences (nil for pack edits).
+    public let sigma: [[Float]]?
 
     /// The unedited model answers every target query with the old value.
     public var baseCorrect: Bool { targets.allSatisfy(\.oldTop1) }
@@ -152,6 +155,7 @@ public struct EvalRunner {
         let fluency0 = EvalMetrics.fluency(continuation0)
 
         let fed = session.state
+        let sigma = try probeSigma(session, c.edit)
         var points: [EvalPoint] = []
         for method in methods ?? c.methods ?? suite.methods {
             var base = EditOptions(method: method, ratio: c.edit.defaultRatio)
@@ -186,7 +190,27 @@ public struct EvalRunner {
         guard session.state == fed else { throw EditError.numerical("undo did not restore the fed state in case \(c.id)") }
         return EvalCaseResult(evalCase: c, contextTokens: contextTokens, fillerTokens: fillerTokens, targets: targets0,
                               paraphrases: paraphrases0, neighbours: neighbours0, continuation: continuation0, fluency: fluency0,
-                              points: points, seconds: Date().timeIntervalSince(start))
+                              points: points, seconds: Date().timeIntervalSince(start), sigma: sigma)
+    }
+
+    /// σ₁ per layer and head of Δ = S(state + new text) − S(state + old text), both probed from the fed state.
+    func probeSigma(_ s: EditSession, _ edit: EvalEdit) throws -> [[Float]]? {
+        let texts: (String, String)
+        switch edit {
+        case .sentences(let a, let b): texts = (a, b)
+        case .forget(let fact, let entity): texts = (fact, entity)
+        case .erase(let fact, let neutral): texts = (fact, neutral ?? EditSession.neutralSentence)
+        case .pack: return nil
+        }
+        let a = s.continuationTokens(texts.0), b = s.continuationTokens(texts.1)
+        guard !a.isEmpty, !b.isEmpty else { return nil }
+        let (sa, sb) = try StateEditor(engine: engine).probe(s.state, old: a, new: b)
+        let c = engine.config
+        return try (0..<c.nLayer).map { l in
+            try (0..<c.nHead).map { h in
+                try HeadSVD.leading(matrix: StateDelta.head(sa, sb, HeadIndex(layer: l, head: h)), n: c.headSize).sigma
+            }
+        }
     }
 
     func apply(_ edit: EvalEdit, to s: EditSession, options: EditOptions) throws -> AppliedEdit {

@@ -90,10 +90,17 @@ struct EvalCommand: ParsableCommand {
                 let dir = url.deletingLastPathComponent()
                 let stem = url.deletingPathExtension().lastPathComponent
                 var plots: [String: String] = [:]
-                for r in results where r.isSweep {
-                    let name = "\(stem)-\(r.suite.name).svg"
-                    try EvalReport.svg(r).write(to: dir.appendingPathComponent(name), atomically: true, encoding: .utf8)
-                    plots[r.suite.name] = name
+                for r in results {
+                    if r.isSweep {
+                        let name = "\(stem)-\(r.suite.name).svg"
+                        try EvalReport.svg(r).write(to: dir.appendingPathComponent(name), atomically: true, encoding: .utf8)
+                        plots[r.suite.name] = name
+                    }
+                    if let heat = EvalReport.sigmaHeatmap(r) {
+                        let name = "\(stem)-\(r.suite.name)-sigma.svg"
+                        try heat.write(to: dir.appendingPathComponent(name), atomically: true, encoding: .utf8)
+                        plots[r.suite.name + "#sigma"] = name
+                    }
                 }
                 let host = ProcessInfo.processInfo
                 let preamble = """

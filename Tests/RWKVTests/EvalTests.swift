@@ -261,6 +261,12 @@ final class EvalTests: XCTestCase {
         // Measuring is deterministic: a second run gives the same probabilities.
         let again = try EvalRunner(engine: engine, tokenizer: tokenizer).run(suite)
         XCTAssertEqual(again.cases[0].points.map { $0.targets[0].pOld }, a.points.map { $0.targets[0].pOld })
+        // σ₁ of the probe delta per layer and head for sentence edits; none for the pack case.
+        let sigma = try XCTUnwrap(a.sigma)
+        XCTAssertEqual(sigma.count, engine.config.nLayer)
+        XCTAssertTrue(sigma.allSatisfy { $0.count == engine.config.nHead && $0.allSatisfy { $0 >= 0 && $0.isFinite } })
+        XCTAssertNil(r.cases[2].sigma)
+        XCTAssertTrue(try XCTUnwrap(EvalReport.sigmaHeatmap(r)).hasPrefix("<svg"))
         // Reports render.
         XCTAssertTrue(EvalReport.text([r]).contains("Alice"))
         XCTAssertTrue(EvalReport.markdown([r]).contains("| hyb-u | r=0.20 |"))
@@ -326,6 +332,10 @@ final class EvalTests: XCTestCase {
         XCTAssertTrue(md.contains("α=0.75"))
         XCTAssertTrue(md.contains(URL(fileURLWithPath: svg).lastPathComponent), md)
         XCTAssertTrue(try String(contentsOfFile: svg, encoding: .utf8).hasPrefix("<svg"))
+        let heat = Fixtures.temporaryPath("eval-report-five-entity-sigma.svg")
+        defer { try? FileManager.default.removeItem(atPath: heat) }
+        XCTAssertTrue(md.contains(URL(fileURLWithPath: heat).lastPathComponent), md)
+        XCTAssertEqual((cases[0]["sigma1"] as? [[Double]])?.count, (try cli.json(cli.run(["info", "--model", model, "--json"]).stdout))["n_layer"] as? Int)
 
         // The same run as text prints the seed-style tables.
         let text = try cli.run(["eval", "--model", model, "--suite", suite, "--method", "hyb-u", "--quiet"])
