@@ -26,7 +26,7 @@ public struct CompileOptions: Sendable {
     public var dtype: StorageDType = .f16
     public var pairs: [(String, String)]? = nil
     public var allPairs = false
-    /// Sequences per engine call.
+    /// Values per engine call (× the number of templates sequences).
     public var batchSize = 8
     /// 1-based shard index and count: this run stages values k (0-based) with k % count == index − 1.
     public var shard: (index: Int, count: Int)?

@@ -45,7 +45,7 @@ struct CompileCommand: ParsableCommand {
     @Option(name: .long, help: "Vector storage: f16 (default), f32 or int8 (+per-vector scale).")
     var dtype = "f16"
 
-    @Option(name: .long, help: "Sequences per engine call.")
+    @Option(name: .long, help: "Values per engine call (each value runs once per template in the same call).")
     var batch = 8
 
     @Option(name: .long, help: "Compile only shard i of n ('i/n', 1-based); merge the shards with `rwkv-edit packs merge`.")
