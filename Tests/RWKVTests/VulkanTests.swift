@@ -58,6 +58,23 @@ final class VulkanTests: XCTestCase {
         [Fixtures.tinySafetensors, Fixtures.golden.appendingPathComponent("golden.blinkdl.safetensors").path]
     }
 
+    /// The golden model as GGUF f16 (matrices in f16, read as packed pairs) and as a bf16 .pth.
+    func testHalfPrecisionFilesMatchCPU() throws {
+        for name in ["golden.f16.gguf", "golden.bf16.pth"] {
+            let path = Fixtures.golden.appendingPathComponent(name).path
+            let (vk, cpu) = try engines(path)
+            let V = vk.config.vocabSize
+            let batch = [tokens(17, vocab: V, seed: 31), tokens(1, vocab: V, seed: 32)]
+            var sv = batch.map { _ in cpu.newState() }, sc = sv
+            let lv = try vk.forward(batch, states: &sv, allLogits: false)
+            let lc = try cpu.forward(batch, states: &sc, allLogits: false)
+            for i in batch.indices {
+                XCTAssertLessThan(relError(lv[i], lc[i]), 1e-3, "\(name) seq \(i)")
+                assertStatesClose(sv[i], sc[i], "\(name) seq \(i)")
+            }
+        }
+    }
+
     /// One token, then a prompt, then decoding steps, from non-zero states: logits and states match.
     func testOneTokenAndSequenceMatchCPU() throws {
         for path in fixtures {
@@ -202,6 +219,12 @@ final class VulkanTests: XCTestCase {
         XCTAssertThrowsError(try vk.forward([[]], states: &s, allLogits: false))
         XCTAssertThrowsError(try VulkanEngine(model: vk.model, device: "no-such-device-xyz")) { e in
             guard case VulkanError.deviceNotFound = e else { return XCTFail("got \(e)") }
+        }
+        // A model larger than the memory budget is refused before any upload, with the sizes.
+        XCTAssertThrowsError(try VulkanEngine(model: vk.model, memoryBudget: 64 * 1024)) { e in
+            guard case VulkanError.outOfDeviceMemory(let need, let have, _) = e else { return XCTFail("got \(e)") }
+            XCTAssertGreaterThan(need, have)
+            XCTAssertTrue("\(e)".contains("--backend cpu"))
         }
     }
 
