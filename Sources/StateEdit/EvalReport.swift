@@ -38,7 +38,9 @@ public enum EvalReport {
     /// Strength labels shared by every method of the suite, or nil when they differ (mixed ratio/α sweeps).
     static func sharedStrengths(_ r: EvalSuiteResult) -> [Strength]? {
         let per = r.sweepSummaries().map(\.strengths)
-        guard let first = per.first, per.allSatisfy({ $0 == first }) else { return nil }
+        let nSteps = (r.points.map(\.strengthIndex).max() ?? 0) + 1
+        // Shared only when every method sweeps the same values and every case the same steps.
+        guard let first = per.first, first.count == nSteps, per.allSatisfy({ $0 == first }) else { return nil }
         return first
     }
 
