@@ -13,7 +13,10 @@ out=Sources/RWKVVulkan/SPIRV.swift
     echo "    static let base64: [String: String] = ["
     for src in shaders/*.comp; do
         name=$(basename "$src" .comp)
-        "$GLSLC" -O --target-env=vulkan1.0 "$src" -o "shaders/$name.spv"
+        # Shaders using subgroup operations need Vulkan 1.1 (SPIR-V 1.3); the rest stay at 1.0.
+        env=vulkan1.0
+        if grep -q GL_KHR_shader_subgroup "$src"; then env=vulkan1.1; fi
+        "$GLSLC" -O --target-env=$env "$src" -o "shaders/$name.spv"
         echo "        \"$name\": \"$(base64 -w0 "shaders/$name.spv")\","
     done
     echo "    ]"

@@ -65,6 +65,22 @@ static inline const char *rkvk_load_device(RKVKFunctions *f, VkDevice device) {
     return NULL;
 }
 
+/// Subgroup size and the supported operations/stages (VkPhysicalDeviceSubgroupProperties) of a
+/// Vulkan 1.1 device; 0 when the query is unavailable. Call only for devices reporting 1.1 or later.
+static inline uint32_t rkvk_subgroup_info(RKVKFunctions *f, VkInstance instance, VkPhysicalDevice device,
+                                          uint32_t *operations, uint32_t *stages) {
+    PFN_vkGetPhysicalDeviceProperties2 get =
+        (PFN_vkGetPhysicalDeviceProperties2)f->vkGetInstanceProcAddr(instance, "vkGetPhysicalDeviceProperties2");
+    *operations = 0; *stages = 0;
+    if (!get) return 0;
+    VkPhysicalDeviceSubgroupProperties sg = { VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES, NULL, 0, 0, 0, VK_FALSE };
+    VkPhysicalDeviceProperties2 props = { VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, &sg, {0} };
+    get(device, &props);
+    *operations = sg.supportedOperations;
+    *stages = sg.supportedStages;
+    return sg.subgroupSize;
+}
+
 static inline void rkvk_close_loader(RKVKFunctions *f) {
     if (f->library) dlclose(f->library);
     f->library = NULL;

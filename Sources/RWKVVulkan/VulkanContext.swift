@@ -90,6 +90,8 @@ final class VulkanContext {
     let memoryProperties: VkPhysicalDeviceMemoryProperties
     let minStorageOffsetAlignment: Int
     let maxWorkGroupCountX: Int
+    /// Subgroup arithmetic in compute shaders with subgroups of ≤ 32 lanes (Vulkan 1.1).
+    let subgroupArithmetic: Bool
     private var setLayout: VkDescriptorSetLayout?
     private(set) var pipelineLayout: VkPipelineLayout?
     private var descriptorPool: VkDescriptorPool?
@@ -230,6 +232,10 @@ final class VulkanContext {
         f.vkGetPhysicalDeviceProperties?(physical, &props)
         minStorageOffsetAlignment = max(4, Int(props.limits.minStorageBufferOffsetAlignment))
         maxWorkGroupCountX = Int(props.limits.maxComputeWorkGroupCount.0)
+        var ops: UInt32 = 0, stages: UInt32 = 0
+        let sgSize = props.apiVersion >= (1 << 22) | (1 << 12) ? rkvk_subgroup_info(&f, inst, physical, &ops, &stages) : 0
+        subgroupArithmetic = sgSize >= 1 && sgSize <= 32 && ops & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT.rawValue != 0
+            && stages & VK_SHADER_STAGE_COMPUTE_BIT.rawValue != 0
         do { try createDevice() } catch { destroy(); throw error }
     }
 

@@ -8,6 +8,16 @@ import RWKV
 /// States are uploaded before and downloaded after each pass, so host `State` values stay the truth
 /// and edits made on the host apply to Vulkan sessions and back.
 public final class VulkanEngine: Engine, @unchecked Sendable {
+    /// How matrix products map onto invocations.
+    public enum MatmulKernel: String, Sendable {
+        /// `alongK` on hardware GPUs with subgroup arithmetic, `rows` otherwise (and on software drivers).
+        case auto
+        /// Each invocation owns 4 rows (matmul.comp): fastest on lavapipe, where buffer loads run lane by lane.
+        case rows
+        /// Subgroup lanes along k with subgroupAdd (matmul_k.comp): coalesced loads for GPUs.
+        case alongK = "k"
+    }
+
     public let model: RWKVModel
     public let device: VulkanDeviceInfo
     public var backendName: String { "vulkan" }
@@ -25,7 +35,9 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
     /// Bytes one storage-buffer binding may span (the device's maxStorageBufferRange unless lowered).
     let bindingLimit: Int
     /// Rows of W each matmul invocation computes (input loads shared across them).
-    let matmulRowsPerInvocation = Int(ProcessInfo.processInfo.environment["RWKV_VK_RPI"] ?? "") ?? 4
+    let matmulRowsPerInvocation = 4
+    /// The product kernel in use (`.rows` or `.alongK`).
+    public let matmulKernel: MatmulKernel
 
     /// Every Vulkan device with a compute queue (throws when there is no loader or driver).
     public static func devices() throws -> [VulkanDeviceInfo] { try VulkanContext.listDevices() }
@@ -41,10 +53,11 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
     ///   - rowCap: most token rows per submission (bounds activation memory).
     ///   - maxBindingBytes: a smaller per-binding limit than the device's, so tests can exercise the
     ///     splitting of weights, activations and states that big models need on every device.
+    ///   - matmulKernel: the product kernel (RWKV_VULKAN_MATMUL=rows|k overrides `.auto`).
     ///   - memoryBudget: device memory the engine may use (default: 90% of the largest device-local heap);
     ///     a model that needs more is refused with `VulkanError.outOfDeviceMemory` before any upload.
     public init(model: RWKVModel, device selector: String? = nil, maxRowsPerPass rowCap: Int = 4096,
-                maxBindingBytes: Int? = nil, memoryBudget: Int? = nil) throws {
+                maxBindingBytes: Int? = nil, memoryBudget: Int? = nil, matmulKernel: MatmulKernel = .auto) throws {
         self.model = model
         let c = model.config
         guard c.headSize > 0, c.headSize <= 256, c.nEmbd % 8 == 0, c.ffnSize % 8 == 0,
@@ -55,6 +68,13 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
         ctx = context
         device = context.info
         let limit = min(device.maxStorageBufferRange, maxBindingBytes ?? Int.max)
+        var kernel = matmulKernel
+        if kernel == .auto, let env = ProcessInfo.processInfo.environment["RWKV_VULKAN_MATMUL"], let k = MatmulKernel(rawValue: env) { kernel = k }
+        if kernel == .auto { kernel = context.subgroupArithmetic && !context.info.isSoftware ? .alongK : .rows }
+        if kernel == .alongK && !context.subgroupArithmetic {
+            throw VulkanError.unsupportedModel("the along-k matmul needs subgroup arithmetic, which \(context.info.name) lacks")
+        }
+        self.matmulKernel = kernel
         bindingLimit = limit
 
         // Memory check before any upload: every matrix plus the small vectors.
@@ -306,11 +326,13 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
         let tb = T >= 8 ? 8 : T >= 4 ? 4 : T >= 2 ? 2 : 1
         let code: UInt32 = m.dtype == .f32 ? 0 : m.dtype == .f16 ? 1 : 2
         let rpi = matmulRowsPerInvocation
-        let pipe = try ctx.pipeline("matmul", [code, UInt32(tb), UInt32(rpi)])
+        let alongK = matmulKernel == .alongK
+        let pipe = try ctx.pipeline(alongK ? "matmul_k" : "matmul", [code, UInt32(tb), UInt32(rpi)])
+        let rowsPerGroup = alongK ? 16 : 32 * rpi // matmul_k.comp's RG; 32 invocations × RPI
         for ch in m.chunks {
             try ctx.dispatch(pipe, [Binding(ch.buffer), Binding(x), Binding(y)],
                              push: [UInt32(ch.rows), UInt32(m.cols), UInt32(T), UInt32(m.cols), UInt32(m.rows), UInt32(ch.row0), mode],
-                             groups: ((ch.rows + 32 * rpi - 1) / (32 * rpi), (T + tb - 1) / tb, 1))
+                             groups: ((ch.rows + rowsPerGroup - 1) / rowsPerGroup, (T + tb - 1) / tb, 1))
         }
     }
 
@@ -353,7 +375,7 @@ struct GPUMatrix {
         rows = m.rows; cols = m.cols; dtype = m.dtype
         guard m.cols % 8 == 0 else { throw VulkanError.unsupportedModel("a \(m.rows)×\(m.cols) matrix: columns must be a multiple of 8") }
         let rowBytes = m.cols * m.dtype.byteSize
-        let perChunk = max(1, min(limit / rowBytes, ctx.maxWorkGroupCountX * 32))
+        let perChunk = max(1, min(limit / rowBytes, ctx.maxWorkGroupCountX * 16))
         var out: [Chunk] = []
         var r = 0
         while r < m.rows {

@@ -148,6 +148,34 @@ final class VulkanTests: XCTestCase {
         }
     }
 
+    /// The GPU kernel (subgroup lanes along k), forced on lavapipe: same results as the CPU engine for
+    /// f32 (golden), f16 and bf16 weights, one token and batched.
+    func testAlongKMatmulMatchesCPU() throws {
+        let golden = try ModelLoader.load(path: Fixtures.golden.appendingPathComponent("golden.blinkdl.safetensors").path)
+        let shape = SyntheticModel.Shape(nLayer: 2, nEmbd: 128, vocab: 320, loraW: 16, loraA: 16, loraV: 8, loraG: 32)
+        let models = [golden, try SyntheticModel.model(shape, dtype: .f16, seed: 6), try SyntheticModel.model(shape, dtype: .bf16, seed: 7)]
+        for model in models {
+            let vk: VulkanEngine
+            do { vk = try VulkanEngine(model: model, matmulKernel: .alongK) } catch let e as VulkanError {
+                switch e {
+                case .loaderUnavailable, .noDevice, .unsupportedModel: throw XCTSkip("no subgroup-capable Vulkan device: \(e)")
+                default: throw e
+                }
+            }
+            XCTAssertEqual(vk.matmulKernel, .alongK)
+            let cpu = CPUEngine(model: model, threads: 2)
+            let V = model.config.vocabSize
+            let batch = [tokens(1, vocab: V, seed: 41), tokens(12, vocab: V, seed: 42), tokens(5, vocab: V, seed: 43)]
+            var sv = batch.map { _ in cpu.newState() }, sc = sv
+            let lv = try vk.forward(batch, states: &sv, allLogits: false)
+            let lc = try cpu.forward(batch, states: &sc, allLogits: false)
+            for i in batch.indices {
+                XCTAssertLessThan(relError(lv[i], lc[i]), 1e-3, "\(model.weightDType) seq \(i)")
+                assertStatesClose(sv[i], sc[i], "\(model.weightDType) seq \(i)")
+            }
+        }
+    }
+
     /// A state edited on the host and run on Vulkan equals the same on the CPU (bit-compatible layout).
     func testHostEditedStateRoundTrip() throws {
         let (vk, cpu) = try engines(Fixtures.golden.appendingPathComponent("golden.blinkdl.safetensors").path)
@@ -280,7 +308,9 @@ final class VulkanTests: XCTestCase {
             defer { try? FileManager.default.removeItem(atPath: out) }
             let p = Process()
             p.executableURL = URL(fileURLWithPath: glslc)
-            p.arguments = ["-O", "--target-env=vulkan1.0", dir.appendingPathComponent(src).path, "-o", out]
+            let text = try String(contentsOf: dir.appendingPathComponent(src), encoding: .utf8)
+            let env = text.contains("GL_KHR_shader_subgroup") ? "vulkan1.1" : "vulkan1.0"
+            p.arguments = ["-O", "--target-env=\(env)", dir.appendingPathComponent(src).path, "-o", out]
             try p.run()
             p.waitUntilExit()
             XCTAssertEqual(p.terminationStatus, 0, "glslc failed on \(src)")
