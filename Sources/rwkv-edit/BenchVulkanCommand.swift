@@ -57,9 +57,13 @@ struct BenchVulkanCommand: ParsableCommand {
                 name = "synthetic-\(s)"
             }
             let sizes = batches.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 > 0 }
+            // The roofline beside the figures: this machine's read bandwidth, and the weight bytes per token.
+            let bandwidth = measureBandwidth(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
             if !json {
-                print("model \(name) \(m.weightDType.rawValue), \(ProcessInfo.processInfo.activeProcessorCount) cores; prompt \(promptTokens) tokens, \(decodeTokens) decoded per sequence")
-                print("backend  device                          prefill tok/s  decode tok/s  " + sizes.map { String(format: "B=%-3d seq·tok/s", $0) }.joined(separator: "  "))
+                print("model \(name) \(m.weightDType.rawValue), \(m.bytesPerDecodedToken >> 20) MiB of weights per decoded token; "
+                      + "\(ProcessInfo.processInfo.activeProcessorCount) cores, host read bandwidth \(String(format: "%.1f", bandwidth)) GB/s; "
+                      + "prompt \(promptTokens) tokens, \(decodeTokens) decoded per sequence")
+                print("backend  device                                        prefill tok/s  decode tok/s  decode GB/s  " + sizes.map { String(format: "B=%-3d seq·tok/s", $0) }.joined(separator: "  "))
             }
             for backend in backends.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) {
                 let engine: any Engine
@@ -70,7 +74,7 @@ struct BenchVulkanCommand: ParsableCommand {
                     engine = e; device = "CPU, \(e.threads) threads"
                 case "vulkan":
                     let e = try VulkanEngine(model: m)
-                    engine = e; device = e.device.name
+                    engine = e; device = "\(e.device.name) [\(e.matmulKernel.rawValue)]"
                 default: throw ValidationError("unknown backend \(backend); use vulkan or cpu")
                 }
                 let (prefill, decode) = try measureSingle(engine)
@@ -78,13 +82,15 @@ struct BenchVulkanCommand: ParsableCommand {
                 for b in sizes { batched.append(try measureBatched(engine, b)) }
                 if json {
                     var o: [String: Any] = ["model": name, "dtype": m.weightDType.rawValue, "backend": backend, "device": device,
-                                            "prompt_tokens": promptTokens, "prefill_tok_s": prefill, "decode_tok_s": decode]
+                                            "prompt_tokens": promptTokens, "prefill_tok_s": prefill, "decode_tok_s": decode,
+                                            "decode_gb_s": Double(m.bytesPerDecodedToken) * decode / 1e9, "bandwidth_gb_s": bandwidth]
                     for (b, v) in zip(sizes, batched) { o["batched_B\(b)_seq_tok_s"] = v }
                     try printJSON(o)
                 } else {
                     let cols = batched.map { String(format: "%15.1f", $0) }.joined(separator: "  ")
                     let pad = { (t: String, n: Int) in t.count >= n ? String(t.prefix(n)) : t + String(repeating: " ", count: n - t.count) }
-                    print(pad(backend, 8) + " " + pad(device, 30) + String(format: " %14.1f  %12.2f  ", prefill, decode) + cols)
+                    print(pad(backend, 8) + " " + pad(device, 44) + String(format: " %14.1f  %12.2f  %11.2f  ", prefill, decode,
+                                                                           Double(m.bytesPerDecodedToken) * decode / 1e9) + cols)
                 }
             }
         }
