@@ -135,6 +135,10 @@ struct CompileCommand: ParsableCommand {
             }
             if json { try printJSON(obj); return }
             print("\(r.path): \(r.status.rawValue); \(r.valuesCompiled) values compiled, \(r.valuesSkipped) already done")
+            if r.valuesCompiled == 0 && r.status == .complete && r.bytesPerValue == nil {
+                print("nothing to do: the pack is finished and was compiled for this model with these settings")
+                return
+            }
             print(String(format: "model fingerprint: %.2fs (cached for the rest of the run)", fingerprintSeconds))
             print(String(format: "time: engine %.2fs, SVD %.2fs, storage %.2fs (%.1f values/s; engine only %.1f values/s)",
                          r.engineSeconds, r.svdSeconds, r.storageSeconds, obj["values_per_second"] as? Double ?? 0,
