@@ -24,14 +24,17 @@ $bin apply --model "$model" --pack "$pack" --context "$context" --edit "Bob: Aus
   --query "Where does Bob live? Bob lives in" --old Austin --new Chicago \
   --control-query "Where does Alice live? Alice lives in" --control-answer Paris
 
-echo; echo "== a scripted chat: free-form edit, answers before and after, exact undo"
-$bin chat --model "$model" --max-tokens 3 <<'CHAT'
+echo; echo "== a scripted chat: edits by name (pack) and free-form, answers before and after, exact undo"
+$bin chat --model "$model" --pack "$pack" --max-tokens 3 <<'CHAT'
 /feed Alice lives in Paris. Bob lives in Austin.
 /ask Where does Bob live? Bob lives in
 /ask Where does Alice live? Alice lives in
-/edit "Bob lives in Austin." "Bob lives in Chicago."
+/edit cities Bob: Austin -> Chicago
 /ask Where does Bob live? Bob lives in
 /ask Where does Alice live? Alice lives in
+/undo
+/edit "Bob lives in Austin." "Bob lives in Chicago." --ratio 0.5
+/ask Where does Bob live? Bob lives in
 /undo
 /ask Where does Bob live? Bob lives in
 CHAT

@@ -99,33 +99,31 @@ struct ApplyCommand: ParsableCommand {
 /// PACK is a pack file, or a name looked up as packs/NAME.rwkvpack (from the working directory, then
 /// beside the model's folder); options after the edit (`--method`, `--ratio`, …) as in the other form.
 enum ChatPacks {
-    nonisolated(unsafe) static var loaded: [String: EditPack] = [:]
-
+    /// Opens a pack given as a file or as a name looked up as packs/NAME.rwkvpack (from the working
+    /// directory, then beside the model's folder).
     static func open(_ name: String, modelPath: String) throws -> EditPack {
-        if let p = loaded[name] { return p }
         let modelDir = URL(fileURLWithPath: modelPath).deletingLastPathComponent()
         let candidates = [name, "packs/\(name).rwkvpack", modelDir.appendingPathComponent("../packs/\(name).rwkvpack").path,
                           modelDir.appendingPathComponent("\(name).rwkvpack").path]
         guard let path = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
             throw PackError.unreadable(file: name, reason: "no such pack (looked for \(candidates.dropFirst().joined(separator: ", ")))")
         }
-        let p = try EditPack(path: path)
-        loaded[name] = p
-        return p
+        return try EditPack(path: path)
     }
 }
 
 extension ChatLoop {
     /// Handles `/edit PACK Entity: A -> B [--method m] [--ratio r] …`; returns nil when the line is
     /// the two-sentence form, else a one-line description of the applied edit.
-    func packEdit(_ line: String) throws -> String? {
+    mutating func packEdit(_ line: String) throws -> String? {
         let body = line.dropFirst("/edit".count).trimmingCharacters(in: .whitespaces)
         guard !body.hasPrefix("\""), !body.hasPrefix("'"), body.contains(":"), body.contains("->") || body.contains("→") else { return nil }
         let args = try ShellWords.split(body)
         let optStart = args.firstIndex { $0.hasPrefix("--") } ?? args.count
         let (_, opts) = try SlashOptions.parse(Array(args[optStart...]), defaultRatio: 0.20)
         guard optStart >= 2 else { throw EditError.invalid("usage: /edit PACK Entity: A -> B [--method m] [--ratio r]") }
-        let pack = try ChatPacks.open(args[0], modelPath: session.engine.model.path)
+        let pack = try packs[args[0]] ?? ChatPacks.open(args[0], modelPath: session.engine.model.path)
+        packs[args[0]] = pack
         let (entity, a, b) = try EditPack.parseEdit(args[1..<optStart].joined(separator: " "))
         let r = try session.edit(pack: pack, entity: entity, from: a, to: b, options: opts)
         let e = r.applied

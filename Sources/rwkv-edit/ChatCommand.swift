@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RWKV
+import EditPacks
 import StateEdit
 
 struct ChatCommand: ParsableCommand {
@@ -9,6 +10,9 @@ struct ChatCommand: ParsableCommand {
         abstract: "Chat with a model and edit what it remembers (type /help). Works in a terminal and in a pipe.")
 
     @OptionGroup var modelOptions: ModelOptions
+
+    @Option(name: .long, help: "Edit pack to use in `/edit NAME Entity: A -> B` (repeatable; packs/NAME.rwkvpack is also found by name).")
+    var pack: [String] = []
 
     @Option(name: .long, help: "Most tokens per reply.")
     var maxTokens = 48
@@ -24,6 +28,12 @@ struct ChatCommand: ParsableCommand {
             let m = try modelOptions.loadModel()
             let session = EditSession(engine: modelOptions.engine(m), tokenizer: try modelOptions.tokenizer(for: m))
             var chat = ChatLoop(session: session, maxTokens: maxTokens, sampler: Sampler(temperature: temperature, seed: seed))
+            for path in pack {
+                // Known both by its file path and by the name stored in it.
+                let p = try ChatPacks.open(path, modelPath: m.path)
+                chat.packs[path] = p
+                chat.packs[p.name] = p
+            }
             let interactive = isatty(0) == 1
             if interactive { print("rwkv-edit chat — \(m.config.nLayer) layers, \(m.config.nHead) heads per layer. Type /help for commands.") }
             while true {
@@ -40,6 +50,8 @@ struct ChatLoop {
     let session: EditSession
     let maxTokens: Int
     let sampler: Sampler
+    /// Packs opened so far, by the name used in `/edit NAME …`.
+    var packs: [String: EditPack] = [:]
     private var turns = 0
 
     init(session: EditSession, maxTokens: Int, sampler: Sampler) {
