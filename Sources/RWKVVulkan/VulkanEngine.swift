@@ -123,7 +123,7 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
     // MARK: - Forward
 
     public func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool = false) throws -> [[Float]] {
-        try check(batch, states: states)
+        try validate(batch, states: states)
         lock.lock()
         defer { lock.unlock() }
         let V = model.config.vocabSize
@@ -148,24 +148,6 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
             try run(pass, batch: batch, states: &states, allLogits: allLogits, out: &out)
         }
         return out
-    }
-
-    /// The checks of the CPU engine (`Engine.validate` is internal to RWKV), with the same messages.
-    private func check(_ batch: [[Int]], states: [State]) throws {
-        guard batch.count == states.count else {
-            throw RWKVError.invalidArgument("forward: \(batch.count) sequences but \(states.count) states")
-        }
-        let c = model.config
-        for (i, seq) in batch.enumerated() {
-            guard !seq.isEmpty else { throw RWKVError.invalidArgument("forward: sequence \(i) has no tokens") }
-            if let bad = seq.first(where: { $0 < 0 || $0 >= c.vocabSize }) {
-                throw RWKVError.invalidArgument("token id \(bad) is outside the model's vocabulary 0..<\(c.vocabSize)")
-            }
-            let s = states[i]
-            guard s.nLayer == c.nLayer, s.nEmbd == c.nEmbd, s.nHead == c.nHead, s.headSize == c.headSize else {
-                throw RWKVError.invalidArgument("forward: state \(i) is for a model with \(s.nLayer) layers × \(s.nEmbd) channels, not this one (\(c.nLayer) × \(c.nEmbd))")
-            }
-        }
     }
 
     private struct Piece { let seq: Int; let begin: Int; let end: Int; let last: Bool }

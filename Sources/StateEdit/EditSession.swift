@@ -79,9 +79,9 @@ public final class EditSession {
         return reply
     }
 
-    /// P(answer | conversation + query), read on a branch of `from` (default: the live state).
-    /// The answer gets a leading space when the query does not end in whitespace (" Paris").
-    public func score(query: String, answer: String, from base: State? = nil, top k: Int = 5) throws -> AnswerScore {
+    /// Tokens of a query continuing the conversation and of its answer; the answer gets a leading
+    /// space when neither side has whitespace at the join (" Paris").
+    public func queryAndAnswerTokens(query: String, answer: String) throws -> (query: [Int], answer: [Int]) {
         let q = continuationTokens(query)
         var answerText = answer
         if let last = query.unicodeScalars.last, !last.properties.isWhitespace,
@@ -89,6 +89,13 @@ public final class EditSession {
         let a = tokenizer.encode(answerText)
         guard !q.isEmpty else { throw EditError.emptyText("the query") }
         guard !a.isEmpty else { throw EditError.emptyText("the answer") }
+        return (q, a)
+    }
+
+    /// P(answer | conversation + query), read on a branch of `from` (default: the live state).
+    /// The answer gets a leading space when the query does not end in whitespace (" Paris").
+    public func score(query: String, answer: String, from base: State? = nil, top k: Int = 5) throws -> AnswerScore {
+        let (q, a) = try queryAndAnswerTokens(query: query, answer: answer)
         var states = [base ?? state]
         let logits = try engine.forward([q + a.dropLast()], states: &states, allLogits: true)[0]
         let V = engine.config.vocabSize

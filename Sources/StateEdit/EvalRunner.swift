@@ -355,13 +355,7 @@ extension EditSession {
     /// answer, so multi-token answers that share a first token (" Madrid"/" Moscow" in a byte
     /// vocabulary) are not counted as top-1 together.
     func evalScore(query: String, answer: String) throws -> EvalScore {
-        let q = continuationTokens(query)
-        var answerText = answer
-        if let last = query.unicodeScalars.last, !last.properties.isWhitespace,
-           let first = answer.unicodeScalars.first, !first.properties.isWhitespace { answerText = " " + answer }
-        let a = tokenizer.encode(answerText)
-        guard !q.isEmpty else { throw EditError.emptyText("the query") }
-        guard !a.isEmpty else { throw EditError.emptyText("the answer") }
+        let (q, a) = try queryAndAnswerTokens(query: query, answer: answer)
         var states = [state]
         let logits = try engine.forward([q + a.dropLast()], states: &states, allLogits: true)[0]
         let V = engine.config.vocabSize
