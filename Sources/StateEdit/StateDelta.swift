@@ -8,9 +8,6 @@ public enum StateDelta {
         return zip(y, x).map { $0 - $1 }
     }
 
-    /// Frobenius norm of all layers' WKV matrices (the seed's ‖S_live‖).
-    public static func wkvNorm(_ s: State) -> Float { s.wkvNorm() }
-
     /// S_h += α · M (M value-major n×n).
     public static func add(_ m: [Float], scaled alpha: Float, to s: inout State, at h: HeadIndex) {
         let o = s.wkvOffset(layer: h.layer, head: h.head)
@@ -37,6 +34,4 @@ public enum StateDelta {
         }
         return m
     }
-
-    static func frobenius(_ m: [Float]) -> Float { m.reduce(0) { $0 + $1 * $1 }.squareRoot() }
 }
