@@ -26,6 +26,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "CPU threads (default: all cores).")
     var threads: Int?
 
+    @Option(name: .long, help: "Engine: cpu (default), vulkan or auto (see also `bench-vulkan` for batched figures).")
+    var backend = "cpu"
+
     @Flag(name: .long, help: "One JSON object per line per run.")
     var json = false
 
@@ -52,22 +55,24 @@ struct BenchCommand: ParsableCommand {
                 print("model                dtype  threads  prefill tok/s  decode tok/s  decode GB/s")
             }
             for (name, m) in runs {
-                let engine = CPUEngine(model: m, threads: threads)
+                let engine = try makeEngine(model: m, backend: backend, threads: threads)
+                // Threads are a CPU-engine setting; a Vulkan run reports none.
+                let engineThreads = (engine as? CPUEngine)?.threads
                 let r = try measure(engine)
                 let gbs = Double(m.bytesPerDecodedToken) * r.decode / 1e9
                 if json {
-                    try printJSON(["model": name, "dtype": m.weightDType.rawValue, "backend": engine.backendName, "threads": engine.threads,
+                    try printJSON(["model": name, "dtype": m.weightDType.rawValue, "backend": engine.backendName, "threads": engineThreads.map { $0 as Any } ?? NSNull(),
                                    "prefill_tok_s": r.prefill, "decode_tok_s": r.decode, "decode_gb_s": gbs, "bandwidth_gb_s": bandwidth])
                 } else {
-                    print(String(format: "%-20@ %-6@ %7d  %13.1f  %12.1f  %11.1f", name as NSString, m.weightDType.rawValue as NSString,
-                                 engine.threads, r.prefill, r.decode, gbs))
+                    print(String(format: "%-20@ %-6@ %7@  %13.1f  %12.1f  %11.1f", name as NSString, m.weightDType.rawValue as NSString,
+                                 (engineThreads.map(String.init) ?? engine.backendName) as NSString, r.prefill, r.decode, gbs))
                 }
             }
         }
     }
 
     /// Best of three timed runs after a warm-up, for a prompt and for token-by-token decoding.
-    private func measure(_ engine: CPUEngine) throws -> (prefill: Double, decode: Double) {
+    private func measure(_ engine: any Engine) throws -> (prefill: Double, decode: Double) {
         let vocab = engine.model.config.vocabSize
         var rng = SplitMix64(seed: 7)
         let prompt = (0..<promptTokens).map { _ in Int(rng.next() % UInt64(vocab)) }
