@@ -40,16 +40,7 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let bandwidth = measureBandwidth(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
-            var runs: [(String, RWKVModel)] = []
-            if let model { runs.append((model, try ModelLoader.load(path: model))) }
-            for name in (synthetic ?? "").split(separator: ",").map(String.init) {
-                guard let shape = SyntheticModel.Shape.named(name) else { throw ValidationError("unknown --synthetic \(name); use 0.1b, 0.4b or 1.5b") }
-                for d in dtype.split(separator: ",").map(String.init) {
-                    guard let dt = DType(rawValue: d) else { throw ValidationError("unknown --dtype \(d); use f16, bf16 or f32") }
-                    if !json { FileHandle.standardError.write(Data("building random \(name) \(d) weights…\n".utf8)) }
-                    runs.append(("synthetic-\(name)", try SyntheticModel.model(shape, dtype: dt)))
-                }
-            }
+            let runs = try benchModels(model: model, synthetic: synthetic, dtype: dtype, announce: !json)
             if !json {
                 print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, measured read bandwidth \(String(format: "%.1f", bandwidth)) GB/s")
                 print("model                dtype  threads  prefill tok/s  decode tok/s  decode GB/s")
@@ -58,7 +49,7 @@ struct BenchCommand: ParsableCommand {
                 let engine = try makeEngine(model: m, backend: backend, threads: threads)
                 // Threads are a CPU-engine setting; a Vulkan run reports none.
                 let engineThreads = (engine as? CPUEngine)?.threads
-                let r = try measure(engine)
+                let r = try measurePrefillDecode(engine, promptTokens: promptTokens, decodeTokens: decodeTokens, repeats: 3)
                 let gbs = Double(m.bytesPerDecodedToken) * r.decode / 1e9
                 if json {
                     try printJSON(["model": name, "dtype": m.weightDType.rawValue, "backend": engine.backendName, "threads": engineThreads.map { $0 as Any } ?? NSNull(),
@@ -69,28 +60,6 @@ struct BenchCommand: ParsableCommand {
                 }
             }
         }
-    }
-
-    /// Best of three timed runs after a warm-up, for a prompt and for token-by-token decoding.
-    private func measure(_ engine: any Engine) throws -> (prefill: Double, decode: Double) {
-        let vocab = engine.model.config.vocabSize
-        var rng = SplitMix64(seed: 7)
-        let prompt = (0..<promptTokens).map { _ in Int(rng.next() % UInt64(vocab)) }
-        var best = (prefill: 0.0, decode: 0.0)
-        for _ in 0..<3 {
-            var state = engine.newState()
-            let t0 = Date()
-            var logits = try engine.forward(prompt, state: &state)
-            let t1 = Date()
-            for _ in 0..<decodeTokens {
-                let next = logits.indices.max { logits[$0] < logits[$1] } ?? 0
-                logits = try engine.step(next, state: &state)
-            }
-            let t2 = Date()
-            best.prefill = max(best.prefill, Double(promptTokens) / t1.timeIntervalSince(t0))
-            best.decode = max(best.decode, Double(decodeTokens) / t2.timeIntervalSince(t1))
-        }
-        return best
     }
 }
 

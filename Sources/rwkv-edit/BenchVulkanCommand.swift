@@ -12,10 +12,10 @@ struct BenchVulkanCommand: ParsableCommand {
     @Option(name: .long, help: "Model file to benchmark.")
     var model: String?
 
-    @Option(name: .long, help: "Random weights with released shapes: 0.1b, 0.4b or 1.5b.")
+    @Option(name: .long, help: "Random weights with released shapes: 0.1b, 0.4b or 1.5b (comma-separated for several).")
     var synthetic: String?
 
-    @Option(name: .long, help: "Weight type of the synthetic model: f16, bf16 or f32.")
+    @Option(name: .long, help: "Weight type of synthetic models: f16, bf16 or f32 (comma-separated for several).")
     var dtype = "f16"
 
     @Option(name: .long, help: "Prompt length for the prefill measurement.")
@@ -43,85 +43,46 @@ struct BenchVulkanCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let m: RWKVModel
-            let name: String
-            if let model {
-                m = try ModelLoader.load(path: model)
-                name = URL(fileURLWithPath: model).lastPathComponent
-            } else {
-                let s = synthetic ?? ""
-                guard let shape = SyntheticModel.Shape.named(s) else { throw ValidationError("unknown --synthetic \(s); use 0.1b, 0.4b or 1.5b") }
-                guard let dt = DType(rawValue: dtype) else { throw ValidationError("unknown --dtype \(dtype); use f16, bf16 or f32") }
-                if !json { FileHandle.standardError.write(Data("building random \(s) \(dtype) weights…\n".utf8)) }
-                m = try SyntheticModel.model(shape, dtype: dt)
-                name = "synthetic-\(s)"
-            }
             let sizes = batches.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 > 0 }
             // The roofline beside the figures: this machine's read bandwidth, and the weight bytes per token.
             let bandwidth = measureBandwidth(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
-            if !json {
-                print("model \(name) \(m.weightDType.rawValue), \(m.bytesPerDecodedToken >> 20) MiB of weights per decoded token; "
-                      + "\(ProcessInfo.processInfo.activeProcessorCount) cores, host read bandwidth \(String(format: "%.1f", bandwidth)) GB/s; "
-                      + "prompt \(promptTokens) tokens, \(decodeTokens) decoded per sequence")
-                print("backend  device                                        prefill tok/s  decode tok/s  decode GB/s  " + sizes.map { String(format: "B=%-3d seq·tok/s", $0) }.joined(separator: "  "))
-            }
-            for backend in backends.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) {
-                let engine: any Engine
-                let device: String
-                switch backend {
-                case "cpu":
-                    let e = CPUEngine(model: m, threads: threads)
-                    engine = e; device = "CPU, \(e.threads) threads"
-                case "vulkan":
-                    let e = try VulkanEngine(model: m)
-                    engine = e; device = "\(e.device.name) [\(e.matmulKernel.rawValue)]"
-                default: throw ValidationError("unknown backend \(backend); use vulkan or cpu")
+            for (name, m) in try benchModels(model: model, synthetic: synthetic, dtype: dtype, announce: !json) {
+                if !json {
+                    print("model \(name) \(m.weightDType.rawValue), \(m.bytesPerDecodedToken >> 20) MiB of weights per decoded token; "
+                          + "\(ProcessInfo.processInfo.activeProcessorCount) cores, host read bandwidth \(String(format: "%.1f", bandwidth)) GB/s; "
+                          + "prompt \(promptTokens) tokens, \(decodeTokens) decoded per sequence")
+                    print("backend  device                                        prefill tok/s  decode tok/s  decode GB/s  " + sizes.map { String(format: "B=%-3d seq·tok/s", $0) }.joined(separator: "  "))
                 }
-                let (prefill, decode) = try measureSingle(engine)
-                var batched: [Double] = []
-                for b in sizes { batched.append(try measureBatched(engine, b)) }
-                if json {
-                    var o: [String: Any] = ["model": name, "dtype": m.weightDType.rawValue, "backend": backend, "device": device,
-                                            "prompt_tokens": promptTokens, "prefill_tok_s": prefill, "decode_tok_s": decode,
-                                            "decode_gb_s": Double(m.bytesPerDecodedToken) * decode / 1e9, "bandwidth_gb_s": bandwidth]
-                    for (b, v) in zip(sizes, batched) { o["batched_B\(b)_seq_tok_s"] = v }
-                    try printJSON(o)
-                } else {
-                    let cols = batched.map { String(format: "%15.1f", $0) }.joined(separator: "  ")
-                    let pad = { (t: String, n: Int) in t.count >= n ? String(t.prefix(n)) : t + String(repeating: " ", count: n - t.count) }
-                    print(pad(backend, 8) + " " + pad(device, 44) + String(format: " %14.1f  %12.2f  %11.2f  ", prefill, decode,
-                                                                           Double(m.bytesPerDecodedToken) * decode / 1e9) + cols)
+                for backend in backends.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) {
+                    let engine: any Engine
+                    let device: String
+                    switch backend {
+                    case "cpu":
+                        let e = CPUEngine(model: m, threads: threads)
+                        engine = e; device = "CPU, \(e.threads) threads"
+                    case "vulkan":
+                        let e = try VulkanEngine(model: m)
+                        engine = e; device = "\(e.device.name) [\(e.matmulKernel.rawValue)]"
+                    default: throw ValidationError("unknown backend \(backend); use vulkan or cpu")
+                    }
+                    let (prefill, decode) = try measurePrefillDecode(engine, promptTokens: promptTokens, decodeTokens: decodeTokens, repeats: 2)
+                    var batched: [Double] = []
+                    for b in sizes { batched.append(try measureBatched(engine, b)) }
+                    if json {
+                        var o: [String: Any] = ["model": name, "dtype": m.weightDType.rawValue, "backend": backend, "device": device,
+                                                "prompt_tokens": promptTokens, "prefill_tok_s": prefill, "decode_tok_s": decode,
+                                                "decode_gb_s": Double(m.bytesPerDecodedToken) * decode / 1e9, "bandwidth_gb_s": bandwidth]
+                        for (b, v) in zip(sizes, batched) { o["batched_B\(b)_seq_tok_s"] = v }
+                        try printJSON(o)
+                    } else {
+                        let cols = batched.map { String(format: "%15.1f", $0) }.joined(separator: "  ")
+                        let pad = { (t: String, n: Int) in t.count >= n ? String(t.prefix(n)) : t + String(repeating: " ", count: n - t.count) }
+                        print(pad(backend, 8) + " " + pad(device, 44) + String(format: " %14.1f  %12.2f  %11.2f  ", prefill, decode,
+                                                                               Double(m.bytesPerDecodedToken) * decode / 1e9) + cols)
+                    }
                 }
             }
         }
-    }
-
-    private func randomTokens(_ n: Int, vocab: Int, seed: UInt64) -> [Int] {
-        var rng = SplitMix64(seed: seed)
-        return (0..<n).map { _ in Int(rng.next() % UInt64(vocab)) }
-    }
-
-    /// Prefill of one prompt and token-by-token decoding after it; best of two after a warm-up.
-    private func measureSingle(_ engine: any Engine) throws -> (Double, Double) {
-        let prompt = randomTokens(promptTokens, vocab: engine.config.vocabSize, seed: 7)
-        var warm = engine.newState()
-        _ = try engine.step(1, state: &warm)
-        _ = try engine.forward(Array(prompt.prefix(8)), state: &warm)
-        var best = (0.0, 0.0)
-        for _ in 0..<2 {
-            var state = engine.newState()
-            let t0 = Date()
-            var logits = try engine.forward(prompt, state: &state)
-            let t1 = Date()
-            for _ in 0..<decodeTokens {
-                let next = logits.indices.max { logits[$0] < logits[$1] } ?? 0
-                logits = try engine.step(next, state: &state)
-            }
-            let t2 = Date()
-            best.0 = max(best.0, Double(promptTokens) / t1.timeIntervalSince(t0))
-            best.1 = max(best.1, Double(decodeTokens) / t2.timeIntervalSince(t1))
-        }
-        return best
     }
 
     /// B sequences decoded together, one token each per call: sequences × tokens per second.
