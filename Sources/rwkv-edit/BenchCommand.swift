@@ -8,23 +8,10 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure prefill and decode speed, weight bandwidth, and this machine's memory bandwidth.")
 
-    @Option(name: .long, help: "Model file to benchmark.")
-    var model: String?
-
-    @Option(name: .long, help: "Random weights with released shapes: 0.1b, 0.4b or 1.5b (comma-separated for several).")
-    var synthetic: String?
-
-    @Option(name: .long, help: "Weight type of synthetic models: f16, bf16 or f32 (comma-separated for several).")
-    var dtype = "f16"
-
-    @Option(name: .long, help: "Prompt length for the prefill measurement.")
-    var promptTokens = 64
+    @OptionGroup var source: BenchModelOptions
 
     @Option(name: .long, help: "Tokens decoded for the decode measurement.")
     var decodeTokens = 32
-
-    @Option(name: .long, help: "CPU threads (default: all cores).")
-    var threads: Int?
 
     @Option(name: .long, help: "Engine: cpu (default), vulkan or auto (see also `bench-vulkan` for batched figures).")
     var backend = "cpu"
@@ -33,23 +20,22 @@ struct BenchCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard (model == nil) != (synthetic == nil) else { throw ValidationError("give exactly one of --model or --synthetic") }
-        guard promptTokens > 0, decodeTokens > 0 else { throw ValidationError("--prompt-tokens and --decode-tokens must be > 0") }
+        guard decodeTokens > 0 else { throw ValidationError("--decode-tokens must be > 0") }
     }
 
     func run() throws {
         try reportingErrors {
-            let bandwidth = measureBandwidth(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
-            let runs = try benchModels(model: model, synthetic: synthetic, dtype: dtype, announce: !json)
+            let bandwidth = measureBandwidth(threads: source.bandwidthThreads)
+            let runs = try source.models(announce: !json)
             if !json {
                 print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, measured read bandwidth \(String(format: "%.1f", bandwidth)) GB/s")
                 print("model                dtype  threads  prefill tok/s  decode tok/s  decode GB/s")
             }
             for (name, m) in runs {
-                let engine = try makeEngine(model: m, backend: backend, threads: threads)
+                let engine = try makeEngine(model: m, backend: backend, threads: source.threads)
                 // Threads are a CPU-engine setting; a Vulkan run reports none.
                 let engineThreads = (engine as? CPUEngine)?.threads
-                let r = try measurePrefillDecode(engine, promptTokens: promptTokens, decodeTokens: decodeTokens, repeats: 3)
+                let r = try measurePrefillDecode(engine, promptTokens: source.promptTokens, decodeTokens: decodeTokens, repeats: 3)
                 let gbs = Double(m.bytesPerDecodedToken) * r.decode / 1e9
                 if json {
                     try printJSON(["model": name, "dtype": m.weightDType.rawValue, "backend": engine.backendName, "threads": engineThreads.map { $0 as Any } ?? NSNull(),

@@ -2,20 +2,44 @@ import ArgumentParser
 import Foundation
 import RWKV
 
-/// The models a benchmark runs on: a file, or random weights with released shapes
-/// (comma-separated names and dtypes give every combination).
-func benchModels(model: String?, synthetic: String?, dtype: String, announce: Bool) throws -> [(name: String, model: RWKVModel)] {
-    var runs: [(name: String, model: RWKVModel)] = []
-    if let model { runs.append((URL(fileURLWithPath: model).lastPathComponent, try ModelLoader.load(path: model))) }
-    for name in (synthetic ?? "").split(separator: ",").map(String.init) {
-        guard let shape = SyntheticModel.Shape.named(name) else { throw ValidationError("unknown --synthetic \(name); use 0.1b, 0.4b or 1.5b") }
-        for d in dtype.split(separator: ",").map(String.init) {
-            guard let dt = DType(rawValue: d) else { throw ValidationError("unknown --dtype \(d); use f16, bf16 or f32") }
-            if announce { FileHandle.standardError.write(Data("building random \(name) \(d) weights…\n".utf8)) }
-            runs.append(("synthetic-\(name)", try SyntheticModel.model(shape, dtype: dt)))
-        }
+/// Which model a benchmark runs on and how long its prompt is (shared by `bench` and `bench-vulkan`).
+struct BenchModelOptions: ParsableArguments {
+    @Option(name: .long, help: "Model file to benchmark.")
+    var model: String?
+
+    @Option(name: .long, help: "Random weights with released shapes: 0.1b, 0.4b or 1.5b (comma-separated for several).")
+    var synthetic: String?
+
+    @Option(name: .long, help: "Weight type of synthetic models: f16, bf16 or f32 (comma-separated for several).")
+    var dtype = "f16"
+
+    @Option(name: .long, help: "Prompt length for the prefill measurement.")
+    var promptTokens = 64
+
+    @Option(name: .long, help: "CPU threads (default: all cores).")
+    var threads: Int?
+
+    func validate() throws {
+        guard (model == nil) != (synthetic == nil) else { throw ValidationError("give exactly one of --model or --synthetic") }
+        guard promptTokens > 0 else { throw ValidationError("--prompt-tokens must be > 0") }
     }
-    return runs
+
+    /// A file, or random weights (every combination of the comma-separated names and dtypes).
+    func models(announce: Bool) throws -> [(name: String, model: RWKVModel)] {
+        var runs: [(name: String, model: RWKVModel)] = []
+        if let model { runs.append((URL(fileURLWithPath: model).lastPathComponent, try ModelLoader.load(path: model))) }
+        for name in (synthetic ?? "").split(separator: ",").map(String.init) {
+            guard let shape = SyntheticModel.Shape.named(name) else { throw ValidationError("unknown --synthetic \(name); use 0.1b, 0.4b or 1.5b") }
+            for d in dtype.split(separator: ",").map(String.init) {
+                guard let dt = DType(rawValue: d) else { throw ValidationError("unknown --dtype \(d); use f16, bf16 or f32") }
+                if announce { FileHandle.standardError.write(Data("building random \(name) \(d) weights…\n".utf8)) }
+                runs.append(("synthetic-\(name)", try SyntheticModel.model(shape, dtype: dt)))
+            }
+        }
+        return runs
+    }
+
+    var bandwidthThreads: Int { threads ?? ProcessInfo.processInfo.activeProcessorCount }
 }
 
 /// Prefill of one random prompt and greedy token-by-token decoding after it: best of `repeats`

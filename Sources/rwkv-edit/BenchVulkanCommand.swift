@@ -9,17 +9,7 @@ struct BenchVulkanCommand: ParsableCommand {
         commandName: "bench-vulkan",
         abstract: "Measure the Vulkan engine (prefill, decode, batched decode) beside the CPU engine.")
 
-    @Option(name: .long, help: "Model file to benchmark.")
-    var model: String?
-
-    @Option(name: .long, help: "Random weights with released shapes: 0.1b, 0.4b or 1.5b (comma-separated for several).")
-    var synthetic: String?
-
-    @Option(name: .long, help: "Weight type of synthetic models: f16, bf16 or f32 (comma-separated for several).")
-    var dtype = "f16"
-
-    @Option(name: .long, help: "Prompt length for the prefill measurement.")
-    var promptTokens = 64
+    @OptionGroup var source: BenchModelOptions
 
     @Option(name: .long, help: "Tokens decoded per sequence for the decode measurements.")
     var decodeTokens = 8
@@ -30,27 +20,23 @@ struct BenchVulkanCommand: ParsableCommand {
     @Option(name: .long, help: "Engines to measure: vulkan, cpu (comma-separated).")
     var backends = "vulkan,cpu"
 
-    @Option(name: .long, help: "CPU threads (default: all cores).")
-    var threads: Int?
-
     @Flag(name: .long, help: "One JSON object per line per measurement.")
     var json = false
 
     func validate() throws {
-        guard (model == nil) != (synthetic == nil) else { throw ValidationError("give exactly one of --model or --synthetic") }
-        guard promptTokens > 0, decodeTokens > 0 else { throw ValidationError("--prompt-tokens and --decode-tokens must be > 0") }
+        guard decodeTokens > 0 else { throw ValidationError("--decode-tokens must be > 0") }
     }
 
     func run() throws {
         try reportingErrors {
             let sizes = batches.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 > 0 }
             // The roofline beside the figures: this machine's read bandwidth, and the weight bytes per token.
-            let bandwidth = measureBandwidth(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
-            for (name, m) in try benchModels(model: model, synthetic: synthetic, dtype: dtype, announce: !json) {
+            let bandwidth = measureBandwidth(threads: source.bandwidthThreads)
+            for (name, m) in try source.models(announce: !json) {
                 if !json {
                     print("model \(name) \(m.weightDType.rawValue), \(m.bytesPerDecodedToken >> 20) MiB of weights per decoded token; "
                           + "\(ProcessInfo.processInfo.activeProcessorCount) cores, host read bandwidth \(String(format: "%.1f", bandwidth)) GB/s; "
-                          + "prompt \(promptTokens) tokens, \(decodeTokens) decoded per sequence")
+                          + "prompt \(source.promptTokens) tokens, \(decodeTokens) decoded per sequence")
                     print("backend  device                                        prefill tok/s  decode tok/s  decode GB/s  " + sizes.map { String(format: "B=%-3d seq·tok/s", $0) }.joined(separator: "  "))
                 }
                 for backend in backends.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) {
@@ -58,19 +44,19 @@ struct BenchVulkanCommand: ParsableCommand {
                     let device: String
                     switch backend {
                     case "cpu":
-                        let e = CPUEngine(model: m, threads: threads)
+                        let e = CPUEngine(model: m, threads: source.threads)
                         engine = e; device = "CPU, \(e.threads) threads"
                     case "vulkan":
                         let e = try VulkanEngine(model: m)
                         engine = e; device = "\(e.device.name) [\(e.matmulKernel.rawValue)]"
                     default: throw ValidationError("unknown backend \(backend); use vulkan or cpu")
                     }
-                    let (prefill, decode) = try measurePrefillDecode(engine, promptTokens: promptTokens, decodeTokens: decodeTokens, repeats: 2)
+                    let (prefill, decode) = try measurePrefillDecode(engine, promptTokens: source.promptTokens, decodeTokens: decodeTokens, repeats: 2)
                     var batched: [Double] = []
                     for b in sizes { batched.append(try measureBatched(engine, b)) }
                     if json {
                         var o: [String: Any] = ["model": name, "dtype": m.weightDType.rawValue, "backend": backend, "device": device,
-                                                "prompt_tokens": promptTokens, "prefill_tok_s": prefill, "decode_tok_s": decode,
+                                                "prompt_tokens": source.promptTokens, "prefill_tok_s": prefill, "decode_tok_s": decode,
                                                 "decode_gb_s": Double(m.bytesPerDecodedToken) * decode / 1e9, "bandwidth_gb_s": bandwidth]
                         for (b, v) in zip(sizes, batched) { o["batched_B\(b)_seq_tok_s"] = v }
                         try printJSON(o)
