@@ -33,8 +33,13 @@ public enum EditMethod: String, CaseIterable, Sendable {
 /// How strongly and where an edit is applied.
 public struct EditOptions: Sendable {
     public var method: EditMethod = .hybU
-    /// α = ratio · ‖S_live‖ / ‖Δ‖ for adaptive methods. Seed defaults: 0.20 edits, 0.55 forget/erase.
-    public var ratio: Float = 0.20
+    /// Default ratio of edits. The seed used 0.20 on its 2.9B model; on the bundled demo model the flip
+    /// threshold lies between 0.15 and 0.25 (README, "Choosing the ratio"), so 0.30 flips with a margin.
+    public static let defaultEditRatio: Float = 0.30
+    /// Default ratio of forget and erase (the seed's 0.55).
+    public static let defaultForgetRatio: Float = 0.55
+    /// α = ratio · ‖S_live‖ / ‖Δ‖ for adaptive methods.
+    public var ratio: Float = EditOptions.defaultEditRatio
     /// Fixed strength; used by `uniform` and `projection`, and overrides the ratio when set.
     public var alpha: Float?
     /// Layers to edit; nil means the upper half, L/2 … L−1.
@@ -42,7 +47,7 @@ public struct EditOptions: Sendable {
     /// Heads to edit in each layer; nil means all.
     public var heads: [Int]?
 
-    public init(method: EditMethod = .hybU, ratio: Float = 0.20, alpha: Float? = nil,
+    public init(method: EditMethod = .hybU, ratio: Float = EditOptions.defaultEditRatio, alpha: Float? = nil,
                 layers: ClosedRange<Int>? = nil, heads: [Int]? = nil) {
         self.method = method; self.ratio = ratio; self.alpha = alpha; self.layers = layers; self.heads = heads
     }

@@ -133,9 +133,20 @@ public final class EditSession {
     }
 
     /// Removes a property while keeping the entity: Δ = S(entity) − S(fact), ratio 0.55 by default.
+    /// A bare name ("Alice") becomes the sentence "Alice.": the probe must end the way a fact does, or
+    /// the two branches differ in more than the property (measured: P(old) 0.90 with "Alice", 0.00 with
+    /// "Alice." on the demo model).
     @discardableResult
-    public func forget(fact: String, entity: String, options: EditOptions = EditOptions(ratio: 0.55)) throws -> AppliedEdit {
-        try edit(from: fact, to: entity, options: options)
+    public func forget(fact: String, entity: String,
+                       options: EditOptions = EditOptions(ratio: EditOptions.defaultForgetRatio)) throws -> AppliedEdit {
+        try edit(from: fact, to: Self.entitySentence(entity), options: options)
+    }
+
+    /// "Alice" → "Alice."; a text already ending in . ! or ? is kept.
+    public static func entitySentence(_ entity: String) -> String {
+        let t = entity.trimmingCharacters(in: .whitespaces)
+        guard let last = t.last, !".!?".contains(last) else { return t }
+        return t + "."
     }
 
     /// The neutral sentence erasure writes in place of a fact.
@@ -143,7 +154,8 @@ public final class EditSession {
 
     /// Erases an entity's fact by editing it towards a neutral sentence, ratio 0.55 by default.
     @discardableResult
-    public func erase(fact: String, options: EditOptions = EditOptions(ratio: 0.55)) throws -> AppliedEdit {
+    public func erase(fact: String,
+                      options: EditOptions = EditOptions(ratio: EditOptions.defaultForgetRatio)) throws -> AppliedEdit {
         try edit(from: fact, to: Self.neutralSentence, options: options)
     }
 

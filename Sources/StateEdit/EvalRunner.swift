@@ -198,7 +198,7 @@ public struct EvalRunner {
         let texts: (String, String)
         switch edit {
         case .sentences(let a, let b): texts = (a, b)
-        case .forget(let fact, let entity): texts = (fact, entity)
+        case .forget(let fact, let entity): texts = (fact, EditSession.entitySentence(entity))
         case .erase(let fact, let neutral): texts = (fact, neutral ?? EditSession.neutralSentence)
         case .pack: return nil
         }

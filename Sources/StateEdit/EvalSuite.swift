@@ -59,8 +59,8 @@ public enum EvalEdit: Sendable, Equatable {
     /// The ratio this kind of edit uses when the suite gives none (DESIGN §4).
     public var defaultRatio: Float {
         switch self {
-        case .sentences, .pack: return 0.20
-        case .forget, .erase: return 0.55
+        case .sentences, .pack: return EditOptions.defaultEditRatio
+        case .forget, .erase: return EditOptions.defaultForgetRatio
         }
     }
 

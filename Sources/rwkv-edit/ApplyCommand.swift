@@ -120,7 +120,7 @@ extension ChatLoop {
         guard !body.hasPrefix("\""), !body.hasPrefix("'"), body.contains(":"), body.contains("->") || body.contains("→") else { return nil }
         let args = try ShellWords.split(body)
         let optStart = args.firstIndex { $0.hasPrefix("--") } ?? args.count
-        let (_, opts) = try SlashOptions.parse(Array(args[optStart...]), defaultRatio: 0.20)
+        let (_, opts) = try SlashOptions.parse(Array(args[optStart...]), defaultRatio: EditOptions.defaultEditRatio)
         guard optStart >= 2 else { throw EditError.invalid("usage: /edit PACK Entity: A -> B [--method m] [--ratio r]") }
         let pack = try packs[args[0]] ?? ChatPacks.open(args[0], modelPath: session.engine.model.path)
         packs[args[0]] = pack

@@ -63,7 +63,7 @@ struct ChatLoop {
       /feed TEXT                         add TEXT to the conversation as is (no reply)
       /ask TEXT                          continue TEXT without changing the conversation
       /edit "old fact" "new fact" [--method m] [--ratio r] [--alpha a] [--layers a-b]
-                                         change a fact (default hyb-u, ratio 0.20)
+                                         change a fact (default hyb-u, ratio 0.30)
       /edit PACK Entity: A -> B [--method m] change a fact by name with an edit pack (e.g. /edit cities Bob: Austin -> Chicago)
       /forget "fact" "entity" [--ratio r] remove a property, keep the entity (ratio 0.55)
       /erase "fact" [--ratio r]          erase a fact towards a neutral sentence (ratio 0.55)
@@ -107,15 +107,15 @@ struct ChatLoop {
             print(text + reply)
         case "/edit":
             if let done = try packEdit(line) { print(done); break }   // /edit PACK Entity: A -> B (ApplyCommand.swift)
-            let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: 0.20)
+            let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: EditOptions.defaultEditRatio)
             guard pos.count == 2 else { throw EditError.invalid("usage: /edit \"old fact\" \"new fact\" [--method m] [--ratio r]") }
             describe(try session.edit(from: pos[0], to: pos[1], options: opts))
         case "/forget":
-            let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: 0.55)
+            let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: EditOptions.defaultForgetRatio)
             guard pos.count == 2 else { throw EditError.invalid("usage: /forget \"fact\" \"entity\" [--ratio r]") }
             describe(try session.forget(fact: pos[0], entity: pos[1], options: opts))
         case "/erase":
-            let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: 0.55)
+            let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: EditOptions.defaultForgetRatio)
             guard pos.count == 1 else { throw EditError.invalid("usage: /erase \"fact\" [--ratio r]") }
             describe(try session.erase(fact: pos[0], options: opts))
         case "/undo":

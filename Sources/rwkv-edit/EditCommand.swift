@@ -8,7 +8,7 @@ struct EditMethodOptions: ParsableArguments {
     @Option(name: .long, help: "Edit method: hyb-u (default), hyb-uv, uniform, adaptive, rank1, projection, isolate.")
     var method = "hyb-u"
 
-    @Option(name: .long, help: "α = ratio·‖S‖/‖Δ‖ for adaptive methods (default 0.20 for edits, 0.55 for forget/erase).")
+    @Option(name: .long, help: "α = ratio·‖S‖/‖Δ‖ for adaptive methods (default 0.30 for edits, 0.55 for forget/erase).")
     var ratio: Float?
 
     @Option(name: .long, help: "Fixed strength α (uniform and projection use 1 unless given).")
@@ -20,7 +20,7 @@ struct EditMethodOptions: ParsableArguments {
     @Option(name: .long, help: "Heads to edit in each layer, comma-separated (default: all).")
     var heads: String?
 
-    func editOptions(defaultRatio: Float = 0.20) throws -> EditOptions {
+    func editOptions(defaultRatio: Float = EditOptions.defaultEditRatio) throws -> EditOptions {
         var o = EditOptions(method: try EditMethod(name: method), ratio: ratio ?? defaultRatio, alpha: alpha)
         if let layers { o.layers = try EditOptions.parseLayers(layers) }
         if let heads {

@@ -165,7 +165,7 @@ struct PacksCommand: ParsableCommand {
         @Option(name: .long, help: "Entities per context (repeatable).") var entities: [Int] = [2, 5]
         @Option(name: .long, help: "Contexts per entity count.") var contexts = 20
         @Option(name: .long, help: "Random seed.") var seed: UInt64 = 1
-        @Option(name: .long, help: "Edit ratio.") var ratio: Float = 0.20
+        @Option(name: .long, help: "Edit ratio (default 0.30).") var ratio: Float = EditOptions.defaultEditRatio
         @Option(name: .long, help: "Query template with {entity} (default: the pack's @query, else the probe template up to {value}).") var query: String?
         @Flag(name: .long, help: "Also run the free-form edit (zero-state calibration of the probe sentences) as a reference.") var free = false
         @Flag(name: .long, help: "Print JSON.") var json = false

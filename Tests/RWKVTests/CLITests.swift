@@ -3,44 +3,10 @@ import XCTest
 
 /// End-to-end tests of the `rwkv-edit` executable, run as a subprocess the way users and scripts run it.
 final class CLITests: XCTestCase {
-    struct Result {
-        let status: Int32
-        let stdout: String
-        let stderr: String
-    }
+    func run(_ args: [String], stdin: String? = nil) throws -> CLI.Result { try CLI.run(args, stdin: stdin) }
+    func json(_ s: String) throws -> [String: Any] { try CLI.json(s) }
 
-    static var binary: URL {
-        // The test runner (…/release/rwkv-editPackageTests.xctest) sits beside the executable.
-        URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("rwkv-edit")
-    }
-
-    func run(_ args: [String], stdin: String? = nil) throws -> Result {
-        let p = Process()
-        p.executableURL = Self.binary
-        p.arguments = args
-        let out = Pipe(), err = Pipe(), inp = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = inp
-        try p.run()
-        if let stdin { inp.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try inp.fileHandleForWriting.close()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-    }
-
-    func json(_ s: String) throws -> [String: Any] {
-        try XCTUnwrap(JSONSerialization.jsonObject(with: Data(s.utf8)) as? [String: Any])
-    }
-
-    override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary.path) else {
-            throw XCTSkip("rwkv-edit binary not built next to the tests (\(Self.binary.path)); run `swift build` first")
-        }
-    }
+    override func setUpWithError() throws { try CLI.requireBinary() }
 
     func testLogitsJSONReproducesTheTinyFixture() throws {
         let r = try run(["logits", "--model", Fixtures.tinySafetensors, "--tokens", "34,105,110", "--json", "--top", "3"])

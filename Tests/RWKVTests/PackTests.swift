@@ -398,21 +398,11 @@ final class PackTests: XCTestCase {
     }
 
     func testApplyCommandJSONShape() throws {
-        let binary = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("rwkv-edit")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("rwkv-edit not built beside the tests") }
+        try CLI.requireBinary()
         try compile("c.rwkvpack")
         func run(_ args: [String]) throws -> (Int32, String, String) {
-            let p = Process()
-            p.executableURL = binary
-            p.arguments = args
-            let out = Pipe(), err = Pipe()
-            p.standardOutput = out
-            p.standardError = err
-            try p.run()
-            let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+            let r = try CLI.run(args)
+            return (r.status, r.stdout, r.stderr)
         }
         let base = ["apply", "--model", Fixtures.tinySafetensors, "--pack", "\(dir)/c.rwkvpack", "--context", "Bob's hat is red. Ann's hat is blue.",
                     "--query", "Bob's hat is", "--control-query", "Ann's hat is", "--control-answer", "blue", "--json"]
@@ -445,14 +435,12 @@ final class PackTests: XCTestCase {
     }
 
     func testTwoProcessesReadOnePack() throws {
-        let binary = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("rwkv-edit")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("rwkv-edit not built beside the tests") }
+        try CLI.requireBinary()
         try compile("c.rwkvpack")
         let path = "\(dir)/c.rwkvpack"
         let procs = try (0..<2).map { _ -> (Process, Pipe) in
             let p = Process()
-            p.executableURL = binary
+            p.executableURL = CLI.binary
             p.arguments = ["packs", "verify", path, path, path, "--model", Fixtures.tinySafetensors, "--json"]
             let out = Pipe()
             p.standardOutput = out

@@ -66,13 +66,14 @@ FACTS = {
 # updates: later statements override earlier ones
 UPDATES = {
     "city": ["Later, N moved to X.", "N now lives in X.", "Then N moved to X.", "N has since moved to X."],
-    "hat": ["Later, N got a new X hat.", "N's hat is now X.", "Now N wears a X hat."],
-    "eyes": ["N now wears lenses, so N's eyes are X.", "N's eyes are now X."],
+    "hat": ["Later, N got a new X hat.", "Now N wears a X hat."],
+    "eyes": ["N now wears lenses, so N's eyes are X.", "N now has X eyes."],
     "pet": ["Later, N got a pet X instead.", "N's pet is now a X."],
-    "drink": ["N now prefers to drink X.", "N's favourite drink is now X."],
+    "drink": ["N now prefers to drink X.", "N now likes to drink X."],
     "job": ["Later, N became a X.", "N now works as a X."],
     "owns": ["Later, N sold it and bought a X.", "N now owns a X."],
 }
+# updates never begin like a bare query ("N's hat is"), so a restated fact prefix is always a question
 # query templates: the text before the answer; the answer is " X" (one token)
 QUERIES = {
     "city": ["Where does N live? N lives in", "Q: Where does N live? A:", "Q: In which city does N live? A:",
@@ -86,6 +87,7 @@ QUERIES = {
     "job": ["N works as a", "Q: What is N's job? A:", "What does N do? N works as a", "N's job is"],
     "owns": ["N owns a", "Q: What does N own? A:", "What does N own? N owns a"],
 }
+BARE_QUERIES = {p: [q for q in qs if q.startswith("N")] for p, qs in QUERIES.items()}
 # held-out query templates (eval only; built from words the corpus uses elsewhere)
 HELDOUT_QUERIES = {
     "city": ["Which city does N live in? N lives in", "Q: Which city does N live in? A:"],
@@ -316,9 +318,12 @@ def gen_document(rng: random.Random, binding_heavy=False, mode="train"):
     if fill_words:
         text.extend(filler(fill_words))
     segs.append((" ".join(text), False))
-    for first, nm, p, v in qs:
+    # half the time the first query is bare ("N's hat is"): the model must notice the fact was already stated
+    bare_first = rng.random() < 0.5
+    for i, (first, nm, p, v) in enumerate(qs):
         segs.append(("\n" if rng.random() < 0.3 else " ", False))
-        segs.append((query_text(rng.choice(QUERIES[p]), nm, v), False))
+        tmpls = BARE_QUERIES[p] if bare_first and i == 0 else QUERIES[p]
+        segs.append((query_text(rng.choice(tmpls), nm, v), False))
         segs.append((" " + v, True))
         segs.append(("." if rng.random() < 0.8 else ".\n", False))
     return segs

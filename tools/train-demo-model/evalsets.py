@@ -5,7 +5,13 @@ import torch
 
 import corpus
 
-QUERY = {p: qs[0] for p, qs in corpus.QUERIES.items()}  # "Where does N live? N lives in", "N's hat is", ...
+# A question before the answer prefix: a bare "N's hat is" right after the facts reads as one more fact
+# statement (the corpus states facts that way too), so the model rightly answers it with a fresh value.
+QUERY = {"city": "Where does N live? N lives in", "hat": "What colour is N's hat? N's hat is",
+         "eyes": "What colour are N's eyes? N's eyes are", "pet": "What pet does N have? N has a pet",
+         "drink": "Q: What does N like to drink? A:", "job": "What does N do? N works as a",
+         "owns": "What does N own? N owns a"}
+assert all(q in corpus.QUERIES[p] for p, q in QUERY.items())
 OTHER_PROPS = ["hat", "eyes", "pet", "drink", "job", "owns"]
 
 
@@ -72,7 +78,7 @@ def score(model, tok, cases, batch=64):
         x = torch.zeros(len(ids), T, dtype=torch.long)
         for j, s in enumerate(ids):
             x[j, :len(s)] = torch.tensor(s)
-        logits = model(x)
+        logits = model(x.to(model.emb.weight.device))
         for j, s in enumerate(ids):
             pred = logits[j, len(s) - 1].argmax().item()
             ans = tok.single(" " + chunk[j][1])

@@ -1,4 +1,4 @@
-"""Checkpoint -> models/demo.safetensors (f32, BlinkDL keys) + models/demo.pth (torch state dict, BlinkDL keys,
+"""Checkpoint -> models/demo.safetensors (f16 by default, BlinkDL keys) + models/demo.pth (torch state dict, BlinkDL keys,
 loadable by the official rwkv package) + models/demo.json (config), then checks the exported .pth in the
 official rwkv package against model.py on a sample text.
 
@@ -24,17 +24,20 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", default=os.path.join(HERE, "ckpt", "latest.pt"))
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "demo"))
+    ap.add_argument("--dtype", choices=["f16", "f32"], default="f16",
+                    help="stored weight type (f16 halves the files; evaluation runs on the stored weights)")
     args = ap.parse_args()
+    dtype = torch.float16 if args.dtype == "f16" else torch.float32
     ck = torch.load(args.ckpt, map_location="cpu", weights_only=False)
     cfg = ck["config"]
-    sd = {k: v.detach().float().contiguous().clone() for k, v in ck["model"].items()}
+    sd = {k: v.detach().to(dtype).contiguous().clone() for k, v in ck["model"].items()}
     from safetensors.torch import save_file
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     save_file(sd, args.out + ".safetensors", metadata={"format": "pt", "layout": "BlinkDL RWKV-7 x070"})
     torch.save(sd, args.out + ".pth")
     meta = {"architecture": "rwkv7 (x070)", "vocab_size": cfg["vocab_size"], "n_embd": cfg["n_embd"],
             "n_layer": cfg["n_layer"], "head_size": HEAD_SIZE, "n_head": cfg["n_embd"] // HEAD_SIZE,
-            "dtype": "float32", "vocab": "models/demo-vocab.txt", "train_step": ck["step"],
+            "dtype": "float16" if args.dtype == "f16" else "float32", "vocab": "models/demo-vocab.txt", "train_step": ck["step"],
             "train_tokens": ck["tokens"], "curriculum_phase": ck["phase"],
             "train_args": {k: ck["args"][k] for k in ("d", "layers", "T", "B", "lr", "seed", "answer_weight")}}
     with open(args.out + ".json", "w") as f:
@@ -44,7 +47,7 @@ def main():
 
     tok = Tokenizer()
     m = RWKV7(cfg["vocab_size"], cfg["n_embd"], cfg["n_layer"])
-    m.load_state_dict(sd)
+    m.load_state_dict({k: v.float() for k, v in sd.items()})
     m.eval()
     from rwkv.model import RWKV
     ref = RWKV(model=args.out, strategy="cpu fp32")

@@ -105,11 +105,18 @@ class TimeMix(nn.Module):
 
 
 def wkv_chunked(r, logw, k, v, al, be, S, H, N, L=CHUNK):
+    with torch.autocast(r.device.type, enabled=False):
+        return _wkv_chunked_f32(r, logw, k, v, al, be, S, H, N, L)
+
+
+def _wkv_chunked_f32(r, logw, k, v, al, be, S, H, N, L):
     """S_t = S_{t-1} diag(w_t) + (S_{t-1} al_t) be_t^T + v_t k_t^T ; y_t = S_t r_t  (S value-major [N_v, N_k]).
 
     Within a chunk, z_t = S_{t-1} al_t satisfies a unit-lower-triangular system; everything except a few
     64x64 products per chunk is computed for all chunks at once."""
     B, T, C = r.shape
+    # the chunked form multiplies exp(+c) by exp(-c): keep it in f32 even when the projections ran in bf16
+    r, logw, k, v, al, be, S = (t.float() for t in (r, logw, k, v, al, be, S))
     pad = (-T) % L
     if pad:
         z = lambda t: F.pad(t, (0, 0, 0, pad))
@@ -129,13 +136,13 @@ def wkv_chunked(r, logw, k, v, al, be, S, H, N, L=CHUNK):
     k_e = k * torch.exp(cL - c)
     b_e = be * torch.exp(cL - c)
     dL = torch.exp(cL).squeeze(3)  # [B,H,NC,N]
-    strict = torch.tril(torch.ones(L, L, dtype=torch.bool), diagonal=-1)
-    incl = torch.tril(torch.ones(L, L, dtype=torch.bool))
+    strict = torch.tril(torch.ones(L, L, dtype=torch.bool, device=r.device), diagonal=-1)
+    incl = torch.tril(torch.ones(L, L, dtype=torch.bool, device=r.device))
     A = (a_d @ b_i.transpose(-1, -2)).masked_fill(~strict, 0.0)
     Bm = (a_d @ k_i.transpose(-1, -2)).masked_fill(~strict, 0.0)
     Rb = (r_d @ b_i.transpose(-1, -2)).masked_fill(~incl, 0.0)
     Rk = (r_d @ k_i.transpose(-1, -2)).masked_fill(~incl, 0.0)
-    I = torch.eye(L, dtype=r.dtype)
+    I = torch.eye(L, dtype=r.dtype, device=r.device)
     M = I - A
     # Z = M^{-1} (a_d S0^T + Bm V) = Pa S0^T + ZV
     Pa = torch.linalg.solve_triangular(M, a_d, upper=False, unitriangular=True)  # [B,H,NC,L,N]
@@ -215,7 +222,8 @@ class RWKV7(nn.Module):
 
     def zero_state(self, B):
         C, H, N = self.n_embd, self.n_head, HEAD_SIZE
-        return [[torch.zeros(B, C), torch.zeros(B, H, N, N), torch.zeros(B, C)] for _ in range(self.n_layer)]
+        z = lambda *shape: torch.zeros(*shape, device=self.emb.weight.device)
+        return [[z(B, C), z(B, H, N, N), z(B, C)] for _ in range(self.n_layer)]
 
     def forward(self, idx, state=None, return_state=False):
         """idx [B,T] -> logits [B,T,V]; state: list per layer of [att_x_prev [B,C], wkv [B,H,N,N], ffn_x_prev [B,C]]."""
