@@ -153,21 +153,33 @@ public final class PackCompiler {
             var states = [State](repeating: engine.newState(), count: tokens.count)
             _ = try engine.forward(tokens, states: &states, allLogits: false)
             let t1 = Self.now()
-            var rows: [(String, [UInt8], Int, String)] = []
-            for (k, v) in chunk.enumerated() {
+            // Gather and encode each value's staged row; values are independent, so they run in parallel
+            // (the engine is idle meanwhile), each writing only its own slot.
+            let slots = UnsafeMutableBufferPointer<(flat: [Float], row: (String, [UInt8], Int, String))?>.allocate(capacity: chunk.count)
+            slots.initialize(repeating: nil)
+            defer { slots.deinitialize(); slots.deallocate() }
+            DispatchQueue.concurrentPerform(iterations: chunk.count) { k in
+                // The edited heads of the value's state(s), averaged over templates: a copy of each head for
+                // the first template (megabytes per value, so no element loop), additions after it.
                 var flat = [Float](repeating: 0, count: heads.count * n * n)
-                for t in 0..<T {
-                    let s = states[k * T + t]
-                    for (hi, h) in heads.enumerated() {
-                        let o = s.wkvOffset(layer: h.layer, head: h.head), base = hi * n * n
-                        for i in 0..<(n * n) { flat[base + i] += s.wkv[o + i] }
+                flat.withUnsafeMutableBufferPointer { f in
+                    for t in 0..<T {
+                        let s = states[k * T + t]
+                        s.wkv.withUnsafeBufferPointer { w in
+                            for (hi, h) in heads.enumerated() {
+                                let src = w.baseAddress! + s.wkvOffset(layer: h.layer, head: h.head), dst = f.baseAddress! + hi * n * n
+                                if t == 0 { dst.update(from: src, count: n * n) } else { for i in 0..<(n * n) { dst[i] += src[i] } }
+                            }
+                        }
                     }
                 }
                 if T > 1 { let inv = 1 / Float(T); for i in flat.indices { flat[i] *= inv } }
-                if keepInMemory { inMemory[v.name] = flat }
                 let (blob, raw) = BlobCodec.encode(VectorSet(count: heads.count, dim: n * n, values: flat), dtype: .f32, level: -3)
-                rows.append((v.name, blob, raw, BlobCodec.checksum(blob, fast: true)))
+                slots[k] = (flat, (chunk[k].name, blob, raw, BlobCodec.checksum(blob, fast: true)))
             }
+            let encoded = slots.map { $0! }
+            if keepInMemory { for e in encoded { inMemory[e.row.0] = e.flat } }
+            let rows = encoded.map(\.row)
             try db.transaction {
                 for r in rows {
                     try db.query("INSERT OR REPLACE INTO staged (name, blob, raw_size, checksum) VALUES (?, ?, ?, ?)",
@@ -315,14 +327,17 @@ public final class PackCompiler {
         let t0 = Self.now()
         var states = preloaded
         for (db, file) in sources {
-          for r in try db.query("SELECT name, blob, raw_size, checksum FROM staged") {
-            if let name = r.first?.text, states[name] != nil { continue }
+          // Only the rows not already in memory are read: staged rows are megabytes each.
+          let names = try db.query("SELECT name FROM staged").compactMap { $0.first?.text }
+          for name in names where states[name] == nil {
+           for r in try db.query("SELECT name, blob, raw_size, checksum FROM staged WHERE name = ?", [.text(name)]) {
             guard r.count == 4, let name = r[0].text, let b = r[1].blob, let s = r[2].int, let c = r[3].text else {
                 throw PackError.corrupt(file: file, reason: "bad staged row")
             }
             let v = try BlobCodec.decode(b, rawSize: s, checksum: c, file: file, entry: "staged \(name)")
             guard v.count == H, v.dim == nn else { throw PackError.badBlob(file: file, entry: "staged \(name)", reason: "wrong shape") }
             if states[name] == nil { states[name] = v.values }
+           }
           }
         }
         let missing = vocab.filter { states[$0] == nil }
@@ -334,24 +349,46 @@ public final class PackCompiler {
         result.storageSeconds += tLoaded - t0
         let ordered = vocab.compactMap { states[$0] }
         guard ordered.count == V else { throw PackError.corrupt(file: file, reason: "staged rows changed during finalize") }
-        var addr = [Float](repeating: 0, count: H * n)
-        var w = [[Float]](repeating: [Float](repeating: 0, count: H * n), count: V)
-        var stack = [Float](repeating: 0, count: V * nn)
-        for hi in 0..<H {
-            // D_X = S(X) − mean_Y S(Y), stacked into a (V·n)×n matrix.
-            var mean = [Float](repeating: 0, count: nn)
-            for s in ordered { for i in 0..<nn { mean[i] += s[hi * nn + i] } }
-            for i in 0..<nn { mean[i] /= Float(V) }
-            for (k, s) in ordered.enumerated() { for i in 0..<nn { stack[k * nn + i] = s[hi * nn + i] - mean[i] } }
+        // Per head: D_X = S(X) − mean_Y S(Y) stacked into a (V·n)×n matrix, v̄ = its leading right singular
+        // vector, and every value's w = D_X·v̄. Heads are independent and run in parallel (BLAS calls are
+        // single-threaded here), each writing only its own slices of `vbars` and `projs`.
+        let vbars = UnsafeMutableBufferPointer<Float>.allocate(capacity: H * n)
+        let projs = UnsafeMutableBufferPointer<Float>.allocate(capacity: H * V * n)
+        defer { vbars.deallocate(); projs.deallocate() }
+        let failures = UnsafeMutableBufferPointer<Error?>.allocate(capacity: H)
+        failures.initialize(repeating: nil)
+        defer { failures.deinitialize(); failures.deallocate() }
+        let ones = [Float](repeating: 1, count: V)
+        DispatchQueue.concurrentPerform(iterations: H) { hi in
+            var stack = [Float](repeating: 0, count: V * nn), mean = [Float](repeating: 0, count: nn)
+            stack.withUnsafeMutableBufferPointer { st in
+                for (k, s) in ordered.enumerated() {
+                    s.withUnsafeBufferPointer { (st.baseAddress! + k * nn).update(from: $0.baseAddress! + hi * nn, count: nn) }
+                }
+            }
+            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(V), Int32(nn), 1 / Float(V), stack, Int32(nn), ones, 1, 0, &mean, 1)
+            cblas_sger(CblasRowMajor, Int32(V), Int32(nn), -1, ones, 1, mean, 1, &stack, Int32(nn))
             var gram = [Float](repeating: 0, count: nn)
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(n), Int32(n), Int32(V * n), 1, stack, Int32(n), stack, Int32(n), 0, &gram, Int32(n))
-            var vbar = try HeadSVD(matrix: gram, n: n).v(0)
+            var vbar: [Float]
+            do { vbar = try HeadSVD(matrix: gram, n: n).v(0) } catch { failures[hi] = error; return }
             // Fix the sign (SVD signs are arbitrary) so that recompiles agree: largest component positive.
             if let m = vbar.indices.max(by: { abs(vbar[$0]) < abs(vbar[$1]) }), vbar[m] < 0 { vbar = vbar.map { -$0 } }
-            addr.replaceSubrange((hi * n)..<((hi + 1) * n), with: vbar)
-            var proj = [Float](repeating: 0, count: V * n)
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(V * n), Int32(n), 1, stack, Int32(n), vbar, 1, 0, &proj, 1)
-            for k in 0..<V { w[k].replaceSubrange((hi * n)..<((hi + 1) * n), with: proj[(k * n)..<((k + 1) * n)]) }
+            _ = UnsafeMutableBufferPointer(rebasing: vbars[(hi * n)..<((hi + 1) * n)]).update(fromContentsOf: vbar)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(V * n), Int32(n), 1, stack, Int32(n), vbar, 1, 0, projs.baseAddress! + hi * V * n, 1)
+        }
+        if let e = failures.lazy.compactMap({ $0 }).first { throw e }
+        let addr = Array(vbars)
+        // w[k]: value k's projections, head after head.
+        var w = [[Float]](repeating: [], count: V)
+        for k in 0..<V {
+            var row = [Float]()
+            row.reserveCapacity(H * n)
+            for hi in 0..<H {
+                let start: Int = hi * V * n + k * n
+                row.append(contentsOf: projs[start..<(start + n)])
+            }
+            w[k] = row
         }
         var pairRows: [(String, String, VectorSet)] = []
         var cosSum = [Double](repeating: 0, count: H)

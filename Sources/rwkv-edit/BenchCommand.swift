@@ -6,6 +6,14 @@ import RWKV
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
+        abstract: "Benchmarks: engine speed (the default) and pack compilation.",
+        subcommands: [BenchSpeedCommand.self, BenchCompileCommand.self],
+        defaultSubcommand: BenchSpeedCommand.self)
+}
+
+struct BenchSpeedCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "speed",
         abstract: "Measure prefill and decode speed, weight bandwidth, and this machine's memory bandwidth.")
 
     @OptionGroup var source: BenchModelOptions

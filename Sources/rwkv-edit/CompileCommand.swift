@@ -118,21 +118,10 @@ struct CompileCommand: ParsableCommand {
                 FileHandle.standardError.write(Data(line.utf8))
             }
             if tty { FileHandle.standardError.write(Data("\n".utf8)) }
-            let total = Date().timeIntervalSince(t0)
-            let work = r.engineSeconds + r.svdSeconds + r.storageSeconds
-            var obj: [String: Any] = [
-                "output": r.path, "status": r.status.rawValue, "values_compiled": r.valuesCompiled, "values_skipped": r.valuesSkipped,
-                "dtype": d.rawValue, "pairs": r.pairCount, "seconds_total": total, "seconds_engine": r.engineSeconds,
-                "seconds_svd": r.svdSeconds, "seconds_storage": r.storageSeconds, "seconds_fingerprint": fingerprintSeconds,
-                "values_per_second": work > 0 ? Double(r.valuesCompiled) / work : 0,
-                "values_per_second_engine_only": r.engineSeconds > 0 ? Double(r.valuesCompiled) / r.engineSeconds : 0,
-            ]
-            if let b = r.bytesPerValue { obj["bytes_per_value"] = b }
-            if let c = r.storageCosine { obj["storage_cosine_to_f32_min"] = c.min; obj["storage_cosine_to_f32_mean"] = c.mean }
-            if let c = r.composedCosine {
-                obj["composed_vs_pair_cosine_mean"] = c.values.reduce(0, +) / Double(max(c.count, 1))
-                obj["composed_vs_pair_cosine_per_head"] = c.keys.sorted().map { ["layer": $0.layer, "head": $0.head, "cos": c[$0] ?? 0] as [String: Any] }
-            }
+            var obj = r.report
+            obj["seconds_total"] = Date().timeIntervalSince(t0)
+            obj["seconds_fingerprint"] = fingerprintSeconds
+            obj["dtype"] = d.rawValue
             if json { try printJSON(obj); return }
             print("\(r.path): \(r.status.rawValue); \(r.valuesCompiled) values compiled, \(r.valuesSkipped) already done")
             if r.valuesCompiled == 0 && r.status == .complete && r.bytesPerValue == nil {
@@ -141,8 +130,7 @@ struct CompileCommand: ParsableCommand {
             }
             print(String(format: "model fingerprint: %.2fs (cached for the rest of the run)", fingerprintSeconds))
             print(String(format: "time: engine %.2fs, SVD %.2fs, storage %.2fs (%.1f values/s; engine only %.1f values/s)",
-                         r.engineSeconds, r.svdSeconds, r.storageSeconds, obj["values_per_second"] as? Double ?? 0,
-                         obj["values_per_second_engine_only"] as? Double ?? 0))
+                         r.engineSeconds, r.svdSeconds, r.storageSeconds, r.valuesPerSecond, r.valuesPerSecondEngineOnly))
             if let b = r.bytesPerValue {
                 print("\(d.rawValue) vocabulary entries: " + String(format: "%.0f bytes per value (compressed)", b)
                       + (r.storageCosine.map { String(format: "; cosine to f32 min %.6f, mean %.6f", $0.min, $0.mean) } ?? ""))
@@ -151,5 +139,32 @@ struct CompileCommand: ParsableCommand {
                 print(String(format: "composed vs pair u₁: mean |cos| %.4f over %d pairs × %d heads", obj["composed_vs_pair_cosine_mean"] as? Double ?? 0, r.pairCount, c.count))
             }
         }
+    }
+}
+
+extension CompileResult {
+    /// Values per second of compile work (engine + SVD + storage).
+    var valuesPerSecond: Double {
+        let work = engineSeconds + svdSeconds + storageSeconds
+        return work > 0 ? Double(valuesCompiled) / work : 0
+    }
+
+    /// The bound if SVD and storage cost nothing.
+    var valuesPerSecondEngineOnly: Double { engineSeconds > 0 ? Double(valuesCompiled) / engineSeconds : 0 }
+
+    /// The JSON object `compile --json` and `bench compile --json` print.
+    var report: [String: Any] {
+        var obj: [String: Any] = [
+            "output": path, "status": status.rawValue, "values_compiled": valuesCompiled, "values_skipped": valuesSkipped,
+            "pairs": pairCount, "seconds_engine": engineSeconds, "seconds_svd": svdSeconds, "seconds_storage": storageSeconds,
+            "values_per_second": valuesPerSecond, "values_per_second_engine_only": valuesPerSecondEngineOnly,
+        ]
+        if let b = bytesPerValue { obj["bytes_per_value"] = b }
+        if let c = storageCosine { obj["storage_cosine_to_f32_min"] = c.min; obj["storage_cosine_to_f32_mean"] = c.mean }
+        if let c = composedCosine {
+            obj["composed_vs_pair_cosine_mean"] = c.values.reduce(0, +) / Double(max(c.count, 1))
+            obj["composed_vs_pair_cosine_per_head"] = c.keys.sorted().map { ["layer": $0.layer, "head": $0.head, "cos": c[$0] ?? 0] as [String: Any] }
+        }
+        return obj
     }
 }

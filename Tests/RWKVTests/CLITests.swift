@@ -71,6 +71,27 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("nothing to undo"), r.stdout)
     }
 
+    func testBenchCompileReportsTheSplitAndSizePerDType() throws {
+        let colours = Fixtures.repoRoot.appendingPathComponent("prompts/colours.txt").path
+        let r = try run(["bench", "compile", "--model", Fixtures.tinySafetensors, "--vocab", colours, "--pack-dtype", "f16,int8", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.count, 2, r.stdout)
+        for (line, dtype) in zip(lines, ["f16", "int8"]) {
+            let j = try json(line)
+            XCTAssertEqual(j["dtype"] as? String, dtype)
+            XCTAssertEqual(j["values_compiled"] as? Int, 12)
+            for key in ["seconds_engine", "seconds_svd", "seconds_storage", "values_per_second", "values_per_second_engine_only",
+                        "svd_storage_share", "bytes_per_value"] {
+                XCTAssertGreaterThan(try XCTUnwrap(j[key] as? Double, key), 0, key)
+            }
+            XCTAssertLessThan(try XCTUnwrap(j["svd_storage_share"] as? Double), 1)
+        }
+        let bad = try run(["bench", "compile", "--model", Fixtures.tinySafetensors, "--vocab", colours, "--pack-dtype", "f64"])
+        XCTAssertEqual(bad.status, 64, "a usage error")
+        XCTAssertTrue(bad.stderr.contains("--pack-dtype"), bad.stderr)
+    }
+
     func testBadArgumentsFailCleanly() throws {
         let missing = try run(["logits", "--model", "/nonexistent/model.safetensors", "--tokens", "1"])
         XCTAssertEqual(missing.status, 1)

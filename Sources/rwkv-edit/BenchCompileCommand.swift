@@ -1,0 +1,110 @@
+import ArgumentParser
+import EditPacks
+import Foundation
+import RWKV
+
+/// `bench compile`: how fast packs compile, where the time goes (engine, SVD, storage), and how large a
+/// pack is per value for each storage type. The packs go to a temporary folder and are removed.
+struct BenchCompileCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compile",
+        abstract: "Measure pack compilation: values/s, engine/SVD/storage split, engine-only bound, bytes per value per dtype.")
+
+    @Option(name: .long, help: "Model file (default: random weights, see --synthetic).")
+    var model: String?
+
+    @Option(name: .long, help: "Random weights with a released shape: 0.1b, 0.4b or 1.5b (f16). (default: 0.1b)")
+    var synthetic: String?
+
+    @Option(name: .long, help: "World vocabulary (tokenizer) file; random weights need one (default: models/demo-vocab.txt).")
+    var tokenizer: String?
+
+    @Option(name: .long, help: "Values file to compile.")
+    var vocab = "prompts/cities.txt"
+
+    @Option(name: .long, help: "Storage types to compile, comma-separated.")
+    var packDtype = "f32,f16,int8"
+
+    @Option(name: .long, help: "CPU threads (default: all cores).")
+    var threads: Int?
+
+    @Option(name: .long, help: "Engine: cpu, vulkan or auto.")
+    var backend = "cpu"
+
+    @Flag(name: .long, help: "One JSON object per storage type.")
+    var json = false
+
+    func run() throws {
+        try reportingPackErrors {
+            guard model == nil || synthetic == nil else { throw ValidationError("give at most one of --model or --synthetic") }
+            let dtypes = try packDtype.split(separator: ",").map { name -> StorageDType in
+                guard let d = StorageDType(rawValue: String(name)) else {
+                    throw ValidationError("unknown --pack-dtype \(name); use f32, f16 or int8")
+                }
+                return d
+            }
+            var args = ["--model", model ?? "synthetic", "--backend", backend]
+            if let threads { args += ["--threads", String(threads)] }
+            let m: RWKVModel
+            let name: String
+            if let model {
+                if let tokenizer { args += ["--vocab", tokenizer] }
+                m = try ModelLoader.load(path: model)
+                name = URL(fileURLWithPath: model).lastPathComponent
+            } else {
+                let shapeName = synthetic ?? "0.1b"
+                guard let shape = SyntheticModel.Shape.named(shapeName) else {
+                    throw ValidationError("unknown --synthetic \(shapeName); use 0.1b, 0.4b or 1.5b")
+                }
+                let vocabFile = tokenizer ?? "models/demo-vocab.txt"
+                guard FileManager.default.fileExists(atPath: vocabFile) else {
+                    throw ValidationError("random weights need a tokenizer: \(vocabFile) not found; pass --tokenizer FILE (a World vocabulary)")
+                }
+                args += ["--vocab", vocabFile]
+                if !json { FileHandle.standardError.write(Data("building random \(shapeName) f16 weights…\n".utf8)) }
+                m = try SyntheticModel.model(shape, dtype: .f16)
+                name = "synthetic-\(shapeName)"
+            }
+            let mo = try ModelOptions.parse(args)
+            let tok = try mo.tokenizer(for: m)
+            let vocabulary = try Vocabulary.load(path: vocab)
+            var options = CompileOptions()
+            options.template = vocabulary.template ?? Vocabulary.genericTemplate
+            options.extraTemplates = vocabulary.template == nil ? [] : vocabulary.extraTemplates
+            options.overwrite = true
+
+            let tf = Date()
+            _ = ModelFingerprint.compute(model: m, tokenizer: tok)  // cached for every compile below
+            let fingerprintSeconds = Date().timeIntervalSince(tf)
+            let compiler = PackCompiler(engine: mo.engine(m), tokenizer: tok)
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rwkv-edit-bench-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: dir) }
+            if !json {
+                print("model \(name) (\(m.weightDType.rawValue) weights), \(vocabulary.values.count) values of \(vocab), "
+                      + "template \"\(options.template)\", fingerprint \(String(format: "%.2f", fingerprintSeconds)) s")
+                print("dtype  values/s  engine s   SVD s  storage s  SVD+storage  engine-only values/s  bytes/value")
+            }
+            for d in dtypes {
+                options.dtype = d
+                let r = try compiler.compile(vocabulary: vocabulary, options: options,
+                                             output: dir.appendingPathComponent("\(d.rawValue).rwkvpack").path)
+                let work = r.engineSeconds + r.svdSeconds + r.storageSeconds
+                let overhead = work > 0 ? (r.svdSeconds + r.storageSeconds) / work : 0
+                if json {
+                    var obj = r.report
+                    obj["output"] = nil
+                    obj["model"] = name
+                    obj["dtype"] = d.rawValue
+                    obj["svd_storage_share"] = overhead
+                    obj["seconds_fingerprint"] = fingerprintSeconds
+                    try printJSON(obj)
+                } else {
+                    print(String(format: "%-5@  %8.1f  %8.2f  %6.2f  %9.2f  %10.1f%%  %20.1f  %11.0f", d.rawValue as NSString,
+                                 r.valuesPerSecond, r.engineSeconds, r.svdSeconds, r.storageSeconds, overhead * 100,
+                                 r.valuesPerSecondEngineOnly, r.bytesPerValue ?? 0))
+                }
+            }
+        }
+    }
+}
