@@ -33,9 +33,9 @@ public enum EditMethod: String, CaseIterable, Sendable {
 /// How strongly and where an edit is applied.
 public struct EditOptions: Sendable {
     public var method: EditMethod = .hybU
-    /// Default ratio of edits. The seed used 0.20 on its 2.9B model; on the bundled demo model the flip
-    /// threshold lies between 0.15 and 0.25 (README, "Choosing the ratio"), so 0.30 flips with a margin.
-    public static let defaultEditRatio: Float = 0.30
+    /// Default ratio of edits: the seed's 0.20. A model can ship its own beside its weights (the CLI
+    /// reads "edit_ratio" from `<model>.json`; the demo model's is 0.30, README "Choosing the ratio").
+    public static let defaultEditRatio: Float = 0.20
     /// Default ratio of forget and erase (the seed's 0.55).
     public static let defaultForgetRatio: Float = 0.55
     /// α = ratio · ‖S_live‖ / ‖Δ‖ for adaptive methods.

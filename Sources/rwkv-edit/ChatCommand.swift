@@ -27,7 +27,8 @@ struct ChatCommand: ParsableCommand {
         try reportingErrors {
             let m = try modelOptions.loadModel()
             let session = EditSession(engine: modelOptions.engine(m), tokenizer: try modelOptions.tokenizer(for: m))
-            var chat = ChatLoop(session: session, maxTokens: maxTokens, sampler: Sampler(temperature: temperature, seed: seed))
+            var chat = ChatLoop(session: session, maxTokens: maxTokens, sampler: Sampler(temperature: temperature, seed: seed),
+                                editRatio: try modelOptions.card().editRatio)
             for path in pack {
                 // Known both by its file path and by the name stored in it.
                 let p = try ChatPacks.open(path, modelPath: m.path)
@@ -50,12 +51,14 @@ struct ChatLoop {
     let session: EditSession
     let maxTokens: Int
     let sampler: Sampler
+    /// Default ratio of `/edit` (the model card's, else the seed's).
+    let editRatio: Float
     /// Packs opened so far, by the name used in `/edit NAME …`.
     var packs: [String: EditPack] = [:]
     private var turns = 0
 
-    init(session: EditSession, maxTokens: Int, sampler: Sampler) {
-        self.session = session; self.maxTokens = maxTokens; self.sampler = sampler
+    init(session: EditSession, maxTokens: Int, sampler: Sampler, editRatio: Float = EditOptions.defaultEditRatio) {
+        self.session = session; self.maxTokens = maxTokens; self.sampler = sampler; self.editRatio = editRatio
     }
 
     static let help = """
@@ -63,7 +66,7 @@ struct ChatLoop {
       /feed TEXT                         add TEXT to the conversation as is (no reply)
       /ask TEXT                          continue TEXT without changing the conversation
       /edit "old fact" "new fact" [--method m] [--ratio r] [--alpha a] [--layers a-b]
-                                         change a fact (default hyb-u, ratio 0.30)
+                                         change a fact (default hyb-u, the model's edit ratio)
       /edit PACK Entity: A -> B [--method m] change a fact by name with an edit pack (e.g. /edit cities Bob: Austin -> Chicago)
       /forget "fact" "entity" [--ratio r] remove a property, keep the entity (ratio 0.55)
       /erase "fact" [--ratio r]          erase a fact towards a neutral sentence (ratio 0.55)
@@ -107,7 +110,7 @@ struct ChatLoop {
             print(text + reply)
         case "/edit":
             if let done = try packEdit(line) { print(done); break }   // /edit PACK Entity: A -> B (ApplyCommand.swift)
-            let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: EditOptions.defaultEditRatio)
+            let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: editRatio)
             guard pos.count == 2 else { throw EditError.invalid("usage: /edit \"old fact\" \"new fact\" [--method m] [--ratio r]") }
             describe(try session.edit(from: pos[0], to: pos[1], options: opts))
         case "/forget":

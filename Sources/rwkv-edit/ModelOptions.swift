@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RWKV
+import StateEdit
 
 /// Options every command that runs a model shares.
 struct ModelOptions: ParsableArguments {
@@ -17,6 +18,9 @@ struct ModelOptions: ParsableArguments {
     var backend = "auto"
 
     func loadModel() throws -> RWKVModel { try ModelLoader.load(path: model) }
+
+    /// `<model>.json`'s settings (its edit ratio), or the defaults.
+    func card() throws -> ModelCard { try ModelCard.beside(modelPath: model) }
 
     func engine(_ m: RWKVModel) -> any Engine { makeEngineOrExit(model: m, backend: backend, threads: threads) }
 
@@ -92,4 +96,28 @@ func displayToken(_ tok: WorldTokenizer, _ id: Int) -> String {
         return s.unicodeScalars.map { $0.value < 0x20 || $0 == "\u{7f}" ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined()
     }
     return bytes.map { String(format: "\\x%02x", $0) }.joined()
+}
+
+/// Settings a model ships beside its weights in `<model>.json` (models/demo.json for the demo model).
+/// Only "edit_ratio" is read: the HYB-U ratio measured on that model, which every editing command then
+/// uses as its default (`--ratio` still wins). Without the file or the key, the seed's 0.20 applies.
+struct ModelCard {
+    var editRatio: Float = EditOptions.defaultEditRatio
+
+    /// The card beside `modelPath` (same name, .json), if there is one.
+    static func beside(modelPath: String) throws -> ModelCard {
+        let url = URL(fileURLWithPath: modelPath).deletingPathExtension().appendingPathExtension("json")
+        guard let data = FileManager.default.contents(atPath: url.path) else { return ModelCard() }
+        guard data.count < 1 << 20, let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ValidationError("\(url.path) is not a JSON object; fix it or move it away from the model")
+        }
+        var card = ModelCard()
+        if let v = obj["edit_ratio"] {
+            guard let r = (v as? NSNumber)?.floatValue, r > 0, r <= 10, !(v is Bool) else {
+                throw ValidationError("\(url.path): edit_ratio must be a number in (0, 10], got \(v)")
+            }
+            card.editRatio = r
+        }
+        return card
+    }
 }

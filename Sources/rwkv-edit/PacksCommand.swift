@@ -165,7 +165,7 @@ struct PacksCommand: ParsableCommand {
         @Option(name: .long, help: "Entities per context (repeatable).") var entities: [Int] = [2, 5]
         @Option(name: .long, help: "Contexts per entity count.") var contexts = 20
         @Option(name: .long, help: "Random seed.") var seed: UInt64 = 1
-        @Option(name: .long, help: "Edit ratio (default 0.30).") var ratio: Float = EditOptions.defaultEditRatio
+        @Option(name: .long, help: "Edit ratio (default: the model's edit_ratio from <model>.json, else 0.20).") var ratio: Float?
         @Option(name: .long, help: "Query template with {entity} (default: the pack's @query, else the probe template up to {value}).") var query: String?
         @Flag(name: .long, help: "Also run the free-form edit (zero-state calibration of the probe sentences) as a reference.") var free = false
         @Flag(name: .long, help: "Print JSON.") var json = false
@@ -178,6 +178,7 @@ struct PacksCommand: ParsableCommand {
                 let tok = try mo.tokenizer(for: m)
                 try p.requireModel(m, tokenizer: tok)
                 let engine = mo.engine(m)
+                let editRatio = try ratio ?? mo.card().editRatio
                 let probe = try p.probeTemplate()
                 let queryTemplate = query ?? p.manifest.queryTemplate ?? String(probe[..<(probe.range(of: "{value}")?.lowerBound ?? probe.endIndex)]).trimmingCharacters(in: .whitespaces)
                 let people = try Vocabulary.load(path: names).values.map(\.name)
@@ -207,10 +208,10 @@ struct PacksCommand: ParsableCommand {
                             if source == "free-form" {
                                 try session.edit(from: fillTemplate(probe, value: what[t].surface, entity: who[t]),
                                                  to: fillTemplate(probe, value: newValue.surface, entity: who[t]),
-                                                 options: EditOptions(ratio: ratio, layers: p.manifest.layerRange))
+                                                 options: EditOptions(ratio: editRatio, layers: p.manifest.layerRange))
                             } else {
                                 try session.edit(pack: p, entity: who[t], from: what[t].name, to: newValue.name,
-                                                 options: EditOptions(ratio: ratio), preferComposed: source == "composed")
+                                                 options: EditOptions(ratio: editRatio), preferComposed: source == "composed")
                             }
                             let afterNew = try session.score(query: q, answer: newValue.surface)
                             let afterOld = try session.score(query: q, answer: what[t].surface)
@@ -233,7 +234,7 @@ struct PacksCommand: ParsableCommand {
                                      "controls_counted": s.ctrlBase])
                     }
                 }
-                if json { try printJSON(["pack": pack, "query_template": queryTemplate, "probe_template": probe, "ratio": Double(ratio), "results": rows]); return }
+                if json { try printJSON(["pack": pack, "query_template": queryTemplate, "probe_template": probe, "ratio": Double(editRatio), "results": rows]); return }
                 print("pack \(p.name): contexts from \"\(probe)\", query \"\(queryTemplate)\", ratio \(ratio), \(contexts) contexts each")
                 print("entities  u₁ source   old top-1 before  new top-1 after  P(new)>P(old) after  controls kept (top-1)")
                 for r in rows {

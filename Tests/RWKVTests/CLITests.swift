@@ -92,6 +92,31 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("--pack-dtype"), bad.stderr)
     }
 
+    /// `<model>.json` beside the weights sets the default edit ratio; a malformed one is a typed error.
+    func testModelCardSetsTheDefaultRatio() throws {
+        let dir = Fixtures.temporaryPath("card")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = "\(dir)/tiny.safetensors"
+        try FileManager.default.copyItem(atPath: Fixtures.tinySafetensors, toPath: model)
+        let args = ["edit", "--model", model, "--context", "Alice lives in Paris.", "--from", "Alice lives in Paris.",
+                    "--to", "Alice lives in Rome.", "--query", "Alice lives in", "--old", "Paris", "--new", "Rome", "--json"]
+        func ratio() throws -> Double? {
+            let r = try run(args)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return try json(r.stdout)["ratio"] as? Double
+        }
+        XCTAssertEqual(try XCTUnwrap(ratio()), 0.2, accuracy: 1e-6, "no card: the seed's ratio")
+        try #"{"edit_ratio": 0.45}"#.write(toFile: "\(dir)/tiny.json", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try XCTUnwrap(ratio()), 0.45, accuracy: 1e-6)
+        let explicit = try json(run(args + ["--ratio", "0.7"]).stdout)["ratio"] as? Double
+        XCTAssertEqual(try XCTUnwrap(explicit), 0.7, accuracy: 1e-6, "--ratio wins over the card")
+        try #"{"edit_ratio": "high"}"#.write(toFile: "\(dir)/tiny.json", atomically: true, encoding: .utf8)
+        let bad = try run(args)
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("tiny.json") && bad.stderr.contains("edit_ratio"), bad.stderr)
+    }
+
     func testBadArgumentsFailCleanly() throws {
         let missing = try run(["logits", "--model", "/nonexistent/model.safetensors", "--tokens", "1"])
         XCTAssertEqual(missing.status, 1)

@@ -47,6 +47,7 @@ final class DemoEditTests: XCTestCase {
             XCTAssertEqual(r.status, 0, r.stderr)
             let report = try CLI.json(r.stdout)
             XCTAssertEqual(report["method"] as? String, "hyb-u")
+            XCTAssertEqual(try XCTUnwrap(report["ratio"] as? Double), 0.3, accuracy: 1e-6, "models/demo.json's edit_ratio is the default")
             let before = try XCTUnwrap((report["target"] as? [String: Any])?["before"] as? [String: Any])
             XCTAssertGreaterThan(try XCTUnwrap(before["p_old"] as? Double), 0.9, "the model knows \(c[4]) before the edit")
             try assertSelectiveFlip(report, c[1])

@@ -40,6 +40,10 @@ def main():
             "dtype": "float16" if args.dtype == "f16" else "float32", "vocab": "models/demo-vocab.txt", "train_step": ck["step"],
             "train_tokens": ck["tokens"], "curriculum_phase": ck["phase"],
             "train_args": {k: ck["args"][k] for k in ("d", "layers", "T", "B", "lr", "seed", "answer_weight")}}
+    # settings measured on the model after training (the edit ratio) survive a re-export
+    if os.path.exists(args.out + ".json"):
+        with open(args.out + ".json") as f:
+            meta.update({k: v for k, v in json.load(f).items() if k.startswith("edit_ratio")})
     with open(args.out + ".json", "w") as f:
         json.dump(meta, f, indent=1)
     print(f"wrote {args.out}.safetensors, {args.out}.pth, {args.out}.json (step {ck['step']}, "
