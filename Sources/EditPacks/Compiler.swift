@@ -36,6 +36,12 @@ public struct CompileOptions: Sendable {
     public var stopAfterBatches: Int?
 
     public init() {}
+
+    /// The values file's @template lines, else the generic template.
+    public mutating func useTemplates(of vocabulary: Vocabulary) {
+        template = vocabulary.template ?? Vocabulary.genericTemplate
+        extraTemplates = vocabulary.template == nil ? [] : vocabulary.extraTemplates
+    }
 }
 
 public struct CompileProgress: Sendable {

@@ -69,8 +69,7 @@ struct BenchCompileCommand: ParsableCommand {
             let tok = try mo.tokenizer(for: m)
             let vocabulary = try Vocabulary.load(path: vocab)
             var options = CompileOptions()
-            options.template = vocabulary.template ?? Vocabulary.genericTemplate
-            options.extraTemplates = vocabulary.template == nil ? [] : vocabulary.extraTemplates
+            options.useTemplates(of: vocabulary)
             options.overwrite = true
 
             let tf = Date()

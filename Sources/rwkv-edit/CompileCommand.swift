@@ -74,8 +74,7 @@ struct CompileCommand: ParsableCommand {
                 o.template = first
                 o.extraTemplates = Array(template.dropFirst())
             } else {
-                o.template = vocabulary.template ?? Vocabulary.genericTemplate
-                o.extraTemplates = vocabulary.template == nil ? [] : vocabulary.extraTemplates
+                o.useTemplates(of: vocabulary)
             }
             o.probeTemplate = probe
             o.entity = entity
