@@ -31,15 +31,23 @@ public enum EditMethod: String, CaseIterable, Sendable {
 }
 
 /// How strongly and where an edit is applied.
+/// The ratios edits, forgets and erasures use when none is given. `.seed` holds the seed's (measured on
+/// its 2.9B model); a model can ship its own beside its weights (the CLI reads `<model>.json`; the demo
+/// model's are in models/demo.json, README "Choosing the ratio").
+public struct DefaultRatios: Sendable, Equatable {
+    public var edit: Float
+    public var forget: Float
+    public var erase: Float
+
+    public init(edit: Float, forget: Float, erase: Float) { self.edit = edit; self.forget = forget; self.erase = erase }
+
+    public static let seed = DefaultRatios(edit: 0.20, forget: 0.55, erase: 0.55)
+}
+
 public struct EditOptions: Sendable {
     public var method: EditMethod = .hybU
-    /// Default ratio of edits: the seed's 0.20. A model can ship its own beside its weights (the CLI
-    /// reads "edit_ratio" from `<model>.json`; the demo model's is 0.30, README "Choosing the ratio").
-    public static let defaultEditRatio: Float = 0.20
-    /// Default ratio of forget and erase (the seed's 0.55).
-    public static let defaultForgetRatio: Float = 0.55
     /// α = ratio · ‖S_live‖ / ‖Δ‖ for adaptive methods.
-    public var ratio: Float = EditOptions.defaultEditRatio
+    public var ratio: Float = DefaultRatios.seed.edit
     /// Fixed strength; used by `uniform` and `projection`, and overrides the ratio when set.
     public var alpha: Float?
     /// Layers to edit; nil means the upper half, L/2 … L−1.
@@ -47,7 +55,7 @@ public struct EditOptions: Sendable {
     /// Heads to edit in each layer; nil means all.
     public var heads: [Int]?
 
-    public init(method: EditMethod = .hybU, ratio: Float = EditOptions.defaultEditRatio, alpha: Float? = nil,
+    public init(method: EditMethod = .hybU, ratio: Float = DefaultRatios.seed.edit, alpha: Float? = nil,
                 layers: ClosedRange<Int>? = nil, heads: [Int]? = nil) {
         self.method = method; self.ratio = ratio; self.alpha = alpha; self.layers = layers; self.heads = heads
     }

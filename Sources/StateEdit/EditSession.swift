@@ -138,7 +138,7 @@ public final class EditSession {
     /// "Alice." on the demo model).
     @discardableResult
     public func forget(fact: String, entity: String,
-                       options: EditOptions = EditOptions(ratio: EditOptions.defaultForgetRatio)) throws -> AppliedEdit {
+                       options: EditOptions = EditOptions(ratio: DefaultRatios.seed.forget)) throws -> AppliedEdit {
         try edit(from: fact, to: Self.entitySentence(entity), options: options)
     }
 
@@ -155,7 +155,7 @@ public final class EditSession {
     /// Erases an entity's fact by editing it towards a neutral sentence, ratio 0.55 by default.
     @discardableResult
     public func erase(fact: String,
-                      options: EditOptions = EditOptions(ratio: EditOptions.defaultForgetRatio)) throws -> AppliedEdit {
+                      options: EditOptions = EditOptions(ratio: DefaultRatios.seed.erase)) throws -> AppliedEdit {
         try edit(from: fact, to: Self.neutralSentence, options: options)
     }
 

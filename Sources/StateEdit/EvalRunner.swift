@@ -92,8 +92,8 @@ public struct EvalRunner {
     public var methods: [EditMethod]?
     /// Tokens of greedy continuation for fluency; nil: the suite's.
     public var fluencyTokens: Int?
-    /// Ratio of edits whose suite gives no strength (the model card's in the CLI).
-    public var editRatio = EditOptions.defaultEditRatio
+    /// Ratios of cases whose suite gives no strength (the model card's in the CLI).
+    public var ratios = DefaultRatios.seed
     /// Applies a pack edit (entity, from, to, probe template, options); needed by cases of type "pack".
     public var packEditor: ((EditSession, String, String, String, String?, EditOptions) throws -> AppliedEdit)?
     /// Called with a line of progress per case.
@@ -160,7 +160,7 @@ public struct EvalRunner {
         let sigma = try probeSigma(session, c.edit)
         var points: [EvalPoint] = []
         for method in methods ?? c.methods ?? suite.methods {
-            let ratio = c.edit.defaultRatio(editRatio: editRatio)
+            let ratio = c.edit.defaultRatio(ratios)
             var base = EditOptions(method: method, ratio: ratio)
             base.layers = c.layers
             let strengths = c.strength.merged(over: suite.strength).points(for: method, defaultRatio: ratio)

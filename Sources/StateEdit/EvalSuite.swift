@@ -56,12 +56,12 @@ public enum EvalEdit: Sendable, Equatable {
     /// Erase a fact towards a neutral sentence (EditSession.neutralSentence unless given).
     case erase(fact: String, neutral: String?)
 
-    /// The ratio this kind of edit uses when the suite gives none (DESIGN §4): `editRatio` for edits
-    /// (the model's, else the seed's 0.20), the seed's 0.55 for forget and erase.
-    public func defaultRatio(editRatio: Float) -> Float {
+    /// The ratio this kind of edit uses when the suite gives none (DESIGN §4).
+    public func defaultRatio(_ ratios: DefaultRatios) -> Float {
         switch self {
-        case .sentences, .pack: return editRatio
-        case .forget, .erase: return EditOptions.defaultForgetRatio
+        case .sentences, .pack: return ratios.edit
+        case .forget: return ratios.forget
+        case .erase: return ratios.erase
         }
     }
 

@@ -62,7 +62,7 @@ struct ApplyCommand: ParsableCommand {
     func run() throws {
         try reportingPackErrors {
             let controls = try controlQueries(controlQuery, controlAnswer)
-            let options = try methodOptions.editOptions(defaultRatio: modelOptions.card().editRatio)
+            let options = try methodOptions.editOptions(defaultRatio: modelOptions.card().ratios.edit)
             let (entity, a, b) = try EditPack.parseEdit(edit)
             let p = try EditPack(path: pack)
             let m = try modelOptions.loadModel()
@@ -120,7 +120,7 @@ extension ChatLoop {
         guard !body.hasPrefix("\""), !body.hasPrefix("'"), body.contains(":"), body.contains("->") || body.contains("→") else { return nil }
         let args = try ShellWords.split(body)
         let optStart = args.firstIndex { $0.hasPrefix("--") } ?? args.count
-        let (_, opts) = try SlashOptions.parse(Array(args[optStart...]), defaultRatio: editRatio)
+        let (_, opts) = try SlashOptions.parse(Array(args[optStart...]), defaultRatio: ratios.edit)
         guard optStart >= 2 else { throw EditError.invalid("usage: /edit PACK Entity: A -> B [--method m] [--ratio r]") }
         let pack = try packs[args[0]] ?? ChatPacks.open(args[0], modelPath: session.engine.model.path)
         packs[args[0]] = pack

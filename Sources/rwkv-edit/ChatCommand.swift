@@ -28,7 +28,7 @@ struct ChatCommand: ParsableCommand {
             let m = try modelOptions.loadModel()
             let session = EditSession(engine: modelOptions.engine(m), tokenizer: try modelOptions.tokenizer(for: m))
             var chat = ChatLoop(session: session, maxTokens: maxTokens, sampler: Sampler(temperature: temperature, seed: seed),
-                                editRatio: try modelOptions.card().editRatio)
+                                ratios: try modelOptions.card().ratios)
             for path in pack {
                 // Known both by its file path and by the name stored in it.
                 let p = try ChatPacks.open(path, modelPath: m.path)
@@ -51,14 +51,14 @@ struct ChatLoop {
     let session: EditSession
     let maxTokens: Int
     let sampler: Sampler
-    /// Default ratio of `/edit` (the model card's, else the seed's).
-    let editRatio: Float
+    /// Default ratios of `/edit`, `/forget` and `/erase` (the model card's, else the seed's).
+    let ratios: DefaultRatios
     /// Packs opened so far, by the name used in `/edit NAME …`.
     var packs: [String: EditPack] = [:]
     private var turns = 0
 
-    init(session: EditSession, maxTokens: Int, sampler: Sampler, editRatio: Float = EditOptions.defaultEditRatio) {
-        self.session = session; self.maxTokens = maxTokens; self.sampler = sampler; self.editRatio = editRatio
+    init(session: EditSession, maxTokens: Int, sampler: Sampler, ratios: DefaultRatios = .seed) {
+        self.session = session; self.maxTokens = maxTokens; self.sampler = sampler; self.ratios = ratios
     }
 
     static let help = """
@@ -68,8 +68,8 @@ struct ChatLoop {
       /edit "old fact" "new fact" [--method m] [--ratio r] [--alpha a] [--layers a-b]
                                          change a fact (default hyb-u, the model's edit ratio)
       /edit PACK Entity: A -> B [--method m] change a fact by name with an edit pack (e.g. /edit cities Bob: Austin -> Chicago)
-      /forget "fact" "entity" [--ratio r] remove a property, keep the entity (ratio 0.55)
-      /erase "fact" [--ratio r]          erase a fact towards a neutral sentence (ratio 0.55)
+      /forget "fact" "entity" [--ratio r] remove a property, keep the entity (the model's forget ratio)
+      /erase "fact" [--ratio r]          erase a fact towards a neutral sentence (the model's erase ratio)
       /undo                              undo the latest edit exactly
       /state                             WKV norm per layer
       /save FILE, /load FILE             save or load the state (safetensors)
@@ -110,15 +110,15 @@ struct ChatLoop {
             print(text + reply)
         case "/edit":
             if let done = try packEdit(line) { print(done); break }   // /edit PACK Entity: A -> B (ApplyCommand.swift)
-            let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: editRatio)
+            let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: ratios.edit)
             guard pos.count == 2 else { throw EditError.invalid("usage: /edit \"old fact\" \"new fact\" [--method m] [--ratio r]") }
             describe(try session.edit(from: pos[0], to: pos[1], options: opts))
         case "/forget":
-            let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: EditOptions.defaultForgetRatio)
+            let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: ratios.forget)
             guard pos.count == 2 else { throw EditError.invalid("usage: /forget \"fact\" \"entity\" [--ratio r]") }
             describe(try session.forget(fact: pos[0], entity: pos[1], options: opts))
         case "/erase":
-            let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: EditOptions.defaultForgetRatio)
+            let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: ratios.erase)
             guard pos.count == 1 else { throw EditError.invalid("usage: /erase \"fact\" [--ratio r]") }
             describe(try session.erase(fact: pos[0], options: opts))
         case "/undo":

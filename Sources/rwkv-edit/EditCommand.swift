@@ -8,7 +8,7 @@ struct EditMethodOptions: ParsableArguments {
     @Option(name: .long, help: "Edit method: hyb-u (default), hyb-uv, uniform, adaptive, rank1, projection, isolate.")
     var method = "hyb-u"
 
-    @Option(name: .long, help: "α = ratio·‖S‖/‖Δ‖ for adaptive methods (default: the model's edit_ratio from <model>.json, else 0.20; 0.55 for forget/erase).")
+    @Option(name: .long, help: "α = ratio·‖S‖/‖Δ‖ for adaptive methods (default: the model's edit_ratio from <model>.json, else 0.20).")
     var ratio: Float?
 
     @Option(name: .long, help: "Fixed strength α (uniform and projection use 1 unless given).")
@@ -70,7 +70,7 @@ struct EditCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let controls = try controlQueries(controlQuery, controlAnswer)
-            let options = try methodOptions.editOptions(defaultRatio: modelOptions.card().editRatio)
+            let options = try methodOptions.editOptions(defaultRatio: modelOptions.card().ratios.edit)
             let m = try modelOptions.loadModel()
             let session = EditSession(engine: modelOptions.engine(m), tokenizer: try modelOptions.tokenizer(for: m))
             try session.feed(context)

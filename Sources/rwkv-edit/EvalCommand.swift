@@ -74,7 +74,7 @@ struct EvalCommand: ParsableCommand {
             let tok = try modelOptions.tokenizer(for: m)
             var runner = EvalRunner(engine: modelOptions.engine(m), tokenizer: tok, methods: methods)
             runner.fluencyTokens = fluencyTokens
-            runner.editRatio = try modelOptions.card().editRatio
+            runner.ratios = try modelOptions.card().ratios
             if !quiet { runner.progress = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
             if let pack {
                 let p = try EditPack(path: pack)

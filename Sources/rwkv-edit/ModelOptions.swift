@@ -98,11 +98,11 @@ func displayToken(_ tok: WorldTokenizer, _ id: Int) -> String {
     return bytes.map { String(format: "\\x%02x", $0) }.joined()
 }
 
-/// Settings a model ships beside its weights in `<model>.json` (models/demo.json for the demo model).
-/// Only "edit_ratio" is read: the HYB-U ratio measured on that model, which every editing command then
-/// uses as its default (`--ratio` still wins). Without the file or the key, the seed's 0.20 applies.
+/// Settings a model ships beside its weights in `<model>.json` (models/demo.json for the demo model):
+/// "edit_ratio", "forget_ratio" and "erase_ratio", the ratios measured on that model, which every
+/// editing command then uses as its defaults (`--ratio` still wins). Missing keys keep the seed's.
 struct ModelCard {
-    var editRatio: Float = EditOptions.defaultEditRatio
+    var ratios = DefaultRatios.seed
 
     /// The card beside `modelPath` (same name, .json), if there is one.
     static func beside(modelPath: String) throws -> ModelCard {
@@ -111,13 +111,17 @@ struct ModelCard {
         guard data.count < 1 << 20, let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw ValidationError("\(url.path) is not a JSON object; fix it or move it away from the model")
         }
-        var card = ModelCard()
-        if let v = obj["edit_ratio"] {
+        func ratio(_ key: String) throws -> Float? {
+            guard let v = obj[key] else { return nil }
             guard let r = (v as? NSNumber)?.floatValue, r > 0, r <= 10, !(v is Bool) else {
-                throw ValidationError("\(url.path): edit_ratio must be a number in (0, 10], got \(v)")
+                throw ValidationError("\(url.path): \(key) must be a number in (0, 10], got \(v)")
             }
-            card.editRatio = r
+            return r
         }
+        var card = ModelCard()
+        if let r = try ratio("edit_ratio") { card.ratios.edit = r }
+        if let r = try ratio("forget_ratio") { card.ratios.forget = r }
+        if let r = try ratio("erase_ratio") { card.ratios.erase = r }
         return card
     }
 }

@@ -178,7 +178,7 @@ struct PacksCommand: ParsableCommand {
                 let tok = try mo.tokenizer(for: m)
                 try p.requireModel(m, tokenizer: tok)
                 let engine = mo.engine(m)
-                let editRatio = try ratio ?? mo.card().editRatio
+                let editRatio = try ratio ?? mo.card().ratios.edit
                 let probe = try p.probeTemplate()
                 let queryTemplate = query ?? p.manifest.queryTemplate ?? String(probe[..<(probe.range(of: "{value}")?.lowerBound ?? probe.endIndex)]).trimmingCharacters(in: .whitespaces)
                 let people = try Vocabulary.load(path: names).values.map(\.name)

@@ -77,7 +77,8 @@ final class DemoEditTests: XCTestCase {
         XCTAssertEqual(before, undone, "undo restores every byte of the state, hence the logits")
     }
 
-    func testForgetRemovesTheCityAndKeepsTheHat() throws {
+    /// Forget and erase at the demo model's default ratios (models/demo.json: 0.55 and 1.5).
+    func testForgetAndEraseRemoveTheCityAndKeepTheRest() throws {
         let suite = Fixtures.temporaryPath("demo-forget.json")
         defer { try? FileManager.default.removeItem(atPath: suite) }
         try #"""
@@ -86,17 +87,26 @@ final class DemoEditTests: XCTestCase {
            "edit": {"type": "forget", "fact": "Alice lives in Paris.", "entity": "Alice"},
            "targets": [{"query": "Where does Alice live? Alice lives in", "old": "Paris"}],
            "neighbours": [{"query": "What colour is Alice's hat? Alice's hat is", "answer": "red"},
-                          {"query": "Where does Bob live? Bob lives in", "answer": "Austin"}]}]}
+                          {"query": "Where does Bob live? Bob lives in", "answer": "Austin"}]},
+          {"id": "bob-city", "context": "Alice lives in Paris. Alice has a red hat. Bob lives in Austin.",
+           "edit": {"type": "erase", "fact": "Bob lives in Austin."},
+           "targets": [{"query": "Where does Bob live? Bob lives in", "old": "Austin"}],
+           "neighbours": [{"query": "Where does Alice live? Alice lives in", "answer": "Paris"},
+                          {"query": "What colour is Alice's hat? Alice's hat is", "answer": "red"}]}]}
         """#.write(toFile: suite, atomically: true, encoding: .utf8)
         let r = try CLI.run(["eval", "--model", Self.model, "--suite", suite, "--method", "hyb-u", "--json", "--quiet"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let cases = try XCTUnwrap((try CLI.json(r.stdout)["suites"] as? [[String: Any]])?.first?["cases"] as? [[String: Any]])
-        let point = try XCTUnwrap((cases.first?["points"] as? [[String: Any]])?.first)
-        XCTAssertEqual((point["strength"] as? [String: Any])?["ratio"] as? Double, 0.55, "forget's default ratio")
-        let target = try XCTUnwrap((point["targets"] as? [[String: Any]])?.first)
-        XCTAssertLessThan(try XCTUnwrap(target["p_old"] as? Double), 0.2)
-        for n in try XCTUnwrap(point["neighbours"] as? [[String: Any]]) {
-            XCTAssertEqual(n["top1"] as? Bool, true, "\(n["query"] ?? "") keeps \(n["answer"] ?? "")")
+        XCTAssertEqual(cases.count, 2)
+        for (c, ratio) in zip(cases, [0.55, 1.5]) {
+            let point = try XCTUnwrap((c["points"] as? [[String: Any]])?.first)
+            let used = try XCTUnwrap((point["strength"] as? [String: Any])?["ratio"] as? Double)
+            XCTAssertEqual(used, ratio, accuracy: 1e-6, "\(c["id"] ?? ""): the model card's default ratio")
+            let target = try XCTUnwrap((point["targets"] as? [[String: Any]])?.first)
+            XCTAssertLessThan(try XCTUnwrap(target["p_old"] as? Double), 0.2, "\(c["id"] ?? "")")
+            for n in try XCTUnwrap(point["neighbours"] as? [[String: Any]]) {
+                XCTAssertEqual(n["top1"] as? Bool, true, "\(c["id"] ?? ""): \(n["query"] ?? "") keeps \(n["answer"] ?? "")")
+            }
         }
     }
 

@@ -43,7 +43,8 @@ def main():
     # settings measured on the model after training (the edit ratio) survive a re-export
     if os.path.exists(args.out + ".json"):
         with open(args.out + ".json") as f:
-            meta.update({k: v for k, v in json.load(f).items() if k.startswith("edit_ratio")})
+            meta.update({k: v for k, v in json.load(f).items()
+                         if k in ("edit_ratio", "forget_ratio", "erase_ratio", "ratios_note")})
     with open(args.out + ".json", "w") as f:
         json.dump(meta, f, indent=1)
     print(f"wrote {args.out}.safetensors, {args.out}.pth, {args.out}.json (step {ck['step']}, "
