@@ -43,29 +43,13 @@ struct BenchCompileCommand: ParsableCommand {
                 }
                 return d
             }
-            var args = ["--model", model ?? "synthetic", "--backend", backend]
-            if let threads { args += ["--threads", String(threads)] }
-            let m: RWKVModel
-            let name: String
-            if let model {
-                if let tokenizer { args += ["--vocab", tokenizer] }
-                m = try ModelLoader.load(path: model)
-                name = URL(fileURLWithPath: model).lastPathComponent
-            } else {
-                let shapeName = synthetic ?? "0.1b"
-                guard let shape = SyntheticModel.Shape.named(shapeName) else {
-                    throw ValidationError("unknown --synthetic \(shapeName); use 0.1b, 0.4b or 1.5b")
-                }
-                let vocabFile = tokenizer ?? "models/demo-vocab.txt"
-                guard FileManager.default.fileExists(atPath: vocabFile) else {
-                    throw ValidationError("random weights need a tokenizer: \(vocabFile) not found; pass --tokenizer FILE (a World vocabulary)")
-                }
-                args += ["--vocab", vocabFile]
-                if !json { FileHandle.standardError.write(Data("building random \(shapeName) f16 weights…\n".utf8)) }
-                m = try SyntheticModel.model(shape, dtype: .f16)
-                name = "synthetic-\(shapeName)"
+            // Random weights need a tokenizer: the demo model's, run from the repository root, unless given.
+            let vocabFile = tokenizer ?? (model == nil ? "models/demo-vocab.txt" : nil)
+            if let vocabFile, model == nil, !FileManager.default.fileExists(atPath: vocabFile) {
+                throw ValidationError("random weights need a tokenizer: \(vocabFile) not found; pass --tokenizer FILE (a World vocabulary)")
             }
-            let mo = try ModelOptions.parse(args)
+            let (mo, m, name) = try compileModel(model: model, synthetic: model == nil ? synthetic ?? "0.1b" : nil, tokenizer: vocabFile,
+                                                 threads: threads, backend: backend, announce: !json)
             let tok = try mo.tokenizer(for: m)
             let vocabulary = try Vocabulary.load(path: vocab)
             var options = CompileOptions()

@@ -63,11 +63,6 @@ struct CompileCommand: ParsableCommand {
     func run() throws {
         try reportingPackErrors {
             guard (model == nil) != (synthetic == nil) else { throw ValidationError("give exactly one of --model or --synthetic") }
-            var args = ["--model", model ?? "synthetic"]
-            if let tokenizer { args += ["--vocab", tokenizer] }
-            if let threads { args += ["--threads", String(threads)] }
-            args += ["--backend", backend]
-            let mo = try ModelOptions.parse(args)
             let vocabulary = try Vocabulary.load(path: vocab)
             var o = CompileOptions()
             if let first = template.first {
@@ -95,14 +90,8 @@ struct CompileCommand: ParsableCommand {
                 o.shard = (i, n)
             }
             let t0 = Date()
-            let m: RWKVModel
-            if let synthetic {
-                guard let shape = SyntheticModel.Shape.named(synthetic) else { throw ValidationError("unknown --synthetic \(synthetic); use 0.1b, 0.4b or 1.5b") }
-                guard tokenizer != nil else { throw ValidationError("--synthetic needs --tokenizer (a World vocabulary file)") }
-                m = try SyntheticModel.model(shape, dtype: .f16)
-            } else {
-                m = try mo.loadModel()
-            }
+            let (mo, m, _) = try compileModel(model: model, synthetic: synthetic, tokenizer: tokenizer, threads: threads,
+                                              backend: backend, announce: false)
             let tok = try mo.tokenizer(for: m)
             let tf = Date()
             _ = ModelFingerprint.compute(model: m, tokenizer: tok)
@@ -139,6 +128,24 @@ struct CompileCommand: ParsableCommand {
             }
         }
     }
+}
+
+/// The model a compile runs on: a file, or random f16 weights of a released shape (0.1b, 0.4b, 1.5b),
+/// which need a tokenizer file; with the options that load its tokenizer and build its engine, and a name.
+func compileModel(model: String?, synthetic: String?, tokenizer: String?, threads: Int?, backend: String,
+                  announce: Bool) throws -> (options: ModelOptions, model: RWKVModel, name: String) {
+    var args = ["--model", model ?? "synthetic", "--backend", backend]
+    if let tokenizer { args += ["--vocab", tokenizer] }
+    if let threads { args += ["--threads", String(threads)] }
+    let options = try ModelOptions.parse(args)
+    guard let synthetic else {
+        let path = options.model
+        return (options, try options.loadModel(), URL(fileURLWithPath: path).lastPathComponent)
+    }
+    guard let shape = SyntheticModel.Shape.named(synthetic) else { throw ValidationError("unknown --synthetic \(synthetic); use 0.1b, 0.4b or 1.5b") }
+    guard tokenizer != nil else { throw ValidationError("--synthetic needs --tokenizer (a World vocabulary file)") }
+    if announce { FileHandle.standardError.write(Data("building random \(synthetic) f16 weights…\n".utf8)) }
+    return (options, try SyntheticModel.model(shape, dtype: .f16), "synthetic-\(synthetic)")
 }
 
 extension CompileResult {

@@ -49,6 +49,22 @@ final class VulkanTests: XCTestCase {
         XCTAssertLessThan(relError(a.ffnXPrev, b.ffnXPrev), 1e-3, "\(what): ffn_x_prev", file: file, line: line)
     }
 
+    /// Runs `batch` on both engines from `start` (zero states when nil) and checks every sequence's logits
+    /// (1e-3 relative) and final state; returns the Vulkan logits.
+    @discardableResult
+    private func assertBatchMatches(_ vk: any Engine, _ cpu: any Engine, _ batch: [[Int]], from start: [State]? = nil,
+                                    allLogits: Bool = false, _ what: String,
+                                    file: StaticString = #filePath, line: UInt = #line) throws -> [[Float]] {
+        var sv = start ?? batch.map { _ in cpu.newState() }, sc = sv
+        let lv = try vk.forward(batch, states: &sv, allLogits: allLogits)
+        let lc = try cpu.forward(batch, states: &sc, allLogits: allLogits)
+        for i in batch.indices {
+            XCTAssertLessThan(relError(lv[i], lc[i]), 1e-3, "\(what) seq \(i) logits", file: file, line: line)
+            assertStatesClose(sv[i], sc[i], "\(what) seq \(i)", file: file, line: line)
+        }
+        return lv
+    }
+
     private func tokens(_ n: Int, vocab: Int, seed: UInt64) -> [Int] {
         var rng = SplitMix64(seed: seed)
         return (0..<n).map { _ in Int(rng.next() % UInt64(vocab)) }
@@ -64,14 +80,7 @@ final class VulkanTests: XCTestCase {
             let path = Fixtures.golden.appendingPathComponent(name).path
             let (vk, cpu) = try engines(path)
             let V = vk.config.vocabSize
-            let batch = [tokens(17, vocab: V, seed: 31), tokens(1, vocab: V, seed: 32)]
-            var sv = batch.map { _ in cpu.newState() }, sc = sv
-            let lv = try vk.forward(batch, states: &sv, allLogits: false)
-            let lc = try cpu.forward(batch, states: &sc, allLogits: false)
-            for i in batch.indices {
-                XCTAssertLessThan(relError(lv[i], lc[i]), 1e-3, "\(name) seq \(i)")
-                assertStatesClose(sv[i], sc[i], "\(name) seq \(i)")
-            }
+            try assertBatchMatches(vk, cpu, [tokens(17, vocab: V, seed: 31), tokens(1, vocab: V, seed: 32)], name)
         }
     }
 
@@ -112,13 +121,7 @@ final class VulkanTests: XCTestCase {
                     if i % 2 == 1 { _ = try cpu.forward(tokens(5, vocab: V, seed: UInt64(i)), state: &s) }
                     start.append(s)
                 }
-                var sv = start, sc = start
-                let lv = try vk.forward(batch, states: &sv, allLogits: false)
-                let lc = try cpu.forward(batch, states: &sc, allLogits: false)
-                for i in 0..<B {
-                    XCTAssertLessThan(relError(lv[i], lc[i]), 1e-3, "\(path) B=\(B) seq \(i) logits")
-                    assertStatesClose(sv[i], sc[i], "\(path) B=\(B) seq \(i)")
-                }
+                let lv = try assertBatchMatches(vk, cpu, batch, from: start, "\(path) B=\(B)")
                 // Each sequence alone gives the same as inside the batch.
                 if B == 3 {
                     for i in 0..<B {
@@ -137,14 +140,7 @@ final class VulkanTests: XCTestCase {
             let model = try SyntheticModel.model(shape, dtype: dtype, seed: 5)
             let vk = try vulkanEngine(model)
             let cpu = CPUEngine(model: model, threads: 2)
-            let batch = [tokens(9, vocab: 320, seed: 1), tokens(1, vocab: 320, seed: 2)]
-            var sv = [vk.newState(), vk.newState()], sc = sv
-            let lv = try vk.forward(batch, states: &sv, allLogits: false)
-            let lc = try cpu.forward(batch, states: &sc, allLogits: false)
-            for i in 0..<2 {
-                XCTAssertLessThan(relError(lv[i], lc[i]), 1e-3, "\(dtype) seq \(i)")
-                assertStatesClose(sv[i], sc[i], "\(dtype) seq \(i)")
-            }
+            try assertBatchMatches(vk, cpu, [tokens(9, vocab: 320, seed: 1), tokens(1, vocab: 320, seed: 2)], "\(dtype)")
         }
     }
 
@@ -166,13 +162,7 @@ final class VulkanTests: XCTestCase {
             let cpu = CPUEngine(model: model, threads: 2)
             let V = model.config.vocabSize
             let batch = [tokens(1, vocab: V, seed: 41), tokens(12, vocab: V, seed: 42), tokens(5, vocab: V, seed: 43)]
-            var sv = batch.map { _ in cpu.newState() }, sc = sv
-            let lv = try vk.forward(batch, states: &sv, allLogits: false)
-            let lc = try cpu.forward(batch, states: &sc, allLogits: false)
-            for i in batch.indices {
-                XCTAssertLessThan(relError(lv[i], lc[i]), 1e-3, "\(model.weightDType) seq \(i)")
-                assertStatesClose(sv[i], sc[i], "\(model.weightDType) seq \(i)")
-            }
+            try assertBatchMatches(vk, cpu, batch, "\(model.weightDType)")
         }
     }
 
@@ -212,15 +202,7 @@ final class VulkanTests: XCTestCase {
         let vk = try vulkanEngine(cpu.model, maxBindingBytes: 160 * 1024)
         let V = cpu.config.vocabSize
         let batch = [tokens(13, vocab: V, seed: 21), tokens(2, vocab: V, seed: 22), tokens(9, vocab: V, seed: 23)]
-        for all in [false, true] {
-            var sv = batch.map { _ in cpu.newState() }, sc = sv
-            let lv = try vk.forward(batch, states: &sv, allLogits: all)
-            let lc = try cpu.forward(batch, states: &sc, allLogits: all)
-            for i in batch.indices {
-                XCTAssertLessThan(relError(lv[i], lc[i]), 1e-3, "allLogits \(all) seq \(i)")
-                assertStatesClose(sv[i], sc[i], "allLogits \(all) seq \(i)")
-            }
-        }
+        for all in [false, true] { try assertBatchMatches(vk, cpu, batch, allLogits: all, "allLogits \(all)") }
     }
 
     /// RWKV_VULKAN_DEVICE-style selectors: an index, part of a name (any case), or a typed error.
