@@ -1,61 +1,75 @@
 #version 450
-// Y[t][yCol0 + r] (op)= sum_k W[r][k] * X[t][k]: each invocation computes RPI rows for TB token rows,
-// so every weight load serves TB tokens and every input load serves RPI rows. W is one row chunk of a
-// weight matrix: f32 (4 per uvec4), f16 or bf16 (8 per uvec4: pairs packed in uints, bf16 decoded by
-// shifts). fp32 accumulation. op: 0 store, 1 add, 2 tanh, 3 sigmoid, 4 relu².
-layout(local_size_x = 32) in;
+#extension GL_EXT_control_flow_attributes : enable
+// variants: t1=TB=1,RPI=8,LX=16 t2=TB=2,RPI=8,LX=16 t4=TB=4,RPI=8,LX=16 t8=TB=8,RPI=16,LX=8 t16=TB=16,RPI=16,LX=8 t32=TB=32,RPI=16,LX=8
+// Y[t][yCol0 + r] (op)= sum_k W[r][k] * X[t][k], the product kernel for software drivers (lavapipe):
+// each invocation computes RPI rows of W for TB token rows, so a weight serves TB tokens and an input
+// value RPI rows. Both operands are read through texel buffers: llvmpipe turns a texel fetch into one
+// vector gather, where a storage-buffer load runs lane by lane with a branch per lane. TB, RPI and the
+// workgroup width LX are compile-time constants (one SPIR-V per variant) so the loops unroll and the
+// accumulators stay out of indexed memory. W is one row chunk of a weight matrix: f32 (4 per texel),
+// f16 or bf16 (8 per texel: pairs in uints, bf16 decoded by shifts). fp32 accumulation.
+// op: 0 store, 1 add, 2 tanh, 3 sigmoid, 4 relu².
+#ifndef TB
+#define TB 1
+#define RPI 8
+#define LX 16
+#endif
+layout(local_size_x = LX) in;
 layout(constant_id = 0) const uint DTYPE = 0; // 0 f32, 1 f16, 2 bf16
-layout(constant_id = 1) const uint TB = 8;
-layout(constant_id = 2) const uint RPI = 4;
-layout(set = 0, binding = 0) readonly buffer Wb { uvec4 W[]; };
-layout(set = 0, binding = 1) readonly buffer Xb { vec4 X[]; };
 layout(set = 0, binding = 2) buffer Yb { float Y[]; };
+layout(set = 0, binding = 11) uniform usamplerBuffer W;
+layout(set = 0, binding = 12) uniform usamplerBuffer X;
 layout(push_constant) uniform P {
     uint rows; uint cols; uint T; uint xStride; uint yStride; uint yCol0; uint mode;
 } p;
 
+vec4 lo16(uvec4 u) { return DTYPE == 1 ? vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y))
+                          : vec4(uintBitsToFloat(u.x << 16), uintBitsToFloat(u.x & 0xffff0000u),
+                                 uintBitsToFloat(u.y << 16), uintBitsToFloat(u.y & 0xffff0000u)); }
+vec4 hi16(uvec4 u) { return DTYPE == 1 ? vec4(unpackHalf2x16(u.z), unpackHalf2x16(u.w))
+                          : vec4(uintBitsToFloat(u.z << 16), uintBitsToFloat(u.z & 0xffff0000u),
+                                 uintBitsToFloat(u.w << 16), uintBitsToFloat(u.w & 0xffff0000u)); }
+
 void main() {
     uint r0 = gl_GlobalInvocationID.x * RPI;
-    if (r0 >= p.rows) return;
     uint t0 = gl_WorkGroupID.y * TB;
-    float acc[RPI * TB];
-    for (uint i = 0; i < RPI * TB; i++) acc[i] = 0.0;
-    uint n8 = p.cols / 8;
-    uint rowU4 = DTYPE == 0 ? 2 * n8 : n8;
-    uint wb[RPI];
-    for (uint j = 0; j < RPI; j++) wb[j] = min(r0 + j, p.rows - 1) * rowU4;
-    uint xs = p.xStride / 4;
-    uint xbase = t0 * xs;
-    for (uint q = 0; q < n8; q++) {
+    int n8 = int(p.cols / 8);
+    int rowTexels = DTYPE == 0 ? 2 * n8 : n8;
+    int wb[RPI];
+    [[unroll]] for (uint j = 0; j < RPI; j++) wb[j] = int(min(r0 + j, p.rows - 1)) * rowTexels;
+    int xs = int(p.xStride / 4), xb = int(t0) * xs;
+    float acc[RPI][TB];
+    [[unroll]] for (uint j = 0; j < RPI; j++) [[unroll]] for (uint t = 0; t < TB; t++) acc[j][t] = 0.0;
+    for (int q = 0; q < n8; q++) {
         vec4 lo[RPI], hi[RPI];
-        for (uint j = 0; j < RPI; j++) {
+        [[unroll]] for (uint j = 0; j < RPI; j++) {
             if (DTYPE == 0) {
-                lo[j] = uintBitsToFloat(W[wb[j] + 2 * q]);
-                hi[j] = uintBitsToFloat(W[wb[j] + 2 * q + 1]);
-            } else if (DTYPE == 1) {
-                uvec4 u = W[wb[j] + q];
-                lo[j] = vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
-                hi[j] = vec4(unpackHalf2x16(u.z), unpackHalf2x16(u.w));
+                lo[j] = uintBitsToFloat(texelFetch(W, wb[j] + 2 * q));
+                hi[j] = uintBitsToFloat(texelFetch(W, wb[j] + 2 * q + 1));
             } else {
-                uvec4 u = W[wb[j] + q];
-                lo[j] = vec4(uintBitsToFloat(u.x << 16), uintBitsToFloat(u.x & 0xffff0000u),
-                             uintBitsToFloat(u.y << 16), uintBitsToFloat(u.y & 0xffff0000u));
-                hi[j] = vec4(uintBitsToFloat(u.z << 16), uintBitsToFloat(u.z & 0xffff0000u),
-                             uintBitsToFloat(u.w << 16), uintBitsToFloat(u.w & 0xffff0000u));
+                uvec4 u = texelFetch(W, wb[j] + q);
+                lo[j] = lo16(u);
+                hi[j] = hi16(u);
             }
         }
-        for (uint t = 0; t < TB; t++) {
-            uint xi = xbase + t * xs + 2 * q;
-            vec4 x0 = X[xi], x1 = X[xi + 1];
-            for (uint j = 0; j < RPI; j++) acc[j * TB + t] += dot(lo[j], x0) + dot(hi[j], x1);
+        [[unroll]] for (uint t = 0; t < TB; t++) {
+            // Rows past T read zeros or other rows' data; their sums are never stored.
+            vec4 x0 = uintBitsToFloat(texelFetch(X, xb + int(t) * xs + 2 * q));
+            vec4 x1 = uintBitsToFloat(texelFetch(X, xb + int(t) * xs + 2 * q + 1));
+            [[unroll]] for (uint j = 0; j < RPI; j++) {
+                float s = acc[j][t];
+                s = fma(lo[j].x, x0.x, s); s = fma(lo[j].y, x0.y, s); s = fma(lo[j].z, x0.z, s); s = fma(lo[j].w, x0.w, s);
+                s = fma(hi[j].x, x1.x, s); s = fma(hi[j].y, x1.y, s); s = fma(hi[j].z, x1.z, s); s = fma(hi[j].w, x1.w, s);
+                acc[j][t] = s;
+            }
         }
     }
-    for (uint j = 0; j < RPI; j++) {
+    [[unroll]] for (uint j = 0; j < RPI; j++) {
         if (r0 + j >= p.rows) break;
-        for (uint t = 0; t < TB; t++) {
+        [[unroll]] for (uint t = 0; t < TB; t++) {
             if (t0 + t >= p.T) break;
             uint i = (t0 + t) * p.yStride + p.yCol0 + r0 + j;
-            float v = acc[j * TB + t];
+            float v = acc[j][t];
             if (p.mode == 1) v += Y[i];
             else if (p.mode == 2) v = tanh(clamp(v, -15.0, 15.0));
             else if (p.mode == 3) v = 1.0 / (1.0 + exp(-v));

@@ -1,6 +1,7 @@
 #version 450
 // One invocation per (row, head): decay w, in-context rate a, removal key kk = normalize(k*k_k),
-// k *= 1 + (a-1)*k_a, and the value residual (layer 0 stores v_first; later layers mix towards it).
+// k *= 1 + (a-1)*k_a, a replaced by kk*a (all the recurrence needs), and the value residual (layer 0
+// stores v_first; later layers mix towards it).
 layout(local_size_x = 64) in;
 layout(constant_id = 0) const uint N = 64;
 layout(set = 0, binding = 0) readonly buffer Pb { float prm[]; };
@@ -30,8 +31,10 @@ void main() {
     float inv = 1.0 / max(sqrt(ss), 1e-12);
     for (uint j = 0; j < N; j++) {
         uint ch = h * N + j, i = o + j;
-        kk[i] = k[i] * prm[p.kK + ch] * inv;
-        k[i] *= 1.0 + (a[i] - 1.0) * prm[p.kA + ch];
+        float kki = k[i] * prm[p.kK + ch] * inv, ai = a[i];
+        kk[i] = kki;
+        k[i] *= 1.0 + (ai - 1.0) * prm[p.kA + ch];
+        a[i] = kki * ai; // wkv7.comp uses only the product
         if (p.firstLayer != 0) vfirst[i] = v[i];
         else v[i] += (vfirst[i] - v[i]) * sigm(prm[p.v0 + ch] + vlora[i]);
     }

@@ -25,7 +25,7 @@
     X(vkEndCommandBuffer) X(vkResetCommandBuffer) X(vkCmdBindPipeline) X(vkCmdBindDescriptorSets) \
     X(vkCmdPushConstants) X(vkCmdDispatch) X(vkCmdPipelineBarrier) X(vkCmdCopyBuffer) \
     X(vkCmdFillBuffer) X(vkCreateFence) X(vkDestroyFence) X(vkResetFences) X(vkWaitForFences) \
-    X(vkQueueSubmit) X(vkDeviceWaitIdle)
+    X(vkQueueSubmit) X(vkDeviceWaitIdle) X(vkCreateBufferView) X(vkDestroyBufferView)
 
 #define RKVK_FIELD(name) PFN_##name name;
 typedef struct RKVKFunctions {

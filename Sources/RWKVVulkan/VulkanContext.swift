@@ -43,8 +43,20 @@ final class VKBuffer {
     /// Strong: the device outlives every buffer made on it.
     private let ctx: VulkanContext
 
+    /// Texel views (uvec4 elements) of windows of this buffer, made on first use.
+    private var views: [Int: VkBufferView] = [:]
+
     init(ctx: VulkanContext, buffer: VkBuffer, memory: VkDeviceMemory, size: Int, mapped: UnsafeMutableRawPointer?) {
         self.ctx = ctx; self.buffer = buffer; self.memory = memory; self.size = size; self.mapped = mapped
+    }
+
+    /// A R32G32B32A32_UINT view of bytes offset..<offset+range (shaders read it with texelFetch).
+    func texelView(offset: Int, range: Int) throws -> VkBufferView {
+        let key = offset << 32 | range
+        if let v = views[key] { return v }
+        let v = try ctx.makeTexelView(buffer, offset: offset, range: range)
+        views[key] = v
+        return v
     }
 
     var handleBits: UInt64 { UInt64(UInt(bitPattern: UnsafeRawPointer(buffer))) }
@@ -56,21 +68,24 @@ final class VKBuffer {
 
     deinit {
         guard ctx.device != nil else { return }
+        for (_, v) in views { ctx.fns.vkDestroyBufferView?(ctx.device, v, nil) }
         if mapped != nil { ctx.fns.vkUnmapMemory?(ctx.device, memory) }
         ctx.fns.vkDestroyBuffer?(ctx.device, buffer, nil)
         ctx.fns.vkFreeMemory?(ctx.device, memory, nil)
     }
 }
 
-/// One storage-buffer binding: a window of a buffer.
+/// One binding: a window of a buffer, bound as a storage buffer or, with `texel`, as a uniform
+/// texel buffer of uvec4 (VulkanContext.texelBinding onwards).
 struct Binding {
+    let buffer: VKBuffer?
     let handle: VkBuffer
     let offset: Int
     let range: Int
     init(_ b: VKBuffer, offset: Int = 0, range: Int? = nil) {
-        handle = b.buffer; self.offset = offset; self.range = range ?? (b.size - offset)
+        buffer = b; handle = b.buffer; self.offset = offset; self.range = range ?? (b.size - offset)
     }
-    init(raw: VkBuffer, range: Int) { handle = raw; offset = 0; self.range = range }
+    init(raw: VkBuffer, range: Int) { buffer = nil; handle = raw; offset = 0; self.range = range }
     var handleBits: UInt64 { UInt64(UInt(bitPattern: UnsafeRawPointer(handle))) }
 }
 
@@ -78,6 +93,9 @@ struct Binding {
 /// Used under the engine's lock only.
 final class VulkanContext {
     static let bindingCount = 11
+    /// Uniform texel buffers (uvec4) follow the storage buffers: bindings 11…17. On llvmpipe a
+    /// texel fetch is one vector gather, while a storage-buffer load runs lane by lane.
+    static let texelBindingCount = 7
     static let pushBytes = 128
 
     var fns = RKVKFunctions()
@@ -90,6 +108,9 @@ final class VulkanContext {
     let memoryProperties: VkPhysicalDeviceMemoryProperties
     let minStorageOffsetAlignment: Int
     let maxWorkGroupCountX: Int
+    /// Largest texel view, in uvec4 elements.
+    let maxTexelBufferElements: Int
+    let minTexelOffsetAlignment: Int
     /// Subgroup arithmetic in compute shaders with subgroups of ≤ 32 lanes (Vulkan 1.1).
     let subgroupArithmetic: Bool
     private var setLayout: VkDescriptorSetLayout?
@@ -104,6 +125,7 @@ final class VulkanContext {
     private var fence: VkFence?
     /// Bound to the bindings a shader does not use.
     private var dummy: (buffer: VkBuffer, memory: VkDeviceMemory)?
+    private var dummyView: VkBufferView?
 
     // MARK: - Loader, instance, device selection
 
@@ -232,6 +254,8 @@ final class VulkanContext {
         f.vkGetPhysicalDeviceProperties?(physical, &props)
         minStorageOffsetAlignment = max(4, Int(props.limits.minStorageBufferOffsetAlignment))
         maxWorkGroupCountX = Int(props.limits.maxComputeWorkGroupCount.0)
+        maxTexelBufferElements = Int(props.limits.maxTexelBufferElements)
+        minTexelOffsetAlignment = max(16, Int(props.limits.minTexelBufferOffsetAlignment))
         var ops: UInt32 = 0, stages: UInt32 = 0
         let sgSize = props.apiVersion >= (1 << 22) | (1 << 12) ? rkvk_subgroup_info(&f, inst, physical, &ops, &stages) : 0
         subgroupArithmetic = sgSize >= 1 && sgSize <= 32 && ops & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT.rawValue != 0
@@ -265,11 +289,11 @@ final class VulkanContext {
         fns.vkGetDeviceQueue?(dev, queueFamily, 0, &q)
         queue = q
 
-        // One descriptor-set layout (storage buffers 0..<bindingCount) and push constants for every shader.
-        var lb = (0..<Self.bindingCount).map { i -> VkDescriptorSetLayoutBinding in
+        // One descriptor-set layout (storage buffers, then texel buffers) and push constants for every shader.
+        var lb = (0..<Self.bindingCount + Self.texelBindingCount).map { i -> VkDescriptorSetLayoutBinding in
             var b = VkDescriptorSetLayoutBinding()
             b.binding = UInt32(i)
-            b.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
+            b.descriptorType = i < Self.bindingCount ? VK_DESCRIPTOR_TYPE_STORAGE_BUFFER : VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
             b.descriptorCount = 1
             b.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT.rawValue
             return b
@@ -298,14 +322,15 @@ final class VulkanContext {
         }
         pipelineLayout = pl
 
-        var size = VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, descriptorCount: UInt32(maxSets * Self.bindingCount))
+        var sizes = [VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, descriptorCount: UInt32(maxSets * Self.bindingCount)),
+                     VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, descriptorCount: UInt32(maxSets * Self.texelBindingCount))]
         var dpci = VkDescriptorPoolCreateInfo()
         dpci.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO
         dpci.maxSets = UInt32(maxSets)
-        dpci.poolSizeCount = 1
+        dpci.poolSizeCount = UInt32(sizes.count)
         var pool: VkDescriptorPool?
-        try withUnsafePointer(to: &size) { sp in
-            dpci.pPoolSizes = sp
+        try sizes.withUnsafeMutableBufferPointer { sp in
+            dpci.pPoolSizes = UnsafePointer(sp.baseAddress)
             try check(fns.vkCreateDescriptorPool?(dev, &dpci, nil, &pool), "vkCreateDescriptorPool")
         }
         descriptorPool = pool
@@ -332,6 +357,20 @@ final class VulkanContext {
         fence = fe
         let d = try allocate(bytes: 256, hostVisible: false)
         dummy = (d.buffer, d.memory)
+        dummyView = try makeTexelView(d.buffer, offset: 0, range: 256)
+    }
+
+    func makeTexelView(_ buffer: VkBuffer, offset: Int, range: Int) throws -> VkBufferView {
+        var ci = VkBufferViewCreateInfo()
+        ci.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO
+        ci.buffer = buffer
+        ci.format = VK_FORMAT_R32G32B32A32_UINT
+        ci.offset = VkDeviceSize(offset)
+        ci.range = VkDeviceSize(range)
+        var view: VkBufferView?
+        try check(fns.vkCreateBufferView?(device, &ci, nil, &view), "vkCreateBufferView")
+        guard let v = view else { throw VulkanError.call(function: "vkCreateBufferView", result: 0) }
+        return v
     }
 
     func destroy() {
@@ -342,6 +381,7 @@ final class VulkanContext {
         }
         _ = fns.vkDeviceWaitIdle?(dev)
         sets.removeAll()
+        if let v = dummyView { fns.vkDestroyBufferView?(dev, v, nil); dummyView = nil }
         if let d = dummy {
             fns.vkDestroyBuffer?(dev, d.buffer, nil)
             fns.vkFreeMemory?(dev, d.memory, nil)
@@ -386,11 +426,13 @@ final class VulkanContext {
 
     private func allocate(bytes: Int, hostVisible: Bool) throws
         -> (buffer: VkBuffer, memory: VkDeviceMemory, size: Int, mapped: UnsafeMutableRawPointer?) {
-        let size = max(bytes, 16)
+        // Whole 16-byte texels, so any buffer can be viewed as a texel buffer of uvec4.
+        let size = max(bytes + 15, 16) & ~15
         var bci = VkBufferCreateInfo()
         bci.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO
         bci.size = VkDeviceSize(size)
-        bci.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT.rawValue | VK_BUFFER_USAGE_TRANSFER_DST_BIT.rawValue
+        bci.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT.rawValue | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT.rawValue
+            | VK_BUFFER_USAGE_TRANSFER_DST_BIT.rawValue
             | VK_BUFFER_USAGE_TRANSFER_SRC_BIT.rawValue
         bci.sharingMode = VK_SHARING_MODE_EXCLUSIVE
         var buf: VkBuffer?
@@ -507,15 +549,29 @@ final class VulkanContext {
         if let descriptorPool { _ = fns.vkResetDescriptorPool?(device, descriptorPool, 0) }
     }
 
-    private func descriptorSet(_ bindings: [Binding]) throws -> VkDescriptorSet {
-        guard let dummy else { throw VulkanError.shader("no device") }
+    private func descriptorSet(_ bindings: [Binding], texels: [Binding]) throws -> VkDescriptorSet {
+        guard let dummy, let dummyView else { throw VulkanError.shader("no device") }
         var key: [UInt64] = []
-        key.reserveCapacity(3 * Self.bindingCount)
+        key.reserveCapacity(3 * (Self.bindingCount + Self.texelBindingCount))
         var infos: [VkDescriptorBufferInfo] = []
         for i in 0..<Self.bindingCount {
             let b = i < bindings.count ? bindings[i] : Binding(raw: dummy.buffer, range: 256)
             key += [b.handleBits, UInt64(b.offset), UInt64(b.range)]
             infos.append(VkDescriptorBufferInfo(buffer: b.handle, offset: VkDeviceSize(b.offset), range: VkDeviceSize(b.range)))
+        }
+        var views: [VkBufferView?] = []
+        for i in 0..<Self.texelBindingCount {
+            if i < texels.count, let buffer = texels[i].buffer {
+                let t = texels[i]
+                guard t.offset % minTexelOffsetAlignment == 0, t.range % 16 == 0, t.range / 16 <= maxTexelBufferElements else {
+                    throw VulkanError.unsupportedModel("a texel view of \(t.range) bytes at \(t.offset) exceeds the device's texel-buffer limits")
+                }
+                key += [t.handleBits, UInt64(t.offset), UInt64(t.range)]
+                views.append(try buffer.texelView(offset: t.offset, range: t.range))
+            } else {
+                key += [0, 0, 0]
+                views.append(dummyView)
+            }
         }
         if let s = sets[key] { return s }
         if sets.count >= maxSets { throw VulkanError.call(function: "vkAllocateDescriptorSets (pool of \(maxSets) exhausted)", result: VK_ERROR_OUT_OF_POOL_MEMORY.rawValue) }
@@ -530,17 +586,24 @@ final class VulkanContext {
             try check(fns.vkAllocateDescriptorSets?(device, &ai, &set), "vkAllocateDescriptorSets")
         }
         infos.withUnsafeBufferPointer { ip in
-            var writes = (0..<Self.bindingCount).map { i -> VkWriteDescriptorSet in
-                var w = VkWriteDescriptorSet()
-                w.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET
-                w.dstSet = set
-                w.dstBinding = UInt32(i)
-                w.descriptorCount = 1
-                w.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
-                w.pBufferInfo = ip.baseAddress.map { $0 + i }
-                return w
+            views.withUnsafeBufferPointer { vp in
+                var writes = (0..<Self.bindingCount + Self.texelBindingCount).map { i -> VkWriteDescriptorSet in
+                    var w = VkWriteDescriptorSet()
+                    w.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET
+                    w.dstSet = set
+                    w.dstBinding = UInt32(i)
+                    w.descriptorCount = 1
+                    if i < Self.bindingCount {
+                        w.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
+                        w.pBufferInfo = ip.baseAddress.map { $0 + i }
+                    } else {
+                        w.descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                        w.pTexelBufferView = vp.baseAddress.map { $0 + (i - Self.bindingCount) }
+                    }
+                    return w
+                }
+                fns.vkUpdateDescriptorSets?(device, UInt32(writes.count), &writes, 0, nil)
             }
-            fns.vkUpdateDescriptorSets?(device, UInt32(writes.count), &writes, 0, nil)
         }
         guard let s = set else { throw VulkanError.call(function: "vkAllocateDescriptorSets", result: 0) }
         sets[key] = s
@@ -562,12 +625,12 @@ final class VulkanContext {
         try check(fns.vkBeginCommandBuffer?(commandBuffer, &bi), "vkBeginCommandBuffer")
     }
 
-    func dispatch(_ pipeline: VkPipeline, _ bindings: [Binding], push: [UInt32], groups: (Int, Int, Int)) throws {
+    func dispatch(_ pipeline: VkPipeline, _ bindings: [Binding], texels: [Binding] = [], push: [UInt32], groups: (Int, Int, Int)) throws {
         guard groups.0 > 0, groups.1 > 0, groups.2 > 0 else { return }
         guard groups.0 <= maxWorkGroupCountX else {
             throw VulkanError.unsupportedModel("a dispatch of \(groups.0) workgroups exceeds the device limit \(maxWorkGroupCountX)")
         }
-        var set: VkDescriptorSet? = try descriptorSet(bindings)
+        var set: VkDescriptorSet? = try descriptorSet(bindings, texels: texels)
         fns.vkCmdBindPipeline?(commandBuffer, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline)
         fns.vkCmdBindDescriptorSets?(commandBuffer, VK_PIPELINE_BIND_POINT_COMPUTE, pipelineLayout, 0, 1, &set, 0, nil)
         if !push.isEmpty {

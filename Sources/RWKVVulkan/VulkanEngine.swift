@@ -1,4 +1,5 @@
 import CKernels
+import CVulkan
 import Foundation
 import RWKV
 
@@ -12,7 +13,8 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
     public enum MatmulKernel: String, Sendable {
         /// `alongK` on hardware GPUs with subgroup arithmetic, `rows` otherwise (and on software drivers).
         case auto
-        /// Each invocation owns 4 rows (matmul.comp): fastest on lavapipe, where buffer loads run lane by lane.
+        /// Each invocation owns 8–16 rows and up to 32 tokens, reading both operands through texel
+        /// buffers (matmul.comp): fastest on lavapipe, where storage-buffer loads run lane by lane.
         case rows
         /// Subgroup lanes along k with subgroupAdd (matmul_k.comp): coalesced loads for GPUs.
         case alongK = "k"
@@ -34,8 +36,11 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
     let maxSeqsPerPass: Int
     /// Bytes one storage-buffer binding may span (the device's maxStorageBufferRange unless lowered).
     let bindingLimit: Int
-    /// Rows of W each matmul invocation computes (input loads shared across them).
-    let matmulRowsPerInvocation = 4
+    /// Rows of W one workgroup of the along-k kernel (matmul_k.comp's RG) or the rows kernel
+    /// (matmul.comp's LX × RPI in every variant) computes.
+    private static let alongKRowsPerGroup = 16, rowsRowsPerGroup = 128
+    /// Token rows per invocation of the rows kernel's variants (matmul_t1 … matmul_t32).
+    private static let rowsTokenTiles = [32, 16, 8, 4, 2, 1]
     /// The product kernel in use (`.rows` or `.alongK`).
     public let matmulKernel: MatmulKernel
 
@@ -60,14 +65,14 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
                 maxBindingBytes: Int? = nil, memoryBudget: Int? = nil, matmulKernel: MatmulKernel = .auto) throws {
         self.model = model
         let c = model.config
-        guard c.headSize > 0, c.headSize <= 256, c.nEmbd % 8 == 0, c.ffnSize % 8 == 0,
+        guard c.headSize == 64, c.nEmbd % 8 == 0, c.ffnSize % 8 == 0,
               [c.loraW, c.loraA, c.loraG].allSatisfy({ $0 % 8 == 0 && $0 > 0 }), c.nLayer < 2 || c.loraV % 8 == 0 else {
-            throw VulkanError.unsupportedModel("dimensions must be multiples of 8 (n_embd \(c.nEmbd), ffn \(c.ffnSize), LoRA \(c.loraW)/\(c.loraA)/\(c.loraV)/\(c.loraG)) and head size ≤ 256")
+            throw VulkanError.unsupportedModel("dimensions must be multiples of 8 (n_embd \(c.nEmbd), ffn \(c.ffnSize), LoRA \(c.loraW)/\(c.loraA)/\(c.loraV)/\(c.loraG)) and heads of 64 (this model: \(c.headSize))")
         }
         let context = try VulkanContext(selector: selector)
         ctx = context
         device = context.info
-        let limit = min(device.maxStorageBufferRange, maxBindingBytes ?? Int.max)
+        var limit = min(device.maxStorageBufferRange, maxBindingBytes ?? Int.max)
         var kernel = matmulKernel
         if kernel == .auto, let env = ProcessInfo.processInfo.environment["RWKV_VULKAN_MATMUL"], let k = MatmulKernel(rawValue: env) { kernel = k }
         if kernel == .auto { kernel = context.subgroupArithmetic && !context.info.isSoftware ? .alongK : .rows }
@@ -75,6 +80,8 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
             throw VulkanError.unsupportedModel("the along-k matmul needs subgroup arithmetic, which \(context.info.name) lacks")
         }
         self.matmulKernel = kernel
+        // The rows kernel reads weights and activations through texel views, which have their own limit.
+        if kernel == .rows { limit = min(limit, context.maxTexelBufferElements * 16) }
         bindingLimit = limit
 
         // Memory check before any upload: every matrix plus the small vectors.
@@ -235,7 +242,7 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
         let ln = try ctx.pipeline("layernorm")
         let shift = try ctx.pipeline("shiftmix")
         let post = try ctx.pipeline("tmixpost", [u(N)])
-        let wkv = try ctx.pipeline("wkv7", [u(N)])
+        let wkv = try ctx.pipeline(matmulKernel == .rows ? "wkv7_rows" : "wkv7_gpu")
         let gn = try ctx.pipeline("groupnorm", [u(N)])
         let rowGroups = (T + 63) / 64, headGroups = (T * H + 63) / 64, chanGroups = (T * C + 63) / 64
 
@@ -271,9 +278,10 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
                                     Binding(a.vfirst), Binding(a.vl)],
                              push: [u(T), u(C), u(H), l == 0 ? 1 : 0, o.w0, o.a0, o.kK, o.kA, o.v0], groups: (headGroups, 1, 1))
             ctx.barrier()
-            try ctx.dispatch(wkv, [Binding(a.wkv, offset: l * a.wkvLayerStride * 4, range: B * H * N * N * 4),
-                                   Binding(a.r), Binding(a.w), Binding(a.k), Binding(a.v), Binding(a.kk), Binding(a.a),
+            let state = Binding(a.wkv, offset: l * a.wkvLayerStride * 4, range: B * H * N * N * 4)
+            try ctx.dispatch(wkv, [state, Binding(a.r), Binding(a.w), Binding(a.k), Binding(a.v), Binding(a.kk), Binding(a.a),
                                    Binding(a.y), Binding(a.seqInfo)],
+                             texels: [state, Binding(a.r), Binding(a.w), Binding(a.k), Binding(a.v), Binding(a.kk), Binding(a.a)],
                              push: [u(C), u(H)], groups: (B, H, 1))
             ctx.barrier()
             try ctx.dispatch(gn, [Binding(params), Binding(a.y), Binding(a.r), Binding(a.k), Binding(a.v), Binding(a.g)],
@@ -305,14 +313,20 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
     /// y[t][rows] (op)= W · x[t] for t < T, one dispatch per row chunk of W.
     private func matmul(_ m: GPUMatrix, _ x: VKBuffer, _ y: VKBuffer, T: Int, mode: UInt32 = 0) throws {
         guard T > 0 else { return }
-        let tb = T >= 8 ? 8 : T >= 4 ? 4 : T >= 2 ? 2 : 1
         let code: UInt32 = m.dtype == .f32 ? 0 : m.dtype == .f16 ? 1 : 2
-        let rpi = matmulRowsPerInvocation
-        let alongK = matmulKernel == .alongK
-        let pipe = try ctx.pipeline(alongK ? "matmul_k" : "matmul", [code, UInt32(tb), UInt32(rpi)])
-        let rowsPerGroup = alongK ? 16 : 32 * rpi // matmul_k.comp's RG; 32 invocations × RPI
+        let pipe: VkPipeline, rowsPerGroup: Int, tb: Int
+        if matmulKernel == .alongK {
+            tb = T >= 8 ? 8 : T >= 4 ? 4 : T >= 2 ? 2 : 1
+            pipe = try ctx.pipeline("matmul_k", [code, UInt32(tb), 4])
+            rowsPerGroup = Self.alongKRowsPerGroup
+        } else {
+            tb = Self.rowsTokenTiles.first { $0 <= T } ?? 1
+            pipe = try ctx.pipeline("matmul_t\(tb)", [code])
+            rowsPerGroup = Self.rowsRowsPerGroup
+        }
+        let texel = matmulKernel == .rows
         for ch in m.chunks {
-            try ctx.dispatch(pipe, [Binding(ch.buffer), Binding(x), Binding(y)],
+            try ctx.dispatch(pipe, [Binding(ch.buffer), Binding(x), Binding(y)], texels: texel ? [Binding(ch.buffer), Binding(x)] : [],
                              push: [UInt32(ch.rows), UInt32(m.cols), UInt32(T), UInt32(m.cols), UInt32(m.rows), UInt32(ch.row0), mode],
                              groups: ((ch.rows + rowsPerGroup - 1) / rowsPerGroup, (T + tb - 1) / tb, 1))
         }
@@ -358,6 +372,7 @@ struct GPUMatrix {
         guard m.cols % 8 == 0 else { throw VulkanError.unsupportedModel("a \(m.rows)×\(m.cols) matrix: columns must be a multiple of 8") }
         let rowBytes = m.cols * m.dtype.byteSize
         let perChunk = max(1, min(limit / rowBytes, ctx.maxWorkGroupCountX * 16))
+        guard rowBytes <= limit else { throw VulkanError.unsupportedModel("a \(m.rows)×\(m.cols) matrix: one row exceeds a buffer binding of \(limit) bytes") }
         var out: [Chunk] = []
         var r = 0
         while r < m.rows {
@@ -398,7 +413,7 @@ final class Activations {
         logits = try host(O * c.vocabSize)
         rowInfo = try host(R); seqInfo = try host(2 * B); rowMap = try host(max(R, O))
         // Per-layer windows start at multiples of the device's storage-offset alignment.
-        let align = ctx.minStorageOffsetAlignment / 4
+        let align = max(ctx.minStorageOffsetAlignment, ctx.minTexelOffsetAlignment) / 4
         wkvLayerStride = (B * c.nHead * c.headSize * c.headSize + align - 1) / align * align
         vecLayerStride = (B * C + align - 1) / align * align
         wkv = try host(c.nLayer * wkvLayerStride)

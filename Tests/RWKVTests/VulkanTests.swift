@@ -272,33 +272,47 @@ final class VulkanTests: XCTestCase {
         XCTAssertEqual(rc2, 0, out2)
     }
 
-    /// The committed SPIR-V and its embedded copy match a fresh glslc compile of the GLSL.
+    /// The committed SPIR-V and its embedded copy match a fresh glslc compile of the GLSL (one per
+    /// variant where a shader lists "// variants: name=MACRO=1,… …").
     func testCommittedSPIRVIsUpToDate() throws {
         let dir = Fixtures.repoRoot.appendingPathComponent("shaders")
         let sources = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".comp") }.sorted()
-        XCTAssertEqual(Set(sources.map { String($0.dropLast(5)) }), Set(VulkanShaders.names), "shaders/*.comp and SPIRV.swift name different shaders; run scripts/build-shaders.sh")
+        // (SPIR-V name, source file, macros)
+        var builds: [(name: String, source: String, defines: [String])] = []
         for src in sources {
-            let name = String(src.dropLast(5))
-            let committed = try Data(contentsOf: dir.appendingPathComponent(name + ".spv"))
-            XCTAssertEqual(VulkanShaders.spirv(name), committed, "\(name): SPIRV.swift is stale; run scripts/build-shaders.sh")
+            let base = String(src.dropLast(5))
+            let text = try String(contentsOf: dir.appendingPathComponent(src), encoding: .utf8)
+            guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("// variants: ") }) else {
+                builds.append((base, src, []))
+                continue
+            }
+            for v in line.dropFirst("// variants: ".count).split(separator: " ") {
+                let parts = v.split(separator: "=", maxSplits: 1)
+                XCTAssertEqual(parts.count, 2, "\(src): malformed variant \(v)")
+                builds.append(("\(base)_\(parts[0])", src, parts.last.map { $0.split(separator: ",").map { "-D\($0)" } } ?? []))
+            }
+        }
+        XCTAssertEqual(Set(builds.map(\.name)), Set(VulkanShaders.names), "shaders/*.comp and SPIRV.swift name different shaders; run scripts/build-shaders.sh")
+        for b in builds {
+            let committed = try Data(contentsOf: dir.appendingPathComponent(b.name + ".spv"))
+            XCTAssertEqual(VulkanShaders.spirv(b.name), committed, "\(b.name): SPIRV.swift is stale; run scripts/build-shaders.sh")
         }
         let glslc = ["/usr/bin/glslc", "/usr/local/bin/glslc"].first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let glslc else { throw XCTSkip("glslc not installed: only the embedded copy was checked") }
-        for src in sources {
-            let name = String(src.dropLast(5))
-            let out = Fixtures.temporaryPath("\(name).spv")
+        for b in builds {
+            let out = Fixtures.temporaryPath("\(b.name).spv")
             defer { try? FileManager.default.removeItem(atPath: out) }
             let p = Process()
             p.executableURL = URL(fileURLWithPath: glslc)
-            let text = try String(contentsOf: dir.appendingPathComponent(src), encoding: .utf8)
+            let text = try String(contentsOf: dir.appendingPathComponent(b.source), encoding: .utf8)
             let env = text.contains("GL_KHR_shader_subgroup") ? "vulkan1.1" : "vulkan1.0"
-            p.arguments = ["-O", "--target-env=\(env)", dir.appendingPathComponent(src).path, "-o", out]
+            p.arguments = ["-O", "--target-env=\(env)"] + b.defines + [dir.appendingPathComponent(b.source).path, "-o", out]
             try p.run()
             p.waitUntilExit()
-            XCTAssertEqual(p.terminationStatus, 0, "glslc failed on \(src)")
+            XCTAssertEqual(p.terminationStatus, 0, "glslc failed on \(b.source) \(b.defines)")
             let fresh = try Data(contentsOf: URL(fileURLWithPath: out))
-            let committed = try Data(contentsOf: dir.appendingPathComponent(name + ".spv"))
-            XCTAssertEqual(fresh, committed, "\(name).spv is stale; run scripts/build-shaders.sh")
+            let committed = try Data(contentsOf: dir.appendingPathComponent(b.name + ".spv"))
+            XCTAssertEqual(fresh, committed, "\(b.name).spv is stale; run scripts/build-shaders.sh")
         }
     }
 }
