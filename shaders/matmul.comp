@@ -1,6 +1,6 @@
 #version 450
 #extension GL_EXT_control_flow_attributes : enable
-// variants: t1=TB=1,RPI=8,LX=16 t2=TB=2,RPI=8,LX=16 t4=TB=4,RPI=8,LX=16 t8=TB=8,RPI=16,LX=8 t16=TB=16,RPI=16,LX=8 t32=TB=32,RPI=16,LX=8
+// variants: t1=TB=1,RPI=8,LX=16 t2=TB=2,RPI=8,LX=16 t4=TB=4,RPI=8,LX=16 t8=TB=8,RPI=16,LX=8 t16=TB=16,RPI=16,LX=8 t32=TB=32,RPI=32,LX=8
 // Y[t][yCol0 + r] (op)= sum_k W[r][k] * X[t][k], the product kernel for software drivers (lavapipe):
 // each invocation computes RPI rows of W for TB token rows, so a weight serves TB tokens and an input
 // value RPI rows. Both operands are read through texel buffers: llvmpipe turns a texel fetch into one
@@ -16,7 +16,9 @@
 #endif
 layout(local_size_x = LX) in;
 layout(constant_id = 0) const uint DTYPE = 0; // 0 f32, 1 f16, 2 bf16
+layout(constant_id = 1) const bool VEC4 = false;
 layout(set = 0, binding = 2) buffer Yb { float Y[]; };
+layout(set = 0, binding = 2) buffer Y4b { vec4 Y4[]; };
 layout(set = 0, binding = 11) uniform usamplerBuffer W;
 layout(set = 0, binding = 12) uniform usamplerBuffer X;
 layout(push_constant) uniform P {
@@ -64,17 +66,32 @@ void main() {
             }
         }
     }
-    [[unroll]] for (uint j = 0; j < RPI; j++) {
-        if (r0 + j >= p.rows) break;
-        [[unroll]] for (uint t = 0; t < TB; t++) {
-            if (t0 + t >= p.T) break;
-            uint i = (t0 + t) * p.yStride + p.yCol0 + r0 + j;
-            float v = acc[j][t];
-            if (p.mode == 1) v += Y[i];
-            else if (p.mode == 2) v = tanh(clamp(v, -15.0, 15.0));
-            else if (p.mode == 3) v = 1.0 / (1.0 + exp(-v));
-            else if (p.mode == 4) { v = max(v, 0.0); v = v * v; }
-            Y[i] = v;
+    // Stores run lane by lane on llvmpipe, so with VEC4 (row count, stride and offset multiples of 4)
+    // each 4 rows of output go out as one vec4.
+    [[unroll]] for (uint t = 0; t < TB; t++) {
+        if (t0 + t >= p.T) break;
+        uint base = (t0 + t) * p.yStride + p.yCol0 + r0;
+        if (VEC4) {
+            [[unroll]] for (uint j = 0; j < RPI; j += 4) {
+                if (r0 + j >= p.rows) break;
+                vec4 v = vec4(acc[j][t], acc[j + 1][t], acc[j + 2][t], acc[j + 3][t]);
+                uint i = (base + j) / 4;
+                if (p.mode == 1) v += Y4[i];
+                else if (p.mode == 2) v = tanh(clamp(v, -15.0, 15.0));
+                else if (p.mode == 3) v = 1.0 / (1.0 + exp(-v));
+                else if (p.mode == 4) { v = max(v, 0.0); v = v * v; }
+                Y4[i] = v;
+            }
+        } else {
+            [[unroll]] for (uint j = 0; j < RPI; j++) {
+                if (r0 + j >= p.rows) break;
+                float v = acc[j][t];
+                if (p.mode == 1) v += Y[base + j];
+                else if (p.mode == 2) v = tanh(clamp(v, -15.0, 15.0));
+                else if (p.mode == 3) v = 1.0 / (1.0 + exp(-v));
+                else if (p.mode == 4) { v = max(v, 0.0); v = v * v; }
+                Y[base + j] = v;
+            }
         }
     }
 }

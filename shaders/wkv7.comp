@@ -13,8 +13,10 @@
 #endif
 #define RPL (N / LANES)
 layout(local_size_x = LANES) in;
-layout(set = 0, binding = 0) writeonly buffer Sb { float S[]; };    // this layer's window: [B][H][N][N]
+// Written as vec4: llvmpipe stores lane by lane, one loop per store instruction.
+layout(set = 0, binding = 0) writeonly buffer Sb { vec4 S[]; };     // this layer's window: [B][H][N][N]
 layout(set = 0, binding = 7) writeonly buffer Yb { float y[]; };
+layout(set = 0, binding = 7) writeonly buffer Y4b { vec4 y4[]; };
 layout(set = 0, binding = 8) readonly buffer Qb { uint seqInfo[]; }; // [B][2]: first row, row count
 layout(set = 0, binding = 11) uniform usamplerBuffer St;             // the same window, read
 layout(set = 0, binding = 12) uniform usamplerBuffer Rt;
@@ -64,8 +66,13 @@ void main() {
                     yi[m] += x * r[c];
                 }
         }
-        [[unroll]] for (int m = 0; m < RPL; m++) y[o + i0 + m] = yi[m];
+        if (RPL % 4 == 0) {
+            [[unroll]] for (int q = 0; q < RPL / 4; q++) y4[(o + i0) / 4 + q] = vec4(yi[4 * q], yi[4 * q + 1], yi[4 * q + 2], yi[4 * q + 3]);
+        } else {
+            [[unroll]] for (int m = 0; m < RPL; m++) y[o + i0 + m] = yi[m];
+        }
     }
     [[unroll]] for (int m = 0; m < RPL; m++)
-        [[unroll]] for (int j = 0; j < N; j++) S[sBase + m * N + j] = s[m][j];
+        [[unroll]] for (int q = 0; q < N / 4; q++)
+            S[(sBase + m * N) / 4 + q] = vec4(s[m][4 * q], s[m][4 * q + 1], s[m][4 * q + 2], s[m][4 * q + 3]);
 }

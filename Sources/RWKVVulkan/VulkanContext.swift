@@ -120,6 +120,10 @@ final class VulkanContext {
     private var sets: [[UInt64]: VkDescriptorSet] = [:]
     private var shaderModules: [String: VkShaderModule] = [:]
     private var pipelines: [String: VkPipeline] = [:]
+    private var pipelineNames: [VkPipeline: String] = [:]
+    /// While set, every dispatch is submitted and waited for on its own and its wall time added here
+    /// under its shader's name; each figure then includes one submission (tens of µs).
+    var kernelProfile: [String: (seconds: Double, dispatches: Int)]?
     private var commandPool: VkCommandPool?
     private(set) var commandBuffer: VkCommandBuffer?
     private var fence: VkFence?
@@ -389,6 +393,7 @@ final class VulkanContext {
         }
         for (_, p) in pipelines { fns.vkDestroyPipeline?(dev, p, nil) }
         pipelines.removeAll()
+        pipelineNames.removeAll()
         for (_, m) in shaderModules { fns.vkDestroyShaderModule?(dev, m, nil) }
         shaderModules.removeAll()
         if let fence { fns.vkDestroyFence?(dev, fence, nil) }
@@ -522,6 +527,7 @@ final class VulkanContext {
         }
         guard let p = pipe else { throw VulkanError.shader("no pipeline for \(shader)") }
         pipelines[key] = p
+        pipelineNames[p] = shader
         return p
     }
 
@@ -625,7 +631,9 @@ final class VulkanContext {
         try check(fns.vkBeginCommandBuffer?(commandBuffer, &bi), "vkBeginCommandBuffer")
     }
 
-    func dispatch(_ pipeline: VkPipeline, _ bindings: [Binding], texels: [Binding] = [], push: [UInt32], groups: (Int, Int, Int)) throws {
+    /// `label` qualifies the shader's name in kernel profiles (a matrix shape, say).
+    func dispatch(_ pipeline: VkPipeline, _ bindings: [Binding], texels: [Binding] = [], push: [UInt32], groups: (Int, Int, Int),
+                  label: String? = nil) throws {
         guard groups.0 > 0, groups.1 > 0, groups.2 > 0 else { return }
         guard groups.0 <= maxWorkGroupCountX else {
             throw VulkanError.unsupportedModel("a dispatch of \(groups.0) workgroups exceeds the device limit \(maxWorkGroupCountX)")
@@ -637,6 +645,15 @@ final class VulkanContext {
             push.withUnsafeBytes { fns.vkCmdPushConstants?(commandBuffer, pipelineLayout, VK_SHADER_STAGE_COMPUTE_BIT.rawValue, 0, UInt32($0.count), $0.baseAddress) }
         }
         fns.vkCmdDispatch?(commandBuffer, UInt32(groups.0), UInt32(groups.1), UInt32(groups.2))
+        if let profile = kernelProfile {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            barrier()
+            try submitAndWait()
+            let name = (pipelineNames[pipeline] ?? "?") + (label.map { " " + $0 } ?? "")
+            let old = profile[name] ?? (0, 0)
+            kernelProfile?[name] = (old.seconds + Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9, old.dispatches + 1)
+            try begin()
+        }
     }
 
     /// Makes every earlier shader write visible to later shaders (and to the host at the end).

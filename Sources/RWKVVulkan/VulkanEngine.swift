@@ -36,13 +36,23 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
     let maxSeqsPerPass: Int
     /// Bytes one storage-buffer binding may span (the device's maxStorageBufferRange unless lowered).
     let bindingLimit: Int
-    /// Rows of W one workgroup of the along-k kernel (matmul_k.comp's RG) or the rows kernel
-    /// (matmul.comp's LX × RPI in every variant) computes.
-    private static let alongKRowsPerGroup = 16, rowsRowsPerGroup = 128
-    /// Token rows per invocation of the rows kernel's variants (matmul_t1 … matmul_t32).
-    private static let rowsTokenTiles = [32, 16, 8, 4, 2, 1]
+    /// Rows of W one workgroup of the along-k kernel computes (matmul_k.comp's RG).
+    private static let alongKRowsPerGroup = 16
+    /// The rows kernel's variants (matmul.comp): token rows per invocation (TB) → rows of W per
+    /// workgroup (LX × RPI), widest first.
+    private static let rowsTiles: [(tokens: Int, rows: Int)] = [(32, 256), (16, 128), (8, 128), (4, 128), (2, 128), (1, 128)]
     /// The product kernel in use (`.rows` or `.alongK`).
     public let matmulKernel: MatmulKernel
+
+    /// Wall time per kernel over the passes `body` runs, slowest first: each dispatch is submitted on
+    /// its own while profiling, so the figures include its submission and waiting (tens of µs).
+    public func kernelProfile(_ body: () throws -> Void) throws -> [(kernel: String, seconds: Double, dispatches: Int)] {
+        lock.withLock { ctx.kernelProfile = [:] }
+        defer { lock.withLock { ctx.kernelProfile = nil } }
+        try body()
+        return lock.withLock { (ctx.kernelProfile ?? [:]).map { ($0.key, $0.value.seconds, $0.value.dispatches) } }
+            .sorted { $0.seconds > $1.seconds }
+    }
 
     /// Every Vulkan device with a compute queue (throws when there is no loader or driver).
     public static func devices() throws -> [VulkanDeviceInfo] { try VulkanContext.listDevices() }
@@ -320,15 +330,19 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
             pipe = try ctx.pipeline("matmul_k", [code, UInt32(tb), 4])
             rowsPerGroup = Self.alongKRowsPerGroup
         } else {
-            tb = Self.rowsTokenTiles.first { $0 <= T } ?? 1
-            pipe = try ctx.pipeline("matmul_t\(tb)", [code])
-            rowsPerGroup = Self.rowsRowsPerGroup
+            // The widest token tile that still leaves work for several threads (small LoRA matrices
+            // have a single row group).
+            let fits = Self.rowsTiles.filter { $0.tokens <= T }
+            let tile = fits.first { (m.rows + $0.rows - 1) / $0.rows * ((T + $0.tokens - 1) / $0.tokens) >= 4 } ?? fits.last ?? (1, 128)
+            (tb, rowsPerGroup) = tile
+            let vec4 = m.rows % 4 == 0 && m.chunks.allSatisfy { $0.row0 % 4 == 0 }
+            pipe = try ctx.pipeline("matmul_t\(tb)", [code, vec4 ? 1 : 0])
         }
         let texel = matmulKernel == .rows
         for ch in m.chunks {
             try ctx.dispatch(pipe, [Binding(ch.buffer), Binding(x), Binding(y)], texels: texel ? [Binding(ch.buffer), Binding(x)] : [],
                              push: [UInt32(ch.rows), UInt32(m.cols), UInt32(T), UInt32(m.cols), UInt32(m.rows), UInt32(ch.row0), mode],
-                             groups: ((ch.rows + rowsPerGroup - 1) / rowsPerGroup, (T + tb - 1) / tb, 1))
+                             groups: ((ch.rows + rowsPerGroup - 1) / rowsPerGroup, (T + tb - 1) / tb, 1), label: "\(m.rows)×\(m.cols)")
         }
     }
 
@@ -371,7 +385,9 @@ struct GPUMatrix {
         rows = m.rows; cols = m.cols; dtype = m.dtype
         guard m.cols % 8 == 0 else { throw VulkanError.unsupportedModel("a \(m.rows)×\(m.cols) matrix: columns must be a multiple of 8") }
         let rowBytes = m.cols * m.dtype.byteSize
-        let perChunk = max(1, min(limit / rowBytes, ctx.maxWorkGroupCountX * 16))
+        // Chunks start at multiples of 4 rows where they can, so products store whole vec4s.
+        let fit = min(limit / rowBytes, ctx.maxWorkGroupCountX * 16)
+        let perChunk = max(1, fit >= 4 ? fit & ~3 : fit)
         guard rowBytes <= limit else { throw VulkanError.unsupportedModel("a \(m.rows)×\(m.cols) matrix: one row exceeds a buffer binding of \(limit) bytes") }
         var out: [Chunk] = []
         var r = 0
