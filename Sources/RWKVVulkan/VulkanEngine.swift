@@ -38,9 +38,12 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
     let bindingLimit: Int
     /// Rows of W one workgroup of the along-k kernel computes (matmul_k.comp's RG).
     private static let alongKRowsPerGroup = 16
-    /// The rows kernel's variants (matmul.comp): token rows per invocation (TB) → rows of W per
-    /// workgroup (LX × RPI), widest first.
-    private static let rowsTiles: [(tokens: Int, rows: Int)] = [(32, 256), (16, 128), (8, 128), (4, 128), (2, 128), (1, 128)]
+    /// The rows kernel's variants (matmul.comp): SPIR-V name, token rows per invocation (TB), rows
+    /// of W per workgroup (LX × RPI); widest first.
+    /// Wider tiles serve more tokens per weight fetch but take longer to compile (llvmpipe compiles
+    /// each variant once per machine and caches it; 16 × 32 takes ~5 s, 32 × 32 ~55 s).
+    private static let rowsTiles: [(variant: String, tokens: Int, rows: Int)] =
+        [("t16", 16, 256), ("t8", 8, 128), ("t4", 4, 128), ("t2", 2, 128), ("t1", 1, 128)]
     /// The product kernel in use (`.rows` or `.alongK`).
     public let matmulKernel: MatmulKernel
 
@@ -251,24 +254,29 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
         if ctx.descriptorSetCount > ctx.descriptorSetLimit - 64 * (c.nLayer + 2) - 2 * head.chunks.count { ctx.resetDescriptorSets() }
         let ln = try ctx.pipeline("layernorm")
         let shift = try ctx.pipeline("shiftmix")
-        let post = try ctx.pipeline("tmixpost", [u(N)])
+        let post = try ctx.pipeline("tmixpost")
         let wkv = try ctx.pipeline(matmulKernel == .rows ? "wkv7_rows" : "wkv7_gpu")
-        let gn = try ctx.pipeline("groupnorm", [u(N)])
-        let rowGroups = (T + 63) / 64, headGroups = (T * H + 63) / 64, chanGroups = (T * C + 63) / 64
+        let gn = try ctx.pipeline("groupnorm")
+        let headGroups = (T * H + 63) / 64, chanGroups = (T * C / 4 + 63) / 64
+        // Storage bindings a shader leaves unused are filled with the (always valid) params buffer.
+        let prm = Binding(params)
+        func layerNorm(_ x: VKBuffer, _ y: VKBuffer, rows: Int, mapped: Bool, _ w: UInt32, _ b: UInt32) throws {
+            try ctx.dispatch(ln, [prm, Binding(y), prm, Binding(a.rowMap)], texels: [Binding(x), prm],
+                             push: [u(rows), u(C), mapped ? 1 : 0, w, b], groups: ((rows + 63) / 64, 1, 1))
+        }
 
         try ctx.begin()
-        try ctx.dispatch(ln, [Binding(a.xin), Binding(a.x), Binding(params), Binding(a.rowMap)],
-                         push: [u(T), u(C), 0, off.ln0w, off.ln0b], groups: (rowGroups, 1, 1))
+        try layerNorm(a.xin, a.x, rows: T, mapped: false, off.ln0w, off.ln0b)
         ctx.barrier()
         for (l, w) in layers.enumerated() {
             let o = off.layers[l]
             let vecWin = { (buf: VKBuffer) in Binding(buf, offset: l * a.vecLayerStride * 4, range: B * C * 4) }
             // Time mix.
-            try ctx.dispatch(ln, [Binding(a.x), Binding(a.xln), Binding(params), Binding(a.rowMap)],
-                             push: [u(T), u(C), 0, o.ln1w, o.ln1b], groups: (rowGroups, 1, 1))
+            try layerNorm(a.x, a.xln, rows: T, mapped: false, o.ln1w, o.ln1b)
             ctx.barrier()
-            try ctx.dispatch(shift, [Binding(a.xln), vecWin(a.attIn), vecWin(a.attOut), Binding(a.rowInfo), Binding(params),
+            try ctx.dispatch(shift, [prm, prm, vecWin(a.attOut), Binding(a.rowInfo), prm,
                                      Binding(a.xr), Binding(a.xw), Binding(a.xk), Binding(a.xv), Binding(a.xa), Binding(a.xg)],
+                             texels: [Binding(a.xln), vecWin(a.attIn), prm],
                              push: [u(T), u(C), 6, o.xr, o.xw, o.xk, o.xv, o.xa, o.xg], groups: (chanGroups, 1, 1))
             ctx.barrier()
             try matmul(w.r, a.xr, a.r, T: T)
@@ -284,8 +292,8 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
             try matmul(w.g2, a.hg, a.g, T: T)
             if let v2 = w.v2 { try matmul(v2, a.hv, a.vl, T: T) }
             ctx.barrier()
-            try ctx.dispatch(post, [Binding(params), Binding(a.k), Binding(a.kk), Binding(a.w), Binding(a.a), Binding(a.v),
-                                    Binding(a.vfirst), Binding(a.vl)],
+            try ctx.dispatch(post, [prm, Binding(a.k), Binding(a.kk), Binding(a.w), Binding(a.a), Binding(a.v), Binding(a.vfirst)],
+                             texels: [prm, Binding(a.k), Binding(a.w), Binding(a.a), Binding(a.v), Binding(a.vfirst), Binding(a.vl)],
                              push: [u(T), u(C), u(H), l == 0 ? 1 : 0, o.w0, o.a0, o.kK, o.kA, o.v0], groups: (headGroups, 1, 1))
             ctx.barrier()
             let state = Binding(a.wkv, offset: l * a.wkvLayerStride * 4, range: B * H * N * N * 4)
@@ -294,16 +302,16 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
                              texels: [state, Binding(a.r), Binding(a.w), Binding(a.k), Binding(a.v), Binding(a.kk), Binding(a.a)],
                              push: [u(C), u(H)], groups: (B, H, 1))
             ctx.barrier()
-            try ctx.dispatch(gn, [Binding(params), Binding(a.y), Binding(a.r), Binding(a.k), Binding(a.v), Binding(a.g)],
+            try ctx.dispatch(gn, [prm, Binding(a.y)], texels: [prm, Binding(a.y), Binding(a.r), Binding(a.k), Binding(a.v), Binding(a.g)],
                              push: [u(T), u(C), u(H), o.lnXw, o.lnXb, o.rK], groups: (headGroups, 1, 1))
             ctx.barrier()
             try matmul(w.o, a.y, a.x, T: T, mode: 1)
             ctx.barrier()
             // Channel mix.
-            try ctx.dispatch(ln, [Binding(a.x), Binding(a.xln), Binding(params), Binding(a.rowMap)],
-                             push: [u(T), u(C), 0, o.ln2w, o.ln2b], groups: (rowGroups, 1, 1))
+            try layerNorm(a.x, a.xln, rows: T, mapped: false, o.ln2w, o.ln2b)
             ctx.barrier()
-            try ctx.dispatch(shift, [Binding(a.xln), vecWin(a.ffnIn), vecWin(a.ffnOut), Binding(a.rowInfo), Binding(params), Binding(a.xk)],
+            try ctx.dispatch(shift, [prm, prm, vecWin(a.ffnOut), Binding(a.rowInfo), prm, Binding(a.xk)],
+                             texels: [Binding(a.xln), vecWin(a.ffnIn), prm],
                              push: [u(T), u(C), 1, o.ffnXK, 0, 0, 0, 0, 0], groups: (chanGroups, 1, 1))
             ctx.barrier()
             try matmul(w.fk, a.xk, a.hidden, T: T, mode: 4)
@@ -312,8 +320,7 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
             ctx.barrier()
         }
         // ln_out on the rows that produce logits, then the head.
-        try ctx.dispatch(ln, [Binding(a.x), Binding(a.xo), Binding(params), Binding(a.rowMap)],
-                         push: [u(nOut), u(C), 1, off.lnOutw, off.lnOutb], groups: ((nOut + 63) / 64, 1, 1))
+        try layerNorm(a.x, a.xo, rows: nOut, mapped: true, off.lnOutw, off.lnOutb)
         ctx.barrier()
         try matmul(head, a.xo, a.logits, T: nOut)
         ctx.barrier(toHost: true)
@@ -333,10 +340,10 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
             // The widest token tile that still leaves work for several threads (small LoRA matrices
             // have a single row group).
             let fits = Self.rowsTiles.filter { $0.tokens <= T }
-            let tile = fits.first { (m.rows + $0.rows - 1) / $0.rows * ((T + $0.tokens - 1) / $0.tokens) >= 4 } ?? fits.last ?? (1, 128)
-            (tb, rowsPerGroup) = tile
+            let tile = fits.first { (m.rows + $0.rows - 1) / $0.rows * ((T + $0.tokens - 1) / $0.tokens) >= 4 } ?? fits.last ?? ("t1", 1, 128)
+            (tb, rowsPerGroup) = (tile.tokens, tile.rows)
             let vec4 = m.rows % 4 == 0 && m.chunks.allSatisfy { $0.row0 % 4 == 0 }
-            pipe = try ctx.pipeline("matmul_t\(tb)", [code, vec4 ? 1 : 0])
+            pipe = try ctx.pipeline("matmul_" + tile.variant, [code, vec4 ? 1 : 0])
         }
         let texel = matmulKernel == .rows
         for ch in m.chunks {
