@@ -1,6 +1,9 @@
 #version 450
 #extension GL_EXT_control_flow_attributes : enable
-// variants: rows=LANES=8 gpu=LANES=64
+#ifdef STORE64
+#extension GL_ARB_gpu_shader_int64 : enable
+#endif
+// variants: rows=LANES=8 rows64=LANES=8,STORE64=1 gpu=LANES=64
 // The WKV-7 recurrence for head size 64: one workgroup per (sequence, head); invocation l holds the
 // state rows i = l·RPL … l·RPL+RPL-1 (value-major S[i][j], as the CPU State). Per token:
 // sa_i = -S_i·kk; S_i = S_i*w + sa_i*(kk*a) + v_i k; y_i = S_i·r. Rows are independent, so no
@@ -13,8 +16,13 @@
 #endif
 #define RPL (N / LANES)
 layout(local_size_x = LANES) in;
-// Written as vec4: llvmpipe stores lane by lane, one loop per store instruction.
+// Written as vec4, or with STORE64 (needs shaderInt64) as pairs of 64-bit words: llvmpipe stores lane
+// by lane, one loop per store instruction.
 layout(set = 0, binding = 0) writeonly buffer Sb { vec4 S[]; };     // this layer's window: [B][H][N][N]
+#ifdef STORE64
+layout(set = 0, binding = 0) writeonly buffer S8b { u64vec4 S8[]; };
+uint64_t pack(float a, float b) { return packUint2x32(uvec2(floatBitsToUint(a), floatBitsToUint(b))); }
+#endif
 layout(set = 0, binding = 7) writeonly buffer Yb { float y[]; };
 layout(set = 0, binding = 7) writeonly buffer Y4b { vec4 y4[]; };
 layout(set = 0, binding = 8) readonly buffer Qb { uint seqInfo[]; }; // [B][2]: first row, row count
@@ -72,7 +80,14 @@ void main() {
             [[unroll]] for (int m = 0; m < RPL; m++) y[o + i0 + m] = yi[m];
         }
     }
+#ifdef STORE64
+    [[unroll]] for (int m = 0; m < RPL; m++)
+        [[unroll]] for (int q = 0; q < N / 8; q++)
+            S8[(sBase + m * N) / 8 + q] = u64vec4(pack(s[m][8 * q], s[m][8 * q + 1]), pack(s[m][8 * q + 2], s[m][8 * q + 3]),
+                                                  pack(s[m][8 * q + 4], s[m][8 * q + 5]), pack(s[m][8 * q + 6], s[m][8 * q + 7]));
+#else
     [[unroll]] for (int m = 0; m < RPL; m++)
         [[unroll]] for (int q = 0; q < N / 4; q++)
             S[(sBase + m * N) / 4 + q] = vec4(s[m][4 * q], s[m][4 * q + 1], s[m][4 * q + 2], s[m][4 * q + 3]);
+#endif
 }

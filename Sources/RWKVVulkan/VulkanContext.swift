@@ -113,6 +113,9 @@ final class VulkanContext {
     let minTexelOffsetAlignment: Int
     /// Subgroup arithmetic in compute shaders with subgroups of ≤ 32 lanes (Vulkan 1.1).
     let subgroupArithmetic: Bool
+    /// 64-bit integers in shaders (enabled when the device has them): wkv7.comp stores its state
+    /// 32 bytes at a time with them, which halves llvmpipe's lane-by-lane store loops.
+    let shaderInt64: Bool
     private var setLayout: VkDescriptorSetLayout?
     private(set) var pipelineLayout: VkPipelineLayout?
     private var descriptorPool: VkDescriptorPool?
@@ -264,6 +267,9 @@ final class VulkanContext {
         let sgSize = props.apiVersion >= (1 << 22) | (1 << 12) ? rkvk_subgroup_info(&f, inst, physical, &ops, &stages) : 0
         subgroupArithmetic = sgSize >= 1 && sgSize <= 32 && ops & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT.rawValue != 0
             && stages & VK_SHADER_STAGE_COMPUTE_BIT.rawValue != 0
+        var features = VkPhysicalDeviceFeatures()
+        f.vkGetPhysicalDeviceFeatures?(physical, &features)
+        shaderInt64 = features.shaderInt64 == VK_TRUE
         do { try createDevice() } catch { destroy(); throw error }
     }
 
@@ -276,12 +282,17 @@ final class VulkanContext {
         var dci = VkDeviceCreateInfo()
         dci.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
         dci.queueCreateInfoCount = 1
+        var enabled = VkPhysicalDeviceFeatures()
+        enabled.shaderInt64 = shaderInt64 ? VkBool32(VK_TRUE) : VkBool32(VK_FALSE)
         var dev: VkDevice?
         let r = withUnsafePointer(to: &priority) { pp -> VkResult? in
             qci.pQueuePriorities = pp
             return withUnsafePointer(to: &qci) { qp in
                 dci.pQueueCreateInfos = qp
-                return fns.vkCreateDevice?(physical, &dci, nil, &dev)
+                return withUnsafePointer(to: &enabled) { ep in
+                    dci.pEnabledFeatures = ep
+                    return fns.vkCreateDevice?(physical, &dci, nil, &dev)
+                }
             }
         }
         try check(r, "vkCreateDevice")

@@ -255,7 +255,7 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
         let ln = try ctx.pipeline("layernorm")
         let shift = try ctx.pipeline("shiftmix")
         let post = try ctx.pipeline("tmixpost")
-        let wkv = try ctx.pipeline(matmulKernel == .rows ? "wkv7_rows" : "wkv7_gpu")
+        let wkv = try ctx.pipeline(matmulKernel == .alongK ? "wkv7_gpu" : ctx.shaderInt64 ? "wkv7_rows64" : "wkv7_rows")
         let gn = try ctx.pipeline("groupnorm")
         let headGroups = (T * H + 63) / 64, chanGroups = (T * C / 4 + 63) / 64
         // Storage bindings a shader leaves unused are filled with the (always valid) params buffer.

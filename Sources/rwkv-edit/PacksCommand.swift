@@ -235,7 +235,7 @@ struct PacksCommand: ParsableCommand {
                     }
                 }
                 if json { try printJSON(["pack": pack, "query_template": queryTemplate, "probe_template": probe, "ratio": Double(editRatio), "results": rows]); return }
-                print("pack \(p.name): contexts from \"\(probe)\", query \"\(queryTemplate)\", ratio \(ratio), \(contexts) contexts each")
+                print("pack \(p.name): contexts from \"\(probe)\", query \"\(queryTemplate)\", ratio \(editRatio), \(contexts) contexts each")
                 print("entities  u₁ source   old top-1 before  new top-1 after  P(new)>P(old) after  controls kept (top-1)")
                 for r in rows {
                     let src = (r["source"] as? String ?? "").padding(toLength: 10, withPad: " ", startingAt: 0)
