@@ -1,6 +1,6 @@
 #version 450
 #extension GL_EXT_control_flow_attributes : enable
-// variants: t1=TB=1,RPI=8,LX=16 t2=TB=2,RPI=8,LX=16 t4=TB=4,RPI=8,LX=16 t8=TB=8,RPI=16,LX=8 t16=TB=16,RPI=32,LX=8
+// variants: t1=TB=1,RPI=8,LX=16 t2=TB=2,RPI=8,LX=16 t4=TB=4,RPI=8,LX=16 t8=TB=8,RPI=16,LX=8 t16=TB=16,RPI=32,LX=8 t32=TB=32,RPI=24,LX=8
 // Y[t][yCol0 + r] (op)= sum_k W[r][k] * X[t][k], the product kernel for software drivers (lavapipe):
 // each invocation computes RPI rows of W for TB token rows, so a weight serves TB tokens and an input
 // value RPI rows. Both operands are read through texel buffers: llvmpipe turns a texel fetch into one

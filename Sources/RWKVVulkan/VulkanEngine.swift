@@ -43,7 +43,7 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
     /// Wider tiles serve more tokens per weight fetch but take longer to compile (llvmpipe compiles
     /// each variant once per machine and caches it; 16 × 32 takes ~5 s, 32 × 32 ~55 s).
     private static let rowsTiles: [(variant: String, tokens: Int, rows: Int)] =
-        [("t16", 16, 256), ("t8", 8, 128), ("t4", 4, 128), ("t2", 2, 128), ("t1", 1, 128)]
+        [("t32", 32, 192), ("t16", 16, 256), ("t8", 8, 128), ("t4", 4, 128), ("t2", 2, 128), ("t1", 1, 128)]
     /// The product kernel in use (`.rows` or `.alongK`).
     public let matmulKernel: MatmulKernel
 
