@@ -65,16 +65,25 @@ struct BenchVulkanCommand: ParsableCommand {
                                                 "prompt_tokens": source.promptTokens, "prefill_tok_s": prefill, "decode_tok_s": decode,
                                                 "decode_gb_s": Double(m.bytesPerDecodedToken) * decode / 1e9, "bandwidth_gb_s": bandwidth]
                         for (b, v) in zip(sizes, batched) { o["batched_B\(b)_seq_tok_s"] = v }
+                        for (b, x) in scaling(sizes, batched) { o["batched_B\(b)_over_B1"] = x }
                         try printJSON(o)
                     } else {
                         let cols = batched.map { String(format: "%15.1f", $0) }.joined(separator: "  ")
                         let pad = { (t: String, n: Int) in t.count >= n ? String(t.prefix(n)) : t + String(repeating: " ", count: n - t.count) }
                         print(pad(backend, 8) + " " + pad(device, 44) + String(format: " %14.1f  %12.2f  %11.2f  ", prefill, decode,
                                                                                Double(m.bytesPerDecodedToken) * decode / 1e9) + cols)
+                        let x = scaling(sizes, batched)
+                        if !x.isEmpty { print("         batched over B=1: " + x.map { String(format: "B=%d %.1f×", $0.0, $0.1) }.joined(separator: ", ")) }
                     }
                 }
             }
         }
+    }
+
+    /// Each batch size's throughput over the B = 1 throughput (when B = 1 was measured).
+    private func scaling(_ sizes: [Int], _ batched: [Double]) -> [(Int, Double)] {
+        guard let i = sizes.firstIndex(of: 1), batched[i] > 0 else { return [] }
+        return zip(sizes, batched).filter { $0.0 != 1 }.map { ($0.0, $0.1 / batched[i]) }
     }
 
     /// Where one decode step of B sequences spends its time, by kernel.

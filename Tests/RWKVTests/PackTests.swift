@@ -379,7 +379,7 @@ final class PackTests: XCTestCase {
     func testSeveralTemplatesAverage() throws {
         var o = CompileOptions()
         o.extraTemplates = [o.template]   // the same template twice: the mean is the single state
-        try compiler().compile(vocabulary: try vocab(), options: o, output: "\(dir)/twice.rwkvpack")
+        _ = try compiler().compile(vocabulary: try vocab(), options: o, output: "\(dir)/twice.rwkvpack")
         try compile("once.rwkvpack", pairs: false, batch: 8)
         let twice = try EditPack(path: "\(dir)/twice.rwkvpack"), once = try EditPack(path: "\(dir)/once.rwkvpack")
         XCTAssertEqual(twice.manifest.templates?.count, 2)

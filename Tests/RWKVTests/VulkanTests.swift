@@ -241,35 +241,37 @@ final class VulkanTests: XCTestCase {
     /// With no driver visible (VK_ICD_FILENAMES → an empty file) the engine throws "no Vulkan device";
     /// run in a child process so this process's loader state is untouched. The CPU path is unaffected.
     func testNoDriverGivesTypedError() throws {
-        let exe = Fixtures.repoRoot.appendingPathComponent(".build-vk/release/rwkv-edit").path
-        let alt = ProcessInfo.processInfo.arguments.first.map { URL(fileURLWithPath: $0).deletingLastPathComponent().appendingPathComponent("rwkv-edit").path }
-        guard let bin = [alt, exe].compactMap({ $0 }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw XCTSkip("rwkv-edit binary not built beside the tests")
-        }
+        try CLI.requireBinary()
         let empty = Fixtures.temporaryPath("empty-icd.json")
         try Data().write(to: URL(fileURLWithPath: empty))
         defer { try? FileManager.default.removeItem(atPath: empty) }
-        func run(_ args: [String]) throws -> (Int32, String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: bin)
-            p.arguments = args
-            var env = ProcessInfo.processInfo.environment
-            env["VK_ICD_FILENAMES"] = empty
-            env["VK_DRIVER_FILES"] = empty
-            p.environment = env
-            let pipe = Pipe()
-            p.standardError = pipe
-            p.standardOutput = pipe
-            try p.run()
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-        }
-        let (rc, out) = try run(["logits", "--model", Fixtures.tinySafetensors, "--tokens", "1,2,3", "--backend", "vulkan"])
-        XCTAssertNotEqual(rc, 0)
-        XCTAssertTrue(out.contains("no Vulkan device") || out.contains("no Vulkan loader"), out)
-        let (rc2, out2) = try run(["logits", "--model", Fixtures.tinySafetensors, "--tokens", "1,2,3", "--backend", "auto"])
-        XCTAssertEqual(rc2, 0, out2)
+        let noDriver = ["VK_ICD_FILENAMES": empty, "VK_DRIVER_FILES": empty]
+        let r = try CLI.run(["logits", "--model", Fixtures.tinySafetensors, "--tokens", "1,2,3", "--backend", "vulkan"], environment: noDriver)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue((r.stdout + r.stderr).contains("no Vulkan device") || (r.stdout + r.stderr).contains("no Vulkan loader"), r.stderr)
+        let r2 = try CLI.run(["logits", "--model", Fixtures.tinySafetensors, "--tokens", "1,2,3", "--backend", "auto"], environment: noDriver)
+        XCTAssertEqual(r2.status, 0, r2.stderr)
+    }
+
+    /// `bench-vulkan --json --profile`: throughput per batch size, its ratio to B = 1, and a kernel
+    /// profile whose dispatch counts follow from the model's shape.
+    func testBenchVulkanReportsScalingAndProfile() throws {
+        try CLI.requireBinary()
+        _ = try engines(Fixtures.tinySafetensors) // skips without Vulkan
+        let r = try CLI.run(["bench-vulkan", "--model", Fixtures.tinySafetensors, "--batches", "1,4", "--decode-tokens", "1",
+                             "--prompt-tokens", "4", "--backends", "vulkan", "--json", "--profile"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = try r.stdout.split(separator: "\n").map { try CLI.json(String($0)) }
+        let summary = try XCTUnwrap(lines.first { $0["backend"] as? String == "vulkan" })
+        let b1 = try XCTUnwrap(summary["batched_B1_seq_tok_s"] as? Double), b4 = try XCTUnwrap(summary["batched_B4_seq_tok_s"] as? Double)
+        XCTAssertGreaterThan(b1, 0)
+        XCTAssertEqual(try XCTUnwrap(summary["batched_B4_over_B1"] as? Double), b4 / b1, accuracy: 1e-9)
+        // The tiny model has 12 layers: one WKV and one group norm dispatch per layer and decode step.
+        let profile = lines.filter { $0["profile_B"] as? Int == 4 }
+        let wkv = try XCTUnwrap(profile.first { ($0["kernel"] as? String)?.hasPrefix("wkv7") == true })
+        XCTAssertEqual(wkv["dispatches"] as? Int, 12)
+        XCTAssertEqual(profile.first { $0["kernel"] as? String == "groupnorm" }?["dispatches"] as? Int, 12)
+        XCTAssertTrue(profile.contains { ($0["kernel"] as? String)?.hasPrefix("matmul_t") == true }, "\(profile)")
     }
 
     /// The committed SPIR-V and its embedded copy match a fresh glslc compile of the GLSL (one per
