@@ -44,7 +44,8 @@ final class VKBuffer {
     private let ctx: VulkanContext
 
     /// Texel views (uvec4 elements) of windows of this buffer, made on first use.
-    private var views: [Int: VkBufferView] = [:]
+    private struct Window: Hashable { let offset, range: Int }
+    private var views: [Window: VkBufferView] = [:]
 
     init(ctx: VulkanContext, buffer: VkBuffer, memory: VkDeviceMemory, size: Int, mapped: UnsafeMutableRawPointer?) {
         self.ctx = ctx; self.buffer = buffer; self.memory = memory; self.size = size; self.mapped = mapped
@@ -52,7 +53,7 @@ final class VKBuffer {
 
     /// A R32G32B32A32_UINT view of bytes offset..<offset+range (shaders read it with texelFetch).
     func texelView(offset: Int, range: Int) throws -> VkBufferView {
-        let key = offset << 32 | range
+        let key = Window(offset: offset, range: range)
         if let v = views[key] { return v }
         let v = try ctx.makeTexelView(buffer, offset: offset, range: range)
         views[key] = v
@@ -75,8 +76,8 @@ final class VKBuffer {
     }
 }
 
-/// One binding: a window of a buffer, bound as a storage buffer or, with `texel`, as a uniform
-/// texel buffer of uvec4 (VulkanContext.texelBinding onwards).
+/// One binding: a window of a buffer, bound as a storage buffer (a dispatch's `bindings`) or as a
+/// uniform texel buffer of uvec4 (its `texels`, which need a VKBuffer to hold the view).
 struct Binding {
     let buffer: VKBuffer?
     let handle: VkBuffer

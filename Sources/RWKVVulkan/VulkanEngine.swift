@@ -13,7 +13,7 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
     public enum MatmulKernel: String, Sendable {
         /// `alongK` on hardware GPUs with subgroup arithmetic, `rows` otherwise (and on software drivers).
         case auto
-        /// Each invocation owns 8–16 rows and up to 32 tokens, reading both operands through texel
+        /// Each invocation owns 8–32 rows and up to 32 tokens, reading both operands through texel
         /// buffers (matmul.comp): fastest on lavapipe, where storage-buffer loads run lane by lane.
         case rows
         /// Subgroup lanes along k with subgroupAdd (matmul_k.comp): coalesced loads for GPUs.
@@ -34,14 +34,15 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
     /// Largest number of token rows and of sequences one pass may hold (buffer-range and dispatch limits).
     let maxRowsPerPass: Int
     let maxSeqsPerPass: Int
-    /// Bytes one storage-buffer binding may span (the device's maxStorageBufferRange unless lowered).
+    /// Bytes one binding may span: the device's storage-buffer and texel-view limits, unless lowered.
     let bindingLimit: Int
     /// Rows of W one workgroup of the along-k kernel computes (matmul_k.comp's RG).
     private static let alongKRowsPerGroup = 16
     /// The rows kernel's variants (matmul.comp): SPIR-V name, token rows per invocation (TB), rows
     /// of W per workgroup (LX × RPI); widest first.
     /// Wider tiles serve more tokens per weight fetch but take longer to compile (llvmpipe compiles
-    /// each variant once per machine and caches it; 16 × 32 takes ~5 s, 32 × 32 ~55 s).
+    /// each variant once per machine and caches it): tokens × rows per invocation 16 × 32 take ~5 s,
+    /// 32 × 24 ~10 s; 32 × 32 took ~55 s for no gain.
     private static let rowsTiles: [(variant: String, tokens: Int, rows: Int)] =
         [("t32", 32, 192), ("t16", 16, 256), ("t8", 8, 128), ("t4", 4, 128), ("t2", 2, 128), ("t1", 1, 128)]
     /// The product kernel in use (`.rows` or `.alongK`).
@@ -93,8 +94,9 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
             throw VulkanError.unsupportedModel("the along-k matmul needs subgroup arithmetic, which \(context.info.name) lacks")
         }
         self.matmulKernel = kernel
-        // The rows kernel reads weights and activations through texel views, which have their own limit.
-        if kernel == .rows { limit = min(limit, context.maxTexelBufferElements * 16) }
+        // Kernels read weights (rows kernel), activations and states through texel views, which have
+        // their own limit.
+        limit = min(limit, context.maxTexelBufferElements * 16)
         bindingLimit = limit
 
         // Memory check before any upload: every matrix plus the small vectors.
@@ -392,10 +394,10 @@ struct GPUMatrix {
         rows = m.rows; cols = m.cols; dtype = m.dtype
         guard m.cols % 8 == 0 else { throw VulkanError.unsupportedModel("a \(m.rows)×\(m.cols) matrix: columns must be a multiple of 8") }
         let rowBytes = m.cols * m.dtype.byteSize
+        guard rowBytes <= limit else { throw VulkanError.unsupportedModel("a \(m.rows)×\(m.cols) matrix: one row exceeds a buffer binding of \(limit) bytes") }
         // Chunks start at multiples of 4 rows where they can, so products store whole vec4s.
         let fit = min(limit / rowBytes, ctx.maxWorkGroupCountX * 16)
-        let perChunk = max(1, fit >= 4 ? fit & ~3 : fit)
-        guard rowBytes <= limit else { throw VulkanError.unsupportedModel("a \(m.rows)×\(m.cols) matrix: one row exceeds a buffer binding of \(limit) bytes") }
+        let perChunk = fit >= 4 ? fit & ~3 : fit
         var out: [Chunk] = []
         var r = 0
         while r < m.rows {
@@ -435,7 +437,7 @@ final class Activations {
         xo = try ctx.makeBuffer(bytes: O * C * 4, hostVisible: false)
         logits = try host(O * c.vocabSize)
         rowInfo = try host(R); seqInfo = try host(2 * B); rowMap = try host(max(R, O))
-        // Per-layer windows start at multiples of the device's storage-offset alignment.
+        // Per-layer windows start at multiples of the device's storage- and texel-offset alignments.
         let align = max(ctx.minStorageOffsetAlignment, ctx.minTexelOffsetAlignment) / 4
         wkvLayerStride = (B * c.nHead * c.headSize * c.headSize + align - 1) / align * align
         vecLayerStride = (B * C + align - 1) / align * align

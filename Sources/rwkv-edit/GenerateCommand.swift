@@ -60,6 +60,7 @@ struct TextStream {
 
     mutating func write(_ bytes: [UInt8]) {
         pending += bytes
+        guard !pending.isEmpty else { return } // a token may decode to no bytes (end of text)
         // Keep back an incomplete trailing character (at most 3 bytes).
         var cut = pending.count
         for back in 1...min(3, pending.count) {

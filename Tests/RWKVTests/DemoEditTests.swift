@@ -30,6 +30,16 @@ final class DemoEditTests: XCTestCase {
         }
     }
 
+    /// Greedy generation recalls the fact and runs past tokens that decode to no bytes (end of text).
+    func testGenerateRecallsAndPassesEmptyTokens() throws {
+        let prompt = "Alice lives in Paris. Where does Alice live? Alice lives in"
+        for backend in ["cpu", "auto"] {
+            let r = try CLI.run(["generate", "--model", Self.model, "--prompt", prompt, "-n", "6", "--backend", backend])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stdout.hasPrefix(prompt + " Paris"), r.stdout)
+        }
+    }
+
     func testHybUEditsOnePersonAndKeepsTheOther() throws {
         let cases: [[String]] = [
             // context, from, to, query, old, new, control query, control answer
