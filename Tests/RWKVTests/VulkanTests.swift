@@ -205,14 +205,14 @@ final class VulkanTests: XCTestCase {
         for all in [false, true] { try assertBatchMatches(vk, cpu, batch, allLogits: all, "allLogits \(all)") }
     }
 
-    /// A vocabulary of 1001 (head rows not a multiple of 4) takes the product kernel's scalar stores;
-    /// 40 tokens in one sequence take its widest token tile. Both match the CPU engine.
-    func testOddVocabularyAndWideTiles() throws {
+    /// A vocabulary of 1001 (head rows not a multiple of 4) takes the product kernel's scalar stores
+    /// (with the 8-token tile, which compiles fast; testBatchedMatchesCPU covers the widest tiles).
+    func testOddVocabularyTakesScalarStores() throws {
         let shape = SyntheticModel.Shape(nLayer: 2, nEmbd: 128, vocab: 1001, loraW: 32, loraA: 32, loraV: 16, loraG: 32)
         let model = try SyntheticModel.model(shape, dtype: .f16, seed: 5)
         let vk = try vulkanEngine(model)
         let cpu = CPUEngine(model: model, threads: 2)
-        let batch = [tokens(40, vocab: 1001, seed: 31), tokens(3, vocab: 1001, seed: 32)]
+        let batch = [tokens(9, vocab: 1001, seed: 31), tokens(3, vocab: 1001, seed: 32)]
         for all in [false, true] { _ = try assertBatchMatches(vk, cpu, batch, allLogits: all, "allLogits \(all)") }
     }
 
