@@ -645,7 +645,7 @@ final class VulkanContext {
 
     /// `label` qualifies the shader's name in kernel profiles (a matrix shape, say).
     func dispatch(_ pipeline: VkPipeline, _ bindings: [Binding], texels: [Binding] = [], push: [UInt32], groups: (Int, Int, Int),
-                  label: String? = nil) throws {
+                  label: @autoclosure () -> String? = nil) throws {
         guard groups.0 > 0, groups.1 > 0, groups.2 > 0 else { return }
         guard groups.0 <= maxWorkGroupCountX else {
             throw VulkanError.unsupportedModel("a dispatch of \(groups.0) workgroups exceeds the device limit \(maxWorkGroupCountX)")
@@ -661,7 +661,7 @@ final class VulkanContext {
             let t0 = DispatchTime.now().uptimeNanoseconds
             barrier()
             try submitAndWait()
-            let name = (pipelineNames[pipeline] ?? "?") + (label.map { " " + $0 } ?? "")
+            let name = (pipelineNames[pipeline] ?? "?") + (label().map { " " + $0 } ?? "")
             let old = profile[name] ?? (0, 0)
             kernelProfile?[name] = (old.seconds + Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9, old.dispatches + 1)
             try begin()
