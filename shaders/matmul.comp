@@ -16,9 +16,7 @@
 #endif
 layout(local_size_x = LX) in;
 layout(constant_id = 0) const uint DTYPE = 0; // 0 f32, 1 f16, 2 bf16
-layout(constant_id = 1) const bool VEC4 = false;
-layout(set = 0, binding = 2) buffer Yb { float Y[]; };
-layout(set = 0, binding = 2) buffer Y4b { vec4 Y4[]; };
+layout(set = 0, binding = 2) buffer Yb { vec4 Y4[]; };
 layout(set = 0, binding = 11) uniform usamplerBuffer W;
 layout(set = 0, binding = 12) uniform usamplerBuffer X;
 layout(push_constant) uniform P {
@@ -66,32 +64,20 @@ void main() {
             }
         }
     }
-    // Stores run lane by lane on llvmpipe, so with VEC4 (row count, stride and offset multiples of 4)
-    // each 4 rows of output go out as one vec4.
+    // Stores run lane by lane on llvmpipe, so each 4 rows of output go out as one vec4 (the engine
+    // pads every matrix to a multiple of 4 rows).
     [[unroll]] for (uint t = 0; t < TB; t++) {
         if (t0 + t >= p.T) break;
         uint base = (t0 + t) * p.yStride + p.yCol0 + r0;
-        if (VEC4) {
-            [[unroll]] for (uint j = 0; j < RPI; j += 4) {
-                if (r0 + j >= p.rows) break;
-                vec4 v = vec4(acc[j][t], acc[j + 1][t], acc[j + 2][t], acc[j + 3][t]);
-                uint i = (base + j) / 4;
-                if (p.mode == 1) v += Y4[i];
-                else if (p.mode == 2) v = tanh(clamp(v, -15.0, 15.0));
-                else if (p.mode == 3) v = 1.0 / (1.0 + exp(-v));
-                else if (p.mode == 4) { v = max(v, 0.0); v = v * v; }
-                Y4[i] = v;
-            }
-        } else {
-            [[unroll]] for (uint j = 0; j < RPI; j++) {
-                if (r0 + j >= p.rows) break;
-                float v = acc[j][t];
-                if (p.mode == 1) v += Y[base + j];
-                else if (p.mode == 2) v = tanh(clamp(v, -15.0, 15.0));
-                else if (p.mode == 3) v = 1.0 / (1.0 + exp(-v));
-                else if (p.mode == 4) { v = max(v, 0.0); v = v * v; }
-                Y[base + j] = v;
-            }
+        [[unroll]] for (uint j = 0; j < RPI; j += 4) {
+            if (r0 + j >= p.rows) break;
+            vec4 v = vec4(acc[j][t], acc[j + 1][t], acc[j + 2][t], acc[j + 3][t]);
+            uint i = (base + j) / 4;
+            if (p.mode == 1) v += Y4[i];
+            else if (p.mode == 2) v = tanh(clamp(v, -15.0, 15.0));
+            else if (p.mode == 3) v = 1.0 / (1.0 + exp(-v));
+            else if (p.mode == 4) { v = max(v, 0.0); v = v * v; }
+            Y4[i] = v;
         }
     }
 }

@@ -137,9 +137,9 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
         // binding; one invocation per (row, channel) must fit the dispatch limit.
         let widest = max(c.ffnSize, c.nEmbd, c.loraW, c.loraA, c.loraV, c.loraG) * 4
         let groupsX = context.maxWorkGroupCountX
-        maxRowsPerPass = max(8, min(rowCap, limit / widest, groupsX * 64 / c.nEmbd - 8, limit / max(1, 4 * c.vocabSize)) & ~7)
+        maxRowsPerPass = max(8, min(rowCap, limit / widest, groupsX * 64 / c.nEmbd - 8, limit / (4 * head.rows)) & ~7)
         maxSeqsPerPass = max(1, min(limit / (4 * c.nHead * c.headSize * c.headSize), groupsX, limit / (4 * c.nEmbd) - 64,
-                                    limit / (4 * c.vocabSize), maxRowsPerPass))
+                                    limit / (4 * head.rows), maxRowsPerPass))
     }
 
     // MARK: - Forward
@@ -240,10 +240,11 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
                 for l in 0..<L { (s.baseAddress.unsafelyUnwrapped + l * C).update(from: ffnOut + l * vecStride + b * C, count: C) }
             }
         }
-        let logits = a.logits.floats(nOut * V)
+        let Vp = head.rows // the logits' row stride: the vocabulary padded to a multiple of 4
+        let logits = a.logits.floats(nOut * Vp)
         for (j, o) in outRows.enumerated() {
             out[pieces[o.piece].seq].withUnsafeMutableBufferPointer { d in
-                (d.baseAddress.unsafelyUnwrapped + o.dst * V).update(from: logits + j * V, count: V)
+                (d.baseAddress.unsafelyUnwrapped + o.dst * V).update(from: logits + j * Vp, count: V)
             }
         }
     }
@@ -344,8 +345,7 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
             let fits = Self.rowsTiles.filter { $0.tokens <= T }
             let tile = fits.first { (m.rows + $0.rows - 1) / $0.rows * ((T + $0.tokens - 1) / $0.tokens) >= 4 } ?? fits.last ?? ("t1", 1, 128)
             (tb, rowsPerGroup) = (tile.tokens, tile.rows)
-            let vec4 = m.rows % 4 == 0 && m.chunks.allSatisfy { $0.row0 % 4 == 0 }
-            pipe = try ctx.pipeline("matmul_" + tile.variant, [code, vec4 ? 1 : 0])
+            pipe = try ctx.pipeline("matmul_" + tile.variant, [code])
         }
         let texel = matmulKernel == .rows
         for ch in m.chunks {
@@ -366,7 +366,7 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
         let o = (max(outRows, min(maxRowsPerPass, (old?.outRows ?? 0) * 2), 1) + 7) & ~7
         acts = nil
         ctx.resetDescriptorSets()
-        let a = try Activations(ctx: ctx, config: model.config, rows: (r + 7) & ~7, seqs: s, outRows: o)
+        let a = try Activations(ctx: ctx, config: model.config, headRows: head.rows, rows: (r + 7) & ~7, seqs: s, outRows: o)
         acts = a
         return a
     }
@@ -386,23 +386,34 @@ struct ParamOffsets {
 /// so each chunk fits one storage-buffer binding.
 struct GPUMatrix {
     struct Chunk { let buffer: VKBuffer; let row0: Int; let rows: Int }
+    /// Rows on the device: the matrix's, padded with zero rows to a multiple of 4 (only a head with an
+    /// odd vocabulary needs it), so products always store whole vec4s.
     let rows, cols: Int
     let dtype: DType
     let chunks: [Chunk]
 
     init(_ m: Matrix, ctx: VulkanContext, limit: Int) throws {
-        rows = m.rows; cols = m.cols; dtype = m.dtype
+        cols = m.cols; dtype = m.dtype
         guard m.cols % 8 == 0 else { throw VulkanError.unsupportedModel("a \(m.rows)×\(m.cols) matrix: columns must be a multiple of 8") }
         let rowBytes = m.cols * m.dtype.byteSize
-        guard rowBytes <= limit else { throw VulkanError.unsupportedModel("a \(m.rows)×\(m.cols) matrix: one row exceeds a buffer binding of \(limit) bytes") }
-        // Chunks start at multiples of 4 rows where they can, so products store whole vec4s.
-        let fit = min(limit / rowBytes, ctx.maxWorkGroupCountX * 16)
-        let perChunk = fit >= 4 ? fit & ~3 : fit
+        guard 4 * rowBytes <= limit else {
+            throw VulkanError.unsupportedModel("a \(m.rows)×\(m.cols) matrix: four rows exceed a buffer binding of \(limit) bytes")
+        }
+        rows = (m.rows + 3) & ~3
+        let perChunk = min(limit / rowBytes, ctx.maxWorkGroupCountX * 16) & ~3
         var out: [Chunk] = []
         var r = 0
-        while r < m.rows {
-            let n = min(perChunk, m.rows - r)
-            out.append(Chunk(buffer: try ctx.upload(m.data.base + r * rowBytes, bytes: n * rowBytes), row0: r, rows: n))
+        while r < rows {
+            let n = min(perChunk, rows - r), real = min(n, m.rows - r)
+            let buffer: VKBuffer
+            if real == n {
+                buffer = try ctx.upload(m.data.base + r * rowBytes, bytes: n * rowBytes)
+            } else {
+                var padded = [UInt8](repeating: 0, count: n * rowBytes)
+                padded.withUnsafeMutableBytes { $0.baseAddress.unsafelyUnwrapped.copyMemory(from: m.data.base + r * rowBytes, byteCount: real * rowBytes) }
+                buffer = try padded.withUnsafeBytes { try ctx.upload($0.baseAddress.unsafelyUnwrapped, bytes: n * rowBytes) }
+            }
+            out.append(Chunk(buffer: buffer, row0: r, rows: n))
             r += n
         }
         chunks = out
@@ -424,7 +435,8 @@ final class Activations {
     let rowInfo, seqInfo, rowMap: VKBuffer
     let wkv, attIn, attOut, ffnIn, ffnOut: VKBuffer
 
-    init(ctx: VulkanContext, config c: ModelConfig, rows R: Int, seqs B: Int, outRows O: Int) throws {
+    /// `headRows`: the logits' row stride (the head's rows on the device).
+    init(ctx: VulkanContext, config c: ModelConfig, headRows: Int, rows R: Int, seqs B: Int, outRows O: Int) throws {
         rows = R; seqs = B; outRows = O
         let C = c.nEmbd
         func dev(_ width: Int) throws -> VKBuffer { try ctx.makeBuffer(bytes: R * width * 4, hostVisible: false) }
@@ -435,7 +447,7 @@ final class Activations {
         a = try dev(C); g = try dev(C); kk = try dev(C); vfirst = try dev(C); vl = try dev(C); y = try dev(C)
         hw = try dev(c.loraW); ha = try dev(c.loraA); hg = try dev(c.loraG); hv = try dev(max(c.loraV, 8)); hidden = try dev(c.ffnSize)
         xo = try ctx.makeBuffer(bytes: O * C * 4, hostVisible: false)
-        logits = try host(O * c.vocabSize)
+        logits = try host(O * headRows)
         rowInfo = try host(R); seqInfo = try host(2 * B); rowMap = try host(max(R, O))
         // Per-layer windows start at multiples of the device's storage- and texel-offset alignments.
         let align = max(ctx.minStorageOffsetAlignment, ctx.minTexelOffsetAlignment) / 4
