@@ -58,8 +58,7 @@ struct BenchVulkanCommand: ParsableCommand {
                         for b in sizes { try printProfile(e, B: b) }
                     }
                     let (prefill, decode) = try measurePrefillDecode(engine, promptTokens: source.promptTokens, decodeTokens: decodeTokens, repeats: 2)
-                    var batched: [Double] = []
-                    for b in sizes { batched.append(try measureBatched(engine, b)) }
+                    let batched = try measureBatched(engine, sizes)
                     if json {
                         var o: [String: Any] = ["model": name, "dtype": m.weightDType.rawValue, "backend": backend, "device": device,
                                                 "prompt_tokens": source.promptTokens, "prefill_tok_s": prefill, "decode_tok_s": decode,
@@ -105,21 +104,27 @@ struct BenchVulkanCommand: ParsableCommand {
         }
     }
 
-    /// B sequences decoded together, one token each per call: sequences × tokens per second, the best
-    /// of three runs (software drivers share the machine's cores, so single runs vary).
-    private func measureBatched(_ engine: any Engine, _ B: Int) throws -> Double {
+    /// For each B, B sequences decoded together, one token each per call: sequences × tokens per second,
+    /// the best of three rounds. Each round measures every batch size in turn, so a slow spell of a
+    /// shared machine (software drivers use all its cores) hits all of them alike.
+    private func measureBatched(_ engine: any Engine, _ sizes: [Int]) throws -> [Double] {
         let V = engine.config.vocabSize
-        var states = (0..<B).map { _ in engine.newState() }
-        var next = (0..<B).map { [($0 * 7919) % V] }
-        _ = try engine.forward(next, states: &states, allLogits: false)
-        var best = 0.0
+        var runs = try sizes.map { B -> (states: [State], next: [[Int]]) in
+            var states = (0..<B).map { _ in engine.newState() }
+            let next = (0..<B).map { [($0 * 7919) % V] }
+            _ = try engine.forward(next, states: &states, allLogits: false)
+            return (states, next)
+        }
+        var best = [Double](repeating: 0, count: sizes.count)
         for _ in 0..<3 {
-            let t0 = Date()
-            for _ in 0..<decodeTokens {
-                let logits = try engine.forward(next, states: &states, allLogits: false)
-                next = logits.map { l in [l.indices.max { l[$0] < l[$1] } ?? 0] }
+            for (i, B) in sizes.enumerated() {
+                let t0 = Date()
+                for _ in 0..<decodeTokens {
+                    let logits = try engine.forward(runs[i].next, states: &runs[i].states, allLogits: false)
+                    runs[i].next = logits.map { l in [l.indices.max { l[$0] < l[$1] } ?? 0] }
+                }
+                best[i] = max(best[i], Double(B * decodeTokens) / Date().timeIntervalSince(t0))
             }
-            best = max(best, Double(B * decodeTokens) / Date().timeIntervalSince(t0))
         }
         return best
     }
