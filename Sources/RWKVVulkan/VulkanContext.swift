@@ -569,29 +569,23 @@ final class VulkanContext {
 
     private func descriptorSet(_ bindings: [Binding], texels: [Binding]) throws -> VkDescriptorSet {
         guard let dummy, let dummyView else { throw VulkanError.shader("no device") }
+        // Sets are cached by what they bind, so the views and buffer infos are only made on a miss.
+        let storage = (0..<Self.bindingCount).map { i in i < bindings.count ? bindings[i] : Binding(raw: dummy.buffer, range: 256) }
+        let texel = (0..<Self.texelBindingCount).map { i in i < texels.count ? texels[i] : nil }
         var key: [UInt64] = []
         key.reserveCapacity(3 * (Self.bindingCount + Self.texelBindingCount))
-        var infos: [VkDescriptorBufferInfo] = []
-        for i in 0..<Self.bindingCount {
-            let b = i < bindings.count ? bindings[i] : Binding(raw: dummy.buffer, range: 256)
-            key += [b.handleBits, UInt64(b.offset), UInt64(b.range)]
-            infos.append(VkDescriptorBufferInfo(buffer: b.handle, offset: VkDeviceSize(b.offset), range: VkDeviceSize(b.range)))
-        }
-        var views: [VkBufferView?] = []
-        for i in 0..<Self.texelBindingCount {
-            if i < texels.count, let buffer = texels[i].buffer {
-                let t = texels[i]
-                guard t.offset % minTexelOffsetAlignment == 0, t.range % 16 == 0, t.range / 16 <= maxTexelBufferElements else {
-                    throw VulkanError.unsupportedModel("a texel view of \(t.range) bytes at \(t.offset) exceeds the device's texel-buffer limits")
-                }
-                key += [t.handleBits, UInt64(t.offset), UInt64(t.range)]
-                views.append(try buffer.texelView(offset: t.offset, range: t.range))
-            } else {
-                key += [0, 0, 0]
-                views.append(dummyView)
-            }
-        }
+        for b in storage { key += [b.handleBits, UInt64(b.offset), UInt64(b.range)] }
+        for t in texel { key += t.map { [$0.handleBits, UInt64($0.offset), UInt64($0.range)] } ?? [0, 0, 0] }
         if let s = sets[key] { return s }
+        let infos = storage.map { VkDescriptorBufferInfo(buffer: $0.handle, offset: VkDeviceSize($0.offset), range: VkDeviceSize($0.range)) }
+        let views: [VkBufferView?] = try texel.map { t in
+            guard let t else { return dummyView }
+            guard let buffer = t.buffer, t.offset % minTexelOffsetAlignment == 0, t.range % 16 == 0,
+                  t.range / 16 <= maxTexelBufferElements else {
+                throw VulkanError.unsupportedModel("a texel view of \(t.range) bytes at \(t.offset) exceeds the device's texel-buffer limits")
+            }
+            return try buffer.texelView(offset: t.offset, range: t.range)
+        }
         if sets.count >= maxSets { throw VulkanError.call(function: "vkAllocateDescriptorSets (pool of \(maxSets) exhausted)", result: VK_ERROR_OUT_OF_POOL_MEMORY.rawValue) }
         var ai = VkDescriptorSetAllocateInfo()
         ai.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO
