@@ -34,8 +34,6 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
     /// Largest number of token rows and of sequences one pass may hold (buffer-range and dispatch limits).
     let maxRowsPerPass: Int
     let maxSeqsPerPass: Int
-    /// Bytes one binding may span: the device's storage-buffer and texel-view limits, unless lowered.
-    let bindingLimit: Int
     /// Rows of W one workgroup of the along-k kernel computes (matmul_k.comp's RG).
     private static let alongKRowsPerGroup = 16
     /// The rows kernel's variants (matmul.comp): SPIR-V name, token rows per invocation (TB), rows
@@ -97,7 +95,6 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
         // Kernels read weights (rows kernel), activations and states through texel views, which have
         // their own limit.
         limit = min(limit, context.maxTexelBufferElements * 16)
-        bindingLimit = limit
 
         // Memory check before any upload: every matrix plus the small vectors.
         var weightBytes = model.head.rows * model.head.cols * model.head.dtype.byteSize
