@@ -7,8 +7,11 @@
 // vector gather, where a storage-buffer load runs lane by lane with a branch per lane. TB, RPI and the
 // workgroup width LX are compile-time constants (one SPIR-V per variant) so the loops unroll and the
 // accumulators stay out of indexed memory. W is one row chunk of a weight matrix: f32 (4 per texel),
-// f16 or bf16 (8 per texel: pairs in uints, bf16 decoded by shifts). fp32 accumulation.
+// f16 or bf16 (8 per texel: pairs in uints, bf16 decoded by shifts), in blocks of RB rows interleaved
+// by 8 columns ([block][k / 8][row in block][8 values], GPUMatrix.Layout.rowBlocks), so a workgroup
+// reads a few sequential streams, one per block, rather than one per row. fp32 accumulation.
 // op: 0 store, 1 add, 2 tanh, 3 sigmoid, 4 relu².
+#define RB 32 // GPUMatrix.rowBlock
 #ifndef TB
 #define TB 1
 #define RPI 8
@@ -34,9 +37,12 @@ void main() {
     uint r0 = gl_GlobalInvocationID.x * RPI;
     uint t0 = gl_WorkGroupID.y * TB;
     int n8 = int(p.cols / 8);
-    int rowTexels = DTYPE == 0 ? 2 * n8 : n8;
-    int wb[RPI];
-    [[unroll]] for (uint j = 0; j < RPI; j++) wb[j] = int(min(r0 + j, p.rows - 1)) * rowTexels;
+    int tq = DTYPE == 0 ? 2 : 1; // texels per 8 values of a row
+    int qStride = RB * tq, wb[RPI];
+    [[unroll]] for (uint j = 0; j < RPI; j++) {
+        int r = int(min(r0 + j, p.rows - 1));
+        wb[j] = (r / RB) * RB * n8 * tq + (r % RB) * tq;
+    }
     int xs = int(p.xStride / 4), xb = int(t0) * xs;
     float acc[RPI][TB];
     [[unroll]] for (uint j = 0; j < RPI; j++) [[unroll]] for (uint t = 0; t < TB; t++) acc[j][t] = 0.0;
@@ -44,10 +50,10 @@ void main() {
         vec4 lo[RPI], hi[RPI];
         [[unroll]] for (uint j = 0; j < RPI; j++) {
             if (DTYPE == 0) {
-                lo[j] = uintBitsToFloat(texelFetch(W, wb[j] + 2 * q));
-                hi[j] = uintBitsToFloat(texelFetch(W, wb[j] + 2 * q + 1));
+                lo[j] = uintBitsToFloat(texelFetch(W, wb[j] + qStride * q));
+                hi[j] = uintBitsToFloat(texelFetch(W, wb[j] + qStride * q + 1));
             } else {
-                uvec4 u = texelFetch(W, wb[j] + q);
+                uvec4 u = texelFetch(W, wb[j] + qStride * q);
                 lo[j] = lo16(u);
                 hi[j] = hi16(u);
             }

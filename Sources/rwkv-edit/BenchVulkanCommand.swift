@@ -116,7 +116,7 @@ struct BenchVulkanCommand: ParsableCommand {
             return (states, next)
         }
         var best = [Double](repeating: 0, count: sizes.count)
-        for _ in 0..<3 {
+        for _ in 0..<5 {
             for (i, B) in sizes.enumerated() {
                 let t0 = Date()
                 for _ in 0..<decodeTokens {
