@@ -105,7 +105,7 @@ struct BenchVulkanCommand: ParsableCommand {
     }
 
     /// For each B, B sequences decoded together, one token each per call: sequences × tokens per second,
-    /// the best of three rounds. Each round measures every batch size in turn, so a slow spell of a
+    /// the best of five rounds. Each round measures every batch size in turn, so a slow spell of a
     /// shared machine (software drivers use all its cores) hits all of them alike.
     private func measureBatched(_ engine: any Engine, _ sizes: [Int]) throws -> [Double] {
         let V = engine.config.vocabSize
