@@ -399,7 +399,7 @@ struct GPUMatrix {
         case rowMajor
         /// Blocks of `rowBlock` rows interleaved by 8 columns, [block][k / 8][row in block][8 values]:
         /// the rows kernel's workgroup then reads one sequential stream per block instead of one per row,
-        /// which the CPU's prefetchers follow (lavapipe decodes ~2× faster at B = 1 than row-major).
+        /// which the CPU's prefetchers can follow (lavapipe decodes 1.6× faster at B = 1 than row-major).
         case rowBlocks
     }
     /// Rows per block of `.rowBlocks`; matmul.comp's RB.
