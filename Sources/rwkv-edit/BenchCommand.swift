@@ -18,21 +18,26 @@ struct BenchSpeedCommand: ParsableCommand {
 
     @OptionGroup var source: BenchModelOptions
 
-    @Option(name: .long, help: "Tokens decoded for the decode measurement.")
-    var decodeTokens = 32
+    @Option(name: .long, help: "Tokens decoded for the decode measurement (default: 32; 8 per sequence with --backend vulkan).")
+    var decodeTokens: Int?
 
-    @Option(name: .long, help: "Engine: cpu (default), vulkan or auto (see also `bench-vulkan` for batched figures).")
+    @Option(name: .long, help: "Engine: cpu (default), auto, or vulkan: the Vulkan engine beside the CPU engine, with batched decoding at B = 1, 8, 32 and 64 (`bench-vulkan` for other batch sizes or a kernel profile).")
     var backend = "cpu"
 
     @Flag(name: .long, help: "One JSON object per line per run.")
     var json = false
 
     func validate() throws {
-        guard decodeTokens > 0 else { throw ValidationError("--decode-tokens must be > 0") }
+        guard decodeTokens ?? 1 > 0 else { throw ValidationError("--decode-tokens must be > 0") }
     }
 
     func run() throws {
         try reportingErrors {
+            if backend.lowercased() == "vulkan" {
+                try VulkanComparison(source: source, decodeTokens: decodeTokens ?? 8, sizes: [1, 8, 32, 64], backends: ["vulkan", "cpu"],
+                                     json: json, profile: false).run()
+                return
+            }
             let bandwidth = measureBandwidth(threads: source.bandwidthThreads)
             let runs = try source.models(announce: !json)
             if !json {
@@ -43,7 +48,7 @@ struct BenchSpeedCommand: ParsableCommand {
                 let engine = try makeEngine(model: m, backend: backend, threads: source.threads)
                 // Threads are a CPU-engine setting; a Vulkan run reports none.
                 let engineThreads = (engine as? CPUEngine)?.threads
-                let r = try measurePrefillDecode(engine, promptTokens: source.promptTokens, decodeTokens: decodeTokens, repeats: 3)
+                let r = try measurePrefillDecode(engine, promptTokens: source.promptTokens, decodeTokens: decodeTokens ?? 32, repeats: 3)
                 let gbs = Double(m.bytesPerDecodedToken) * r.decode / 1e9
                 if json {
                     try printJSON(["model": name, "dtype": m.weightDType.rawValue, "backend": engine.backendName, "threads": engineThreads.map { $0 as Any } ?? NSNull(),

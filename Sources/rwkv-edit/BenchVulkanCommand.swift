@@ -33,47 +33,65 @@ struct BenchVulkanCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let sizes = batches.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 > 0 }
-            // The roofline beside the figures: this machine's read bandwidth, and the weight bytes per token.
-            let bandwidth = measureBandwidth(threads: source.bandwidthThreads)
-            for (name, m) in try source.models(announce: !json) {
-                if !json {
-                    print("model \(name) \(m.weightDType.rawValue), \(m.bytesPerDecodedToken >> 20) MiB of weights per decoded token; "
-                          + "\(ProcessInfo.processInfo.activeProcessorCount) cores, host read bandwidth \(String(format: "%.1f", bandwidth)) GB/s; "
-                          + "prompt \(source.promptTokens) tokens, \(decodeTokens) decoded per sequence")
-                    print("backend  device                                        prefill tok/s  decode tok/s  decode GB/s  " + sizes.map { String(format: "B=%-3d seq·tok/s", $0) }.joined(separator: "  "))
+            let engines = backends.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            try VulkanComparison(source: source, decodeTokens: decodeTokens, sizes: sizes, backends: engines, json: json, profile: profile).run()
+        }
+    }
+}
+
+/// The Vulkan benchmark (`bench-vulkan`, and `bench --backend vulkan`): for each model, prefill,
+/// decode and batched-decode figures of each backend, the Vulkan engine beside the CPU engine.
+struct VulkanComparison {
+    let source: BenchModelOptions
+    let decodeTokens: Int
+    /// Batch sizes for batched decoding.
+    let sizes: [Int]
+    /// "vulkan" and/or "cpu", measured in this order.
+    let backends: [String]
+    let json: Bool
+    let profile: Bool
+
+    func run() throws {
+        // The roofline beside the figures: this machine's read bandwidth, and the weight bytes per token.
+        let bandwidth = measureBandwidth(threads: source.bandwidthThreads)
+        for (name, m) in try source.models(announce: !json) {
+            if !json {
+                print("model \(name) \(m.weightDType.rawValue), \(m.bytesPerDecodedToken >> 20) MiB of weights per decoded token; "
+                      + "\(ProcessInfo.processInfo.activeProcessorCount) cores, host read bandwidth \(String(format: "%.1f", bandwidth)) GB/s; "
+                      + "prompt \(source.promptTokens) tokens, \(decodeTokens) decoded per sequence")
+                print("backend  device                                        prefill tok/s  decode tok/s  decode GB/s  " + sizes.map { String(format: "B=%-3d seq·tok/s", $0) }.joined(separator: "  "))
+            }
+            for backend in backends {
+                let engine: any Engine
+                let device: String
+                switch backend {
+                case "cpu":
+                    let e = CPUEngine(model: m, threads: source.threads)
+                    engine = e; device = "CPU, \(e.threads) threads"
+                case "vulkan":
+                    let e = try VulkanEngine(model: m)
+                    engine = e; device = "\(e.device.name) [\(e.matmulKernel.rawValue)]"
+                default: throw ValidationError("unknown backend \(backend); use vulkan or cpu")
                 }
-                for backend in backends.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) {
-                    let engine: any Engine
-                    let device: String
-                    switch backend {
-                    case "cpu":
-                        let e = CPUEngine(model: m, threads: source.threads)
-                        engine = e; device = "CPU, \(e.threads) threads"
-                    case "vulkan":
-                        let e = try VulkanEngine(model: m)
-                        engine = e; device = "\(e.device.name) [\(e.matmulKernel.rawValue)]"
-                    default: throw ValidationError("unknown backend \(backend); use vulkan or cpu")
-                    }
-                    if profile, let e = engine as? VulkanEngine {
-                        for b in sizes { try printProfile(e, B: b) }
-                    }
-                    let (prefill, decode) = try measurePrefillDecode(engine, promptTokens: source.promptTokens, decodeTokens: decodeTokens, repeats: 2)
-                    let batched = try measureBatched(engine, sizes)
-                    if json {
-                        var o: [String: Any] = ["model": name, "dtype": m.weightDType.rawValue, "backend": backend, "device": device,
-                                                "prompt_tokens": source.promptTokens, "prefill_tok_s": prefill, "decode_tok_s": decode,
-                                                "decode_gb_s": Double(m.bytesPerDecodedToken) * decode / 1e9, "bandwidth_gb_s": bandwidth]
-                        for (b, v) in zip(sizes, batched) { o["batched_B\(b)_seq_tok_s"] = v }
-                        for (b, x) in scaling(sizes, batched) { o["batched_B\(b)_over_B1"] = x }
-                        try printJSON(o)
-                    } else {
-                        let cols = batched.map { String(format: "%15.1f", $0) }.joined(separator: "  ")
-                        let pad = { (t: String, n: Int) in t.count >= n ? String(t.prefix(n)) : t + String(repeating: " ", count: n - t.count) }
-                        print(pad(backend, 8) + " " + pad(device, 44) + String(format: " %14.1f  %12.2f  %11.2f  ", prefill, decode,
-                                                                               Double(m.bytesPerDecodedToken) * decode / 1e9) + cols)
-                        let x = scaling(sizes, batched)
-                        if !x.isEmpty { print("         batched over B=1: " + x.map { String(format: "B=%d %.1f×", $0.0, $0.1) }.joined(separator: ", ")) }
-                    }
+                if profile, let e = engine as? VulkanEngine {
+                    for b in sizes { try printProfile(e, B: b) }
+                }
+                let (prefill, decode) = try measurePrefillDecode(engine, promptTokens: source.promptTokens, decodeTokens: decodeTokens, repeats: 2)
+                let batched = try measureBatched(engine, sizes)
+                if json {
+                    var o: [String: Any] = ["model": name, "dtype": m.weightDType.rawValue, "backend": backend, "device": device,
+                                            "prompt_tokens": source.promptTokens, "prefill_tok_s": prefill, "decode_tok_s": decode,
+                                            "decode_gb_s": Double(m.bytesPerDecodedToken) * decode / 1e9, "bandwidth_gb_s": bandwidth]
+                    for (b, v) in zip(sizes, batched) { o["batched_B\(b)_seq_tok_s"] = v }
+                    for (b, x) in scaling(sizes, batched) { o["batched_B\(b)_over_B1"] = x }
+                    try printJSON(o)
+                } else {
+                    let cols = batched.map { String(format: "%15.1f", $0) }.joined(separator: "  ")
+                    let pad = { (t: String, n: Int) in t.count >= n ? String(t.prefix(n)) : t + String(repeating: " ", count: n - t.count) }
+                    print(pad(backend, 8) + " " + pad(device, 44) + String(format: " %14.1f  %12.2f  %11.2f  ", prefill, decode,
+                                                                           Double(m.bytesPerDecodedToken) * decode / 1e9) + cols)
+                    let x = scaling(sizes, batched)
+                    if !x.isEmpty { print("         batched over B=1: " + x.map { String(format: "B=%d %.1f×", $0.0, $0.1) }.joined(separator: ", ")) }
                 }
             }
         }

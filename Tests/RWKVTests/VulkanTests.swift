@@ -284,6 +284,26 @@ final class VulkanTests: XCTestCase {
         XCTAssertTrue(profile.contains { ($0["kernel"] as? String)?.hasPrefix("matmul_t") == true }, "\(profile)")
     }
 
+    /// `bench --backend vulkan`: the command reports the Vulkan engine beside the CPU engine,
+    /// each with prefill, decode and batched decoding at B = 1, 8, 32 and 64.
+    func testBenchWithVulkanBackendComparesWithCPU() throws {
+        try CLI.requireBinary()
+        _ = try engines(Fixtures.tinySafetensors) // skips without Vulkan
+        let r = try CLI.run(["bench", "--backend", "vulkan", "--model", Fixtures.tinySafetensors, "--decode-tokens", "1",
+                             "--prompt-tokens", "4", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = try r.stdout.split(separator: "\n").map { try CLI.json(String($0)) }
+        XCTAssertEqual(lines.compactMap { $0["backend"] as? String }, ["vulkan", "cpu"])
+        for line in lines {
+            XCTAssertGreaterThan(try XCTUnwrap(line["prefill_tok_s"] as? Double), 0)
+            XCTAssertGreaterThan(try XCTUnwrap(line["decode_tok_s"] as? Double), 0)
+            for b in [1, 8, 32, 64] { XCTAssertGreaterThan(try XCTUnwrap(line["batched_B\(b)_seq_tok_s"] as? Double), 0, "B = \(b)") }
+            let ratio = try XCTUnwrap(line["batched_B32_over_B1"] as? Double)
+            XCTAssertEqual(ratio, try XCTUnwrap(line["batched_B32_seq_tok_s"] as? Double) / XCTUnwrap(line["batched_B1_seq_tok_s"] as? Double),
+                           accuracy: 1e-9)
+        }
+    }
+
     /// The committed SPIR-V and its embedded copy match a fresh glslc compile of the GLSL (one per
     /// variant where a shader lists "// variants: name=MACRO=1,… …").
     func testCommittedSPIRVIsUpToDate() throws {
