@@ -174,7 +174,7 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
 
     private func run(_ pieces: [Piece], batch: [[Int]], states: inout [State], allLogits: Bool, out: inout [[Float]]) throws {
         let c = model.config
-        let (C, H, N, L, V) = (c.nEmbd, c.nHead, c.headSize, c.nLayer, c.vocabSize)
+        let (C, V) = (c.nEmbd, c.vocabSize)
         let B = pieces.count
         let T = pieces.reduce(0) { $0 + $1.end - $1.begin }
         let Tpad = (T + 7) & ~7
@@ -209,50 +209,44 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
         (xin + T * C).update(repeating: 0, count: (Tpad - T) * C)
         let rowMap = a.rowMap.mapped.unsafelyUnwrapped.assumingMemoryBound(to: UInt32.self)
         for (j, o) in outRows.enumerated() { rowMap[j] = UInt32(o.row) }
-        let hnn = H * N * N
-        let wkvStride = a.wkvLayerStride, vecStride = a.vecLayerStride
-        let wkv = a.wkv.floats(L * wkvStride), attIn = a.attIn.floats(L * vecStride), ffnIn = a.ffnIn.floats(L * vecStride)
-        // State copies are most of the host's share of a wide batch (2.4 MB per 0.1B sequence each
-        // way), so sequences are copied in parallel; a pass holds each sequence at most once.
-        states.withUnsafeMutableBufferPointer { sp in
-            let seqs = sp.baseAddress.unsafelyUnwrapped
-            DispatchQueue.concurrentPerform(iterations: B) { b in
-                let st = seqs + pieces[b].seq
-                st.pointee.wkv.withUnsafeBufferPointer { s in
-                    for l in 0..<L { (wkv + l * wkvStride + b * hnn).update(from: s.baseAddress.unsafelyUnwrapped + l * hnn, count: hnn) }
-                }
-                st.pointee.attXPrev.withUnsafeBufferPointer { s in
-                    for l in 0..<L { (attIn + l * vecStride + b * C).update(from: s.baseAddress.unsafelyUnwrapped + l * C, count: C) }
-                }
-                st.pointee.ffnXPrev.withUnsafeBufferPointer { s in
-                    for l in 0..<L { (ffnIn + l * vecStride + b * C).update(from: s.baseAddress.unsafelyUnwrapped + l * C, count: C) }
-                }
-            }
-        }
-
+        transferStates(&states, pieces, a, toDevice: true)
         try record(a, T: T, B: B, nOut: nOut)
-
-        let attOut = a.attOut.floats(L * vecStride), ffnOut = a.ffnOut.floats(L * vecStride)
-        states.withUnsafeMutableBufferPointer { sp in
-            let seqs = sp.baseAddress.unsafelyUnwrapped
-            DispatchQueue.concurrentPerform(iterations: B) { b in
-                let st = seqs + pieces[b].seq
-                st.pointee.wkv.withUnsafeMutableBufferPointer { s in
-                    for l in 0..<L { (s.baseAddress.unsafelyUnwrapped + l * hnn).update(from: wkv + l * wkvStride + b * hnn, count: hnn) }
-                }
-                st.pointee.attXPrev.withUnsafeMutableBufferPointer { s in
-                    for l in 0..<L { (s.baseAddress.unsafelyUnwrapped + l * C).update(from: attOut + l * vecStride + b * C, count: C) }
-                }
-                st.pointee.ffnXPrev.withUnsafeMutableBufferPointer { s in
-                    for l in 0..<L { (s.baseAddress.unsafelyUnwrapped + l * C).update(from: ffnOut + l * vecStride + b * C, count: C) }
-                }
-            }
-        }
+        transferStates(&states, pieces, a, toDevice: false)
         let Vp = head.rows // the logits' row stride: the vocabulary padded to a multiple of 4
         let logits = a.logits.floats(nOut * Vp)
         for (j, o) in outRows.enumerated() {
             out[pieces[o.piece].seq].withUnsafeMutableBufferPointer { d in
                 (d.baseAddress.unsafelyUnwrapped + o.dst * V).update(from: logits + j * Vp, count: V)
+            }
+        }
+    }
+
+    /// Copies each piece's state between its host `State` and the pass's device layout ([L][B] windows;
+    /// x_prev read from attIn/ffnIn, written to attOut/ffnOut). The copies are most of the host's share
+    /// of a wide batch (2.4 MB per 0.1B sequence each way), so sequences are copied in parallel; a pass
+    /// holds each sequence at most once.
+    private func transferStates(_ states: inout [State], _ pieces: [Piece], _ a: Activations, toDevice: Bool) {
+        let c = model.config
+        let (C, L, hnn) = (c.nEmbd, c.nLayer, c.nHead * c.headSize * c.headSize)
+        let wkv = a.wkv.floats(L * a.wkvLayerStride)
+        let att = (toDevice ? a.attIn : a.attOut).floats(L * a.vecLayerStride)
+        let ffn = (toDevice ? a.ffnIn : a.ffnOut).floats(L * a.vecLayerStride)
+        states.withUnsafeMutableBufferPointer { sp in
+            let seqs = sp.baseAddress.unsafelyUnwrapped
+            DispatchQueue.concurrentPerform(iterations: pieces.count) { b in
+                // Layer l of this sequence: host [l * n ..< (l + 1) * n], device window l, slot b.
+                func move(_ host: inout [Float], _ dev: UnsafeMutablePointer<Float>, layerStride: Int, n: Int) {
+                    host.withUnsafeMutableBufferPointer { h in
+                        for l in 0..<L {
+                            let hp = h.baseAddress.unsafelyUnwrapped + l * n, dp = dev + l * layerStride + b * n
+                            if toDevice { dp.update(from: hp, count: n) } else { hp.update(from: dp, count: n) }
+                        }
+                    }
+                }
+                let st = seqs + pieces[b].seq
+                move(&st.pointee.wkv, wkv, layerStride: a.wkvLayerStride, n: hnn)
+                move(&st.pointee.attXPrev, att, layerStride: a.vecLayerStride, n: C)
+                move(&st.pointee.ffnXPrev, ffn, layerStride: a.vecLayerStride, n: C)
             }
         }
     }
