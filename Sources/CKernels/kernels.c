@@ -1,4 +1,5 @@
 #include "rwkv_kernels.h"
+#include <stdlib.h>
 #include <string.h>
 #include <math.h>
 #if defined(__x86_64__)
@@ -195,15 +196,26 @@ static void wkv7_scalar(float *S, int H, int N, const float *r, const float *w, 
 
 static int simd_level = -1;
 
+static int detect_simd_level(void) {
+#ifdef RK_X86
+    __builtin_cpu_init();
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))) return 0;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+        return 2;
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 int rk_simd_level(void) {
     if (simd_level < 0) {
-#ifdef RK_X86
-        __builtin_cpu_init();
-        simd_level = (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                      __builtin_cpu_supports("f16c")) ? 1 : 0;
-#else
-        simd_level = 0;
-#endif
+        // Benign race: every thread computes the same value.
+        int level = detect_simd_level();
+        const char *env = getenv("RWKV_EDIT_KERNELS");
+        if (env && strcmp(env, "portable") == 0) level = 0;
+        else if (env && strcmp(env, "avx2") == 0 && level > 1) level = 1;
+        simd_level = level;
     }
     return simd_level;
 }

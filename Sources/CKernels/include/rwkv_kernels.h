@@ -7,7 +7,10 @@
 /// Element types of weight matrices as stored in memory.
 enum rk_dtype { RK_F32 = 0, RK_F16 = 1, RK_BF16 = 2 };
 
-/// Highest SIMD level the kernels dispatch to on this CPU: 0 scalar, 1 AVX2+FMA+F16C.
+/// Highest SIMD level the kernels dispatch to on this CPU: 0 portable (scalar C), 1 AVX2+FMA+F16C,
+/// 2 AVX-512F/BW/VL (used by rk_gemm; the other kernels run their AVX2 code at levels 1 and 2).
+/// Chosen once per process. The environment variable RWKV_EDIT_KERNELS caps it: "portable" makes
+/// every kernel (matvec, gemm, wkv, to_f32, sum) take the scalar path; "avx2" caps the level at 1.
 int rk_simd_level(void);
 
 /// y[r] = sum_c W[r][c] * x[c] for rows [row_begin, row_end) of a row-major [rows][cols] matrix.
@@ -18,6 +21,15 @@ void rk_matvec(int dtype, const void *W, const float *x, float *y,
 /// Same as rk_matvec for nvec input vectors at once (x is [nvec][cols], y is [nvec][rows_total]).
 void rk_matvec_multi(int dtype, const void *W, const float *x, float *y, int nvec,
                      int64_t cols, int64_t rows_total, int64_t row_begin, int64_t row_end);
+
+/// y[t][r] = sum_c W[r][c] * x[t][c] for t < T and rows [row_begin, row_end) of a row-major
+/// [rows_total][cols] matrix W of type dtype (RK_F32, RK_F16, RK_BF16); x is [T][cols] f32,
+/// y is [T][rows_total] f32. fp32 accumulation of the exactly widened weights. Single-threaded
+/// (the caller splits rows over threads); any T >= 1, cols and row range, unaligned pointers.
+/// Each calling thread keeps its packing buffer (about 400 KiB with AVX-512, 135 KiB with AVX2)
+/// for its lifetime.
+void rk_gemm(int dtype, const void *W, const float *x, float *y, int T,
+             int64_t cols, int64_t rows_total, int64_t row_begin, int64_t row_end);
 
 /// Widen n elements of a weight array to fp32.
 void rk_to_f32(int dtype, const void *src, float *dst, int64_t n);
