@@ -1,64 +1,61 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Hot CPU kernels live in CKernels, compiled -O3 even in debug builds: Swift's default
-// x86-64 target has no F16C/FMA/AVX2, so the C code picks them at run time.
+// Two halves (DESIGN.md §2). The runtime an app ships is the one library `RWKVEdit`: model files,
+// tokenizer, state, the CPU engine over the C kernels, the editing methods, the pack reader and the
+// session. It links only Foundation, libsqlite3, libzstd and CKernels. The tools build on it, one
+// job per target: the pack compiler, eval suites, state analysis, the Vulkan engine, benchmarks, and
+// the `rwkv-edit` CLI over all of them.
 let package = Package(
     name: "rwkv-edit",
     products: [
-        .library(name: "RWKV", targets: ["RWKV"]),
+        .library(name: "RWKVEdit", targets: ["RWKVEdit"]),
+        .library(name: "RWKVPackCompiler", targets: ["PackCompiler"]),
+        .library(name: "RWKVEditEval", targets: ["EditEval"]),
+        .library(name: "RWKVStateAnalysis", targets: ["StateAnalysis"]),
         .library(name: "RWKVVulkan", targets: ["RWKVVulkan"]),
-        .library(name: "StateEdit", targets: ["StateEdit"]),
-        .library(name: "EditPacks", targets: ["EditPacks"]),
         .executable(name: "rwkv-edit", targets: ["rwkv-edit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
-        .systemLibrary(name: "CLapacke", path: "Sources/CLapacke"),
+        // System libraries.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         .systemLibrary(name: "CZstd", path: "Sources/CZstd"),
+        .systemLibrary(name: "CLapacke", path: "Sources/CLapacke"),
         .systemLibrary(name: "CVulkan", path: "Sources/CVulkan"),
+        // The runtime.
+        .target(name: "CKernels", path: "Sources/CKernels"),
         .target(
-            name: "CKernels",
-            path: "Sources/CKernels",
-            cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]
+            name: "RWKVEdit",
+            dependencies: ["CKernels", "CSQLite", "CZstd"],
+            path: "Sources/RWKVEdit"
         ),
+        // The tools.
         .target(
-            name: "RWKV",
-            dependencies: ["CKernels", "CLapacke"],
-            path: "Sources/RWKV"
+            name: "PackCompiler",
+            dependencies: ["RWKVEdit", "CLapacke"],
+            path: "Sources/PackCompiler"
         ),
+        .target(name: "EditEval", dependencies: ["RWKVEdit"], path: "Sources/EditEval"),
+        .target(name: "StateAnalysis", dependencies: ["RWKVEdit"], path: "Sources/StateAnalysis"),
         .target(
             name: "RWKVVulkan",
-            dependencies: ["RWKV", "CVulkan", "CKernels"],
+            dependencies: ["RWKVEdit", "CVulkan", "CKernels"],
             path: "Sources/RWKVVulkan"
-        ),
-        .target(
-            name: "StateEdit",
-            dependencies: ["RWKV", "CLapacke"],
-            path: "Sources/StateEdit"
-        ),
-        .target(
-            name: "EditPacks",
-            dependencies: ["RWKV", "StateEdit", "CSQLite", "CZstd", "CLapacke"],
-            path: "Sources/EditPacks"
         ),
         .executableTarget(
             name: "rwkv-edit",
             dependencies: [
-                "RWKV",
-                "RWKVVulkan",
-                "StateEdit",
-                "EditPacks",
+                "RWKVEdit", "PackCompiler", "EditEval", "StateAnalysis", "RWKVVulkan", "CKernels", "CLapacke",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/rwkv-edit"
         ),
         .testTarget(
             name: "RWKVTests",
-            dependencies: ["RWKV", "RWKVVulkan", "StateEdit", "EditPacks", "CSQLite"],
+            dependencies: ["RWKVEdit", "PackCompiler", "EditEval", "StateAnalysis", "RWKVVulkan", "CSQLite"],
             path: "Tests/RWKVTests"
         ),
     ],

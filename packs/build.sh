@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Recompiles the packs shipped for the demo model (run after every re-export of models/demo.safetensors:
-# a pack is bound to the model's fingerprint, and a stale one is refused with a clear error).
+# Recompiles the packs shipped for the demo model (run after retraining models/demo.*: a pack records the
+# model's identity — config, vocabulary digest, sampled weights — and a stale one is refused with a clear error).
 # Usage: packs/build.sh [path/to/rwkv-edit]   (default: .build/release/rwkv-edit)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,5 @@
--- rwkv-edit edit pack, schema version 1. One SQLite file per pack, rollback journal (no WAL):
+-- rwkv-edit edit pack, schema version 2 (the tables are those of version 1; version 2 changed the
+-- manifest's model identity). One SQLite file per pack, rollback journal (no WAL):
 -- the single .rwkvpack file is the artifact. See schemas/README.md for the blob encoding and the
 -- migration policy, schemas/manifest.schema.json for the manifest.
 CREATE TABLE IF NOT EXISTS meta (

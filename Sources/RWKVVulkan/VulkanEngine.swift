@@ -1,7 +1,7 @@
 import CKernels
 import CVulkan
 import Foundation
-import RWKV
+import RWKVEdit
 
 /// The RWKV-7 ("x070") forward pass in Vulkan compute shaders, behind the same `Engine` protocol as
 /// the CPU engine. A forward call records every layer of every sequence into one command buffer and

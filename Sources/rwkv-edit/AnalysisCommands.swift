@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
-import RWKV
-import StateEdit
+import RWKVEdit
+import StateAnalysis
 
 struct SVDCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

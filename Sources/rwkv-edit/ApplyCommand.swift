@@ -1,8 +1,6 @@
 import ArgumentParser
-import EditPacks
+import RWKVEdit
 import Foundation
-import RWKV
-import StateEdit
 
 /// Runs a pack command body, turning library errors into "error: …" and exit code 1.
 func reportingPackErrors<T>(_ body: () throws -> T) throws -> T {
@@ -63,52 +61,21 @@ struct ApplyCommand: ParsableCommand {
         try reportingPackErrors {
             let controls = try controlQueries(controlQuery, controlAnswer)
             let options = try methodOptions.editOptions(defaultRatio: modelOptions.card().ratios.edit)
-            let (entity, a, b) = try EditPack.parseEdit(edit)
             let p = try EditPack(path: pack)
             let m = try modelOptions.loadModel()
-            let tok = try modelOptions.tokenizer(for: m)
-            try p.requireModel(m, tokenizer: tok)
-            let session = EditSession(engine: modelOptions.engine(m), tokenizer: tok)
+            let tokenizer = try modelOptions.tokenizer(for: m)
+            // Before feeding: a pack for another model is the error to report, not the context's tokens.
+            try p.requireModel(m, tokenizer: tokenizer)
+            let session = EditSession(engine: modelOptions.engine(m), tokenizer: tokenizer)
             try session.feed(context)
-            var info: PackEdit?
-            guard let q = query ?? p.manifest.queryTemplate.map({ fillTemplate($0, value: "", entity: entity) }) else {
-                throw PackError.invalidInput("give --query (pack \(pack) has no @query template)")
+            let r = try session.edit(edit, pack: p, query: query, answers: (old, new), controls: controls, options: options,
+                                     strength: methodOptions.strength, keepUnverified: methodOptions.keepUnverified,
+                                     probeTemplate: probe, preferComposed: composed)
+            if !json {
+                print("pack \(p.name): \(r.entity): \(r.from) → \(r.to) (u₁ from \(r.source.rawValue) entry; probes \"\(r.oldProbe)\" / \"\(r.newProbe)\")")
             }
-            // Answers default to the values' surface texts (an alias "NYC = New York" is answered "New York").
-            let values = try p.values()
-            func surface(_ w: String) throws -> String { let n = try p.resolve(w); return values.first { $0.name == n }?.surface ?? n }
-            var report = try editReport(session: session, query: q, old: try old ?? surface(a), new: try new ?? surface(b), controls: controls) {
-                let r = try session.edit(pack: p, entity: entity, from: a, to: b, options: options,
-                                         probeTemplate: probe, preferComposed: composed)
-                info = r
-                return r.applied
-            }
-            if let info {
-                report["pack"] = ["file": pack, "name": p.name, "source": info.source.rawValue, "entity": entity,
-                                  "from": info.from, "to": info.to, "old_probe": info.oldProbe, "new_probe": info.newProbe] as [String: Any]
-            }
-            if json { try printJSON(report) } else {
-                if let info { print("pack \(p.name): \(entity): \(info.from) → \(info.to) (u₁ from \(info.source.rawValue) entry; probes \"\(info.oldProbe)\" / \"\(info.newProbe)\")") }
-                printEditReport(report)
-            }
+            try EditReport(r, file: pack, name: p.name).emit(json: json)
         }
-    }
-}
-
-/// The chat's `/edit PACK Entity: A -> B` form (ChatCommand's /edit calls `packEdit` first).
-/// PACK is a pack file, or a name looked up as packs/NAME.rwkvpack (from the working directory, then
-/// beside the model's folder); options after the edit (`--method`, `--ratio`, …) as in the other form.
-enum ChatPacks {
-    /// Opens a pack given as a file or as a name looked up as packs/NAME.rwkvpack (from the working
-    /// directory, then beside the model's folder).
-    static func open(_ name: String, modelPath: String) throws -> EditPack {
-        let modelDir = URL(fileURLWithPath: modelPath).deletingLastPathComponent()
-        let candidates = [name, "packs/\(name).rwkvpack", modelDir.appendingPathComponent("../packs/\(name).rwkvpack").path,
-                          modelDir.appendingPathComponent("\(name).rwkvpack").path]
-        guard let path = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-            throw PackError.unreadable(file: name, reason: "no such pack (looked for \(candidates.dropFirst().joined(separator: ", ")))")
-        }
-        return try EditPack(path: path)
     }
 }
 
@@ -122,7 +89,7 @@ extension ChatLoop {
         let optStart = args.firstIndex { $0.hasPrefix("--") } ?? args.count
         let (_, opts) = try SlashOptions.parse(Array(args[optStart...]), defaultRatio: ratios.edit)
         guard optStart >= 2 else { throw EditError.invalid("usage: /edit PACK Entity: A -> B [--method m] [--ratio r]") }
-        let pack = try packs[args[0]] ?? ChatPacks.open(args[0], modelPath: session.engine.model.path)
+        let pack = try packs[args[0]] ?? EditPack.open(args[0], shippedIn: ModelCard.beside(modelPath: session.engine.model.path).packsFolder)
         packs[args[0]] = pack
         let (entity, a, b) = try EditPack.parseEdit(args[1..<optStart].joined(separator: " "))
         let r = try session.edit(pack: pack, entity: entity, from: a, to: b, options: opts)

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import RWKV
+import RWKVEdit
 import RWKVVulkan
 
 /// `--backend cpu|vulkan|auto`. `auto` uses Vulkan on a hardware GPU and the CPU engine when the only

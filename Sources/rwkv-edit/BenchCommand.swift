@@ -1,13 +1,13 @@
 import ArgumentParser
 import CKernels
 import Foundation
-import RWKV
+import RWKVEdit
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Benchmarks: engine speed (the default) and pack compilation.",
-        subcommands: [BenchSpeedCommand.self, BenchCompileCommand.self],
+        abstract: "Benchmarks: engine speed (the default), pack compilation and the model identity check of packs.",
+        subcommands: [BenchSpeedCommand.self, BenchCompileCommand.self, BenchIdentityCommand.self],
         defaultSubcommand: BenchSpeedCommand.self)
 }
 

@@ -1,7 +1,7 @@
 import ArgumentParser
-import EditPacks
+import RWKVEdit
+import PackCompiler
 import Foundation
-import RWKV
 
 /// `bench compile`: how fast packs compile, where the time goes (engine, SVD, storage), and how large a
 /// pack is per value for each storage type. The packs go to a temporary folder and are removed.
@@ -56,16 +56,13 @@ struct BenchCompileCommand: ParsableCommand {
             options.useTemplates(of: vocabulary)
             options.overwrite = true
 
-            let tf = Date()
-            _ = ModelFingerprint.compute(model: m, tokenizer: tok)  // cached for every compile below
-            let fingerprintSeconds = Date().timeIntervalSince(tf)
             let compiler = PackCompiler(engine: mo.engine(m), tokenizer: tok)
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rwkv-edit-bench-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: dir) }
             if !json {
                 print("model \(name) (\(m.weightDType.rawValue) weights), \(vocabulary.values.count) values of \(vocab), "
-                      + "template \"\(options.template)\", fingerprint \(String(format: "%.2f", fingerprintSeconds)) s")
+                      + "template \"\(options.template)\"")
                 print("dtype  values/s  engine s   SVD s  storage s  SVD+storage  engine-only values/s  bytes/value")
             }
             for d in dtypes {
@@ -80,7 +77,6 @@ struct BenchCompileCommand: ParsableCommand {
                     obj["model"] = name
                     obj["dtype"] = d.rawValue
                     obj["svd_storage_share"] = overhead
-                    obj["seconds_fingerprint"] = fingerprintSeconds
                     try printJSON(obj)
                 } else {
                     print(String(format: "%-5@  %8.1f  %8.2f  %6.2f  %9.2f  %10.1f%%  %20.1f  %11.0f", d.rawValue as NSString,

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import RWKV
+import RWKVEdit
 
 /// Which model a benchmark runs on and how long its prompt is (shared by `bench` and `bench-vulkan`).
 struct BenchModelOptions: ParsableArguments {

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import RWKV
+import RWKVEdit
 import RWKVVulkan
 
 /// Prefill, decode and batched-decode throughput of the Vulkan engine next to the CPU engine, same run.

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
-import RWKV
-import EditPacks
-import StateEdit
+import RWKVEdit
 
 struct ChatCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -31,7 +29,7 @@ struct ChatCommand: ParsableCommand {
                                 ratios: try modelOptions.card().ratios)
             for path in pack {
                 // Known both by its file path and by the name stored in it.
-                let p = try ChatPacks.open(path, modelPath: m.path)
+                let p = try EditPack.open(path, shippedIn: ModelCard.beside(modelPath: m.path).packsFolder)
                 chat.packs[path] = p
                 chat.packs[p.name] = p
             }

@@ -1,8 +1,7 @@
 import ArgumentParser
-import EditPacks
+import RWKVEdit
+import PackCompiler
 import Foundation
-import RWKV
-import StateEdit
 
 struct CompileCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -93,9 +92,6 @@ struct CompileCommand: ParsableCommand {
             let (mo, m, _) = try compileModel(model: model, synthetic: synthetic, tokenizer: tokenizer, threads: threads,
                                               backend: backend, announce: false)
             let tok = try mo.tokenizer(for: m)
-            let tf = Date()
-            _ = ModelFingerprint.compute(model: m, tokenizer: tok)
-            let fingerprintSeconds = Date().timeIntervalSince(tf)
             let compiler = PackCompiler(engine: mo.engine(m), tokenizer: tok)
             let tty = isatty(fileno(stderr)) != 0 && !json
             let r = try compiler.compile(vocabulary: vocabulary, options: o, output: output) { p in
@@ -108,7 +104,6 @@ struct CompileCommand: ParsableCommand {
             if tty { FileHandle.standardError.write(Data("\n".utf8)) }
             var obj = r.report
             obj["seconds_total"] = Date().timeIntervalSince(t0)
-            obj["seconds_fingerprint"] = fingerprintSeconds
             obj["dtype"] = d.rawValue
             if json { try printJSON(obj); return }
             print("\(r.path): \(r.status.rawValue); \(r.valuesCompiled) values compiled, \(r.valuesSkipped) already done")
@@ -116,7 +111,6 @@ struct CompileCommand: ParsableCommand {
                 print("nothing to do: the pack is finished and was compiled for this model with these settings")
                 return
             }
-            print(String(format: "model fingerprint: %.2fs (cached for the rest of the run)", fingerprintSeconds))
             print(String(format: "time: engine %.2fs, SVD %.2fs, storage %.2fs (%.1f values/s; engine only %.1f values/s)",
                          r.engineSeconds, r.svdSeconds, r.storageSeconds, r.valuesPerSecond, r.valuesPerSecondEngineOnly))
             if let b = r.bytesPerValue {

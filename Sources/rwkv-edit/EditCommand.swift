@@ -1,14 +1,13 @@
 import ArgumentParser
 import Foundation
-import RWKV
-import StateEdit
+import RWKVEdit
 
 /// Method, strength and placement of an edit, shared by `edit`, `apply` and `chat`.
 struct EditMethodOptions: ParsableArguments {
     @Option(name: .long, help: "Edit method: hyb-u (default), hyb-uv, uniform, adaptive, rank1, projection, isolate.")
     var method = "hyb-u"
 
-    @Option(name: .long, help: "α = ratio·‖S‖/‖Δ‖ for adaptive methods (default: the model's edit_ratio from <model>.json, else 0.20).")
+    @Option(name: .long, help: "α = ratio·‖S‖/‖Δ‖ for adaptive methods, used as given (default: searched from the model's edit_ratio in <model>.json, else 0.20, until the edit verifies).")
     var ratio: Float?
 
     @Option(name: .long, help: "Fixed strength α (uniform and projection use 1 unless given).")
@@ -19,6 +18,12 @@ struct EditMethodOptions: ParsableArguments {
 
     @Option(name: .long, help: "Heads to edit in each layer, comma-separated (default: all).")
     var heads: String?
+
+    @Flag(name: .long, help: "Keep an edit whose verdict is not 'applied' (default: such an edit is undone).")
+    var keepUnverified = false
+
+    /// A given ratio or α is used as it is; otherwise the strength is searched per context.
+    var strength: StrengthPolicy { ratio == nil && alpha == nil ? .search : .fixed }
 
     func editOptions(defaultRatio: Float) throws -> EditOptions {
         var o = EditOptions(method: try EditMethod(name: method), ratio: ratio ?? defaultRatio, alpha: alpha)
@@ -74,10 +79,10 @@ struct EditCommand: ParsableCommand {
             let m = try modelOptions.loadModel()
             let session = EditSession(engine: modelOptions.engine(m), tokenizer: try modelOptions.tokenizer(for: m))
             try session.feed(context)
-            let report = try editReport(session: session, query: query, old: old, new: new, controls: controls) {
-                try session.edit(from: from, to: to, options: options)
-            }
-            if json { try printJSON(report) } else { printEditReport(report) }
+            let outcome = try session.verifiedEdit(from: from, to: to, check: EditCheck(query: query, old: old, new: new, controls: controls),
+                                                   options: options, strength: methodOptions.strength,
+                                                   keepUnverified: methodOptions.keepUnverified)
+            try EditReport(outcome).emit(json: json)
         }
     }
 }

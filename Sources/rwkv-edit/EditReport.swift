@@ -1,68 +1,100 @@
+import ArgumentParser
 import Foundation
-import RWKV
-import StateEdit
-
-/// A control query whose answer an edit must leave alone.
-struct ControlQuery {
-    let query: String
-    let answer: String
-}
+import RWKVEdit
 
 struct EditCommandError: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
 }
 
-/// Measures the query and the controls, runs `apply` (which edits the session), measures again, and
-/// returns the report in the JSON shape scripts depend on:
-/// {"method","alpha","target":{"query","old","new","before":{"p_old","p_new","top"},"after":{…}},
-///  "controls":[{"query","answer","before":{"p","top1"},"after":{…}}]}.
-func editReport(session: EditSession, query: String, old: String, new: String, controls: [ControlQuery],
-                apply: () throws -> AppliedEdit) throws -> [String: Any] {
-    func target() throws -> [String: Any] {
-        let pOld = try session.score(query: query, answer: old)
-        let pNew = try session.score(query: query, answer: new)
-        return ["p_old": pOld.probability, "p_new": pNew.probability,
-                "top": pOld.top.map { ["id": $0.id, "text": $0.text, "prob": $0.probability] as [String: Any] }]
+/// The report `edit`, `apply` and chat print for a verified edit; `--json` prints it as
+/// {"verdict","kept","method","alpha","ratio","layers","heads_edited",
+///  "target":{"query","old","new","before":{"p_old","p_new","top":[{id,text,prob}]},"after":{…}},
+///  "controls":[{"query","answer","before":{"p","top1"},"after":{…}}],
+///  "trials":[{"ratio","alpha","verdict","p_old","p_new"}], "pack":{…}}.
+struct EditReport: Encodable {
+    struct Target: Encodable { let query, old, new: String; let before, after: Reading }
+    struct Reading: Encodable {
+        let pOld, pNew: Double
+        let top: [Token]
+        init(_ r: TargetReading) { pOld = r.old.probability; pNew = r.new.probability; top = r.top.map(Token.init) }
     }
-    func control(_ c: ControlQuery) throws -> [String: Any] {
-        let s = try session.score(query: c.query, answer: c.answer)
-        return ["p": s.probability, "top1": s.isTop1]
+    struct Token: Encodable {
+        let id: Int; let text: String; let prob: Double
+        init(_ t: TokenProbability) { id = t.id; text = t.text; prob = t.probability }
     }
-    let targetBefore = try target()
-    let controlsBefore = try controls.map(control)
-    let applied = try apply()
-    let targetAfter = try target()
-    let controlsAfter = try controls.map(control)
-    var report: [String: Any] = [
-        "method": applied.method.rawValue,
-        "alpha": Double(applied.alpha),
-        "target": ["query": query, "old": old, "new": new, "before": targetBefore, "after": targetAfter],
-        "controls": controls.indices.map { i in
-            ["query": controls[i].query, "answer": controls[i].answer, "before": controlsBefore[i], "after": controlsAfter[i]] as [String: Any]
-        },
-    ]
-    if let r = applied.ratio { report["ratio"] = Double(r) }
-    report["layers"] = [applied.heads.map(\.layer).min() ?? 0, applied.heads.map(\.layer).max() ?? 0]
-    report["heads_edited"] = applied.heads.count
-    return report
-}
+    struct Control: Encodable { let query, answer: String; let before, after: Answer }
+    struct Answer: Encodable {
+        let p: Double; let top1: Bool
+        init(_ a: AnswerReading) { p = a.probability; top1 = a.isTop1 }
+    }
+    struct Trial: Encodable { let ratio: Float?; let alpha: Float; let verdict: EditVerdict; let pOld, pNew: Double }
+    struct Pack: Encodable { let file, name, source, entity, from, to, oldProbe, newProbe: String }
 
-/// The report as a human-readable table.
-func printEditReport(_ r: [String: Any]) {
-    guard let t = r["target"] as? [String: Any], let b = t["before"] as? [String: Any], let a = t["after"] as? [String: Any] else { return }
-    func p(_ d: [String: Any], _ k: String) -> String { String(format: "%.4f", (d[k] as? Double) ?? .nan) }
-    func top(_ d: [String: Any]) -> String {
-        ((d["top"] as? [[String: Any]]) ?? []).prefix(3).map { "\(($0["text"] as? String ?? "").debugDescription) \(String(format: "%.3f", $0["prob"] as? Double ?? 0))" }.joined(separator: ", ")
+    let verdict: EditVerdict
+    let kept: Bool
+    let method: String
+    let alpha: Float
+    let ratio: Float?
+    let layers: [Int]
+    let headsEdited: Int
+    let target: Target
+    let controls: [Control]
+    let trials: [Trial]
+    var pack: Pack?
+
+    init(_ o: EditOutcome) {
+        let a = o.applied
+        verdict = o.verdict; kept = o.kept; method = a.method.rawValue; alpha = a.alpha; ratio = a.ratio
+        layers = [a.heads.map(\.layer).min() ?? 0, a.heads.map(\.layer).max() ?? 0]
+        headsEdited = a.heads.count
+        target = Target(query: o.check.query, old: o.check.old, new: o.check.new, before: Reading(o.before), after: Reading(o.after))
+        controls = o.controls.map { Control(query: $0.control.query, answer: $0.control.answer, before: Answer($0.before), after: Answer($0.after)) }
+        trials = o.trials.map { Trial(ratio: $0.applied.ratio, alpha: $0.applied.alpha, verdict: $0.verdict,
+                                      pOld: $0.target.old.probability, pNew: $0.target.new.probability) }
     }
-    print("method \(r["method"] ?? "?")  α = \(String(format: "%.4f", r["alpha"] as? Double ?? 0))")
-    print("query: \(t["query"] ?? "")")
-    print("          P(\(t["old"] ?? ""))   P(\(t["new"] ?? ""))   top")
-    print("before    \(p(b, "p_old"))   \(p(b, "p_new"))   \(top(b))")
-    print("after     \(p(a, "p_old"))   \(p(a, "p_new"))   \(top(a))")
-    for c in (r["controls"] as? [[String: Any]]) ?? [] {
-        let cb = c["before"] as? [String: Any] ?? [:], ca = c["after"] as? [String: Any] ?? [:]
-        print("control: \(c["query"] ?? "") → \(c["answer"] ?? "")   P before \(p(cb, "p")) (top-1: \(cb["top1"] ?? "")), after \(p(ca, "p")) (top-1: \(ca["top1"] ?? ""))")
+
+    init(_ r: PackEditOutcome, file: String, name: String) {
+        self.init(r.outcome)
+        pack = Pack(file: file, name: name, source: r.source.rawValue, entity: r.entity, from: r.from, to: r.to,
+                    oldProbe: r.oldProbe, newProbe: r.newProbe)
+    }
+
+    func printJSON() throws {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        FileHandle.standardOutput.write(try e.encode(self))
+        FileHandle.standardOutput.write(Data("\n".utf8))
+    }
+
+    /// The report as a table.
+    func printText() {
+        func top(_ r: Reading) -> String { r.top.prefix(3).map { "\($0.text.debugDescription) \(String(format: "%.3f", $0.prob))" }.joined(separator: ", ") }
+        let strength = String(format: "α = %.4f", alpha) + (ratio.map { String(format: " (ratio %.3g)", $0) } ?? "")
+        print("method \(method)  \(strength)  verdict: \(verdict.rawValue)\(kept ? "" : " (not kept: the state is unchanged)")")
+        print("query: \(target.query)")
+        print("          P(\(target.old))   P(\(target.new))   top")
+        print("before    \(String(format: "%.4f", target.before.pOld))   \(String(format: "%.4f", target.before.pNew))   \(top(target.before))")
+        print("after     \(String(format: "%.4f", target.after.pOld))   \(String(format: "%.4f", target.after.pNew))   \(top(target.after))")
+        for c in controls {
+            print("control: \(c.query) → \(c.answer)   P before \(String(format: "%.4f", c.before.p)) (top-1: \(c.before.top1)), after \(String(format: "%.4f", c.after.p)) (top-1: \(c.after.top1))")
+        }
+        if trials.count > 1 {
+            print("strengths tried: " + trials.map { t in (t.ratio.map { String(format: "ratio %.3g", $0) } ?? String(format: "α %.3g", t.alpha)) + " → \(t.verdict.rawValue)" }.joined(separator: ", "))
+        }
+    }
+
+    /// Prints the report; a verdict other than `applied` is also said on stderr and exits with status 2,
+    /// so a script can never take a failed edit for a working one.
+    func emit(json: Bool) throws {
+        if json { try printJSON() } else { printText() }
+        guard verdict == .applied else {
+            let why = verdict == .collateral ? "a control lost its top-1 answer" : "the query does not answer \(target.new) (P(\(target.old)) \(String(format: "%.3f", target.after.pOld)))"
+            FileHandle.standardError.write(Data("warning: the edit was not applied: \(why)\(kept ? "" : "; the state was left unchanged")\n".utf8))
+            throw ExitCode(2)
+        }
     }
 }
 

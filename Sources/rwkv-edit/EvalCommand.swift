@@ -1,8 +1,7 @@
 import ArgumentParser
-import EditPacks
+import RWKVEdit
+import EditEval
 import Foundation
-import RWKV
-import StateEdit
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

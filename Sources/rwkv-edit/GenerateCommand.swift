@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import RWKV
+import RWKVEdit
 
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "generate", abstract: "Continue a prompt.")

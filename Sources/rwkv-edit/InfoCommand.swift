@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import RWKV
+import RWKVEdit
 
 struct InfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "info", abstract: "Describe a model file: architecture, size, dtype, format.")
@@ -20,7 +20,7 @@ struct InfoCommand: ParsableCommand {
                 ("n_layer", c.nLayer), ("n_embd", c.nEmbd), ("n_head", c.nHead), ("head_size", c.headSize),
                 ("vocab_size", c.vocabSize), ("ffn_size", c.ffnSize),
                 ("lora_w", c.loraW), ("lora_a", c.loraA), ("lora_v", c.loraV), ("lora_g", c.loraG),
-                ("parameters", m.parameterCount), ("dtype", m.weightDType.rawValue),
+                ("parameters", m.parameterCount), ("dtype", m.weightDType.rawValue), ("kernels", KernelPath.current.rawValue),
             ]
             if json {
                 try printJSON(Dictionary(uniqueKeysWithValues: fields))

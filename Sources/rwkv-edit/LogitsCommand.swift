@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import RWKV
+import RWKVEdit
 
 struct LogitsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "logits", abstract: "Feed a prompt from the zero state and print the next-token logits.")

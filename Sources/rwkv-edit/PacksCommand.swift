@@ -1,8 +1,7 @@
 import ArgumentParser
-import EditPacks
+import PackCompiler
+import RWKVEdit
 import Foundation
-import RWKV
-import StateEdit
 
 struct PacksCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -60,7 +59,8 @@ struct PacksCommand: ParsableCommand {
                 obj["file_bytes"] = size
                 if !json {
                     print("\(pack): pack '\(m.name)'\(m.property.map { " (\($0))" } ?? ""), schema \(m.schemaVersion), \(p.status.rawValue), \(size) bytes")
-                    print("model \(m.model.file) fingerprint \(m.model.fingerprint.prefix(16))…  \(m.model.nLayer) layers × \(m.nHead) heads of \(m.headSize)")
+                    let id = m.model.identity
+                    print("model \(m.model.file): \(m.model.nLayer) layers × \(m.nHead) heads of \(m.headSize), vocab \(m.model.vocabSize); identity v\(id.version): vocabulary SHA-256 \(id.vocabSha256.prefix(12))…, \(id.samples.count) sampled weights")
                     print("template \"\(m.template)\"  probe \(m.probeTemplate.map { "\"\($0)\"" } ?? "none")  layers \(m.layers[0])-\(m.layers[1])  dtype \(m.dtype.rawValue)  created \(m.createdAt)")
                     print("rows: \(c.keys.sorted().map { "\($0) \(c[$0] ?? 0)" }.joined(separator: ", "))")
                 }
@@ -108,7 +108,7 @@ struct PacksCommand: ParsableCommand {
     }
 
     struct Verify: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Check every blob decompresses and matches its checksum (and, with --model, the fingerprint).")
+        static let configuration = CommandConfiguration(abstract: "Check every blob decompresses and matches its checksum (and, with --model, that they were compiled for that model).")
         @Argument(help: "Pack files.") var packs: [String]
         @Option(name: .long, help: "Also check the packs were compiled for this model.") var model: String?
         @Option(name: .long, help: "World vocabulary (tokenizer) file for --model.") var tokenizer: String?
@@ -127,8 +127,8 @@ struct PacksCommand: ParsableCommand {
                     let p = try EditPack(path: path)
                     let n = try p.verify()
                     if let (m, t) = loaded { try p.requireModel(m, tokenizer: t) }
-                    out.append(["file": path, "blobs": n, "ok": true, "fingerprint_checked": loaded != nil])
-                    if !json { print("\(path): ok, \(n) blobs verified\(loaded != nil ? ", fingerprint matches" : "")") }
+                    out.append(["file": path, "blobs": n, "ok": true, "model_checked": loaded != nil])
+                    if !json { print("\(path): ok, \(n) blobs verified\(loaded != nil ? ", compiled for this model" : "")") }
                 }
                 if json { try printJSON(["packs": out]) }
             }
@@ -187,7 +187,7 @@ struct PacksCommand: ParsableCommand {
                 // u₁ sources: the pack's pair entry, one composed from vocabulary entries, and (for reference)
                 // the free-form edit, whose zero-state calibration runs the two probe sentences themselves.
                 let sources: [String] = (try p.pairCount() > 0 ? ["pair"] : []) + ["composed"] + (free ? ["free-form"] : [])
-                var rng = RWKV.SplitMix64(seed: seed)
+                var rng = RWKVEdit.SplitMix64(seed: seed)
                 var rows: [[String: Any]] = []
                 for k in entities {
                     var stats: [String: (base: Int, flip: Int, pnew: Int, ctrlKept: Int, ctrlBase: Int)] = [:]
@@ -248,7 +248,7 @@ struct PacksCommand: ParsableCommand {
     }
 }
 
-extension RWKV.SplitMix64 {
+extension RWKVEdit.SplitMix64 {
     /// k distinct elements of xs, in draw order.
     mutating func sample<T>(_ xs: [T], _ k: Int) -> [T] {
         var pool = xs

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import RWKV
+import RWKVEdit
 
 struct StateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "state", abstract: "Feed a prompt from the zero state and save the recurrent state (safetensors).")

@@ -1,6 +1,7 @@
 import ArgumentParser
+import CLapacke
 
-struct RWKVEdit: ParsableCommand {
+struct RWKVEditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rwkv-edit",
         abstract: "Run RWKV-7 models and edit the facts held in their recurrent state.",
@@ -9,4 +10,7 @@ struct RWKVEdit: ParsableCommand {
     )
 }
 
-RWKVEdit.main()
+// The tool's own choice, not the library's: the engines and the pack compiler split work over their
+// own threads, so OpenBLAS (used by the compiler's Gram matrices) runs single-threaded inside them.
+openblas_set_num_threads(1)
+RWKVEditCommand.main()

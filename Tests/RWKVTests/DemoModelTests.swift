@@ -1,5 +1,6 @@
 import Foundation
-import RWKV
+import PackCompiler
+import RWKVEdit
 import XCTest
 
 /// The bundled demo model (models/) against the official `rwkv` package

@@ -1,6 +1,6 @@
 import Foundation
-import RWKV
-import StateEdit
+import PackCompiler
+import RWKVEdit
 import XCTest
 
 final class EditMathTests: XCTestCase {

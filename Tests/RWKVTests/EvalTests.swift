@@ -1,6 +1,7 @@
 import Foundation
-import RWKV
-import StateEdit
+import EditEval
+import PackCompiler
+import RWKVEdit
 import XCTest
 
 /// Evaluation suites (issue 7): metrics on hand-computed probabilities, suite parsing and its typed

@@ -1,5 +1,6 @@
 import Foundation
-import RWKV
+import PackCompiler
+import RWKVEdit
 import XCTest
 
 /// Paths of test data: the repo's own fixtures and the shared ones beside the checkout.

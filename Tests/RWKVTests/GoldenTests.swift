@@ -1,5 +1,6 @@
 import Foundation
-import RWKV
+import PackCompiler
+import RWKVEdit
 import XCTest
 
 /// Logits and states of a random 3-layer, 4-head model against the official `rwkv` package
@@ -50,5 +51,30 @@ final class GoldenTests: XCTestCase {
         // Continuing from a state: P7 then P1's token.
         var s = batchStates[1]
         assertClose(try engine.forward(prompts[0], state: &s), try ref.tensor("p7p1.logits").floats(), 1e-4, "p7→p1 hand-over")
+    }
+
+    /// The portable C kernels (what non-x86 builds compile to), forced on this machine with
+    /// RWKV_EDIT_KERNELS=portable, give the official package's logits for every weight type, through
+    /// the matrix–vector (1 token) and the GEMM (120 tokens) paths.
+    func testPortableKernelsMatchOfficialPackage() throws {
+        try CLI.requireBinary()
+        let ref = try SafeTensorsFile(path: Self.refPath)
+        let info = try CLI.run(["info", "--model", Fixtures.golden.appendingPathComponent("golden.f32.pth").path, "--json"],
+                               environment: ["RWKV_EDIT_KERNELS": "portable"])
+        XCTAssertEqual(info.status, 0, info.stderr)
+        XCTAssertEqual(try CLI.json(info.stdout)["kernels"] as? String, "portable")
+        func portableLogits(_ file: String, _ prompt: String) throws -> [Float] {
+            let tokens = try ref.int32s("\(prompt).tokens").map { String($0) }.joined(separator: ",")
+            let r = try CLI.run(["logits", "--model", Fixtures.golden.appendingPathComponent(file).path, "--tokens", tokens, "--json", "--backend", "cpu"],
+                                environment: ["RWKV_EDIT_KERNELS": "portable"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return try XCTUnwrap(CLI.json(r.stdout)["logits"] as? [Double]).map(Float.init)
+        }
+        for prompt in ["p1", "p120"] {
+            assertClose(try portableLogits("golden.f32.pth", prompt), try ref.tensor("\(prompt).logits_seq").floats(), 1e-4, "f32 \(prompt)")
+        }
+        // Half-precision files against the official package run on the same files (7 tokens: the GEMM path).
+        assertClose(try portableLogits("golden.bf16.pth", "p7"), try ref.tensor("p7.logits_bf16file").floats(), 1e-3, "bf16 p7")
+        assertClose(try portableLogits("golden.f16.pth", "p7"), try ref.tensor("p7.logits_f16file").floats(), 1e-3, "f16 p7")
     }
 }

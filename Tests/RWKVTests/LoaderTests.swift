@@ -1,5 +1,6 @@
 import Foundation
-import RWKV
+import PackCompiler
+import RWKVEdit
 import XCTest
 
 /// The .pth, GGUF and fla-safetensors loaders: equality with the BlinkDL safetensors, and typed

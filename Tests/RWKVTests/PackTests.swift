@@ -1,8 +1,7 @@
 import CSQLite
-import EditPacks
+import PackCompiler
+import RWKVEdit
 import Foundation
-import RWKV
-import StateEdit
 import XCTest
 
 /// Edit packs: format round trips per dtype, typed errors for damaged or foreign packs, resumable
@@ -109,14 +108,6 @@ final class PackTests: XCTestCase {
         XCTAssertEqual(XXH64.hash([]), 0xEF46DB3751D8E999)
         XCTAssertEqual(XXH64.hash(Array("abc".utf8)), 0x44BC2CF5AD770999)
         XCTAssertEqual(XXH64.hash(Array("Nobody inspects the spammish repetition".utf8)), 0xFBCEA83C8A378BF1)
-    }
-
-    func testFingerprintPortableEqualsAccelerated() throws {
-        let m = try XCTUnwrap(Self.model)
-        XCTAssertEqual(ModelFingerprint.weightsDigest(m, accelerated: true), ModelFingerprint.weightsDigest(m, accelerated: false))
-        let golden = try ModelLoader.load(path: Fixtures.golden.appendingPathComponent("golden.blinkdl.safetensors").path)
-        XCTAssertEqual(ModelFingerprint.weightsDigest(golden, accelerated: true), ModelFingerprint.weightsDigest(golden, accelerated: false))
-        XCTAssertNotEqual(ModelFingerprint.weightsDigest(golden), ModelFingerprint.weightsDigest(m))
     }
 
     func testVocabularyParsing() throws {
@@ -235,23 +226,251 @@ final class PackTests: XCTestCase {
         let p = try EditPack(path: path)
         let m = try XCTUnwrap(Self.model)
         XCTAssertNoThrow(try p.requireModel(m, tokenizer: Self.tokenizer))
+        func otherModel(_ part: String) -> (PackError) -> Bool {
+            { if case .incompatible(path, let why) = $0 { return why.contains("another model (\(part):") && why.contains("rwkv-edit compile") }; return false }
+        }
         // Another model (the golden random-weight model) and the same model with another vocabulary.
         let golden = try ModelLoader.load(path: Fixtures.golden.appendingPathComponent("golden.blinkdl.safetensors").path)
         let world = try WorldTokenizer(vocabularyFile: Fixtures.worldVocab)
-        assertPackError(try p.requireModel(golden, tokenizer: world)) { if case .wrongModel(path, _, _) = $0 { return true }; return false }
-        assertPackError(try p.requireModel(m, tokenizer: WorldTokenizer(tokens: (0..<256).map { [UInt8(255 - $0)] }))) {
-            if case .wrongModel = $0 { return true }; return false
-        }
+        assertPackError(try p.requireModel(golden, tokenizer: world), otherModel("dims"))
+        assertPackError(try p.requireModel(m, tokenizer: WorldTokenizer(tokens: (0..<256).map { [UInt8(255 - $0)] })), otherModel("vocabulary"))
         let session = EditSession(engine: CPUEngine(model: golden, threads: 2), tokenizer: world)
-        assertPackError(try session.edit(pack: p, entity: "Bob", from: "red", to: "blue")) { if case .wrongModel = $0 { return true }; return false }
-        // Two loads of one file agree.
-        XCTAssertEqual(ModelFingerprint.compute(model: try ModelLoader.load(path: Fixtures.tinySafetensors), tokenizer: Self.tokenizer),
-                       p.manifest.model.fingerprint)
+        assertPackError(try session.edit(pack: p, entity: "Bob", from: "red", to: "blue"), otherModel("dims"))
+        // Two loads of one file agree, bit for bit.
+        XCTAssertEqual(ModelIdentity(model: try ModelLoader.load(path: Fixtures.tinySafetensors), tokenizer: Self.tokenizer),
+                       p.manifest.model.identity)
         // A newer schema version.
         try sql(path, "UPDATE meta SET value = '\(PackSchema.version + 1)' WHERE key = 'schema_version'")
         assertPackError(try EditPack(path: path)) {
             if case .newerSchema(path, PackSchema.version + 1, PackSchema.version) = $0 { return true }; return false
         }
+        // A pack of schema 1 (model fingerprint, before model identity v2): refused with what to do.
+        try sql(path, "UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        assertPackError(try EditPack(path: path)) {
+            if case .incompatible(path, let why) = $0 { return why.contains("predates model identity v2") && why.contains("rwkv-edit compile") }
+            return false
+        }
+    }
+
+    // MARK: Model identity
+
+    /// The golden model's weights in every file and dtype it ships in: one identity. f32, bf16, the
+    /// BlinkDL and fla safetensors and the f32 GGUF hold exactly the same values (the golden weights
+    /// are bf16-rounded), so their samples are equal bit for bit; the f16 files round 322 tiny values.
+    func testIdentitySurvivesFormatsAndDTypes() throws {
+        let files = ["golden.f32.pth", "golden.bf16.pth", "golden.f16.pth", "golden.blinkdl.safetensors", "golden.fla.safetensors",
+                     "golden.f32.gguf", "golden.f16.gguf"]
+        let tok = try Self.goldenTokenizer()
+        let ref = try Self.identity(Fixtures.golden.appendingPathComponent(files[0]).path, tok)
+        XCTAssertEqual(ref.samples.count, (2 + 6 * 3) * ModelIdentity.defaultSamplesPerTensor)
+        XCTAssertNil(ref.damage())
+        for f in files.dropFirst() {
+            let x = try Self.identity(Fixtures.golden.appendingPathComponent(f).path, tok)
+            XCTAssertNil(ref.difference(from: x), f)
+            XCTAssertNil(x.difference(from: ref), f)
+            if !f.contains("f16") { XCTAssertEqual(x, ref, f) }
+            print("identity \(f) vs golden.f32.pth: max |Δ| = \(Self.deviation(ref, x)) × tensor RMS")
+        }
+        // The GGUF's own vocabulary (1536 entries, "<s>" read as empty) and the same list padded with
+        // empty entries give one digest; a changed token does not.
+        let padded = WorldTokenizer(tokens: tok.tokens + [[], []])
+        XCTAssertEqual(ModelIdentity.vocabularyDigest(padded.tokens), ref.vocabSha256)
+        var changed = tok.tokens
+        changed[300] = Array("x".utf8)
+        XCTAssertNotEqual(ModelIdentity.vocabularyDigest(changed), ref.vocabSha256)
+    }
+
+    /// The demo model's .pth and .safetensors, and its weights rounded the way a q8_0 GGUF stores them.
+    func testDemoModelIdentityAcrossFiles() throws {
+        let models = Fixtures.repoRoot.appendingPathComponent("models")
+        let tok = try WorldTokenizer(vocabularyFile: models.appendingPathComponent("demo-vocab.txt").path)
+        let st = try Self.identity(models.appendingPathComponent("demo.safetensors").path, tok)
+        let pth = try Self.identity(models.appendingPathComponent("demo.pth").path, tok)
+        XCTAssertNil(st.difference(from: pth))
+        print("identity demo.pth vs demo.safetensors: max |Δ| = \(Self.deviation(st, pth)) × tensor RMS")
+        let file = try SafeTensorsFile(path: models.appendingPathComponent("demo.safetensors").path)
+        let q8 = ModelIdentity(model: try RWKVModel(blinkDLTensors: Self.q8_0(try file.floatTensors()), path: "demo-q8_0", format: .gguf),
+                               tokenizer: tok)
+        print("identity demo q8_0 vs demo.safetensors: max |Δ| = \(Self.deviation(st, q8)) × tensor RMS, \(Self.notClose(st, q8)) of \(st.samples.count) samples beyond the tolerance")
+        XCTAssertNil(st.difference(from: q8))
+    }
+
+    /// Rounding the same weights to bf16, f16 or q8_0 stays inside the tolerance with room to spare;
+    /// another model of the same shape (another seed) differs in almost every sample. Random uniform
+    /// weights (not pre-rounded like the golden model's), so the rounding is real.
+    func testIdentityToleranceAgainstRoundingAndOtherWeights() throws {
+        let shape = SyntheticModel.Shape(nLayer: 2, nEmbd: 256, vocab: 1024, loraW: 32, loraA: 32, loraV: 16, loraG: 32)
+        let tok = WorldTokenizer(tokens: [[]] + (0..<1023).map { Array("t\($0)".utf8) })
+        func id(_ d: DType, seed: UInt64 = 1) throws -> ModelIdentity {
+            ModelIdentity(model: try SyntheticModel.model(shape, dtype: d, seed: seed), tokenizer: tok)
+        }
+        let ref = try id(.f32)
+        let q8 = ModelIdentity(model: try RWKVModel(blinkDLTensors: Self.q8_0(SyntheticModel.tensors(shape, dtype: .f32)), path: "q8_0",
+                                                    format: .gguf), tokenizer: tok)
+        for (name, x) in [("bf16", try id(.bf16)), ("f16", try id(.f16)), ("q8_0", q8)] {
+            let dev = Self.deviation(ref, x)
+            print("identity synthetic \(name) vs f32: max |Δ| = \(dev) × tensor RMS")
+            XCTAssertNil(ref.difference(from: x), name)
+            XCTAssertLessThan(dev, ModelIdentity.closeRMS / 2, name)
+        }
+        let other = try id(.f32, seed: 2)
+        let why = try XCTUnwrap(ref.difference(from: other))
+        print("identity synthetic seed 2 vs seed 1: \(why)")
+        XCTAssertTrue(why.hasPrefix("weights: "), why)
+        XCTAssertGreaterThan(Self.notClose(ref, other), ref.samples.count * 9 / 10)
+    }
+
+    /// A q8_0 GGUF of the golden model (its f32 GGUF rewritten with every matrix whose rows hold a
+    /// multiple of 32 values in Q8_0, ggml's reference quantiser), loaded by the GGUF reader.
+    func testIdentityOfQ8_0GGUF() throws {
+        let tok = try Self.goldenTokenizer()
+        let ref = try Self.identity(Fixtures.golden.appendingPathComponent("golden.f32.pth").path, tok)
+        let path = "\(dir)/golden.q8_0.gguf"
+        try Self.q8_0GGUF(from: Fixtures.golden.appendingPathComponent("golden.f32.gguf").path, to: path)
+        let m = try ModelLoader.load(path: path)
+        let q8 = ModelIdentity(model: m, tokenizer: tok)
+        XCTAssertNotEqual(q8.samples, ref.samples, "the matrices really were quantised")
+        print("identity golden q8_0 GGUF vs golden.f32.pth: max |Δ| = \(Self.deviation(ref, q8)) × tensor RMS, \(Self.notClose(ref, q8)) of \(ref.samples.count) samples beyond the tolerance")
+        XCTAssertNil(ref.difference(from: q8))
+    }
+
+    /// A pack for another model of the same shape is refused naming the pack and the weights; a pack
+    /// whose stored signature was tampered with (one sample moved, or made NaN) is refused too.
+    func testIdentityRefusesOtherWeightsAndTampering() throws {
+        try compile("c.rwkvpack", pairs: false)
+        let path = "\(dir)/c.rwkvpack"
+        let m = try XCTUnwrap(Self.model)
+        let p = try EditPack(path: path)
+        // The tiny model's tensors with every signature matrix replaced by another random one.
+        var t = try SafeTensorsFile(path: Fixtures.tinySafetensors).floatTensors()
+        var rng = SplitMix64(seed: 5)
+        for name in ModelIdentity.tensorNames(m.config) {
+            let x = try XCTUnwrap(t[name])
+            let s = (x.floats().reduce(0) { $0 + $1 * $1 } / Float(x.elementCount)).squareRoot()
+            t[name] = RawTensor(shape: x.shape, floats: (0..<x.elementCount).map { _ in s * (2 * rng.nextFloat() - 1) * 1.7 })
+        }
+        let other = try RWKVModel(blinkDLTensors: t, path: "other", format: .safetensors)
+        XCTAssertEqual(other.config, m.config)
+        assertPackError(try p.requireModel(other, tokenizer: Self.tokenizer)) {
+            guard case .incompatible(path, let why) = $0 else { return false }
+            return why.contains("another model (weights: ") && why.contains(" of \(p.manifest.model.identity.samples.count) sampled weights differ")
+        }
+        // One sampled value moved by its tensor's RMS: refused; by 1% of it: still the same model.
+        func tampered(_ change: (inout [Float]) -> Void) throws -> String {
+            var manifest = p.manifest
+            change(&manifest.model.identity.samples)
+            let out = "\(dir)/t\(UUID().uuidString.prefix(6)).rwkvpack"
+            try FileManager.default.copyItem(atPath: path, toPath: out)
+            let json = manifest.json().replacingOccurrences(of: "'", with: "''")
+            try sql(out, "UPDATE meta SET value = '\(json)' WHERE key = 'manifest'")
+            return out
+        }
+        let k = ModelIdentity.defaultSamplesPerTensor
+        let s = p.manifest.model.identity.samples
+        let rms = (s[(5 * k)..<(6 * k)].reduce(0) { $0 + $1 * $1 } / Float(k)).squareRoot()
+        let far = try tampered { $0[5 * k + 3] += rms }
+        assertPackError(try EditPack(path: far).requireModel(m, tokenizer: Self.tokenizer)) {
+            guard case .incompatible(far, let why) = $0 else { return false }
+            return why.contains("weights: 1 of \(s.count) sampled weights differ")
+        }
+        let near = try tampered { $0[5 * k + 3] += 0.01 * rms }
+        XCTAssertNoThrow(try EditPack(path: near).requireModel(m, tokenizer: Self.tokenizer))
+        for bad in [Float.nan, .infinity] {
+            let out = try tampered { $0[7] = bad }
+            assertPackError(try EditPack(path: out)) {
+                if case .corrupt(out, let why) = $0 { return why.contains("model identity is damaged") && why.contains("not a finite number") }
+                return false
+            }
+        }
+        let short = try tampered { $0.removeLast() }
+        assertPackError(try EditPack(path: short)) { if case .corrupt(short, let why) = $0 { return why.contains("sampled weights, expected") }; return false }
+    }
+
+    /// `rwkv-edit bench identity --json` reports the cost of computing and checking an identity.
+    func testBenchIdentityCommand() throws {
+        try CLI.requireBinary()
+        let r = try CLI.run(["bench", "identity", "--model", Fixtures.tinySafetensors, "--runs", "2", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
+        XCTAssertEqual(obj["tensors"] as? Int, 2 + 6 * 12)
+        XCTAssertEqual(obj["sampled_weights"] as? Int, (2 + 6 * 12) * ModelIdentity.defaultSamplesPerTensor)
+        for key in ["ms_identity", "ms_identity_first", "ms_vocabulary_digest", "ms_open_pack", "ms_check"] {
+            let ms = try XCTUnwrap(obj[key] as? Double, key)
+            XCTAssertGreaterThan(ms, 0, key)
+            XCTAssertLessThan(ms, 50, key)
+        }
+    }
+
+    /// The golden GGUF's own vocabulary (1536 tokens), used for every golden file so only the weights vary.
+    static func goldenTokenizer() throws -> WorldTokenizer {
+        let g = try ModelLoader.load(path: Fixtures.golden.appendingPathComponent("golden.f32.gguf").path)
+        return WorldTokenizer(tokens: try XCTUnwrap(g.embeddedVocabulary).map { [UInt8]($0) })
+    }
+
+    static func identity(_ path: String, _ tok: WorldTokenizer) throws -> ModelIdentity {
+        ModelIdentity(model: try ModelLoader.load(path: path), tokenizer: tok)
+    }
+
+    /// Per-sample |a − b| / RMS of the tensor's samples in `a`.
+    static func scaledDifferences(_ a: ModelIdentity, _ b: ModelIdentity) -> [Float] {
+        let k = a.samplesPerTensor
+        return (0..<(a.samples.count / k)).flatMap { t -> [Float] in
+            let x = a.samples[(t * k)..<((t + 1) * k)], y = b.samples[(t * k)..<((t + 1) * k)]
+            let rms = max((x.reduce(0) { $0 + $1 * $1 } / Float(k)).squareRoot(), .leastNormalMagnitude)
+            return zip(x, y).map { abs($0 - $1) / rms }
+        }
+    }
+
+    static func deviation(_ a: ModelIdentity, _ b: ModelIdentity) -> Float { scaledDifferences(a, b).max() ?? 0 }
+    static func notClose(_ a: ModelIdentity, _ b: ModelIdentity) -> Int { scaledDifferences(a, b).filter { $0 > ModelIdentity.closeRMS }.count }
+
+    /// ggml's reference Q8_0 of a row-major block of values (32 per block): d = max|x|/127 stored as f16,
+    /// q = round(x/d); returns the dequantised values, as a q8_0 GGUF gives them to the loader.
+    static func q8_0Values(_ values: [Float]) -> [Float] {
+        stride(from: 0, to: values.count, by: 32).flatMap { b -> [Float] in
+            let block = values[b..<min(b + 32, values.count)]
+            let d = (block.map(abs).max() ?? 0) / 127
+            let id: Float = d != 0 ? 1 / d : 0
+            let stored = Float(Float16(d))
+            return block.map { stored * Float(Int8(($0 * id).rounded())) }
+        }
+    }
+
+    /// Every 2-D tensor whose rows are a multiple of 32 long, through Q8_0 (what llama.cpp quantises).
+    static func q8_0(_ t: [String: RawTensor]) -> [String: RawTensor] {
+        t.mapValues { x in
+            guard x.shape.count == 2, x.shape[1] % 32 == 0 else { return x }
+            return RawTensor(shape: x.shape, floats: q8_0Values(x.floats()))
+        }
+    }
+
+    /// Rewrites an f32 GGUF with its Q8_0-able matrices in Q8_0 (as LoaderTests does for the tiny model).
+    static func q8_0GGUF(from src: String, to out: String) throws {
+        let full = [UInt8](try Data(contentsOf: URL(fileURLWithPath: src)))
+        let g = try GGUFFile(path: src)
+        let firstName = try XCTUnwrap(g.tensorInfos.first?.name)
+        var marker = withUnsafeBytes(of: UInt64(firstName.utf8.count).littleEndian) { Array($0) }
+        marker += Array(firstName.utf8)
+        let infoStart = try XCTUnwrap((24...(full.count - marker.count)).first { full[$0..<($0 + marker.count)].elementsEqual(marker) })
+        var w = LoaderTests.GGUFWriter()
+        w.b = Array(full[..<infoStart])
+        var data: [UInt8] = []
+        for info in g.tensorInfos {
+            let values = try g.rawTensor(info).floats()
+            let q8 = info.dims.count == 2 && info.dims[0] % 32 == 0
+            while data.count % 32 != 0 { data.append(0) }
+            w.tensorInfo(info.name, dims: info.dims.map(UInt64.init), type: q8 ? 8 : 0, offset: UInt64(data.count))
+            guard q8 else { data += values.withUnsafeBytes { Array($0) }; continue }
+            for b in stride(from: 0, to: values.count, by: 32) {
+                let block = values[b..<(b + 32)]
+                let d = (block.map(abs).max() ?? 0) / 127
+                let id: Float = d != 0 ? 1 / d : 0
+                data += withUnsafeBytes(of: Float16(d).bitPattern.littleEndian) { Array($0) }
+                data += block.map { UInt8(bitPattern: Int8(($0 * id).rounded())) }
+            }
+        }
+        w.align()
+        try Data(w.b + data).write(to: URL(fileURLWithPath: out))
     }
 
     // MARK: Compile

@@ -1,5 +1,6 @@
 import Foundation
-import RWKV
+import PackCompiler
+import RWKVEdit
 import XCTest
 
 final class TokenizerTests: XCTestCase {

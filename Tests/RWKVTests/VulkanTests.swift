@@ -1,5 +1,6 @@
 import Foundation
-import RWKV
+import PackCompiler
+import RWKVEdit
 import RWKVVulkan
 import XCTest
 

@@ -2,7 +2,7 @@ import CSQLite
 import Foundation
 
 /// A value bound to or read from an SQL statement.
-enum SQLValue {
+package enum SQLValue {
     case int(Int64)
     case real(Double)
     case text(String)
@@ -11,12 +11,12 @@ enum SQLValue {
 }
 
 /// A thin wrapper over one system-SQLite connection. Not thread-safe: one connection per reader.
-final class SQLiteDB {
-    let path: String
+package final class SQLiteDB {
+    package let path: String
     private var db: OpaquePointer?
 
     /// Opens `path`; `readOnly` opens an existing file without creating or writing it.
-    init(path: String, readOnly: Bool) throws {
+    package init(path: String, readOnly: Bool) throws {
         self.path = path
         let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
         var handle: OpaquePointer?
@@ -42,7 +42,7 @@ final class SQLiteDB {
         return .sqlite(file: path, reason: "\(msg) while \(what)")
     }
 
-    func exec(_ sql: String) throws {
+    package func exec(_ sql: String) throws {
         var err: UnsafeMutablePointer<CChar>?
         if sqlite3_exec(db, sql, nil, nil, &err) != SQLITE_OK {
             let e = fail("running \(sql.prefix(60))")
@@ -53,7 +53,7 @@ final class SQLiteDB {
 
     /// Runs `sql` with `args`, returning every row.
     @discardableResult
-    func query(_ sql: String, _ args: [SQLValue] = []) throws -> [[SQLValue]] {
+    package func query(_ sql: String, _ args: [SQLValue] = []) throws -> [[SQLValue]] {
         var stmt: OpaquePointer?
         guard sqlite3_prepare_v2(db, sql, -1, &stmt, nil) == SQLITE_OK, let stmt else { throw fail("preparing \(sql.prefix(60))") }
         defer { sqlite3_finalize(stmt) }
@@ -98,7 +98,7 @@ final class SQLiteDB {
     }
 
     /// Runs `body` inside one transaction; rolls back when it throws.
-    func transaction<T>(_ body: () throws -> T) throws -> T {
+    package func transaction<T>(_ body: () throws -> T) throws -> T {
         try exec("BEGIN IMMEDIATE")
         do {
             let r = try body()
@@ -112,10 +112,10 @@ final class SQLiteDB {
 }
 
 extension SQLValue {
-    var int: Int? { if case .int(let v) = self { return Int(v) }; return nil }
-    var double: Double? {
+    package var int: Int? { if case .int(let v) = self { return Int(v) }; return nil }
+    package var double: Double? {
         switch self { case .real(let v): return v; case .int(let v): return Double(v); default: return nil }
     }
-    var text: String? { if case .text(let s) = self { return s }; return nil }
-    var blob: [UInt8]? { if case .blob(let b) = self { return b }; return nil }
+    package var text: String? { if case .text(let s) = self { return s }; return nil }
+    package var blob: [UInt8]? { if case .blob(let b) = self { return b }; return nil }
 }

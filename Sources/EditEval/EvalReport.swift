@@ -1,4 +1,5 @@
 import Foundation
+import RWKVEdit
 
 /// Renders eval results: plain-text tables for the terminal, Markdown for a report, a JSON object
 /// for scripts, and an SVG plot of P(old) against edit strength.

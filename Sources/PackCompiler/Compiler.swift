@@ -1,7 +1,6 @@
 import CLapacke
 import Foundation
-import RWKV
-import StateEdit
+import RWKVEdit
 
 public enum PairsMode: Equatable, Sendable {
     case none
@@ -91,7 +90,7 @@ public final class PackCompiler {
     public func compile(vocabulary vocab: Vocabulary, options o: CompileOptions, output: String,
                         progress: ((CompileProgress) -> Void)? = nil) throws -> CompileResult {
         let c = engine.config
-        let layers = o.layers ?? (c.nLayer / 2)...(c.nLayer - 1)
+        let layers = o.layers ?? c.upperHalfLayers
         guard layers.lowerBound >= 0, layers.upperBound < c.nLayer else {
             throw PackError.invalidInput("layers \(layers.lowerBound)-\(layers.upperBound) lie outside the model's 0-\(c.nLayer - 1)")
         }
@@ -101,14 +100,14 @@ public final class PackCompiler {
             throw PackError.invalidInput("--shard \(s.index)/\(s.count) must be i/n with 1 ≤ i ≤ n")
         }
         var result = CompileResult(path: output, status: .staged)
-        let fp = FingerprintCache.fingerprint(model, tokenizer)
+        let identity = ModelIdentity(model: model, tokenizer: tokenizer)
+        if let d = identity.damage() { throw PackError.invalidInput("the model's identity cannot be recorded: \(d)") }
         let pairs = try resolvePairs(o, vocab)
         let manifest = PackManifest(
             schemaVersion: PackSchema.version, name: vocab.name, property: vocab.property, template: o.template,
             templates: o.templates.count > 1 ? o.templates : nil,
             probeTemplate: o.probeTemplate ?? vocab.probeTemplate, queryTemplate: vocab.queryTemplate,
-            model: .init(fingerprint: fp, file: URL(fileURLWithPath: model.path).lastPathComponent, nLayer: c.nLayer,
-                         nEmbd: c.nEmbd, nHead: c.nHead, headSize: c.headSize, vocabSize: c.vocabSize),
+            model: .init(file: URL(fileURLWithPath: model.path).lastPathComponent, identity: identity),
             layers: [layers.lowerBound, layers.upperBound], nHead: c.nHead, headSize: c.headSize, dtype: o.dtype,
             compile: .init(batchSize: o.batchSize, pairs: o.allPairs ? "all" : (o.pairs == nil ? "none" : "list"),
                            engine: engine.backendName, entity: o.templates.contains { $0.contains("{entity}") } ? o.entity : nil,
@@ -122,9 +121,7 @@ public final class PackCompiler {
         if fm.fileExists(atPath: output) {
             // A finished file: nothing to do when it holds this very compile, else refuse to overwrite.
             let existing = try EditPack(path: output)
-            guard existing.manifest.model.fingerprint == fp else {
-                throw PackError.wrongModel(file: output, packFingerprint: existing.manifest.model.fingerprint, modelFingerprint: fp)
-            }
+            if let why = existing.manifest.model.identity.difference(from: identity) { throw PackError.otherModel(file: output, why) }
             guard existing.manifest.sameCompile(as: manifest), try existing.values().map(\.name) == vocab.values.map(\.name) else {
                 throw PackError.invalidInput("\(output) already exists with other settings or values; pass --force to replace it, or choose another -o")
             }

@@ -1,4 +1,5 @@
 import Foundation
+import RWKVEdit
 
 /// Probabilities of one rewritten query before or after an edit.
 public struct QueryProbs: Sendable, Equatable {

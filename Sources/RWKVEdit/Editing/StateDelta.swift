@@ -1,4 +1,3 @@
-import RWKV
 
 /// Head-level arithmetic on WKV states.
 public enum StateDelta {

@@ -1,5 +1,5 @@
 import Foundation
-import RWKV
+import RWKVEdit
 
 /// One edit of a case at one method and strength, measured after the edit (and undone afterwards).
 public struct EvalPoint: Sendable {
@@ -366,7 +366,7 @@ extension EditSession {
         var greedy = true
         for (i, tok) in a.enumerated() {
             let row = Array(logits[((q.count - 1 + i) * V)..<((q.count + i) * V)])
-            let probs = softmaxDouble(row)
+            let probs = softmax(row)
             p *= probs[tok]
             if greedy, let best = probs.indices.max(by: { probs[$0] < probs[$1] }), best != tok { greedy = false }
         }

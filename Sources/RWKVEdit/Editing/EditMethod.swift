@@ -1,4 +1,3 @@
-import RWKV
 
 /// The edit methods of the seed, each selectable by name (DESIGN.md §4).
 public enum EditMethod: String, CaseIterable, Sendable {
@@ -73,7 +72,7 @@ public struct EditOptions: Sendable {
 
     /// The (layer, head) pairs to edit in a model of `config`, checked against its size.
     public func targetHeads(_ config: ModelConfig) throws -> [HeadIndex] {
-        let range = layers ?? (config.nLayer / 2)...(config.nLayer - 1)
+        let range = layers ?? config.upperHalfLayers
         guard range.lowerBound >= 0, range.upperBound < config.nLayer else {
             throw EditError.layerRange("\(range.lowerBound)-\(range.upperBound) lies outside the model's layers 0-\(config.nLayer - 1)")
         }
@@ -88,4 +87,10 @@ public struct HeadIndex: Hashable, Sendable, Comparable {
     public let head: Int
     public init(layer: Int, head: Int) { self.layer = layer; self.head = head }
     public static func < (a: HeadIndex, b: HeadIndex) -> Bool { (a.layer, a.head) < (b.layer, b.head) }
+}
+
+extension ModelConfig {
+    /// The layers edits and packs use by default: the upper half, L/2 … L−1, where the seed found the
+    /// facts bound to their entities.
+    public var upperHalfLayers: ClosedRange<Int> { (nLayer / 2)...(nLayer - 1) }
 }

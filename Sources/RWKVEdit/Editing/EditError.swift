@@ -5,6 +5,8 @@ public enum EditError: Error, CustomStringConvertible, Equatable {
     case layerRange(String)
     case headOutOfRange(Int, heads: Int)
     case nothingToUndo
+    /// The conversation does not hold the fact an edit names.
+    case notInContext(String)
     case incompatibleState(String)
     case numerical(String)
     case invalid(String)
@@ -25,6 +27,8 @@ public enum EditError: Error, CustomStringConvertible, Equatable {
             return "the state does not fit this model: \(why)"
         case .numerical(let why):
             return "numerical failure: \(why)"
+        case .notInContext(let why):
+            return why
         case .invalid(let why):
             return why
         }

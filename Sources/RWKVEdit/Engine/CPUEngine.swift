@@ -1,9 +1,8 @@
 import CKernels
-import CLapacke
 import Foundation
 
-/// The CPU engine: prompts as matrix–matrix products (OpenBLAS SGEMM, half-precision weights widened
-/// block by block), decoding as multi-threaded matrix–vector products in C kernels, fp32 accumulation.
+/// The CPU engine: prompts as matrix–matrix products (the C kernels' tiled GEMM, which widens f16/bf16
+/// weights while packing a tile), decoding as multi-threaded matrix–vector products, fp32 accumulation.
 public final class CPUEngine: Engine, @unchecked Sendable {
     public let model: RWKVModel
     public var threads: Int { pool.size }
@@ -12,17 +11,12 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     /// One forward pass at a time: the pool and its workers serve a single caller.
     private let lock = NSLock()
     /// At or below this many rows a product streams the weights once per row block (matvec);
-    /// above it SGEMM wins.
+    /// above it the tiled GEMM wins.
     static let gemmMinRows = 6
-    /// Half-precision rows widened per SGEMM call (floats): large enough for an efficient SGEMM,
-    /// small enough to stay in a core's L2.
-    static let widenBlockFloats = 96 * 1024
 
     public init(model: RWKVModel, threads: Int? = nil) {
         self.model = model
         pool = ThreadPool(threads: max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount))
-        // The engine splits GEMMs over its own pool; OpenBLAS's threads would spin on the same cores.
-        openblas_set_num_threads(1)
     }
 
     public func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool = false) throws -> [[Float]] {
@@ -228,8 +222,8 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     func linear(_ products: [Product], _ T: Int) {
         var chunks: [(product: Int, begin: Int, end: Int)] = []
         for (i, p) in products.enumerated() {
-            // Matrix–vector: blocks of ~64 KiB of weights, at most 4 per thread. GEMM: SGEMM needs tall
-            // blocks to be efficient, so two per thread of at least 128 rows. Whole 4-row tiles either way.
+            // Matrix–vector: blocks of ~64 KiB of weights, at most 4 per thread. GEMM: tall blocks reuse
+            // each packed activation tile, so two per thread of at least 128 rows. Whole 4-row tiles either way.
             let bytes = p.W.rows * p.W.cols * p.W.dtype.byteSize
             let blocks = pool.size == 1 ? 1
                 : T < Self.gemmMinRows ? max(1, min(4 * pool.size, bytes / 65536))
@@ -251,23 +245,9 @@ public final class CPUEngine: Engine, @unchecked Sendable {
             rk_matvec(W.dtype.kernelCode, W.data.base, p.x, p.y, Int64(W.cols), Int64(rb), Int64(re))
         } else if T < Self.gemmMinRows {
             rk_matvec_multi(W.dtype.kernelCode, W.data.base, p.x, p.y, Int32(T), Int64(W.cols), Int64(W.rows), Int64(rb), Int64(re))
-        } else if W.dtype == .f32 {
-            let w = W.data.base.assumingMemoryBound(to: Float.self) + rb * W.cols
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(re - rb), Int32(W.cols), 1,
-                        p.x, Int32(W.cols), w, Int32(W.cols), 0, p.y + rb, Int32(W.rows))
         } else {
-            // Half-precision weights: widen a cache-sized block of rows, then SGEMM on it.
-            let blockRows = max(16, min(re - rb, Self.widenBlockFloats / max(W.cols, 1)))
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * W.cols)
-            defer { scratch.deallocate() }
-            var r0 = rb
-            while r0 < re {
-                let n = min(blockRows, re - r0)
-                rk_to_f32(W.dtype.kernelCode, W.data.base + r0 * W.cols * W.dtype.byteSize, scratch, Int64(n * W.cols))
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(n), Int32(W.cols), 1,
-                            p.x, Int32(W.cols), scratch, Int32(W.cols), 0, p.y + r0, Int32(W.rows))
-                r0 += n
-            }
+            // Matrix–matrix: the C GEMM widens f16/bf16 weights while packing them, fp32 accumulation.
+            rk_gemm(W.dtype.kernelCode, W.data.base, p.x, p.y, Int32(T), Int64(W.cols), Int64(W.rows), Int64(rb), Int64(re))
         }
     }
 }

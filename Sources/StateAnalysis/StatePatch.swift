@@ -1,4 +1,4 @@
-import RWKV
+import RWKVEdit
 
 /// Activation patching on recurrent states: copy a donor's WKV matrices into a base state.
 public enum StatePatch {
@@ -29,7 +29,7 @@ public enum StatePatch {
                 return ("layers \(a)-\(b - 1)", layers(a..<b))
             }
             out.append(("lower half \(0)-\(c.nLayer / 2 - 1)", layers(0..<(c.nLayer / 2))))
-            out.append(("upper half \(c.nLayer / 2)-\(c.nLayer - 1)", layers((c.nLayer / 2)..<c.nLayer)))
+            out.append(("upper half \(c.upperHalfLayers.lowerBound)-\(c.upperHalfLayers.upperBound)", layers(c.upperHalfLayers.lowerBound..<c.nLayer)))
             return out
         case .head:
             return layers(0..<c.nLayer).map { ("layer \($0.layer) head \($0.head)", [$0]) }

@@ -1,5 +1,4 @@
 import Foundation
-import RWKV
 
 /// How likely an answer is after a query, read on a branch of a state.
 public struct AnswerScore: Sendable {
@@ -13,18 +12,27 @@ public struct AnswerScore: Sendable {
 
 /// A live conversation with a model whose remembered facts can be edited: text flows in, the state
 /// advances, edits change the state, and every edit can be undone exactly.
+///
+/// A session has one owner: call it from one thread or task at a time (it is not `Sendable`; wrap it
+/// in an actor to share it). Sessions over one model are independent and may run on different threads.
 public final class EditSession {
     public let engine: any Engine
     public let tokenizer: WorldTokenizer
+    /// Default ratios of edits, forgets and erasures (the model card's, or the seed's).
+    public var ratios: DefaultRatios
     public private(set) var state: State
+    /// The text the state has read since it was empty: fed text and committed replies. Empty after
+    /// `replaceState` (a loaded state's text is unknown). Controls of verified edits are found here.
+    public private(set) var transcript = ""
     /// States before each edit, newest last, with a description of the edit.
     public private(set) var undoStack: [(description: String, state: State)] = []
     /// Whether the text so far ends in whitespace (or nothing has been fed), to join the next text.
     private var atBoundary = true
 
-    public init(engine: any Engine, tokenizer: WorldTokenizer) {
+    public init(engine: any Engine, tokenizer: WorldTokenizer, ratios: DefaultRatios = .seed) {
         self.engine = engine
         self.tokenizer = tokenizer
+        self.ratios = ratios
         state = engine.newState()
     }
 
@@ -46,6 +54,7 @@ public final class EditSession {
         let tokens = continuationTokens(text)
         guard !tokens.isEmpty else { throw EditError.emptyText("the text to feed") }
         _ = try engine.forward(tokens, state: &state)
+        transcript += joined(text)
         if let last = text.unicodeScalars.last { atBoundary = last.properties.isWhitespace }
     }
 
@@ -74,6 +83,7 @@ public final class EditSession {
         let reply = String(decoding: bytes, as: UTF8.self)
         if commit {
             state = s
+            transcript += joined(prompt) + reply
             atBoundary = (reply.unicodeScalars.last ?? " ").properties.isWhitespace
         }
         return reply
@@ -103,7 +113,7 @@ public final class EditSession {
         var firstProbs: [Double] = []
         for (i, tok) in a.enumerated() {
             let row = Array(logits[((q.count - 1 + i) * V)..<((q.count + i) * V)])
-            let probs = softmaxDouble(row)
+            let probs = softmax(row)
             if i == 0 { firstProbs = probs }
             p *= probs[tok]
         }
@@ -114,10 +124,20 @@ public final class EditSession {
 
     // MARK: Editing
 
-    /// Changes the fact `old` states into the one `new` states ("Bob lives in Austin." → "Bob lives in Chicago.").
+    /// Changes the fact `old` states into the one `new` states ("Bob lives in Austin." → "Bob lives in
+    /// Chicago.") with exactly these options, unverified: the experiments' form. `verifiedEdit` measures.
     @discardableResult
     public func edit(from old: String, to new: String, options: EditOptions = EditOptions(),
                      calibration: Calibration? = nil) throws -> AppliedEdit {
+        let (edited, applied) = try computeEdit(from: old, to: new, options: options, calibration: calibration)
+        undoStack.append(("edit \"\(old)\" → \"\(new)\" (\(applied.method.rawValue))", state))
+        state = edited
+        return applied
+    }
+
+    /// The live state with the edit applied, leaving the session as it is.
+    private func computeEdit(from old: String, to new: String, options: EditOptions,
+                             calibration: Calibration?) throws -> (State, AppliedEdit) {
         let oldTokens = continuationTokens(old), newTokens = continuationTokens(new)
         guard !oldTokens.isEmpty else { throw EditError.emptyText("the old fact") }
         guard !newTokens.isEmpty else { throw EditError.emptyText("the new fact") }
@@ -127,19 +147,69 @@ public final class EditSession {
             : nil)
         var edited = state
         let applied = try editor.edit(&edited, old: oldTokens, new: newTokens, options: options, calibration: cal)
-        undoStack.append(("edit \"\(old)\" → \"\(new)\" (\(applied.method.rawValue))", state))
-        state = edited
-        return applied
+        return (edited, applied)
     }
 
-    /// Removes a property while keeping the entity: Δ = S(entity) − S(fact), ratio 0.55 by default.
+    /// Edits `old` → `new` and measures the result with `check` (DESIGN.md §4): the query's answers
+    /// and the controls are read before, the edit applied, read again, and judged. Under `.search` a
+    /// trial that is not `applied` is undone exactly and the next ratio tried. When no trial reaches
+    /// `applied` the state is restored unless `keepUnverified`; the outcome says which happened.
+    public func verifiedEdit(from old: String, to new: String, check: EditCheck, options: EditOptions,
+                             calibration: Calibration? = nil, strength: StrengthPolicy = .search,
+                             keepUnverified: Bool = false) throws -> EditOutcome {
+        let before = try readTarget(check)
+        let controlsBefore = try check.controls.map { try read($0.query, $0.answer) }
+        let searchable = strength == .search && options.alpha == nil && !options.method.usesFixedAlpha
+        let ratios = searchable ? StrengthPolicy.ladder.map { $0 * options.ratio } : [options.ratio]
+        var trials: [EditTrial] = []
+        var chosen: (state: State, controls: [AnswerReading])?
+        for ratio in ratios {
+            var opts = options
+            opts.ratio = ratio
+            let (edited, applied) = try computeEdit(from: old, to: new, options: opts, calibration: calibration)
+            let after = try readTarget(check, from: edited)
+            let controlsAfter = try check.controls.map { try read($0.query, $0.answer, from: edited) }
+            let lostControl = zip(controlsBefore, controlsAfter).contains { $0.isTop1 && !$1.isTop1 }
+            let verdict: EditVerdict = lostControl ? .collateral
+                : after.new.isTop1 && after.old.probability < EditVerdict.oldProbabilityLimit ? .applied : .weak
+            trials.append(EditTrial(applied: applied, verdict: verdict, target: after))
+            chosen = (edited, controlsAfter)
+            // A stronger edit only adds collateral damage once a control is lost.
+            if verdict != .weak { break }
+        }
+        guard let last = trials.last, let chosen else { throw EditError.invalid("no edit strength to try") }
+        let kept = last.verdict == .applied || keepUnverified
+        if kept {
+            undoStack.append(("edit \"\(old)\" → \"\(new)\" (\(last.applied.method.rawValue))", state))
+            state = chosen.state
+        }
+        let controls = check.controls.indices.map { ControlReading(control: check.controls[$0], before: controlsBefore[$0], after: chosen.controls[$0]) }
+        return EditOutcome(verdict: last.verdict, kept: kept, check: check, before: before, after: last.target,
+                           controls: controls, trials: trials)
+    }
+
+    /// P(old), P(new) and the top tokens after the check's query, on `base` (default: the live state).
+    public func readTarget(_ check: EditCheck, from base: State? = nil) throws -> TargetReading {
+        let old = try score(query: check.query, answer: check.old, from: base)
+        let new = try score(query: check.query, answer: check.new, from: base)
+        return TargetReading(old: AnswerReading(probability: old.probability, isTop1: old.isTop1),
+                             new: AnswerReading(probability: new.probability, isTop1: new.isTop1),
+                             top: old.top.map { TokenProbability(id: $0.id, text: $0.text, probability: $0.probability) })
+    }
+
+    private func read(_ query: String, _ answer: String, from base: State? = nil) throws -> AnswerReading {
+        let s = try score(query: query, answer: answer, from: base)
+        return AnswerReading(probability: s.probability, isTop1: s.isTop1)
+    }
+
+    /// Removes a property while keeping the entity: Δ = S(entity) − S(fact), at `ratios.forget` by default.
     /// A bare name ("Alice") becomes the sentence "Alice.": the probe must end the way a fact does, or
     /// the two branches differ in more than the property (measured: P(old) 0.90 with "Alice", 0.00 with
     /// "Alice." on the demo model).
     @discardableResult
     public func forget(fact: String, entity: String,
-                       options: EditOptions = EditOptions(ratio: DefaultRatios.seed.forget)) throws -> AppliedEdit {
-        try edit(from: fact, to: Self.entitySentence(entity), options: options)
+                       options: EditOptions? = nil) throws -> AppliedEdit {
+        try edit(from: fact, to: Self.entitySentence(entity), options: options ?? EditOptions(ratio: ratios.forget))
     }
 
     /// "Alice" → "Alice."; a text already ending in . ! or ? is kept.
@@ -152,11 +222,11 @@ public final class EditSession {
     /// The neutral sentence erasure writes in place of a fact.
     public static let neutralSentence = "Someone is somewhere doing something."
 
-    /// Erases an entity's fact by editing it towards a neutral sentence, ratio 0.55 by default.
+    /// Erases an entity's fact by editing it towards a neutral sentence, at `ratios.erase` by default.
     @discardableResult
     public func erase(fact: String,
-                      options: EditOptions = EditOptions(ratio: DefaultRatios.seed.erase)) throws -> AppliedEdit {
-        try edit(from: fact, to: Self.neutralSentence, options: options)
+                      options: EditOptions? = nil) throws -> AppliedEdit {
+        try edit(from: fact, to: Self.neutralSentence, options: options ?? EditOptions(ratio: ratios.erase))
     }
 
     /// Restores the state from before the latest edit, bit for bit.
@@ -174,13 +244,7 @@ public final class EditSession {
         }
         state = s
         undoStack.removeAll()
+        transcript = ""
         atBoundary = false
     }
-}
-
-func softmaxDouble(_ logits: [Float]) -> [Double] {
-    let m = Double(logits.max() ?? 0)
-    let e = logits.map { exp(Double($0) - m) }
-    let s = e.reduce(0, +)
-    return e.map { $0 / s }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import RWKVEdit
 
 // Evaluation suites as data (issue 7): cases that edit one fact in a fed context and measure the
 // target, paraphrase and neighbour queries before and after. Format: schemas/eval-suite.schema.json.
@@ -505,24 +506,12 @@ public enum EvalFiller {
     /// Sentences joined by spaces until `count(text) ≥ spec.tokens` (empty for 0 tokens).
     public static func text(_ spec: FillerSpec, count: (String) -> Int) -> String {
         guard spec.tokens > 0 else { return "" }
-        var rng = EvalSplitMix(seed: spec.seed)
+        var rng = SplitMix64(seed: spec.seed)
         var parts: [String] = []
         while count(parts.joined(separator: " ")) < spec.tokens {
             parts.append(sentences[Int(rng.next() % UInt64(sentences.count))])
             if parts.count > 10_000 { break }
         }
         return parts.joined(separator: " ")
-    }
-}
-
-struct EvalSplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

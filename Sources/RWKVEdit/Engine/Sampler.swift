@@ -14,10 +14,7 @@ public struct Sampler: Sendable {
 
     public mutating func sample(_ logits: [Float]) -> Int {
         guard temperature > 0 else { return logits.indices.max { logits[$0] < logits[$1] } ?? 0 }
-        let m = logits.max() ?? 0
-        var probs = logits.map { exp(Double(($0 - m) / temperature)) }
-        let total = probs.reduce(0, +)
-        for i in probs.indices { probs[i] /= total }
+        let probs = softmax(logits, temperature: temperature)
         let order = probs.indices.sorted { probs[$0] > probs[$1] }
         var kept: [Int] = []
         var mass = 0.0

@@ -1,5 +1,4 @@
 import Foundation
-import StateEdit
 
 extension EditPack {
     /// Mean σ_X,h = ‖w_X,h‖ over the vocabulary, per head (rows: layers of the pack, columns: heads).

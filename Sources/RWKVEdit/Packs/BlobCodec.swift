@@ -5,11 +5,11 @@ import Foundation
 public enum StorageDType: String, CaseIterable, Sendable, Codable {
     case f32, f16, int8
 
-    var code: UInt8 { switch self { case .f32: 0; case .f16: 1; case .int8: 2 } }
-    init?(code: UInt8) {
+    package var code: UInt8 { switch self { case .f32: 0; case .f16: 1; case .int8: 2 } }
+    package init?(code: UInt8) {
         switch code { case 0: self = .f32; case 1: self = .f16; case 2: self = .int8; default: return nil }
     }
-    var elementSize: Int { switch self { case .f32: 4; case .f16: 2; case .int8: 1 } }
+    package var elementSize: Int { switch self { case .f32: 4; case .f16: 2; case .int8: 1 } }
 }
 
 /// A set of `count` vectors of length `dim` plus a few fp32 scalars (e.g. σ per head).
@@ -31,13 +31,13 @@ public struct VectorSet: Equatable, Sendable {
 /// "RWPB", version 1, dtype, 2 reserved bytes, count u32, dim u32, scalar count u32; the fp32 scalars;
 /// for int8 one fp32 scale per vector; then count×dim elements. The whole payload is zstd-compressed and
 /// the compressed bytes carry a SHA-256 checksum (first 16 hex digits) in the row beside them.
-enum BlobCodec {
-    static let magic: [UInt8] = Array("RWPB".utf8)
-    static let headerSize = 20
-    static let level: Int32 = 9
+package enum BlobCodec {
+    package static let magic: [UInt8] = Array("RWPB".utf8)
+    package static let headerSize = 20
+    package static let level: Int32 = 9
 
     /// `level`: zstd level; staged compile work uses 1 (it is temporary), entries the default 9.
-    static func encode(_ set: VectorSet, dtype: StorageDType, level: Int32 = level) -> (payload: [UInt8], rawSize: Int) {
+    package static func encode(_ set: VectorSet, dtype: StorageDType, level: Int32 = level) -> (payload: [UInt8], rawSize: Int) {
         precondition(set.values.count == set.count * set.dim, "vector set size")
         var out = magic
         out += [1, dtype.code, 0, 0]
@@ -72,12 +72,12 @@ enum BlobCodec {
 
     /// First 16 hex digits of the SHA-256 of the stored bytes (entries), or "x64:" + XXH64 (staged rows,
     /// megabytes each and temporary, where SHA-256 would cost more than the engine).
-    static func checksum(_ compressed: [UInt8], fast: Bool = false) -> String {
+    package static func checksum(_ compressed: [UInt8], fast: Bool = false) -> String {
         fast ? "x64:" + XXH64.hex(compressed) : String(SHA256.hexDigest(compressed).prefix(16))
     }
 
     /// Checks the checksum, decompresses and decodes, bounds-checking every field.
-    static func decode(_ compressed: [UInt8], rawSize: Int, checksum expected: String, file: String, entry: String) throws -> VectorSet {
+    package static func decode(_ compressed: [UInt8], rawSize: Int, checksum expected: String, file: String, entry: String) throws -> VectorSet {
         func bad(_ r: String) -> PackError { .badBlob(file: file, entry: entry, reason: r) }
         guard checksum(compressed, fast: expected.hasPrefix("x64:")) == expected else { throw bad("checksum mismatch") }
         guard rawSize >= headerSize, rawSize < 1 << 30 else { throw bad("implausible size \(rawSize)") }
@@ -117,7 +117,7 @@ enum BlobCodec {
         }
     }
 
-    static func compress(_ raw: [UInt8], level: Int32) -> [UInt8] {
+    package static func compress(_ raw: [UInt8], level: Int32) -> [UInt8] {
         let bound = ZSTD_compressBound(raw.count)
         var out = [UInt8](repeating: 0, count: bound)
         let n = out.withUnsafeMutableBytes { o in
@@ -129,7 +129,7 @@ enum BlobCodec {
         return out
     }
 
-    static func decompress(_ data: [UInt8], rawSize: Int, bad: (String) -> PackError) throws -> [UInt8] {
+    package static func decompress(_ data: [UInt8], rawSize: Int, bad: (String) -> PackError) throws -> [UInt8] {
         var out = [UInt8](repeating: 0, count: rawSize)
         let n = out.withUnsafeMutableBytes { o in
             data.withUnsafeBytes { d in ZSTD_decompress(o.baseAddress, rawSize, d.baseAddress, d.count) }

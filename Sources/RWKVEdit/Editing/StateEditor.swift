@@ -1,4 +1,3 @@
-import RWKV
 
 /// Value directions of an offline calibration, per head: the leading triplet of
 /// Δ_cal = S(new sentence) − S(old sentence) run from empty states (or loaded from a pack).

@@ -6,13 +6,12 @@ public enum PackError: Error, CustomStringConvertible, Equatable {
     case corrupt(file: String, reason: String)
     /// A blob fails its checksum, does not decompress, or has the wrong size.
     case badBlob(file: String, entry: String, reason: String)
-    /// The pack was compiled for another model.
-    case wrongModel(file: String, packFingerprint: String, modelFingerprint: String)
     /// The pack was written by a newer schema than this build reads.
     case newerSchema(file: String, found: Int, supported: Int)
     /// A value (or pair) the caller asked for is not in the pack.
     case missingValue(file: String, value: String, nearest: [String])
-    /// The pack does not cover what the caller asked for (layers, heads, or an unfinished compile).
+    /// The pack does not fit: compiled for another model (`otherModel`), written by a schema before model
+    /// identity v2, or not covering what the caller asked for (layers, heads, or an unfinished compile).
     case incompatible(file: String, reason: String)
     /// An SQLite failure not covered above.
     case sqlite(file: String, reason: String)
@@ -27,8 +26,6 @@ public enum PackError: Error, CustomStringConvertible, Equatable {
             return "pack \(f) is damaged: \(r); recompile it or copy it again"
         case .badBlob(let f, let e, let r):
             return "pack \(f): entry '\(e)' is corrupt (\(r)); run `rwkv-edit packs verify` and recompile the pack"
-        case .wrongModel(let f, let p, let m):
-            return "pack \(f) was compiled for another model (pack fingerprint \(p.prefix(16))…, this model \(m.prefix(16))…); compile one for this model with `rwkv-edit compile` (`--force` replaces an old pack)"
         case .newerSchema(let f, let found, let supported):
             return "pack \(f) has schema version \(found), newer than the \(supported) this build reads; update rwkv-edit"
         case .missingValue(let f, let v, let near):
@@ -40,5 +37,13 @@ public enum PackError: Error, CustomStringConvertible, Equatable {
         case .invalidInput(let r):
             return r
         }
+    }
+}
+
+extension PackError {
+    /// The pack was compiled for another model; `why` says which part of the identity differs
+    /// (`ModelIdentity.difference(from:)`: dims, vocabulary or weights).
+    public static func otherModel(file: String, _ why: String) -> PackError {
+        .incompatible(file: file, reason: "it was compiled for another model (\(why)); compile a pack for this model with `rwkv-edit compile --model MODEL --vocab VALUES -o \(file)` (`--force` replaces the old pack)")
     }
 }

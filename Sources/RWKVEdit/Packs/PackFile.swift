@@ -1,17 +1,23 @@
 import Foundation
-import RWKV
-import StateEdit
 
 /// What a pack records about itself (stored as JSON in meta.manifest; schemas/manifest.schema.json).
 public struct PackManifest: Codable, Equatable, Sendable {
+    /// The model a pack was compiled for: its identity (config, vocabulary digest, weight signature;
+    /// `ModelIdentity`) and, for people, the file it was compiled from.
     public struct ModelInfo: Codable, Equatable, Sendable {
-        public var fingerprint: String
+        /// The model file's name at compile time (informative only: any file with the same identity matches).
         public var file: String
-        public var nLayer: Int
-        public var nEmbd: Int
-        public var nHead: Int
-        public var headSize: Int
-        public var vocabSize: Int
+        public var identity: ModelIdentity
+
+        public var nLayer: Int { identity.config.nLayer }
+        public var nEmbd: Int { identity.config.nEmbd }
+        public var nHead: Int { identity.config.nHead }
+        public var headSize: Int { identity.config.headSize }
+        public var vocabSize: Int { identity.config.vocabSize }
+
+        package init(file: String, identity: ModelIdentity) {
+            self.file = file; self.identity = identity
+        }
     }
     public struct CompileSettings: Codable, Equatable, Sendable {
         public var batchSize: Int
@@ -20,6 +26,10 @@ public struct PackManifest: Codable, Equatable, Sendable {
         public var entity: String?
         public var shard: String?
         public var tool: String
+
+        package init(batchSize: Int, pairs: String, engine: String, entity: String? = nil, shard: String? = nil, tool: String) {
+            self.batchSize = batchSize; self.pairs = pairs; self.engine = engine; self.entity = entity; self.shard = shard; self.tool = tool
+        }
     }
     public var schemaVersion: Int
     public var name: String
@@ -44,9 +54,13 @@ public struct PackManifest: Codable, Equatable, Sendable {
     public var layerRange: ClosedRange<Int> { layers[0]...layers[1] }
     public var heads: [HeadIndex] { layerRange.flatMap { l in (0..<nHead).map { HeadIndex(layer: l, head: $0) } } }
 
+    package init(schemaVersion: Int, name: String, property: String? = nil, template: String, templates: [String]? = nil, probeTemplate: String? = nil, queryTemplate: String? = nil, model: ModelInfo, layers: [Int], nHead: Int, headSize: Int, dtype: StorageDType, compile: CompileSettings, createdAt: String) {
+        self.schemaVersion = schemaVersion; self.name = name; self.property = property; self.template = template; self.templates = templates; self.probeTemplate = probeTemplate; self.queryTemplate = queryTemplate; self.model = model; self.layers = layers; self.nHead = nHead; self.headSize = headSize; self.dtype = dtype; self.compile = compile; self.createdAt = createdAt
+    }
+
     /// The settings that must agree for two files to hold parts of one pack (resume, merge).
-    func sameCompile(as o: PackManifest) -> Bool {
-        model.fingerprint == o.model.fingerprint && template == o.template && (templates ?? [template]) == (o.templates ?? [o.template]) && layers == o.layers
+    package func sameCompile(as o: PackManifest) -> Bool {
+        model.identity.difference(from: o.model.identity) == nil && template == o.template && (templates ?? [template]) == (o.templates ?? [o.template]) && layers == o.layers
             && dtype == o.dtype && compile.pairs == o.compile.pairs && compile.entity == o.compile.entity
     }
 
@@ -73,8 +87,12 @@ public enum PackStatus: String, Sendable { case staged, complete }
 /// Schema constants shared by the reader and the writer.
 public enum PackSchema {
     /// The schema version this build writes and the newest it reads (migration policy: schemas/README.md).
-    public static let version = 1
-    static let sql: String = """
+    /// Version 2 replaced the model fingerprint (a hash of every weight) by `ModelIdentity`.
+    public static let version = 2
+    /// The oldest version this build reads: packs of schema 1 carry only the old fingerprint, so they
+    /// are refused with a message to rebuild them.
+    public static let oldestReadable = 2
+    package static let sql: String = """
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE IF NOT EXISTS vocab (name TEXT PRIMARY KEY, surface TEXT NOT NULL, ord INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS staged (name TEXT PRIMARY KEY, blob BLOB NOT NULL, raw_size INTEGER NOT NULL, checksum TEXT NOT NULL);
@@ -115,7 +133,7 @@ public final class EditPack {
     public let path: String
     public let manifest: PackManifest
     public let status: PackStatus
-    let db: SQLiteDB
+    package let db: SQLiteDB
     private var vocabCache: [(name: String, surface: String)]?
     private var addressCache: VectorSet?
 
@@ -124,7 +142,7 @@ public final class EditPack {
 
     public convenience init(path: String) throws { try self.init(path: path, readOnly: true) }
 
-    init(path: String, readOnly: Bool) throws {
+    package init(path: String, readOnly: Bool) throws {
         self.path = path
         try checkSQLiteHeader(path)
         db = try SQLiteDB(path: path, readOnly: readOnly)
@@ -139,12 +157,18 @@ public final class EditPack {
         }
         guard version <= PackSchema.version else { throw PackError.newerSchema(file: path, found: version, supported: PackSchema.version) }
         guard version >= 1 else { throw PackError.corrupt(file: path, reason: "schema_version \(version) is not valid") }
+        guard version >= PackSchema.oldestReadable else {
+            throw PackError.incompatible(file: path, reason: "it has schema version \(version), which predates model identity v2 (packs now name their model by config, vocabulary and sampled weights instead of a hash of every weight); rebuild it for your model with `rwkv-edit compile --model MODEL --vocab VALUES -o \(path) --force` (the packs shipped in packs/ are rebuilt already)")
+        }
         for t in PackSchema.tables where !tables.contains(t) {
             throw PackError.corrupt(file: path, reason: "table '\(t)' is missing")
         }
-        guard let mtext = meta["manifest"], let m = try? PackManifest.decoder().decode(PackManifest.self, from: Data(mtext.utf8)) else {
-            throw PackError.corrupt(file: path, reason: "the manifest is missing or not valid JSON")
+        guard let mtext = meta["manifest"] else { throw PackError.corrupt(file: path, reason: "meta has no manifest") }
+        let m: PackManifest
+        do { m = try PackManifest.decoder().decode(PackManifest.self, from: Data(mtext.utf8)) } catch {
+            throw PackError.corrupt(file: path, reason: "the manifest is not valid: \(Self.describe(error))")
         }
+        if let d = m.model.identity.damage() { throw PackError.corrupt(file: path, reason: "the manifest's model identity is damaged: \(d)") }
         guard m.layers.count == 2, m.layers[0] <= m.layers[1], m.layers[0] >= 0, m.layers[1] < m.model.nLayer,
               m.nHead > 0, m.headSize > 0, m.nHead == m.model.nHead, m.headSize == m.model.headSize else {
             throw PackError.corrupt(file: path, reason: "the manifest's layers/heads do not fit its model")
@@ -154,14 +178,24 @@ public final class EditPack {
         status = s
     }
 
-    /// Throws unless the pack was compiled for this model and vocabulary. The fingerprint is
-    /// computed once per model object and cached.
+    /// Throws `PackError.incompatible` unless the pack was compiled for this model and vocabulary
+    /// (`ModelIdentity`: config, vocabulary digest and a few hundred sampled weights; no pass over the weights).
     public func requireModel(_ model: RWKVModel, tokenizer: WorldTokenizer) throws {
-        let fp = FingerprintCache.fingerprint(model, tokenizer)
-        guard fp == manifest.model.fingerprint else {
-            throw PackError.wrongModel(file: path, packFingerprint: manifest.model.fingerprint, modelFingerprint: fp)
+        let here = ModelIdentity(model: model, tokenizer: tokenizer, samplesPerTensor: manifest.model.identity.samplesPerTensor)
+        if let why = manifest.model.identity.difference(from: here) { throw PackError.otherModel(file: path, why) }
+    }
+
+    /// A decoding error as one line: what was wrong and where.
+    static func describe(_ error: Error) -> String {
+        switch error as? DecodingError {
+        case .dataCorrupted(let c)?: return c.debugDescription + Self.at(c.codingPath)
+        case .keyNotFound(let k, let c)?: return "no key '\(k.stringValue)'" + Self.at(c.codingPath)
+        case .typeMismatch(_, let c)?, .valueNotFound(_, let c)?: return c.debugDescription + Self.at(c.codingPath)
+        default: return "\(error)"
         }
     }
+
+    private static func at(_ path: [CodingKey]) -> String { path.isEmpty ? "" : " (at \(path.map(\.stringValue).joined(separator: ".")))" }
 
     func requireComplete() throws {
         guard status == .complete else {
@@ -299,24 +333,6 @@ public final class EditPack {
     public func storedBytes() throws -> (vocab: Int, pairs: Int, address: Int) {
         func sum(_ t: String) throws -> Int { try db.query("SELECT coalesce(sum(length(blob)), 0) FROM \(t)").first?.first?.int ?? 0 }
         return (try sum("vocab_entries"), try sum("pair_entries"), try sum("addresses"))
-    }
-}
-
-/// Fingerprints are costly (they hash every weight): each model object's weight digest is computed
-/// once per process; the vocabulary digest (cheap) is recomputed every time.
-enum FingerprintCache {
-    private final class Entry { weak var model: RWKVModel?; let digest: String; init(_ m: RWKVModel, _ d: String) { model = m; digest = d } }
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var cache: [ObjectIdentifier: Entry] = [:]
-
-    static func fingerprint(_ m: RWKVModel, _ t: WorldTokenizer) -> String {
-        let key = ObjectIdentifier(m)
-        lock.lock()
-        let hit = cache[key].flatMap { $0.model === m ? $0.digest : nil }
-        lock.unlock()
-        let weights = hit ?? ModelFingerprint.weightsDigest(m)
-        if hit == nil { lock.lock(); cache[key] = Entry(m, weights); lock.unlock() }
-        return ModelFingerprint.combine(weights: weights, vocab: ModelFingerprint.vocabDigest(t))
     }
 }
 

@@ -1,0 +1,16 @@
+import CKernels
+
+/// The instruction-set path the CPU kernels take on this machine, chosen at run time (CKernels):
+/// AVX-512 (F, BW), AVX2 with FMA and F16C, or portable C. `RWKV_EDIT_KERNELS=portable` in the
+/// environment forces the portable path (read once; used to test it on any machine).
+public enum KernelPath: String, Sendable, CaseIterable {
+    case portable, avx2, avx512
+
+    public static var current: KernelPath {
+        switch rk_simd_level() {
+        case 2...: return .avx512
+        case 1: return .avx2
+        default: return .portable
+        }
+    }
+}

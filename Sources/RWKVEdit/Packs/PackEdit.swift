@@ -1,0 +1,169 @@
+import Foundation
+
+/// What a pack-based edit did, beside the edit itself.
+public struct PackEdit: Sendable {
+    public let applied: AppliedEdit
+    /// Where u₁ came from: a direct pair entry or one composed from two vocabulary entries.
+    public let source: EditPack.CalibrationSource
+    public let from: String
+    public let to: String
+    /// The sentences probed on the two live-state branches (online v₁ and σ).
+    public let oldProbe: String
+    public let newProbe: String
+}
+
+extension EditPack {
+    /// The sentence form the online probes use: the explicit one, else the pack's @probe template,
+    /// else its calibration template when that names the entity. A pack compiled with the generic
+    /// template and no @probe needs one given: the probes must name the entity to find its address.
+    public func probeTemplate(_ explicit: String? = nil) throws -> String {
+        if let t = explicit ?? manifest.probeTemplate ?? (manifest.template.contains("{entity}") ? manifest.template : nil) {
+            guard t.contains("{value}"), t.contains("{entity}") else {
+                throw PackError.invalidInput("probe template '\(t)' needs both {entity} and {value}")
+            }
+            return t
+        }
+        throw PackError.incompatible(file: path, reason: "it has no probe template (compile with a vocabulary that has @probe, or pass one, e.g. \"{entity} lives in {value}.\")")
+    }
+
+    /// Parses "Entity: A -> B" (also "→").
+    public static func parseEdit(_ text: String) throws -> (entity: String, from: String, to: String) {
+        guard let colon = text.firstIndex(of: ":") else { throw PackError.invalidInput("expected 'Entity: A -> B', got '\(text)'") }
+        let entity = text[..<colon].trimmingCharacters(in: .whitespaces)
+        let rest = String(text[text.index(after: colon)...]).replacingOccurrences(of: "→", with: "->")
+        let parts = rest.components(separatedBy: "->").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !entity.isEmpty, parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+            throw PackError.invalidInput("expected 'Entity: A -> B', got '\(text)'")
+        }
+        return (entity, parts[0], parts[1])
+    }
+}
+
+/// A verified edit by name: the measured outcome and where its parts came from.
+public struct PackEditOutcome: Sendable {
+    public let outcome: EditOutcome
+    public let entity: String
+    public let source: EditPack.CalibrationSource
+    /// The pack's value names (after alias resolution).
+    public let from: String
+    public let to: String
+    /// The sentences probed on the two live-state branches (online v₁ and σ).
+    public let oldProbe: String
+    public let newProbe: String
+
+    public var verdict: EditVerdict { outcome.verdict }
+}
+
+extension EditPack {
+    /// The surface text of a value name ("NYC" → "New York"); the name itself when it has none.
+    public func surface(_ name: String) throws -> String {
+        try values().first { $0.name == name }?.surface ?? name
+    }
+
+    /// The other statements of this pack's property in `text`, found with the probe template:
+    /// "Alice lives in Paris. Bob lives in Austin." → [(Alice, Paris), (Bob, Austin)] (value names).
+    public func statements(in text: String, probeTemplate explicit: String? = nil) throws -> [(entity: String, value: String)] {
+        let template = try probeTemplate(explicit)
+        let values = try values()
+        let surfaces = values.map(\.surface).sorted { $0.count > $1.count }.map(NSRegularExpression.escapedPattern(for:))
+        guard !surfaces.isEmpty else { return [] }
+        var pattern = ""
+        var rest = Substring(template)
+        while let r = rest.range(of: "{entity}") ?? rest.range(of: "{value}") {
+            let e = rest.range(of: "{entity}"), v = rest.range(of: "{value}")
+            let first = [e, v].compactMap { $0 }.min { $0.lowerBound < $1.lowerBound } ?? r
+            pattern += NSRegularExpression.escapedPattern(for: String(rest[..<first.lowerBound]))
+            pattern += first == e ? "([^.!?\\n]+?)" : "(" + surfaces.joined(separator: "|") + ")"
+            rest = rest[first.upperBound...]
+        }
+        pattern += NSRegularExpression.escapedPattern(for: String(rest))
+        let entityFirst = (template.range(of: "{entity}")?.lowerBound ?? template.endIndex) < (template.range(of: "{value}")?.lowerBound ?? template.endIndex)
+        let regex = try NSRegularExpression(pattern: pattern)
+        let ns = text as NSString
+        return regex.matches(in: text, range: NSRange(location: 0, length: ns.length)).compactMap { m in
+            guard m.numberOfRanges == 3 else { return nil }
+            let a = ns.substring(with: m.range(at: 1)), b = ns.substring(with: m.range(at: 2))
+            let (entity, surface) = entityFirst ? (a, b) : (b, a)
+            guard let name = values.first(where: { $0.surface == surface })?.name else { return nil }
+            return (entity.trimmingCharacters(in: .whitespaces), name)
+        }
+    }
+}
+
+extension EditSession {
+    /// The probe sentences, calibration and options of a pack edit.
+    private func packEditPlan(pack: EditPack, entity: String, from old: String, to new: String, options: EditOptions,
+                              probeTemplate: String?, preferComposed: Bool)
+        throws -> (old: String, new: String, oldProbe: String, newProbe: String, calibration: Calibration,
+                   source: EditPack.CalibrationSource, options: EditOptions) {
+        try pack.requireModel(engine.model, tokenizer: tokenizer)
+        var opts = options
+        let packLayers = pack.manifest.layerRange
+        if let l = opts.layers {
+            guard packLayers.contains(l.lowerBound), packLayers.contains(l.upperBound) else {
+                throw PackError.incompatible(file: pack.path, reason: "it covers layers \(packLayers.lowerBound)-\(packLayers.upperBound), not \(l.lowerBound)-\(l.upperBound)")
+            }
+        } else {
+            opts.layers = packLayers
+        }
+        let template = try pack.probeTemplate(probeTemplate)
+        let (cal, source) = try pack.calibration(from: old, to: new, preferComposed: preferComposed)
+        let a = try pack.resolve(old), b = try pack.resolve(new)
+        let oldProbe = fillTemplate(template, value: try pack.surface(a), entity: entity)
+        let newProbe = fillTemplate(template, value: try pack.surface(b), entity: entity)
+        return (a, b, oldProbe, newProbe, cal, source, opts)
+    }
+
+    /// Edits what the conversation says about `entity` from value `old` to value `new`, both entries of
+    /// `pack` (HYB-U by default: u₁ per head from the pack, v₁ and σ from probes of
+    /// probe(entity, old) / probe(entity, new) on two branches of the live state), with exactly these
+    /// options and no verification: the experiments' form. Layers default to the pack's.
+    @discardableResult
+    public func edit(pack: EditPack, entity: String, from old: String, to new: String,
+                     options: EditOptions = EditOptions(), probeTemplate: String? = nil,
+                     preferComposed: Bool = false) throws -> PackEdit {
+        let plan = try packEditPlan(pack: pack, entity: entity, from: old, to: new, options: options,
+                                    probeTemplate: probeTemplate, preferComposed: preferComposed)
+        let applied = try edit(from: plan.oldProbe, to: plan.newProbe, options: plan.options, calibration: plan.calibration)
+        return PackEdit(applied: applied, source: plan.source, from: plan.old, to: plan.new, oldProbe: plan.oldProbe, newProbe: plan.newProbe)
+    }
+
+    /// Edits a fact by name — `"Bob: Austin -> Chicago"` with both values entries of `pack` — and
+    /// verifies it: the query (given, or the pack's @query for the entity) must answer the new value,
+    /// and the other statements of the property in the conversation (found with the pack's @probe)
+    /// must keep theirs. The strength is searched per context from `options.ratio` (default: the
+    /// session's edit ratio). `answers` override the values' surface texts as the query's answers;
+    /// `controls` are checked beside the ones found. Throws when the conversation does not hold the
+    /// old value for the entity.
+    public func edit(_ spec: String, pack: EditPack, query: String? = nil, answers: (old: String?, new: String?) = (nil, nil),
+                     controls extraControls: [ControlQuery] = [], options: EditOptions? = nil,
+                     strength: StrengthPolicy = .search, keepUnverified: Bool = false,
+                     probeTemplate: String? = nil, preferComposed: Bool = false) throws -> PackEditOutcome {
+        let (entity, old, new) = try EditPack.parseEdit(spec)
+        if !transcript.isEmpty, !transcript.contains(entity) {
+            throw EditError.notInContext("\(entity) does not appear in the conversation; an edit changes a fact the conversation holds (feed it first, or check the name)")
+        }
+        let plan = try packEditPlan(pack: pack, entity: entity, from: old, to: new, options: options ?? EditOptions(ratio: ratios.edit),
+                                    probeTemplate: probeTemplate, preferComposed: preferComposed)
+        guard let q = query ?? pack.manifest.queryTemplate.map({ fillTemplate($0, value: "", entity: entity) }) else {
+            throw PackError.incompatible(file: pack.path, reason: "it has no @query template; give the query that asks for \(entity)'s \(pack.manifest.property ?? "value")")
+        }
+        let controls = try pack.statements(in: transcript, probeTemplate: probeTemplate)
+            .filter { $0.entity != entity && $0.value != plan.new }
+            .compactMap { s -> ControlQuery? in
+                guard let cq = pack.manifest.queryTemplate.map({ fillTemplate($0, value: "", entity: s.entity) }) else { return nil }
+                return ControlQuery(query: cq, answer: try pack.surface(s.value))
+            }
+        let check = EditCheck(query: q, old: try answers.old ?? pack.surface(plan.old), new: try answers.new ?? pack.surface(plan.new),
+                              controls: controls + extraControls)
+        let before = try readTarget(check)
+        guard before.old.isTop1 else {
+            let answer = before.top.first.map { "\"\($0.text)\" (P = \(String(format: "%.3f", $0.probability)))" } ?? "nothing"
+            throw EditError.notInContext("the conversation does not give \(entity) the value \(check.old): asked \"\(q)\", the model answers \(answer) and P(\(check.old)) = \(String(format: "%.3f", before.old.probability)); check the entity and the old value")
+        }
+        let outcome = try verifiedEdit(from: plan.oldProbe, to: plan.newProbe, check: check, options: plan.options,
+                                       calibration: plan.calibration, strength: strength, keepUnverified: keepUnverified)
+        return PackEditOutcome(outcome: outcome, entity: entity, source: plan.source, from: plan.old, to: plan.new,
+                               oldProbe: plan.oldProbe, newProbe: plan.newProbe)
+    }
+}

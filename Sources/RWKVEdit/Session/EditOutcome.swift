@@ -1,0 +1,95 @@
+import Foundation
+
+/// How an edit ended, measured on the live state after it (DESIGN.md §4, "Every edit is verified").
+public enum EditVerdict: String, Sendable, Codable {
+    /// The new value is the query's top-1 answer, P(old) < 0.2, and every control kept its top-1.
+    case applied
+    /// The target did not move far enough (the new value is not top-1, or P(old) ≥ 0.2).
+    case weak
+    /// A control that was top-1 before lost its top-1.
+    case collateral
+
+    /// P(old) must fall below this for `applied`.
+    public static let oldProbabilityLimit = 0.2
+}
+
+/// P(answer) after a query and whether the answer's first token is the most likely next token.
+public struct AnswerReading: Sendable, Equatable, Codable {
+    public let probability: Double
+    public let isTop1: Bool
+}
+
+/// The edited query, read before and after.
+public struct TargetReading: Sendable, Equatable, Codable {
+    public let old: AnswerReading
+    public let new: AnswerReading
+    /// The most likely next tokens after the query.
+    public let top: [TokenProbability]
+}
+
+public struct TokenProbability: Sendable, Equatable, Codable {
+    public let id: Int
+    public let text: String
+    public let probability: Double
+}
+
+/// A query whose answer an edit must leave alone, e.g. another person's city.
+public struct ControlQuery: Sendable, Equatable, Codable {
+    public let query: String
+    public let answer: String
+
+    public init(query: String, answer: String) { self.query = query; self.answer = answer }
+}
+
+public struct ControlReading: Sendable, Equatable, Codable {
+    public let control: ControlQuery
+    public let before: AnswerReading
+    public let after: AnswerReading
+}
+
+/// What to measure around an edit: the query and its answers before and after, and the controls.
+public struct EditCheck: Sendable, Equatable {
+    public var query: String
+    public var old: String
+    public var new: String
+    public var controls: [ControlQuery]
+
+    public init(query: String, old: String, new: String, controls: [ControlQuery] = []) {
+        self.query = query; self.old = old; self.new = new; self.controls = controls
+    }
+}
+
+/// How the strength of an edit is chosen.
+public enum StrengthPolicy: Sendable, Equatable {
+    /// Exactly the given options (one trial), for experiments.
+    case fixed
+    /// The smallest ratio of a ladder starting at the options' ratio (×1, 1.5, 2, 3, 4) that reaches
+    /// `applied`, with an exact undo between trials. Falls back to one trial for fixed-α methods or a given α.
+    case search
+
+    static let ladder: [Float] = [1, 1.5, 2, 3, 4]
+}
+
+/// One strength tried by an edit.
+public struct EditTrial: Sendable {
+    public let applied: AppliedEdit
+    public let verdict: EditVerdict
+    public let target: TargetReading
+}
+
+/// The measured result of a verified edit.
+public struct EditOutcome: Sendable {
+    public let verdict: EditVerdict
+    /// Whether the live state now holds the edit. An edit whose best trial is not `applied` is
+    /// rolled back unless the caller asked to keep it.
+    public let kept: Bool
+    public let check: EditCheck
+    public let before: TargetReading
+    /// After the chosen trial (the last one when none reached `applied`).
+    public let after: TargetReading
+    public let controls: [ControlReading]
+    /// Every strength tried, in order; the last is the one reported.
+    public let trials: [EditTrial]
+
+    public var applied: AppliedEdit { trials[trials.count - 1].applied }
+}
