@@ -69,19 +69,20 @@ struct ApplyCommand: ParsableCommand {
             let session = EditSession(engine: modelOptions.engine(m), tokenizer: tokenizer)
             try session.feed(context)
             let r = try session.edit(edit, pack: p, query: query, answers: (old, new), controls: controls, options: options,
-                                     strength: methodOptions.strength, keepUnverified: methodOptions.keepUnverified,
+                                     strength: methodOptions.strength, keepUnverified: methodOptions.allowWeak,
                                      probeTemplate: probe, preferComposed: composed)
             if !json {
                 print("pack \(p.name): \(r.entity): \(r.from) → \(r.to) (u₁ from \(r.source.rawValue) entry; probes \"\(r.oldProbe)\" / \"\(r.newProbe)\")")
             }
-            try EditReport(r, file: pack, name: p.name).emit(json: json)
+            try EditReport(r, file: pack, name: p.name).emit(json: json, allowWeak: methodOptions.allowWeak)
         }
     }
 }
 
 extension ChatLoop {
-    /// Handles `/edit PACK Entity: A -> B [--method m] [--ratio r] …`; returns nil when the line is
-    /// the two-sentence form, else a one-line description of the applied edit.
+    /// Handles `/edit PACK Entity: A -> B [--method m] [--ratio r] …` as a verified edit (strength
+    /// searched unless --ratio/--alpha is given; an edit that does not verify is undone); returns nil
+    /// when the line is the two-sentence form, else the outcome in words.
     mutating func packEdit(_ line: String) throws -> String? {
         let body = line.dropFirst("/edit".count).trimmingCharacters(in: .whitespaces)
         guard !body.hasPrefix("\""), !body.hasPrefix("'"), body.contains(":"), body.contains("->") || body.contains("→") else { return nil }
@@ -91,10 +92,15 @@ extension ChatLoop {
         guard optStart >= 2 else { throw EditError.invalid("usage: /edit PACK Entity: A -> B [--method m] [--ratio r]") }
         let pack = try packs[args[0]] ?? EditPack.open(args[0], shippedIn: ModelCard.beside(modelPath: session.engine.model.path).packsFolder)
         packs[args[0]] = pack
-        let (entity, a, b) = try EditPack.parseEdit(args[1..<optStart].joined(separator: " "))
-        let r = try session.edit(pack: pack, entity: entity, from: a, to: b, options: opts)
-        let e = r.applied
-        return "applied \(e.method.rawValue) with pack \(pack.name) (\(r.source.rawValue) u₁): \(entity): \(r.from) → \(r.to), "
-            + String(format: "α = %.4f over %d heads", e.alpha, e.heads.count) + " (probes \"\(r.oldProbe)\" / \"\(r.newProbe)\")"
+        let fixed = args[optStart...].contains { $0 == "--ratio" || $0 == "--alpha" }
+        let r = try session.edit(args[1..<optStart].joined(separator: " "), pack: pack, options: opts, strength: fixed ? .fixed : .search)
+        let o = r.outcome, e = o.applied
+        let reading = String(format: "P(%@) %.3f → %.3f, P(%@) %.3f → %.3f", o.check.old, o.before.old.probability, o.after.old.probability,
+                             o.check.new, o.before.new.probability, o.after.new.probability)
+        let strength = String(format: "α = %.4f", e.alpha) + (e.ratio.map { String(format: ", ratio %.3g", $0) } ?? "")
+        let controls = o.controls.isEmpty ? "" : ", \(o.controls.filter { $0.after.isTop1 }.count)/\(o.controls.count) controls kept"
+        let head = o.verdict == .applied ? "applied" : "not applied (\(o.verdict.rawValue); the state is unchanged)"
+        return "\(head): \(r.entity): \(r.from) → \(r.to) with pack \(pack.name), \(e.method.rawValue) \(strength) over \(e.heads.count) heads; "
+            + reading + controls + (o.trials.count > 1 ? " (\(o.trials.count) strengths tried)" : "")
     }
 }

@@ -22,7 +22,7 @@ struct BenchSpeedCommand: ParsableCommand {
     var decodeTokens: Int?
 
     @Option(name: .long, help: "Engine: cpu (default), auto, or vulkan: the Vulkan engine beside the CPU engine, with batched decoding at B = 1, 8, 32 and 64 (`bench-vulkan` for other batch sizes or a kernel profile).")
-    var backend = "cpu"
+    var backend: Backend = .cpu
 
     @Flag(name: .long, help: "One JSON object per line per run.")
     var json = false
@@ -33,7 +33,7 @@ struct BenchSpeedCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            if backend.lowercased() == "vulkan" {
+            if backend == .vulkan {
                 try VulkanComparison(source: source, decodeTokens: decodeTokens ?? 8, sizes: [1, 8, 32, 64], backends: ["vulkan", "cpu"],
                                      json: json, profile: false).run()
                 return

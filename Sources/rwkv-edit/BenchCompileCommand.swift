@@ -29,7 +29,7 @@ struct BenchCompileCommand: ParsableCommand {
     var threads: Int?
 
     @Option(name: .long, help: "Engine: cpu, vulkan or auto.")
-    var backend = "cpu"
+    var backend: Backend = .cpu
 
     @Flag(name: .long, help: "One JSON object per storage type.")
     var json = false

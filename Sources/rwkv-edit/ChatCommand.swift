@@ -169,11 +169,7 @@ enum SlashOptions {
             case "--ratio": o.ratio = try number("--ratio")
             case "--alpha": o.alpha = try number("--alpha")
             case "--layers": o.layers = try EditOptions.parseLayers(try value("--layers"))
-            case "--heads":
-                let v = try value("--heads")
-                let hs = v.split(separator: ",").compactMap { Int($0) }
-                guard !hs.isEmpty else { throw EditError.invalid("--heads needs comma-separated integers, got '\(v)'") }
-                o.heads = hs
+            case "--heads": o.heads = try EditOptions.parseHeads(try value("--heads"))
             default: positional.append(args[i])
             }
             i += 1

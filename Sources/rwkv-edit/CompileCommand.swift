@@ -21,7 +21,7 @@ struct CompileCommand: ParsableCommand {
     var threads: Int?
 
     @Option(name: .long, help: "Engine: cpu, vulkan or auto (as for the other commands).")
-    var backend = "auto"
+    var backend: Backend = .auto
 
     @Option(name: .long, help: "Values file (prompts/*.txt: one value per line, `name = surface` aliases, @template/@probe directives).")
     var vocab: String
@@ -126,9 +126,9 @@ struct CompileCommand: ParsableCommand {
 
 /// The model a compile runs on: a file, or random f16 weights of a released shape (0.1b, 0.4b, 1.5b),
 /// which need a tokenizer file; with the options that load its tokenizer and build its engine, and a name.
-func compileModel(model: String?, synthetic: String?, tokenizer: String?, threads: Int?, backend: String,
+func compileModel(model: String?, synthetic: String?, tokenizer: String?, threads: Int?, backend: Backend,
                   announce: Bool) throws -> (options: ModelOptions, model: RWKVModel, name: String) {
-    var args = ["--model", model ?? "synthetic", "--backend", backend]
+    var args = ["--model", model ?? "synthetic", "--backend", backend.rawValue]
     if let tokenizer { args += ["--vocab", tokenizer] }
     if let threads { args += ["--threads", String(threads)] }
     let options = try ModelOptions.parse(args)

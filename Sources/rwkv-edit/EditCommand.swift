@@ -2,10 +2,12 @@ import ArgumentParser
 import Foundation
 import RWKVEdit
 
+extension EditMethod: ExpressibleByArgument {}
+
 /// Method, strength and placement of an edit, shared by `edit`, `apply` and `chat`.
 struct EditMethodOptions: ParsableArguments {
     @Option(name: .long, help: "Edit method: hyb-u (default), hyb-uv, uniform, adaptive, rank1, projection, isolate.")
-    var method = "hyb-u"
+    var method: EditMethod = .hybU
 
     @Option(name: .long, help: "α = ratio·‖S‖/‖Δ‖ for adaptive methods, used as given (default: searched from the model's edit_ratio in <model>.json, else 0.20, until the edit verifies).")
     var ratio: Float?
@@ -19,20 +21,16 @@ struct EditMethodOptions: ParsableArguments {
     @Option(name: .long, help: "Heads to edit in each layer, comma-separated (default: all).")
     var heads: String?
 
-    @Flag(name: .long, help: "Keep an edit whose verdict is not 'applied' (default: such an edit is undone).")
-    var keepUnverified = false
+    @Flag(name: .long, help: "Keep an edit whose verdict is weak or collateral and exit 0 (default: such an edit is undone, exit status 2 or 3).")
+    var allowWeak = false
 
     /// A given ratio or α is used as it is; otherwise the strength is searched per context.
     var strength: StrengthPolicy { ratio == nil && alpha == nil ? .search : .fixed }
 
     func editOptions(defaultRatio: Float) throws -> EditOptions {
-        var o = EditOptions(method: try EditMethod(name: method), ratio: ratio ?? defaultRatio, alpha: alpha)
+        var o = EditOptions(method: method, ratio: ratio ?? defaultRatio, alpha: alpha)
         if let layers { o.layers = try EditOptions.parseLayers(layers) }
-        if let heads {
-            let parts = heads.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { throw EditError.invalid("--heads must be comma-separated integers, got '\(heads)'") }
-            o.heads = parts.compactMap { $0 }
-        }
+        if let heads { o.heads = try EditOptions.parseHeads(heads) }
         return o
     }
 }
@@ -81,8 +79,8 @@ struct EditCommand: ParsableCommand {
             try session.feed(context)
             let outcome = try session.verifiedEdit(from: from, to: to, check: EditCheck(query: query, old: old, new: new, controls: controls),
                                                    options: options, strength: methodOptions.strength,
-                                                   keepUnverified: methodOptions.keepUnverified)
-            try EditReport(outcome).emit(json: json)
+                                                   keepUnverified: methodOptions.allowWeak)
+            try EditReport(outcome).emit(json: json, allowWeak: methodOptions.allowWeak)
         }
     }
 }

@@ -8,7 +8,7 @@ struct EditCommandError: Error, CustomStringConvertible {
 }
 
 /// The report `edit`, `apply` and chat print for a verified edit; `--json` prints it as
-/// {"verdict","kept","method","alpha","ratio","layers","heads_edited",
+/// {"verdict","kept","warnings","method","alpha","ratio","layers","heads_edited",
 ///  "target":{"query","old","new","before":{"p_old","p_new","top":[{id,text,prob}]},"after":{…}},
 ///  "controls":[{"query","answer","before":{"p","top1"},"after":{…}}],
 ///  "trials":[{"ratio","alpha","verdict","p_old","p_new"}], "pack":{…}}.
@@ -33,6 +33,8 @@ struct EditReport: Encodable {
 
     let verdict: EditVerdict
     let kept: Bool
+    /// Why the verdict is not `applied`, in words; empty when it is.
+    let warnings: [String]
     let method: String
     let alpha: Float
     let ratio: Float?
@@ -45,7 +47,17 @@ struct EditReport: Encodable {
 
     init(_ o: EditOutcome) {
         let a = o.applied
-        verdict = o.verdict; kept = o.kept; method = a.method.rawValue; alpha = a.alpha; ratio = a.ratio
+        verdict = o.verdict; kept = o.kept
+        switch o.verdict {
+        case .applied: warnings = []
+        case .weak:
+            warnings = ["the edit was not applied: the query does not answer \(o.check.new) (P(\(o.check.old)) \(String(format: "%.3f", o.after.old.probability)), P(\(o.check.new)) \(String(format: "%.3f", o.after.new.probability)))"
+                        + (o.kept ? "" : "; the state was left unchanged")]
+        case .collateral:
+            let lost = o.controls.filter { $0.before.isTop1 && !$0.after.isTop1 }.map { "\"\($0.control.query)\" no longer answers \($0.control.answer)" }
+            warnings = ["the edit was not applied: a control lost its top-1 answer (\(lost.joined(separator: "; ")))" + (o.kept ? "" : "; the state was left unchanged")]
+        }
+        method = a.method.rawValue; alpha = a.alpha; ratio = a.ratio
         layers = [a.heads.map(\.layer).min() ?? 0, a.heads.map(\.layer).max() ?? 0]
         headsEdited = a.heads.count
         target = Target(query: o.check.query, old: o.check.old, new: o.check.new, before: Reading(o.before), after: Reading(o.after))
@@ -86,15 +98,19 @@ struct EditReport: Encodable {
         }
     }
 
-    /// Prints the report; a verdict other than `applied` is also said on stderr and exits with status 2,
-    /// so a script can never take a failed edit for a working one.
-    func emit(json: Bool) throws {
+    /// Exit statuses of `edit` and `apply` by verdict (README "Trusting an edit").
+    static func exitStatus(_ v: EditVerdict) -> Int32 {
+        switch v { case .applied: 0; case .weak: 2; case .collateral: 3 }
+    }
+
+    /// Prints the report; a verdict other than `applied` is also said on stderr and ends the process
+    /// with status 2 (weak) or 3 (collateral) unless `allowWeak`, so a script can never take a failed
+    /// edit for a working one.
+    func emit(json: Bool, allowWeak: Bool) throws {
         if json { try printJSON() } else { printText() }
-        guard verdict == .applied else {
-            let why = verdict == .collateral ? "a control lost its top-1 answer" : "the query does not answer \(target.new) (P(\(target.old)) \(String(format: "%.3f", target.after.pOld)))"
-            FileHandle.standardError.write(Data("warning: the edit was not applied: \(why)\(kept ? "" : "; the state was left unchanged")\n".utf8))
-            throw ExitCode(2)
-        }
+        for w in warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+        let status = Self.exitStatus(verdict)
+        if status != 0 && !allowWeak { throw ExitCode(status) }
     }
 }
 

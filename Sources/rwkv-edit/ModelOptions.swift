@@ -14,7 +14,7 @@ struct ModelOptions: ParsableArguments {
     var threads: Int?
 
     @Option(name: .long, help: "Engine: cpu, vulkan or auto (Vulkan on a hardware GPU, else CPU). RWKV_VULKAN_DEVICE=<index|name> picks the device.")
-    var backend = "auto"
+    var backend: Backend = .auto
 
     func loadModel() throws -> RWKVModel { try ModelLoader.load(path: model) }
 

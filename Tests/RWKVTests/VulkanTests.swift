@@ -262,6 +262,7 @@ final class VulkanTests: XCTestCase {
         XCTAssertTrue((r.stdout + r.stderr).contains("no Vulkan device") || (r.stdout + r.stderr).contains("no Vulkan loader"), r.stderr)
         let r2 = try CLI.run(["logits", "--model", Fixtures.tinySafetensors, "--tokens", "1,2,3", "--backend", "auto"], environment: noDriver)
         XCTAssertEqual(r2.status, 0, r2.stderr)
+        XCTAssertTrue(r2.stderr.contains("no Vulkan device"), "auto says why it fell back: \(r2.stderr)")
     }
 
     /// `bench-vulkan --json --profile`: throughput per batch size, its ratio to B = 1, and a kernel

@@ -70,6 +70,15 @@ public struct EditOptions: Sendable {
         throw EditError.layerRange("'\(text)' is not 'a-b' with a ≤ b")
     }
 
+    /// "0,3,5" → [0, 3, 5]; every entry must be an integer (checked against the model in `targetHeads`).
+    public static func parseHeads(_ text: String) throws -> [Int] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else {
+            throw EditError.invalid("heads must be comma-separated integers, got '\(text)'")
+        }
+        return parts.compactMap { $0 }
+    }
+
     /// The (layer, head) pairs to edit in a model of `config`, checked against its size.
     public func targetHeads(_ config: ModelConfig) throws -> [HeadIndex] {
         let range = layers ?? config.upperHalfLayers

@@ -67,7 +67,7 @@ public enum StrengthPolicy: Sendable, Equatable {
     /// `applied`, with an exact undo between trials. Falls back to one trial for fixed-α methods or a given α.
     case search
 
-    static let ladder: [Float] = [1, 1.5, 2, 3, 4]
+    public static let ladder: [Float] = [1, 1.5, 2, 3, 4]
 }
 
 /// One strength tried by an edit.
