@@ -23,12 +23,13 @@ struct ApplyCommand: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var methodOptions: EditMethodOptions
+    @OptionGroup var stateFiles: StateFileOptions
 
     @Option(name: .long, help: "The edit pack (.rwkvpack) compiled for this model.")
     var pack: String
 
-    @Option(name: .long, help: "The context fed to the model first.")
-    var context: String
+    @Option(name: .long, help: "The context fed to the model first (after --state-in, if given).")
+    var context: String?
 
     @Option(name: .long, help: "The edit: 'Entity: A -> B' with A and B entries of the pack (e.g. 'Bob: Austin -> Chicago').")
     var edit: String
@@ -67,13 +68,16 @@ struct ApplyCommand: ParsableCommand {
             // Before feeding: a pack for another model is the error to report, not the context's tokens.
             try p.requireModel(m, tokenizer: tokenizer)
             let session = EditSession(engine: modelOptions.engine(m), tokenizer: tokenizer)
-            try session.feed(context)
+            try stateFiles.resume(session)
+            if let context { try session.feed(context) }
+            guard session.tokensFed > 0 || stateFiles.stateIn != nil else { throw ValidationError("give --context, --state-in or both") }
             let r = try session.edit(edit, pack: p, query: query, answers: (old, new), controls: controls, options: options,
                                      strength: methodOptions.strength, keepUnverified: methodOptions.allowWeak,
                                      probeTemplate: probe, preferComposed: composed)
             if !json {
                 print("pack \(p.name): \(r.entity): \(r.from) → \(r.to) (u₁ from \(r.source.rawValue) entry; probes \"\(r.oldProbe)\" / \"\(r.newProbe)\")")
             }
+            try stateFiles.save(session)
             try EditReport(r, file: pack, name: p.name).emit(json: json, allowWeak: methodOptions.allowWeak)
         }
     }

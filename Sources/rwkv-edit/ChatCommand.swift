@@ -8,6 +8,7 @@ struct ChatCommand: ParsableCommand {
         abstract: "Chat with a model and edit what it remembers (type /help). Works in a terminal and in a pipe.")
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var stateFiles: StateFileOptions
 
     @Option(name: .long, help: "Edit pack to use in `/edit NAME Entity: A -> B` (repeatable; packs/NAME.rwkvpack is also found by name).")
     var pack: [String] = []
@@ -25,6 +26,7 @@ struct ChatCommand: ParsableCommand {
         try reportingErrors {
             let m = try modelOptions.loadModel()
             let session = EditSession(engine: modelOptions.engine(m), tokenizer: try modelOptions.tokenizer(for: m))
+            try stateFiles.resume(session)
             var chat = ChatLoop(session: session, maxTokens: maxTokens, sampler: Sampler(temperature: temperature, seed: seed),
                                 ratios: try modelOptions.card().ratios)
             for path in pack {
@@ -40,6 +42,7 @@ struct ChatCommand: ParsableCommand {
                 guard let line = readLine(strippingNewline: true) else { break }
                 if !chat.handle(line) { break }
             }
+            try stateFiles.save(session)
         }
     }
 }
@@ -57,6 +60,8 @@ struct ChatLoop {
 
     init(session: EditSession, maxTokens: Int, sampler: Sampler, ratios: DefaultRatios = .seed) {
         self.session = session; self.maxTokens = maxTokens; self.sampler = sampler; self.ratios = ratios
+        // A resumed conversation already has turns: the next one is separated from it.
+        turns = session.tokensFed > 0 ? 1 : 0
     }
 
     static let help = """
@@ -127,13 +132,15 @@ struct ChatLoop {
             print(String(format: "all       ‖S‖ = %.4f   (%d edits on the undo stack)", s.wkvNorm(), session.undoStack.count))
         case "/save":
             guard rest.count == 1 else { throw EditError.invalid("usage: /save FILE") }
-            try session.state.save(to: rest[0])
-            print("saved \(rest[0])")
+            try session.saved().write(to: rest[0])
+            print("saved \(rest[0]) (\(session.tokensFed) tokens, \(session.editLog.count) edits)")
         case "/load":
             guard rest.count == 1 else { throw EditError.invalid("usage: /load FILE") }
-            try session.replaceState(try State.load(from: rest[0], config: session.engine.config))
+            let saved = try SavedState.read(from: rest[0], model: session.engine.model, tokenizer: session.tokenizer)
+            try session.resume(saved)
             turns = max(turns, 1)
-            print("loaded \(rest[0])")
+            print("loaded \(rest[0])" + (saved.identity == nil ? " (no model identity or checksum to check: not saved by rwkv-edit)"
+                                                             : " (\(saved.tokens) tokens, \(saved.edits.count) edits)"))
         default:
             throw EditError.invalid("unknown command \(name); type /help")
         }

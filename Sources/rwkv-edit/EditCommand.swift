@@ -42,9 +42,10 @@ struct EditCommand: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var methodOptions: EditMethodOptions
+    @OptionGroup var stateFiles: StateFileOptions
 
-    @Option(name: .long, help: "The context fed to the model first.")
-    var context: String
+    @Option(name: .long, help: "The context fed to the model first (after --state-in, if given).")
+    var context: String?
 
     @Option(name: .long, help: "Sentence stating the fact as it is (e.g. \"Bob lives in Austin.\").")
     var from: String
@@ -76,10 +77,13 @@ struct EditCommand: ParsableCommand {
             let options = try methodOptions.editOptions(defaultRatio: modelOptions.card().ratios.edit)
             let m = try modelOptions.loadModel()
             let session = EditSession(engine: modelOptions.engine(m), tokenizer: try modelOptions.tokenizer(for: m))
-            try session.feed(context)
+            try stateFiles.resume(session)
+            if let context { try session.feed(context) }
+            guard session.tokensFed > 0 || stateFiles.stateIn != nil else { throw ValidationError("give --context, --state-in or both") }
             let outcome = try session.verifiedEdit(from: from, to: to, check: EditCheck(query: query, old: old, new: new, controls: controls),
                                                    options: options, strength: methodOptions.strength,
                                                    keepUnverified: methodOptions.allowWeak)
+            try stateFiles.save(session)
             try EditReport(outcome).emit(json: json, allowWeak: methodOptions.allowWeak)
         }
     }

@@ -73,3 +73,30 @@ func displayToken(_ tok: WorldTokenizer, _ id: Int) -> String {
     }
     return bytes.map { String(format: "\\x%02x", $0) }.joined()
 }
+
+/// `--state-in` / `--state-out`: start from a saved conversation state and save the one a command ends
+/// with. A file written here carries the model's identity, the tokens fed, the edit log and a checksum,
+/// all checked when it is read back.
+struct StateFileOptions: ParsableArguments {
+    @Option(name: .long, help: "Start from this saved state (checked against the model and its checksum); --context continues it.")
+    var stateIn: String?
+
+    @Option(name: .long, help: "Save the final state here, with the model's identity, tokens fed, edit log and checksum.")
+    var stateOut: String?
+
+    /// Resumes `session` from --state-in, if given; warns when the file has no provenance to check.
+    func resume(_ session: EditSession) throws {
+        guard let stateIn else { return }
+        let saved = try SavedState.read(from: stateIn, model: session.engine.model, tokenizer: session.tokenizer)
+        if saved.identity == nil {
+            FileHandle.standardError.write(Data("warning: \(stateIn) has no model identity or checksum (not saved by rwkv-edit); read by shape only\n".utf8))
+        }
+        try session.resume(saved)
+    }
+
+    /// Saves the session's state to --state-out, if given.
+    func save(_ session: EditSession) throws {
+        guard let stateOut else { return }
+        try session.saved().write(to: stateOut)
+    }
+}

@@ -8,7 +8,9 @@ final class VerifiedEditTests: XCTestCase {
     static let modelPath = Fixtures.repoRoot.appendingPathComponent("models/demo.safetensors").path
     static let twoCities = "Alice lives in Paris. Bob lives in Austin."
 
-    func bundle() throws -> ModelBundle {
+    func bundle() throws -> ModelBundle { try Self.demoBundle() }
+
+    static func demoBundle() throws -> ModelBundle {
         guard FileManager.default.fileExists(atPath: Self.modelPath) else { throw XCTSkip("models/demo.safetensors not present") }
         return try ModelBundle(modelPath: Self.modelPath)
     }
@@ -100,5 +102,85 @@ final class VerifiedEditTests: XCTestCase {
             XCTAssertEqual(warnings.isEmpty, verdict == "applied", "\(extra): \(warnings)")
             if verdict != "applied" { XCTAssertTrue(r.stderr.contains("warning: the edit was not applied"), r.stderr) }
         }
+    }
+}
+
+/// Saved states carry the model's identity, the tokens fed, the edit log and a checksum, all checked on reading.
+final class SavedStateTests: XCTestCase {
+    func testRoundTripCarriesProvenanceAndRejectsTampering() throws {
+        let b = try VerifiedEditTests.demoBundle()
+        let session = b.session(threads: 1)
+        try session.feed(VerifiedEditTests.twoCities)
+        let fed = session.tokensFed
+        XCTAssertEqual(fed, b.tokenizer.encode(VerifiedEditTests.twoCities).count)
+        let edit = try session.edit("Bob: Austin -> Chicago", pack: b.pack("cities"))
+        XCTAssertEqual(edit.verdict, .applied)
+        let path = Fixtures.temporaryPath("saved-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try session.saved().write(to: path)
+
+        let read = try SavedState.read(from: path, model: b.model, tokenizer: b.tokenizer)
+        XCTAssertEqual(read.state, session.state)
+        XCTAssertEqual(read.tokens, fed)
+        XCTAssertEqual(read.edits.map(\.verdict), [EditVerdict.applied])
+        XCTAssertEqual(read.edits.first?.method, "hyb-u")
+
+        // Resumed: the log goes on, the answer is the edited one, and the resumed history is not undoable.
+        let resumed = b.session(threads: 1)
+        try resumed.resume(read)
+        XCTAssertEqual(resumed.editLog.count, 1)
+        XCTAssertThrowsError(try resumed.undo())
+        XCTAssertEqual(try resumed.generate(after: "Where does Bob live? Bob lives in", maxTokens: 2, commit: false), " Chicago.")
+
+        // One flipped bit in the tensor data (the last byte of the file is the last ffn_x_prev value).
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[bytes.count - 1] ^= 0x01
+        let flipped = path + ".flipped"
+        try bytes.write(to: URL(fileURLWithPath: flipped))
+        defer { try? FileManager.default.removeItem(atPath: flipped) }
+        XCTAssertThrowsError(try SavedState.read(from: flipped, model: b.model, tokenizer: b.tokenizer)) { error in
+            XCTAssertEqual(error as? StateFileError, .checksumMismatch(file: flipped))
+        }
+
+        // Saved for a model with another vocabulary: refused, with the reason.
+        var other = read
+        other.identity?.vocabSha256 = String(repeating: "0", count: 64)
+        let otherPath = path + ".other"
+        try other.write(to: otherPath)
+        defer { try? FileManager.default.removeItem(atPath: otherPath) }
+        XCTAssertThrowsError(try SavedState.read(from: otherPath, model: b.model, tokenizer: b.tokenizer)) { error in
+            guard case StateFileError.otherModel = error else { return XCTFail("\(error)") }
+        }
+    }
+
+    /// The CLI: `apply --state-out`, then a second edit on that state with `--state-in` and no context;
+    /// a damaged file is refused by chat's `/load` and by `--state-in`.
+    func testStateFilesThroughTheCLI() throws {
+        try CLI.requireBinary()
+        _ = try VerifiedEditTests.demoBundle()
+        let model = VerifiedEditTests.modelPath
+        let pack = Fixtures.repoRoot.appendingPathComponent("packs/cities.rwkvpack").path
+        let first = Fixtures.temporaryPath("state-\(UUID().uuidString).safetensors"), second = first + ".2"
+        defer { for p in [first, second] { try? FileManager.default.removeItem(atPath: p) } }
+        let r1 = try CLI.run(["apply", "--model", model, "--pack", pack, "--context", "Alice lives in Paris. Bob lives in Austin. Carol lives in Rome.",
+                              "--edit", "Bob: Austin -> Chicago", "--state-out", first, "--threads", "1"])
+        XCTAssertEqual(r1.status, 0, r1.stderr)
+        let r2 = try CLI.run(["apply", "--model", model, "--pack", pack, "--state-in", first, "--edit", "Carol: Rome -> Tokyo",
+                              "--query", "Where does Carol live? Carol lives in", "--state-out", second, "--json", "--threads", "1"])
+        XCTAssertEqual(r2.status, 0, r2.stderr)
+        XCTAssertEqual(try CLI.json(r2.stdout)["verdict"] as? String, "applied")
+        let chat = try CLI.run(["chat", "--model", model, "--state-in", second], stdin: "/ask Where does Bob live? Bob lives in\n")
+        XCTAssertEqual(chat.status, 0, chat.stderr)
+        XCTAssertTrue(chat.stdout.contains("Chicago"), chat.stdout)
+
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: second))
+        bytes[bytes.count - 5] ^= 0x10
+        try bytes.write(to: URL(fileURLWithPath: second))
+        let bad = try CLI.run(["edit", "--model", model, "--state-in", second, "--from", "Bob lives in Chicago.", "--to", "Bob lives in Rome.",
+                               "--query", "Where does Bob live? Bob lives in", "--old", "Chicago", "--new", "Rome"])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains("checksum"), bad.stderr)
+        let load = try CLI.run(["chat", "--model", model], stdin: "/load \(second)\n")
+        XCTAssertTrue(load.stdout.contains("checksum"), load.stdout)
     }
 }

@@ -24,8 +24,14 @@ public final class EditSession {
     /// The text the state has read since it was empty: fed text and committed replies. Empty after
     /// `replaceState` (a loaded state's text is unknown). Controls of verified edits are found here.
     public private(set) var transcript = ""
-    /// States before each edit, newest last, with a description of the edit.
-    public private(set) var undoStack: [(description: String, state: State)] = []
+    /// States before each edit, newest last, with the edit's record.
+    public private(set) var undoStack: [(record: EditRecord, state: State)] = []
+    /// Edits made before the state was resumed from a file: part of its history, not undoable here.
+    private var resumedEdits: [EditRecord] = []
+    /// Tokens the state has read since it was empty (fed text, committed prompts and replies).
+    public private(set) var tokensFed = 0
+    /// Every edit the state holds, oldest first (a resumed file's, then this session's).
+    public var editLog: [EditRecord] { resumedEdits + undoStack.map(\.record) }
     /// Whether the text so far ends in whitespace (or nothing has been fed), to join the next text.
     private var atBoundary = true
 
@@ -54,6 +60,7 @@ public final class EditSession {
         let tokens = continuationTokens(text)
         guard !tokens.isEmpty else { throw EditError.emptyText("the text to feed") }
         _ = try engine.forward(tokens, state: &state)
+        tokensFed += tokens.count
         transcript += joined(text)
         if let last = text.unicodeScalars.last { atBoundary = last.properties.isWhitespace }
     }
@@ -68,6 +75,7 @@ public final class EditSession {
         let tokens = continuationTokens(prompt)
         guard !tokens.isEmpty else { throw EditError.emptyText("the prompt") }
         var logits = try engine.forward(tokens, state: &s)
+        var generated = 0
         var bytes: [UInt8] = []
         let stopBytes = stop.map { Array($0.utf8) } ?? []
         for _ in 0..<maxTokens {
@@ -79,10 +87,12 @@ public final class EditSession {
                 break
             }
             logits = try engine.step(next, state: &s)
+            generated += 1
         }
         let reply = String(decoding: bytes, as: UTF8.self)
         if commit {
             state = s
+            tokensFed += tokens.count + generated
             transcript += joined(prompt) + reply
             atBoundary = (reply.unicodeScalars.last ?? " ").properties.isWhitespace
         }
@@ -130,7 +140,7 @@ public final class EditSession {
     public func edit(from old: String, to new: String, options: EditOptions = EditOptions(),
                      calibration: Calibration? = nil) throws -> AppliedEdit {
         let (edited, applied) = try computeEdit(from: old, to: new, options: options, calibration: calibration)
-        undoStack.append(("edit \"\(old)\" → \"\(new)\" (\(applied.method.rawValue))", state))
+        undoStack.append((Self.record(old, new, applied, verdict: nil), state))
         state = edited
         return applied
     }
@@ -180,7 +190,7 @@ public final class EditSession {
         guard let last = trials.last, let chosen else { throw EditError.invalid("no edit strength to try") }
         let kept = last.verdict == .applied || keepUnverified
         if kept {
-            undoStack.append(("edit \"\(old)\" → \"\(new)\" (\(last.applied.method.rawValue))", state))
+            undoStack.append((Self.record(old, new, last.applied, verdict: last.verdict), state))
             state = chosen.state
         }
         let controls = check.controls.indices.map { ControlReading(control: check.controls[$0], before: controlsBefore[$0], after: chosen.controls[$0]) }
@@ -234,7 +244,27 @@ public final class EditSession {
     public func undo() throws -> String {
         guard let last = undoStack.popLast() else { throw EditError.nothingToUndo }
         state = last.state
-        return last.description
+        return last.record.description
+    }
+
+    private static func record(_ old: String, _ new: String, _ e: AppliedEdit, verdict: EditVerdict?) -> EditRecord {
+        EditRecord(description: "edit \"\(old)\" → \"\(new)\" (\(e.method.rawValue))", method: e.method.rawValue,
+                   alpha: e.alpha, ratio: e.ratio, verdict: verdict)
+    }
+
+    // MARK: Saving and resuming
+
+    /// The live state with its provenance (this model's identity, tokens fed, edit log), to `write(to:)`.
+    public func saved() -> SavedState {
+        SavedState(state: state, tokens: tokensFed, edits: editLog, identity: ModelIdentity(model: engine.model, tokenizer: tokenizer))
+    }
+
+    /// Continues from a saved state (read for this model by `SavedState.read`): its history becomes the
+    /// log's start; the undo stack and the transcript start empty (the state's text is not stored).
+    public func resume(_ saved: SavedState) throws {
+        try replaceState(saved.state)
+        tokensFed = saved.tokens
+        resumedEdits = saved.edits
     }
 
     /// Replaces the live state (e.g. loaded from a file); the edit history is cleared.
@@ -244,6 +274,8 @@ public final class EditSession {
         }
         state = s
         undoStack.removeAll()
+        resumedEdits = []
+        tokensFed = 0
         transcript = ""
         atBoundary = false
     }
