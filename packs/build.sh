@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 bin=${1:-.build/release/rwkv-edit}
 model=models/demo.safetensors
 for v in cities colours pets drinks jobs items; do
-  "$bin" compile --model "$model" --vocab "prompts/$v.txt" -o "packs/$v.rwkvpack" --force
+  "$bin" compile --model "$model" --values "prompts/$v.txt" -o "packs/$v.rwkvpack" --force
 done
 "$bin" packs verify --model "$model" packs/{cities,colours,pets,drinks,jobs,items}.rwkvpack

@@ -15,7 +15,7 @@ echo; echo "== the model"
 $bin info --model "$model"
 
 echo; echo "== compiling the cities pack (resumable: the shipped pack is complete, so this only checks it belongs to the model)"
-$bin compile --model "$model" --vocab prompts/cities.txt -o "$pack"
+$bin compile --model "$model" --values prompts/cities.txt -o "$pack"
 $bin packs verify "$pack"
 
 context="Alice lives in Paris. Bob lives in Austin."

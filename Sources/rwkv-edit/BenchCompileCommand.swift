@@ -19,8 +19,11 @@ struct BenchCompileCommand: ParsableCommand {
     @Option(name: .long, help: "World vocabulary (tokenizer) file; random weights need one (default: models/demo-vocab.txt).")
     var tokenizer: String?
 
-    @Option(name: .long, help: "Values file to compile.")
-    var vocab = "prompts/cities.txt"
+    @Option(name: .long, help: "Values file to compile (default: prompts/cities.txt).")
+    var values: String?
+
+    @Option(name: .long, help: ArgumentHelp("Deprecated spelling of --values.", visibility: .hidden))
+    var vocab: String?
 
     @Option(name: .long, help: "Storage types to compile, comma-separated.")
     var packDtype = "f32,f16,int8"
@@ -51,7 +54,11 @@ struct BenchCompileCommand: ParsableCommand {
             let (mo, m, name) = try compileModel(model: model, synthetic: model == nil ? synthetic ?? "0.1b" : nil, tokenizer: vocabFile,
                                                  threads: threads, backend: backend, announce: !json)
             let tok = try mo.tokenizer(for: m)
-            let vocabulary = try Vocabulary.load(path: vocab)
+            if values == nil, vocab != nil {
+                FileHandle.standardError.write(Data("warning: `--vocab FILE` for the values is deprecated: use --values FILE (--vocab names the tokenizer in every other command)\n".utf8))
+            }
+            let valuesPath = values ?? vocab ?? "prompts/cities.txt"
+            let vocabulary = try Vocabulary.load(path: valuesPath)
             var options = CompileOptions()
             options.useTemplates(of: vocabulary)
             options.overwrite = true
@@ -61,7 +68,7 @@ struct BenchCompileCommand: ParsableCommand {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: dir) }
             if !json {
-                print("model \(name) (\(m.weightDType.rawValue) weights), \(vocabulary.values.count) values of \(vocab), "
+                print("model \(name) (\(m.weightDType.rawValue) weights), \(vocabulary.values.count) values of \(valuesPath), "
                       + "template \"\(options.template)\"")
                 print("dtype  values/s  engine s   SVD s  storage s  SVD+storage  engine-only values/s  bytes/value")
             }

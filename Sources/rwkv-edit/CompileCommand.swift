@@ -24,7 +24,16 @@ struct CompileCommand: ParsableCommand {
     var backend: Backend = .auto
 
     @Option(name: .long, help: "Values file (prompts/*.txt: one value per line, `name = surface` aliases, @template/@probe directives).")
-    var vocab: String
+    var values: String?
+
+    @Option(name: .long, help: ArgumentHelp("Deprecated spelling of --values (elsewhere --vocab is the tokenizer).", visibility: .hidden))
+    var vocab: String?
+
+    @Option(name: .long, help: "The pack's name, used by `/edit NAME` and `packs list` (default: the values file's name).")
+    var name: String?
+
+    @Option(name: .long, help: "Refuse a values file with more values than this.")
+    var maxValues = 100_000
 
     @Option(name: .long, help: "Calibration template with {value} (repeatable: states are averaged over the templates; default: the file's @template lines, else \"The answer is {value}.\").")
     var template: [String] = []
@@ -59,10 +68,29 @@ struct CompileCommand: ParsableCommand {
     @Flag(name: .long, help: "No progress; print one JSON object.")
     var json = false
 
+    func validate() throws {
+        guard (model == nil) != (synthetic == nil) else { throw ValidationError("give exactly one of --model or --synthetic") }
+        guard values != nil || vocab != nil else { throw ValidationError("give the values file with --values") }
+        guard maxValues > 0 else { throw ValidationError("--max-values must be > 0") }
+        guard batch > 0 else { throw ValidationError("--batch must be > 0") }
+        if let name { guard !name.isEmpty, !name.contains("/") else { throw ValidationError("--name must be a non-empty name without '/'") } }
+    }
+
     func run() throws {
         try reportingPackErrors {
-            guard (model == nil) != (synthetic == nil) else { throw ValidationError("give exactly one of --model or --synthetic") }
-            let vocabulary = try Vocabulary.load(path: vocab)
+            let valuesPath: String
+            if let values { valuesPath = values } else {
+                valuesPath = vocab ?? ""
+                FileHandle.standardError.write(Data("warning: `compile --vocab FILE` is deprecated: use --values FILE (--vocab names the tokenizer in every other command)\n".utf8))
+            }
+            if WorldTokenizer.looksLikeVocabularyFile(valuesPath) {
+                throw PackError.invalidInput("\(valuesPath) looks like a World tokenizer vocabulary (lines of 'id text length'), not a values file; a values file has one value per line (prompts/cities.txt). Pass a tokenizer with --tokenizer")
+            }
+            var vocabulary = try Vocabulary.load(path: valuesPath)
+            if let name { vocabulary.name = name }
+            guard vocabulary.values.count <= maxValues else {
+                throw PackError.invalidInput("\(valuesPath) holds \(vocabulary.values.count) values, more than --max-values \(maxValues); raise --max-values if that is intended")
+            }
             var o = CompileOptions()
             if let first = template.first {
                 o.template = first
@@ -94,8 +122,24 @@ struct CompileCommand: ParsableCommand {
             let tok = try mo.tokenizer(for: m)
             let compiler = PackCompiler(engine: mo.engine(m), tokenizer: tok)
             let tty = isatty(fileno(stderr)) != 0 && !json
+            if !json {
+                // What the pack will hold, before hours of work: one u vector per value and edited head.
+                let c = m.config, layers = o.layers ?? c.upperHalfLayers
+                let element = switch d { case .f32: 4; case .f16: 2; case .int8: 1 }
+                let bytes = Double(vocabulary.values.count * layers.count * c.nHead * c.headSize * element)
+                FileHandle.standardError.write(Data(("compiling \(vocabulary.values.count) values × \(1 + o.extraTemplates.count) templates over layers \(layers.lowerBound)-\(layers.upperBound) × \(c.nHead) heads: "
+                    + String(format: "about %.1f MB of vectors before compression", bytes / 1e6) + "\n").utf8))
+            }
+            var lastLine = Date()
             let r = try compiler.compile(vocabulary: vocabulary, options: o, output: output) { p in
-                guard tty else { return }
+                guard tty else {
+                    // Piped: a plain line every few seconds, so a log shows that work goes on.
+                    guard !json, Date().timeIntervalSince(lastLine) >= 5 else { return }
+                    lastLine = Date()
+                    let eta = p.etaSeconds.isFinite ? String(format: "%.0fs", p.etaSeconds) : "?"
+                    FileHandle.standardError.write(Data("\(p.done)/\(p.total) values, \(String(format: "%.1f", p.valuesPerSecond)) values/s, ETA \(eta)\n".utf8))
+                    return
+                }
                 let width = 30, filled = p.total > 0 ? width * p.done / p.total : width
                 let eta = p.etaSeconds.isFinite ? String(format: "%.0fs", p.etaSeconds) : "?"
                 let line = "\r[\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] \(p.done)/\(p.total) values  \(String(format: "%.1f", p.valuesPerSecond)) values/s  ETA \(eta)   "

@@ -8,6 +8,39 @@ final class CLITests: XCTestCase {
 
     override func setUpWithError() throws { try CLI.requireBinary() }
 
+    /// compile: --values (the old --vocab spelling warns), --name, a tokenizer vocabulary refused as a
+    /// values file, --max-values, the size estimate, and --version.
+    func testCompileFlagsAndGuards() throws {
+        let dir = Fixtures.temporaryPath("compile-flags-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let values = "\(dir)/hats.txt"
+        try "red\nblue\ngreen\n".write(toFile: values, atomically: true, encoding: .utf8)
+        let out = "\(dir)/p.rwkvpack"
+        let named = try run(["compile", "--model", Fixtures.tinySafetensors, "--values", values, "--name", "hat-colours", "-o", out, "--threads", "1"])
+        XCTAssertEqual(named.status, 0, named.stderr)
+        XCTAssertTrue(named.stderr.contains("compiling 3 values"), named.stderr)
+        let list = try run(["packs", "list", out, "--json"])
+        XCTAssertTrue(list.stdout.contains("hat-colours"), list.stdout)
+
+        let old = try run(["compile", "--model", Fixtures.tinySafetensors, "--vocab", values, "-o", "\(dir)/q.rwkvpack", "--threads", "1"])
+        XCTAssertEqual(old.status, 0, old.stderr)
+        XCTAssertTrue(old.stderr.contains("deprecated"), old.stderr)
+
+        let tokenizerAsValues = try run(["compile", "--model", Fixtures.tinySafetensors, "--values", Fixtures.worldVocab, "-o", "\(dir)/w.rwkvpack"])
+        XCTAssertEqual(tokenizerAsValues.status, 1)
+        XCTAssertTrue(tokenizerAsValues.stderr.contains("looks like a World tokenizer vocabulary"), tokenizerAsValues.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/w.rwkvpack.partial"))
+
+        let tooMany = try run(["compile", "--model", Fixtures.tinySafetensors, "--values", values, "--max-values", "2", "-o", "\(dir)/m.rwkvpack"])
+        XCTAssertEqual(tooMany.status, 1)
+        XCTAssertTrue(tooMany.stderr.contains("more than --max-values 2"), tooMany.stderr)
+
+        let version = try run(["--version"])
+        XCTAssertEqual(version.status, 0)
+        XCTAssertTrue(version.stdout.hasPrefix("0."), version.stdout)
+    }
+
     func testLogitsJSONReproducesTheTinyFixture() throws {
         let r = try run(["logits", "--model", Fixtures.tinySafetensors, "--tokens", "34,105,110", "--json", "--top", "3"])
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -73,7 +106,7 @@ final class CLITests: XCTestCase {
 
     func testBenchCompileReportsTheSplitAndSizePerDType() throws {
         let colours = Fixtures.repoRoot.appendingPathComponent("prompts/colours.txt").path
-        let r = try run(["bench", "compile", "--model", Fixtures.tinySafetensors, "--vocab", colours, "--pack-dtype", "f16,int8", "--json"])
+        let r = try run(["bench", "compile", "--model", Fixtures.tinySafetensors, "--values", colours, "--pack-dtype", "f16,int8", "--json"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let lines = r.stdout.split(separator: "\n").map(String.init)
         XCTAssertEqual(lines.count, 2, r.stdout)
@@ -129,7 +162,8 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(outOfVocab.stderr.contains("999"), outOfVocab.stderr)
         let badMethod = try run(["edit", "--model", Fixtures.tinySafetensors, "--context", "a", "--from", "a", "--to", "b",
                                  "--query", "q", "--old", "a", "--new", "b", "--method", "nope"])
-        XCTAssertEqual(badMethod.status, 1)
-        XCTAssertTrue(badMethod.stderr.contains("unknown edit method"), badMethod.stderr)
+        // Rejected while parsing (usage error, 64), listing the methods there are.
+        XCTAssertEqual(badMethod.status, 64)
+        XCTAssertTrue(badMethod.stderr.contains("'nope' is invalid for '--method") && badMethod.stderr.contains("hyb-u"), badMethod.stderr)
     }
 }

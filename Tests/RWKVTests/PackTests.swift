@@ -508,7 +508,7 @@ final class PackTests: XCTestCase {
         let vfile = "\(dir)/many.txt"
         try values.write(toFile: vfile, atomically: true, encoding: .utf8)
         let out = "\(dir)/many.rwkvpack"
-        let args = ["compile", "--model", Fixtures.tinySafetensors, "--vocab", vfile, "--batch", "1", "--threads", "1", "-o", out, "--json"]
+        let args = ["compile", "--model", Fixtures.tinySafetensors, "--values", vfile, "--batch", "1", "--threads", "1", "-o", out, "--json"]
         func run() throws -> Process {
             let p = Process()
             p.executableURL = binary

@@ -33,6 +33,24 @@ public struct WorldTokenizer: Sendable {
         self.tokenAt = tokenAt
     }
 
+    /// Whether the file starts like a World vocabulary (its first lines all `<id> <literal> <length>`
+    /// with ids 1, 2, 3…): to tell a tokenizer passed where another text file belongs. Reads 4 KiB.
+    public static func looksLikeVocabularyFile(_ path: String) -> Bool {
+        guard let h = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? h.close() }
+        guard let head = try? h.read(upToCount: 4096), !head.isEmpty else { return false }
+        let lines = head.split(separator: UInt8(ascii: "\n")).dropLast().prefix(8)
+        guard lines.count >= 3 else { return false }
+        return lines.enumerated().allSatisfy { i, raw in
+            var line = Array(raw)
+            if line.last == UInt8(ascii: "\r") { line.removeLast() }
+            guard let first = line.firstIndex(of: 0x20), let last = line.lastIndex(of: 0x20), last > first,
+                  Int(String(decoding: line[..<first], as: UTF8.self)) == i + 1,
+                  Int(String(decoding: line[(last + 1)...], as: UTF8.self)) != nil else { return false }
+            return PythonLiteral.bytes(line[(first + 1)..<last]) != nil
+        }
+    }
+
     /// Loads a vocabulary file in the RWKV World format: `<id> <python str/bytes literal> <byte length>`.
     public init(vocabularyFile path: String) throws {
         guard let data = FileManager.default.contents(atPath: path) else {
