@@ -114,6 +114,9 @@ public final class PackCompiler {
                            shard: o.shard.map { "\($0.index)/\($0.count)" }, tool: "rwkv-edit"),
             createdAt: ISO8601DateFormatter().string(from: Date()))
 
+        // Held until this function returns: from the first look at `output` to the rename of the result.
+        let lock = try CompileLock(output: output)
+        defer { withExtendedLifetime(lock) {} }
         let fm = FileManager.default
         if o.overwrite, fm.fileExists(atPath: output) {
             do { try fm.removeItem(atPath: output) } catch { throw PackError.unreadable(file: output, reason: "cannot replace it: \(error.localizedDescription)") }
@@ -212,6 +215,8 @@ public final class PackCompiler {
     /// Merges shard files (staged packs of one compile) into a finished pack at `output`.
     public static func merge(shards: [String], output: String) throws -> CompileResult {
         guard let first = shards.first else { throw PackError.invalidInput("merge needs at least one shard") }
+        let lock = try CompileLock(output: output)
+        defer { withExtendedLifetime(lock) {} }
         let packs = try shards.map { try EditPack(path: $0) }
         let m0 = packs[0].manifest
         let names = try packs[0].values()

@@ -363,6 +363,45 @@ extension PackTests {
                         isBadBlob(path, "blue", "holds \(random.count) stored bytes, above the \(BlobCodec.compressedBound(shape.rawSize))"))
     }
 
+    /// H6: a compile holds `<output>.lock`; a second compile or merge of the same output is refused
+    /// with the holder's pid instead of raw SQLite errors, and the lock dies with its process.
+    func testH6SecondCompileOfOneOutputIsRefused() throws {
+        let out = "\(dir)/c.rwkvpack"
+        do {
+            let lock = try CompileLock(output: out)
+            let me = Int(getpid())
+            assertPackError(try compile("c.rwkvpack")) { $0 == .locked(file: out, pid: me) }
+            assertPackError(try PackCompiler.merge(shards: [out], output: out)) { $0 == .locked(file: out, pid: me) }
+            XCTAssertEqual(PackError.locked(file: out, pid: me).description,
+                           "another compile (pid \(me)) is writing \(out); wait for it to finish, or stop it and run again (the new compile resumes its work)")
+            withExtendedLifetime(lock) {}
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + ".lock"), "the lock file goes with its lock")
+        XCTAssertEqual(try compile("c.rwkvpack").status, .complete)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + ".lock"))
+        // Two processes: the second is told the first's pid; killing the first frees the lock.
+        try CLI.requireBinary()
+        let vfile = "\(dir)/many.txt"
+        try (0..<300).map { "value\($0)" }.joined(separator: "\n").write(toFile: vfile, atomically: true, encoding: .utf8)
+        let many = "\(dir)/many.rwkvpack"
+        let args = ["compile", "--model", Fixtures.tinySafetensors, "--vocab", vfile, "--batch", "1", "--threads", "1", "-o", many]
+        let first = Process()
+        first.executableURL = CLI.binary
+        first.arguments = args
+        first.standardOutput = FileHandle.nullDevice
+        first.standardError = FileHandle.nullDevice
+        try first.run()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, first.isRunning, (try? String(contentsOfFile: many + ".lock", encoding: .utf8)) != "\(first.processIdentifier)\n" { usleep(2000) }
+        guard first.isRunning else { throw XCTSkip("the first compile finished before the second started") }
+        let second = try CLI.run(args)
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        XCTAssertEqual(second.status, 1)
+        XCTAssertEqual(second.stderr, "error: another compile (pid \(first.processIdentifier)) is writing \(many); wait for it to finish, or stop it and run again (the new compile resumes its work)\n")
+        XCTAssertNoThrow(try CompileLock(output: many), "a killed holder's lock is released by the kernel")
+    }
+
     /// H7: packs of schema 2 (checksums not bound to rows) are refused with a message to rebuild them.
     func testH7Schema2PackIsRefusedWithRebuild() throws {
         try compile("c.rwkvpack", pairs: false)
