@@ -29,7 +29,8 @@ public struct CompileOptions: Sendable {
     public var batchSize = 8
     /// 1-based shard index and count: this run stages values k (0-based) with k % count == index − 1.
     public var shard: (index: Int, count: Int)?
-    /// Replace an existing finished `output` (e.g. a pack for an older export of the model).
+    /// Replace an existing finished `output` (e.g. a pack for an older export of the model), and start over
+    /// when `<output>.partial` does not open (damaged, or from an older schema).
     public var overwrite = false
     /// Test hook: behave as if killed after this many batches were committed (throws `interrupted`).
     public var stopAfterBatches: Int?
@@ -135,7 +136,7 @@ public final class PackCompiler {
             }
         }
         let work = output + ".partial"
-        let workPack = try Self.openWork(work, manifest: manifest, vocab: vocab)
+        let workPack = try Self.openWork(work, manifest: manifest, vocab: vocab, discardUnreadable: o.overwrite)
         let db = workPack.db
         let heads = manifest.heads
         let n = c.headSize
@@ -280,11 +281,20 @@ public final class PackCompiler {
     }
 
     /// Opens (resuming) or creates the working file, checking that a resumed one is the same compile.
-    private static func openWork(_ work: String, manifest: PackManifest, vocab: Vocabulary) throws -> EditPack {
+    /// `discardUnreadable` (`--force`): a work file that does not open as a pack (damaged, or left by a
+    /// build of an older schema, whose rows this one cannot resume) is deleted and the compile starts over.
+    private static func openWork(_ work: String, manifest: PackManifest, vocab: Vocabulary, discardUnreadable: Bool) throws -> EditPack {
         if FileManager.default.fileExists(atPath: work) {
-            // Opening read-write first rolls back a transaction a kill left half-written (hot journal).
-            _ = try SQLiteDB(path: work, readOnly: false).query("SELECT count(*) FROM sqlite_master")
-            let existing = try EditPack(path: work, readOnly: false)
+            let existing: EditPack
+            do {
+                // Opening read-write first rolls back a transaction a kill left half-written (hot journal).
+                _ = try SQLiteDB(path: work, readOnly: false).query("SELECT count(*) FROM sqlite_master")
+                existing = try EditPack(path: work, readOnly: false)
+            } catch is PackError where discardUnreadable {
+                try? FileManager.default.removeItem(atPath: work)
+                try? FileManager.default.removeItem(atPath: work + "-journal")
+                return try openWork(work, manifest: manifest, vocab: vocab, discardUnreadable: false)
+            }
             guard existing.manifest.sameCompile(as: manifest), existing.manifest.compile.shard == manifest.compile.shard,
                   try existing.values().map(\.name) == vocab.values.map(\.name),
                   try existing.values().map(\.surface) == vocab.values.map(\.surface) else {

@@ -291,11 +291,10 @@ extension PackTests {
             ("huge surface", "UPDATE vocab SET surface = zeroblob(2000) || '' WHERE name = 'red'", ["is not a name and surface text of 1…1024 bytes"]),
             ("address deleted", "DELETE FROM addresses", ["the address row is missing"]),
         ]
-        for (name, statement, words) in cases {
+        for (_, statement, words) in cases {
             let path = try copyPack("c.rwkvpack", "h4.rwkvpack")
             for part in statement.components(separatedBy: "; ") { try sql(path, part) }
             assertPackError(try EditPack(path: path), isCorrupt(path, words))
-            _ = name
         }
         // The CLI names the row (verify passed these before).
         try CLI.requireBinary()
@@ -413,5 +412,18 @@ extension PackTests {
             }
             return false
         }
+        // A work file left by a schema-2 build: refused, and started over with --force (`overwrite`).
+        let out = "\(dir)/w.rwkvpack"
+        XCTAssertThrowsError(try compile("w.rwkvpack", pairs: false, stopAfter: 1)) { XCTAssertTrue($0 is CompileInterrupted) }
+        try sql(out + ".partial", "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        assertPackError(try compile("w.rwkvpack", pairs: false)) {
+            if case .incompatible(let f, let why) = $0 { return f == out + ".partial" && why.contains("schema version 2") }; return false
+        }
+        var o = CompileOptions()
+        o.overwrite = true
+        let r = try compiler().compile(vocabulary: try vocab(), options: o, output: out)
+        XCTAssertEqual(r.status, .complete)
+        XCTAssertEqual(r.valuesCompiled, 6, "nothing resumed from the old work file")
+        XCTAssertEqual(try EditPack(path: out).verify(), 7)
     }
 }
