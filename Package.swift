@@ -55,7 +55,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RWKVTests",
-            dependencies: ["RWKVEdit", "PackCompiler", "EditEval", "StateAnalysis", "RWKVVulkan", "CSQLite"],
+            dependencies: ["RWKVEdit", "PackCompiler", "EditEval", "StateAnalysis", "RWKVVulkan", "CSQLite", "CZstd"],
             path: "Tests/RWKVTests"
         ),
     ],

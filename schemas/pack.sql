@@ -1,5 +1,6 @@
--- rwkv-edit edit pack, schema version 2 (the tables are those of version 1; version 2 changed the
--- manifest's model identity). One SQLite file per pack, rollback journal (no WAL):
+-- rwkv-edit edit pack, schema version 3 (the tables are those of version 1; version 2 changed the
+-- manifest's model identity; version 3 binds each row's checksum to its place and adds the manifest's
+-- value list digest). One SQLite file per pack, rollback journal (no WAL):
 -- the single .rwkvpack file is the artifact. See schemas/README.md for the blob encoding and the
 -- migration policy, schemas/manifest.schema.json for the manifest.
 CREATE TABLE IF NOT EXISTS meta (
@@ -18,7 +19,7 @@ CREATE TABLE IF NOT EXISTS staged (
     name     TEXT PRIMARY KEY,
     blob     BLOB NOT NULL,
     raw_size INTEGER NOT NULL,
-    checksum TEXT NOT NULL
+    checksum TEXT NOT NULL     -- every checksum column: a digest binding the blob to its row (schemas/README.md)
 );
 -- The shared address v̄_h per head (top right singular vector of the stacked D_X), heads in manifest order.
 CREATE TABLE IF NOT EXISTS addresses (

@@ -29,7 +29,8 @@ public struct CompileOptions: Sendable {
     public var batchSize = 8
     /// 1-based shard index and count: this run stages values k (0-based) with k % count == index − 1.
     public var shard: (index: Int, count: Int)?
-    /// Replace an existing finished `output` (e.g. a pack for an older export of the model).
+    /// Replace an existing finished `output` (e.g. a pack for an older export of the model), and start over
+    /// when `<output>.partial` does not open (damaged, or from an older schema).
     public var overwrite = false
     /// Test hook: behave as if killed after this many batches were committed (throws `interrupted`).
     public var stopAfterBatches: Int?
@@ -108,12 +109,15 @@ public final class PackCompiler {
             templates: o.templates.count > 1 ? o.templates : nil,
             probeTemplate: o.probeTemplate ?? vocab.probeTemplate, queryTemplate: vocab.queryTemplate,
             model: .init(file: URL(fileURLWithPath: model.path).lastPathComponent, identity: identity),
-            layers: [layers.lowerBound, layers.upperBound], nHead: c.nHead, headSize: c.headSize, dtype: o.dtype,
+            values: .init(vocab.values), layers: [layers.lowerBound, layers.upperBound], nHead: c.nHead, headSize: c.headSize, dtype: o.dtype,
             compile: .init(batchSize: o.batchSize, pairs: o.allPairs ? "all" : (o.pairs == nil ? "none" : "list"),
                            engine: engine.backendName, entity: o.templates.contains { $0.contains("{entity}") } ? o.entity : nil,
                            shard: o.shard.map { "\($0.index)/\($0.count)" }, tool: "rwkv-edit"),
             createdAt: ISO8601DateFormatter().string(from: Date()))
 
+        // Held until this function returns: from the first look at `output` to the rename of the result.
+        let lock = try CompileLock(output: output)
+        defer { withExtendedLifetime(lock) {} }
         let fm = FileManager.default
         if o.overwrite, fm.fileExists(atPath: output) {
             do { try fm.removeItem(atPath: output) } catch { throw PackError.unreadable(file: output, reason: "cannot replace it: \(error.localizedDescription)") }
@@ -132,7 +136,8 @@ public final class PackCompiler {
             }
         }
         let work = output + ".partial"
-        let db = try Self.openWork(work, manifest: manifest, vocab: vocab)
+        let workPack = try Self.openWork(work, manifest: manifest, vocab: vocab, discardUnreadable: o.overwrite)
+        let db = workPack.db
         let heads = manifest.heads
         let n = c.headSize
         let staged = Set(try db.query("SELECT name FROM staged").compactMap { $0.first?.text })
@@ -178,7 +183,7 @@ public final class PackCompiler {
                 }
                 if T > 1 { let inv = 1 / Float(T); for i in flat.indices { flat[i] *= inv } }
                 let (blob, raw) = BlobCodec.encode(VectorSet(count: heads.count, dim: n * n, values: flat), dtype: .f32, level: -3)
-                slots[k] = (flat, (chunk[k].name, blob, raw, BlobCodec.checksum(blob, fast: true)))
+                slots[k] = (flat, (chunk[k].name, blob, raw, manifest.rowChecksum(.staged(chunk[k].name), rawSize: raw, payload: blob)))
             }
             let encoded = slots.map { $0! }
             if keepInMemory { for e in encoded { inMemory[e.row.0] = e.flat } }
@@ -202,7 +207,7 @@ public final class PackCompiler {
             result.status = .staged
             return result
         }
-        try Self.finalize(sources: [(db, work)], preloaded: inMemory, manifest: manifest, vocab: vocab, pairs: pairs, output: output, result: &result)
+        try Self.finalize(sources: [workPack], preloaded: inMemory, manifest: manifest, vocab: vocab, pairs: pairs, output: output, result: &result)
         try? FileManager.default.removeItem(atPath: work)
         result.status = .complete
         return result
@@ -211,6 +216,8 @@ public final class PackCompiler {
     /// Merges shard files (staged packs of one compile) into a finished pack at `output`.
     public static func merge(shards: [String], output: String) throws -> CompileResult {
         guard let first = shards.first else { throw PackError.invalidInput("merge needs at least one shard") }
+        let lock = try CompileLock(output: output)
+        defer { withExtendedLifetime(lock) {} }
         let packs = try shards.map { try EditPack(path: $0) }
         let m0 = packs[0].manifest
         let names = try packs[0].values()
@@ -235,7 +242,7 @@ public final class PackCompiler {
         case "none": pairs = []
         default: throw PackError.invalidInput("merging shards compiled with a pairs file is not supported; compile pairs after merging")
         }
-        try Self.finalize(sources: packs.map { ($0.db, $0.path) }, manifest: manifest, vocab: vocab, pairs: pairs, output: output, result: &result)
+        try Self.finalize(sources: packs, manifest: manifest, vocab: vocab, pairs: pairs, output: output, result: &result)
         result.status = .complete
         return result
     }
@@ -274,22 +281,32 @@ public final class PackCompiler {
     }
 
     /// Opens (resuming) or creates the working file, checking that a resumed one is the same compile.
-    private static func openWork(_ work: String, manifest: PackManifest, vocab: Vocabulary) throws -> SQLiteDB {
+    /// `discardUnreadable` (`--force`): a work file that does not open as a pack (damaged, or left by a
+    /// build of an older schema, whose rows this one cannot resume) is deleted and the compile starts over.
+    private static func openWork(_ work: String, manifest: PackManifest, vocab: Vocabulary, discardUnreadable: Bool) throws -> EditPack {
         if FileManager.default.fileExists(atPath: work) {
-            // Opening read-write first rolls back a transaction a kill left half-written (hot journal).
-            _ = try SQLiteDB(path: work, readOnly: false).query("SELECT count(*) FROM sqlite_master")
-            let existing = try EditPack(path: work, readOnly: false)
+            let existing: EditPack
+            do {
+                // Opening read-write first rolls back a transaction a kill left half-written (hot journal).
+                _ = try SQLiteDB(path: work, readOnly: false).query("SELECT count(*) FROM sqlite_master")
+                existing = try EditPack(path: work, readOnly: false)
+            } catch is PackError where discardUnreadable {
+                try? FileManager.default.removeItem(atPath: work)
+                try? FileManager.default.removeItem(atPath: work + "-journal")
+                return try openWork(work, manifest: manifest, vocab: vocab, discardUnreadable: false)
+            }
             guard existing.manifest.sameCompile(as: manifest), existing.manifest.compile.shard == manifest.compile.shard,
                   try existing.values().map(\.name) == vocab.values.map(\.name),
                   try existing.values().map(\.surface) == vocab.values.map(\.surface) else {
                 throw PackError.invalidInput("\(work) holds an unfinished compile with other settings or values; delete it to start over, or re-run with the same settings to resume")
             }
             try relaxSync(existing.db)
-            return existing.db
+            return existing
         }
-        let db = try createPack(work, manifest: manifest, vocab: vocab, status: .staged, pageSize: 16384)
-        try relaxSync(db)
-        return db
+        _ = try createPack(work, manifest: manifest, vocab: vocab, status: .staged, pageSize: 16384)
+        let created = try EditPack(path: work, readOnly: false)
+        try relaxSync(created.db)
+        return created
     }
 
     /// The work file skips fsync: its rollback journal still makes every batch all-or-nothing when the
@@ -321,27 +338,20 @@ public final class PackCompiler {
     /// Computes v̄ per head, the vocabulary entries and the pair entries from the staged states of
     /// `sources` (the first row of each value wins), writes them into a fresh file `<output>.tmp` in one
     /// transaction and renames it to `output`. The sources are left as they are.
-    private static func finalize(sources: [(db: SQLiteDB, file: String)], preloaded: [String: [Float]] = [:], manifest: PackManifest, vocab vocabulary: Vocabulary,
+    private static func finalize(sources: [EditPack], preloaded: [String: [Float]] = [:], manifest: PackManifest, vocab vocabulary: Vocabulary,
                                  pairs: [(String, String)], output: String, result: inout CompileResult) throws {
         let vocab = vocabulary.values.map(\.name)
-        let file = sources.first?.file ?? output
+        let file = sources.first?.path ?? output
         let heads = manifest.heads
         let H = heads.count, n = manifest.headSize, nn = n * n
         let t0 = Self.now()
         var states = preloaded
-        for (db, file) in sources {
-          // Only the rows not already in memory are read: staged rows are megabytes each.
-          let names = try db.query("SELECT name FROM staged").compactMap { $0.first?.text }
-          for name in names where states[name] == nil {
-           for r in try db.query("SELECT name, blob, raw_size, checksum FROM staged WHERE name = ?", [.text(name)]) {
-            guard r.count == 4, let name = r[0].text, let b = r[1].blob, let s = r[2].int, let c = r[3].text else {
-                throw PackError.corrupt(file: file, reason: "bad staged row")
+        for source in sources {
+            // Only the rows not already in memory are read: staged rows are megabytes each.
+            let names = try source.db.query("SELECT name FROM staged").compactMap { $0.first?.text }
+            for name in names where states[name] == nil {
+                states[name] = try source.stagedState(name)
             }
-            let v = try BlobCodec.decode(b, rawSize: s, checksum: c, file: file, entry: "staged \(name)")
-            guard v.count == H, v.dim == nn else { throw PackError.badBlob(file: file, entry: "staged \(name)", reason: "wrong shape") }
-            if states[name] == nil { states[name] = v.values }
-           }
-          }
         }
         let missing = vocab.filter { states[$0] == nil }
         guard missing.isEmpty else {
@@ -421,14 +431,15 @@ public final class PackCompiler {
         let tmp = output + ".tmp"
         _ = try createPack(tmp, manifest: manifest, vocab: vocabulary, status: .complete) { db in
             try db.query("INSERT OR REPLACE INTO addresses (id, blob, raw_size, checksum) VALUES (0, ?, ?, ?)",
-                         [.blob(encodedAddr.payload), .int(Int64(encodedAddr.rawSize)), .text(BlobCodec.checksum(encodedAddr.payload))])
+                         [.blob(encodedAddr.payload), .int(Int64(encodedAddr.rawSize)),
+                          .text(manifest.rowChecksum(.address, rawSize: encodedAddr.rawSize, payload: encodedAddr.payload))])
             for (x, e) in encodedVocab {
                 try db.query("INSERT OR REPLACE INTO vocab_entries (name, blob, raw_size, checksum) VALUES (?, ?, ?, ?)",
-                             [.text(x), .blob(e.payload), .int(Int64(e.rawSize)), .text(BlobCodec.checksum(e.payload))])
+                             [.text(x), .blob(e.payload), .int(Int64(e.rawSize)), .text(manifest.rowChecksum(.vocab(x), rawSize: e.rawSize, payload: e.payload))])
             }
             for (a, b, e) in encodedPairs {
                 try db.query("INSERT OR REPLACE INTO pair_entries (a, b, blob, raw_size, checksum) VALUES (?, ?, ?, ?, ?)",
-                             [.text(a), .text(b), .blob(e.payload), .int(Int64(e.rawSize)), .text(BlobCodec.checksum(e.payload))])
+                             [.text(a), .text(b), .blob(e.payload), .int(Int64(e.rawSize)), .text(manifest.rowChecksum(.pair(a, b), rawSize: e.rawSize, payload: e.payload))])
             }
         }
         try rename(tmp, to: output)
@@ -437,7 +448,7 @@ public final class PackCompiler {
         // Fidelity of the storage dtype: decode what was written and compare with the fp32 vectors.
         var cmin = 1.0, csum = 0.0, ccount = 0
         for (k, (x, e)) in encodedVocab.enumerated() {
-            let back = try BlobCodec.decode(e.payload, rawSize: e.rawSize, checksum: BlobCodec.checksum(e.payload), file: output, entry: x)
+            let back = try BlobCodec.decode(e.payload, rawSize: e.rawSize, shape: manifest.shape(of: .vocab(x)), file: output, entry: x)
             for hi in 0..<H {
                 let a = Array(w[k][(hi * n)..<((hi + 1) * n)]), b = back.vector(hi)
                 var d = 0.0, na = 0.0, nb = 0.0

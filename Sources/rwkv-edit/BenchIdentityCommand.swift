@@ -132,13 +132,15 @@ struct BenchIdentityCommand: ParsableCommand {
         return out
     }
 
-    /// A complete pack with no values whose manifest names `identity`; returns the manifest's size in bytes.
+    /// A pack of two values and no entries (a staged one: opening it reads the manifest and the vocabulary,
+    /// as for any pack) whose manifest names `identity`; returns the manifest's size in bytes.
     private func writePack(_ path: String, model m: RWKVModel, identity: ModelIdentity) throws -> Int {
         let c = m.config
+        let values = [(name: "a", surface: "a"), (name: "b", surface: "b")]
         let manifest = PackManifest(
             schemaVersion: PackSchema.version, name: "bench-identity", template: "The answer is {value}.",
             model: .init(file: URL(fileURLWithPath: m.path).lastPathComponent, identity: identity),
-            layers: [c.nLayer - 1, c.nLayer - 1], nHead: c.nHead, headSize: c.headSize, dtype: .f16,
+            values: .init(values), layers: [c.nLayer - 1, c.nLayer - 1], nHead: c.nHead, headSize: c.headSize, dtype: .f16,
             compile: .init(batchSize: 1, pairs: "none", engine: "none", tool: "rwkv-edit bench identity"),
             createdAt: ISO8601DateFormatter().string(from: Date()))
         let text = manifest.json()
@@ -147,7 +149,10 @@ struct BenchIdentityCommand: ParsableCommand {
         try db.transaction {
             try db.exec(PackSchema.sql)
             try db.query("INSERT INTO meta (key, value) VALUES ('schema_version', ?), ('status', ?), ('manifest', ?)",
-                         [.text(String(PackSchema.version)), .text(PackStatus.complete.rawValue), .text(text)])
+                         [.text(String(PackSchema.version)), .text(PackStatus.staged.rawValue), .text(text)])
+            for (i, v) in values.enumerated() {
+                try db.query("INSERT INTO vocab (name, surface, ord) VALUES (?, ?, ?)", [.text(v.name), .text(v.surface), .int(Int64(i))])
+            }
         }
         return text.utf8.count
     }

@@ -62,7 +62,7 @@ struct CompileCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output pack file.")
     var output: String
 
-    @Flag(name: .long, help: "Replace an existing finished output (e.g. a pack for an older export of the model).")
+    @Flag(name: .long, help: "Replace an existing finished output (e.g. a pack for an older export of the model), and start over from a work file that cannot be resumed.")
     var force = false
 
     @Flag(name: .long, help: "No progress; print one JSON object.")

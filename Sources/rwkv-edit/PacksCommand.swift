@@ -108,7 +108,7 @@ struct PacksCommand: ParsableCommand {
     }
 
     struct Verify: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Check every blob decompresses and matches its checksum (and, with --model, that they were compiled for that model).")
+        static let configuration = CommandConfiguration(abstract: "Check every row: tables consistent, each blob matching its checksum for its place, its shape and finite numbers (and, with --model, that the packs were compiled for that model).")
         @Argument(help: "Pack files.") var packs: [String]
         @Option(name: .long, help: "Also check the packs were compiled for this model.") var model: String?
         @Option(name: .long, help: "World vocabulary (tokenizer) file for --model.") var tokenizer: String?

@@ -29,8 +29,9 @@ public struct VectorSet: Equatable, Sendable {
 
 /// The blob encoding (schemas/README.md): a 20-byte little-endian header
 /// "RWPB", version 1, dtype, 2 reserved bytes, count u32, dim u32, scalar count u32; the fp32 scalars;
-/// for int8 one fp32 scale per vector; then count×dim elements. The whole payload is zstd-compressed and
-/// the compressed bytes carry a SHA-256 checksum (first 16 hex digits) in the row beside them.
+/// for int8 one fp32 scale per vector; then count×dim elements. The whole payload is zstd-compressed;
+/// the row beside it holds a checksum over the compressed bytes and the row's place
+/// (`PackManifest.rowChecksum`).
 package enum BlobCodec {
     package static let magic: [UInt8] = Array("RWPB".utf8)
     package static let headerSize = 20
@@ -70,34 +71,41 @@ package enum BlobCodec {
         return (compress(out, level: level), out.count)
     }
 
-    /// First 16 hex digits of the SHA-256 of the stored bytes (entries), or "x64:" + XXH64 (staged rows,
-    /// megabytes each and temporary, where SHA-256 would cost more than the engine).
-    package static func checksum(_ compressed: [UInt8], fast: Bool = false) -> String {
-        fast ? "x64:" + XXH64.hex(compressed) : String(SHA256.hexDigest(compressed).prefix(16))
-    }
+    /// The most bytes zstd can compress `rawSize` bytes to: a stored blob longer than this is not one of
+    /// that size, and is refused before it is loaded.
+    package static func compressedBound(_ rawSize: Int) -> Int { ZSTD_compressBound(rawSize) }
 
-    /// Checks the checksum, decompresses and decodes, bounds-checking every field.
-    package static func decode(_ compressed: [UInt8], rawSize: Int, checksum expected: String, file: String, entry: String) throws -> VectorSet {
+    /// Decompresses and decodes a blob whose checksum the caller has checked, refusing before any
+    /// allocation a `rawSize` or zstd frame size other than the shape's, then checking the header
+    /// against the shape and every decoded number for being finite (a NaN would reach the edit).
+    package static func decode(_ compressed: [UInt8], rawSize: Int, shape: BlobShape, file: String, entry: String) throws -> VectorSet {
         func bad(_ r: String) -> PackError { .badBlob(file: file, entry: entry, reason: r) }
-        guard checksum(compressed, fast: expected.hasPrefix("x64:")) == expected else { throw bad("checksum mismatch") }
-        guard rawSize >= headerSize, rawSize < 1 << 30 else { throw bad("implausible size \(rawSize)") }
-        let raw = try decompress(compressed, rawSize: rawSize, bad: bad)
-        guard raw.count == rawSize, Array(raw[0..<4]) == magic else { throw bad("not a vector blob") }
+        let need = shape.rawSize
+        guard rawSize == need else { throw bad("raw_size is \(rawSize) bytes; its shape (\(shape.count)×\(shape.dim) \(shape.dtype.rawValue), \(shape.scalars) scalars) takes \(need)") }
+        guard compressed.count <= compressedBound(need) else { throw bad("\(compressed.count) stored bytes cannot hold \(need) compressed ones") }
+        // The frame's own declared content size, read from its header without decompressing anything.
+        let declared = compressed.withUnsafeBytes { ZSTD_getFrameContentSize($0.baseAddress, $0.count) }
+        guard declared == UInt64(need) else {
+            // ZSTD_CONTENTSIZE_UNKNOWN and ZSTD_CONTENTSIZE_ERROR (macros Swift does not import).
+            let what = declared == UInt64.max ? "no size" : declared == UInt64.max - 1 ? "no valid zstd frame" : "\(declared) bytes"
+            throw bad("its zstd frame declares \(what), the blob is \(need)")
+        }
+        let raw = try decompress(compressed, rawSize: need, bad: bad)
+        guard Array(raw[0..<4]) == magic else { throw bad("not a vector blob") }
         guard raw[4] == 1 else { throw bad("blob version \(raw[4]) unknown") }
-        guard let dtype = StorageDType(code: raw[5]) else { throw bad("unknown dtype code \(raw[5])") }
+        guard StorageDType(code: raw[5]) == shape.dtype else { throw bad("dtype code \(raw[5]), expected \(shape.dtype.rawValue)") }
         return try raw.withUnsafeBytes { p -> VectorSet in
             func u32(_ o: Int) -> Int { Int(UInt32(littleEndian: p.loadUnaligned(fromByteOffset: o, as: UInt32.self))) }
             func f32(_ o: Int) -> Float { Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: o, as: UInt32.self))) }
             let count = u32(8), dim = u32(12), nScalars = u32(16)
-            guard count < 1 << 20, dim < 1 << 16, nScalars < 1 << 20 else { throw bad("implausible shape \(count)×\(dim)") }
-            let scaleBytes = dtype == .int8 ? count * 4 : 0
-            let need = headerSize + nScalars * 4 + scaleBytes + count * dim * dtype.elementSize
-            guard need == raw.count else { throw bad("size \(raw.count) does not match its header (\(need))") }
+            guard count == shape.count, dim == shape.dim, nScalars == shape.scalars else {
+                throw bad("shape \(count)×\(dim)+\(nScalars) instead of \(shape.count)×\(shape.dim)+\(shape.scalars)")
+            }
             var o = headerSize
             let scalars = (0..<nScalars).map { f32(o + $0 * 4) }
             o += nScalars * 4
             var values = [Float](repeating: 0, count: count * dim)
-            switch dtype {
+            switch shape.dtype {
             case .f32:
                 values.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: p[o..<(o + count * dim * 4)])) }
             case .f16:
@@ -106,12 +114,17 @@ package enum BlobCodec {
                 }
             case .int8:
                 let scales = (0..<count).map { f32(o + $0 * 4) }
+                if let k = scales.firstIndex(where: { !$0.isFinite }) { throw bad("vector \(k)'s scale is \(scales[k]), not a finite number") }
                 o += count * 4
                 for k in 0..<count {
                     for j in 0..<dim {
                         values[k * dim + j] = Float(Int8(bitPattern: p[o + k * dim + j])) * scales[k]
                     }
                 }
+            }
+            if let i = scalars.firstIndex(where: { !$0.isFinite }) { throw bad("scalar \(i) is \(scalars[i]), not a finite number") }
+            if let i = values.firstIndex(where: { !$0.isFinite }) {
+                throw bad("vector \(i / dim) element \(i % dim) is \(values[i]), not a finite number")
             }
             return VectorSet(count: count, dim: dim, values: values, scalars: scalars)
         }

@@ -141,10 +141,16 @@ public struct ModelIdentity: Codable, Equatable, Sendable {
     /// At most this fraction of the samples may be not close (q8_0 blocks holding outliers), and none far.
     public static let allowedNotClose = 0.01
 
-    /// Every sampled value in the pack is finite and the counts fit the config; nil, or what is wrong.
+    /// The config lies within `PackLimits`, every sampled value in the pack is finite and the counts fit
+    /// the config; nil, or what is wrong.
     public func damage() -> String? {
         guard version == Self.currentVersion else { return "model identity version \(version), this build reads \(Self.currentVersion)" }
         guard vocabSha256.count == 64, vocabSha256.allSatisfy(\.isHexDigit) else { return "the vocabulary digest is not 64 hex digits" }
+        // Bounded first: the tensor list below has 2 + 6·n_layer names.
+        if let why = config.outOfBounds() { return why }
+        guard (1...PackLimits.samplesPerTensor).contains(samplesPerTensor) else {
+            return "samples_per_tensor is \(samplesPerTensor), outside 1…\(PackLimits.samplesPerTensor)"
+        }
         let tensors = Self.tensorNames(config).count
         guard samplesPerTensor > 0, samples.count == tensors * samplesPerTensor else {
             return "\(samples.count) sampled weights, expected \(tensors) tensors × \(samplesPerTensor)"

@@ -17,6 +17,8 @@ public enum PackError: Error, CustomStringConvertible, Equatable {
     case sqlite(file: String, reason: String)
     /// Bad input to the compiler (vocabulary, template, options).
     case invalidInput(String)
+    /// Another compile or merge (process `pid`, when it has recorded it) is writing this pack.
+    case locked(file: String, pid: Int?)
 
     public var description: String {
         switch self {
@@ -36,6 +38,8 @@ public enum PackError: Error, CustomStringConvertible, Equatable {
             return "pack \(f): SQLite error: \(r)"
         case .invalidInput(let r):
             return r
+        case .locked(let f, let pid):
+            return "another compile\(pid.map { " (pid \($0))" } ?? "") is writing \(f); wait for it to finish, or stop it and run again (the new compile resumes its work)"
         }
     }
 }

@@ -8,7 +8,8 @@ extension EditPack {
         let names = try values().map(\.name)
         for x in names {
             let w = try vocabEntry(x)
-            for i in 0..<hs.count { sum[i] += Double(w.vector(i).reduce(0) { $0 + $1 * $1 }.squareRoot()) }
+            // In double precision: squares of finite f32 entries can overflow f32.
+            for i in 0..<hs.count { sum[i] += w.vector(i).reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() }
         }
         let nl = m.layers[1] - m.layers[0] + 1
         return (0..<nl).map { l in (0..<m.nHead).map { h in sum[l * m.nHead + h] / Double(max(names.count, 1)) } }
@@ -24,7 +25,7 @@ extension EditPack {
             let c = try composedPair(a, b)
             for (h, t) in p {
                 guard let u = c[h]?.u else { continue }
-                sum[h, default: 0] += Double(abs(zip(u, t.u).reduce(Float(0)) { $0 + $1.0 * $1.1 }))
+                sum[h, default: 0] += abs(zip(u, t.u).reduce(0.0) { $0 + Double($1.0) * Double($1.1) })
             }
             n += 1
         }
