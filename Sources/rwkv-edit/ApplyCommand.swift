@@ -96,15 +96,47 @@ extension ChatLoop {
         guard optStart >= 2 else { throw EditError.invalid("usage: /edit PACK Entity: A -> B [--method m] [--ratio r]") }
         let pack = try packs[args[0]] ?? EditPack.open(args[0], shippedIn: ModelCard.beside(modelPath: session.engine.model.path).packsFolder)
         packs[args[0]] = pack
-        let fixed = args[optStart...].contains { $0 == "--ratio" || $0 == "--alpha" }
+        let fixed = SlashOptions.fixesStrength(Array(args[optStart...]))
         let r = try session.edit(args[1..<optStart].joined(separator: " "), pack: pack, options: opts, strength: fixed ? .fixed : .search)
-        let o = r.outcome, e = o.applied
-        let reading = String(format: "P(%@) %.3f → %.3f, P(%@) %.3f → %.3f", o.check.old, o.before.old.probability, o.after.old.probability,
-                             o.check.new, o.before.new.probability, o.after.new.probability)
+        if r.verdict != .applied { failures += 1 }
+        return Self.describe(r.outcome, "\(r.entity): \(r.from) → \(r.to) with pack \(pack.name)")
+    }
+
+    /// One line for a verified edit, forget or erasure: the verdict, the strength, the query's answers
+    /// before and after, and the controls kept.
+    static func describe(_ o: EditOutcome, _ what: String) -> String {
+        let e = o.applied
+        var reading = String(format: "P(%@) %.3f → %.3f", o.check.old, o.before.old.probability, o.after.old.probability)
+        if let new = o.check.new, let b = o.before.new, let a = o.after.new {
+            reading += String(format: ", P(%@) %.3f → %.3f", new, b.probability, a.probability)
+        }
         let strength = String(format: "α = %.4f", e.alpha) + (e.ratio.map { String(format: ", ratio %.3g", $0) } ?? "")
         let controls = o.controls.isEmpty ? "" : ", \(o.controls.filter { $0.after.isTop1 }.count)/\(o.controls.count) controls kept"
-        let head = o.verdict == .applied ? "applied" : "not applied (\(o.verdict.rawValue); the state is unchanged)"
-        return "\(head): \(r.entity): \(r.from) → \(r.to) with pack \(pack.name), \(e.method.rawValue) \(strength) over \(e.heads.count) heads; "
+        let head = o.verdict == .applied ? "applied" : "not applied (\(o.verdict.rawValue)\(o.kept ? "; kept" : "; the state is unchanged"))"
+        return "\(head): \(what), \(e.method.rawValue) \(strength) over \(e.heads.count) heads; "
             + reading + controls + (o.trials.count > 1 ? " (\(o.trials.count) strengths tried)" : "")
+    }
+
+    /// The check of an edit of `fact` from the first loaded pack that describes it, if any.
+    func check(forFact fact: String, newFact: String? = nil) throws -> EditCheck? {
+        for name in packs.keys.sorted() {
+            if let c = try packs[name]?.check(forFact: fact, newFact: newFact, transcript: session.transcript) { return c }
+        }
+        return nil
+    }
+
+    /// A sentence-form edit, forget or erasure: verified when a loaded pack describes the fact (strength
+    /// searched unless `fixed`), else applied as given and said to be unverified.
+    mutating func sentenceEdit(_ what: String, fact: String, newFact: String?, options: EditOptions, fixed: Bool,
+                               verified: (EditCheck, StrengthPolicy) throws -> EditOutcome,
+                               unverified: () throws -> AppliedEdit) throws -> String {
+        if let c = try check(forFact: fact, newFact: newFact) {
+            let o = try verified(c, fixed ? .fixed : .search)
+            if o.verdict != .applied { failures += 1 }
+            return Self.describe(o, what)
+        }
+        let e = try unverified()
+        return "applied \(what) unverified (no loaded pack describes \"\(fact)\"; load one with --pack to measure it): "
+            + String(format: "%@ α = %.4f over %d heads", e.method.rawValue, e.alpha, e.heads.count)
     }
 }

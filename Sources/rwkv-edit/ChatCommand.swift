@@ -43,6 +43,8 @@ struct ChatCommand: ParsableCommand {
                 if !chat.handle(line) { break }
             }
             try stateFiles.save(session)
+            if !interactive && chat.errors > 0 { throw ExitCode.failure }
+            if !interactive && chat.failures > 0 { throw ExitCode(2) }
         }
     }
 }
@@ -57,6 +59,10 @@ struct ChatLoop {
     /// Packs opened so far, by the name used in `/edit NAME …`.
     var packs: [String: EditPack] = [:]
     private var turns = 0
+    /// Commands that failed, and edits that did not verify: a piped session ends with status 1 or 2
+    /// when there were any, as `edit` and `apply` would.
+    var errors = 0
+    var failures = 0
 
     init(session: EditSession, maxTokens: Int, sampler: Sampler, ratios: DefaultRatios = .seed) {
         self.session = session; self.maxTokens = maxTokens; self.sampler = sampler; self.ratios = ratios
@@ -69,14 +75,17 @@ struct ChatLoop {
       /feed TEXT                         add TEXT to the conversation as is (no reply)
       /ask TEXT                          continue TEXT without changing the conversation
       /edit "old fact" "new fact" [--method m] [--ratio r] [--alpha a] [--layers a-b]
-                                         change a fact (default hyb-u, the model's edit ratio)
+                                         change a fact (default hyb-u, the model's edit ratio; verified
+                                         and its strength searched when a loaded pack describes the fact)
       /edit PACK Entity: A -> B [--method m] change a fact by name with an edit pack (e.g. /edit cities Bob: Austin -> Chicago)
       /forget "fact" "entity" [--ratio r] remove a property, keep the entity (the model's forget ratio)
       /erase "fact" [--ratio r]          erase a fact towards a neutral sentence (the model's erase ratio)
       /undo                              undo the latest edit exactly
       /state                             WKV norm per layer
-      /save FILE, /load FILE             save or load the state (safetensors)
+      /save FILE, /load FILE             save or load the state (safetensors with the model's identity,
+                                         the edit log and a checksum, checked on loading)
       /help, /quit
+    In a pipe, the session ends with status 1 if a command failed, else 2 if an edit did not verify.
     """
 
     /// Handles one input line; false ends the loop.
@@ -90,12 +99,14 @@ struct ChatLoop {
             turns += 1
             print("Assistant:" + reply)
         } catch {
+            errors += 1
             print("error: \(error)")
         }
         return true
     }
 
     private mutating func command(_ line: String) throws -> Bool {
+        let session = self.session  // captured by the edit closures below while self is mutated
         let args = try ShellWords.split(line)
         guard let name = args.first else { return true }
         let rest = Array(args.dropFirst())
@@ -115,15 +126,21 @@ struct ChatLoop {
             if let done = try packEdit(line) { print(done); break }   // /edit PACK Entity: A -> B (ApplyCommand.swift)
             let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: ratios.edit)
             guard pos.count == 2 else { throw EditError.invalid("usage: /edit \"old fact\" \"new fact\" [--method m] [--ratio r]") }
-            describe(try session.edit(from: pos[0], to: pos[1], options: opts))
+            print(try sentenceEdit("edit \"\(pos[0])\" → \"\(pos[1])\"", fact: pos[0], newFact: pos[1], options: opts, fixed: SlashOptions.fixesStrength(rest),
+                                   verified: { try session.verifiedEdit(from: pos[0], to: pos[1], check: $0, options: opts, strength: $1) },
+                                   unverified: { try session.edit(from: pos[0], to: pos[1], options: opts) }))
         case "/forget":
             let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: ratios.forget)
             guard pos.count == 2 else { throw EditError.invalid("usage: /forget \"fact\" \"entity\" [--ratio r]") }
-            describe(try session.forget(fact: pos[0], entity: pos[1], options: opts))
+            print(try sentenceEdit("forget \"\(pos[0])\"", fact: pos[0], newFact: nil, options: opts, fixed: SlashOptions.fixesStrength(rest),
+                                   verified: { try session.verifiedForget(fact: pos[0], entity: pos[1], check: $0, options: opts, strength: $1) },
+                                   unverified: { try session.forget(fact: pos[0], entity: pos[1], options: opts) }))
         case "/erase":
             let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: ratios.erase)
             guard pos.count == 1 else { throw EditError.invalid("usage: /erase \"fact\" [--ratio r]") }
-            describe(try session.erase(fact: pos[0], options: opts))
+            print(try sentenceEdit("erase \"\(pos[0])\"", fact: pos[0], newFact: nil, options: opts, fixed: SlashOptions.fixesStrength(rest),
+                                   verified: { try session.verifiedErase(fact: pos[0], check: $0, options: opts, strength: $1) },
+                                   unverified: { try session.erase(fact: pos[0], options: opts) }))
         case "/undo":
             print("undone: \(try session.undo())")
         case "/state":
@@ -146,16 +163,13 @@ struct ChatLoop {
         }
         return true
     }
-
-    private func describe(_ e: AppliedEdit) {
-        let layers = Set(e.heads.map(\.layer)).sorted()
-        print(String(format: "applied %@: α = %.4f over %d heads in layers %d-%d (‖Δ‖ %.3f, ‖S‖ %.3f)",
-                     e.method.rawValue, e.alpha, e.heads.count, layers.first ?? 0, layers.last ?? 0, e.deltaNorm, e.stateNorm))
-    }
 }
 
 /// `--method m --ratio r --alpha a --layers a-b --heads 0,1` after the positional arguments of a slash command.
 enum SlashOptions {
+    /// Whether the arguments give a strength (--ratio or --alpha), which then is used as it is.
+    static func fixesStrength(_ args: [String]) -> Bool { args.contains { $0 == "--ratio" || $0 == "--alpha" } }
+
     static func parse(_ args: [String], defaultRatio: Float) throws -> ([String], EditOptions) {
         var positional: [String] = []
         var o = EditOptions(ratio: defaultRatio)

@@ -13,11 +13,12 @@ struct EditCommandError: Error, CustomStringConvertible {
 ///  "controls":[{"query","answer","before":{"p","top1"},"after":{…}}],
 ///  "trials":[{"ratio","alpha","verdict","p_old","p_new"}], "pack":{…}}.
 struct EditReport: Encodable {
-    struct Target: Encodable { let query, old, new: String; let before, after: Reading }
+    struct Target: Encodable { let query, old: String; let new: String?; let before, after: Reading }
     struct Reading: Encodable {
-        let pOld, pNew: Double
+        let pOld: Double
+        let pNew: Double?
         let top: [Token]
-        init(_ r: TargetReading) { pOld = r.old.probability; pNew = r.new.probability; top = r.top.map(Token.init) }
+        init(_ r: TargetReading) { pOld = r.old.probability; pNew = r.new?.probability; top = r.top.map(Token.init) }
     }
     struct Token: Encodable {
         let id: Int; let text: String; let prob: Double
@@ -28,7 +29,7 @@ struct EditReport: Encodable {
         let p: Double; let top1: Bool
         init(_ a: AnswerReading) { p = a.probability; top1 = a.isTop1 }
     }
-    struct Trial: Encodable { let ratio: Float?; let alpha: Float; let verdict: EditVerdict; let pOld, pNew: Double }
+    struct Trial: Encodable { let ratio: Float?; let alpha: Float; let verdict: EditVerdict; let pOld: Double; let pNew: Double? }
     struct Pack: Encodable { let file, name, source, entity, from, to, oldProbe, newProbe: String }
 
     let verdict: EditVerdict
@@ -51,8 +52,7 @@ struct EditReport: Encodable {
         switch o.verdict {
         case .applied: warnings = []
         case .weak:
-            warnings = ["the edit was not applied: the query does not answer \(o.check.new) (P(\(o.check.old)) \(String(format: "%.3f", o.after.old.probability)), P(\(o.check.new)) \(String(format: "%.3f", o.after.new.probability)))"
-                        + (o.kept ? "" : "; the state was left unchanged")]
+            warnings = ["the edit was not applied: " + weakReason(o) + (o.kept ? "" : "; the state was left unchanged")]
         case .collateral:
             let lost = o.controls.filter { $0.before.isTop1 && !$0.after.isTop1 }.map { "\"\($0.control.query)\" no longer answers \($0.control.answer)" }
             warnings = ["the edit was not applied: a control lost its top-1 answer (\(lost.joined(separator: "; ")))" + (o.kept ? "" : "; the state was left unchanged")]
@@ -63,7 +63,7 @@ struct EditReport: Encodable {
         target = Target(query: o.check.query, old: o.check.old, new: o.check.new, before: Reading(o.before), after: Reading(o.after))
         controls = o.controls.map { Control(query: $0.control.query, answer: $0.control.answer, before: Answer($0.before), after: Answer($0.after)) }
         trials = o.trials.map { Trial(ratio: $0.applied.ratio, alpha: $0.applied.alpha, verdict: $0.verdict,
-                                      pOld: $0.target.old.probability, pNew: $0.target.new.probability) }
+                                      pOld: $0.target.old.probability, pNew: $0.target.new?.probability) }
     }
 
     init(_ r: PackEditOutcome, file: String, name: String) {
@@ -87,9 +87,10 @@ struct EditReport: Encodable {
         let strength = String(format: "α = %.4f", alpha) + (ratio.map { String(format: " (ratio %.3g)", $0) } ?? "")
         print("method \(method)  \(strength)  verdict: \(verdict.rawValue)\(kept ? "" : " (not kept: the state is unchanged)")")
         print("query: \(target.query)")
-        print("          P(\(target.old))   P(\(target.new))   top")
-        print("before    \(String(format: "%.4f", target.before.pOld))   \(String(format: "%.4f", target.before.pNew))   \(top(target.before))")
-        print("after     \(String(format: "%.4f", target.after.pOld))   \(String(format: "%.4f", target.after.pNew))   \(top(target.after))")
+        func p(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "-" }
+        print("          P(\(target.old))   P(\(target.new ?? "new"))   top")
+        print("before    \(p(target.before.pOld))   \(p(target.before.pNew))   \(top(target.before))")
+        print("after     \(p(target.after.pOld))   \(p(target.after.pNew))   \(top(target.after))")
         for c in controls {
             print("control: \(c.query) → \(c.answer)   P before \(String(format: "%.4f", c.before.p)) (top-1: \(c.before.top1)), after \(String(format: "%.4f", c.after.p)) (top-1: \(c.after.top1))")
         }
@@ -112,6 +113,13 @@ struct EditReport: Encodable {
         let status = Self.exitStatus(verdict)
         if status != 0 && !allowWeak { throw ExitCode(status) }
     }
+}
+
+/// Why a weak edit is weak, in words.
+func weakReason(_ o: EditOutcome) -> String {
+    let pOld = String(format: "P(%@) %.3f", o.check.old, o.after.old.probability)
+    guard let new = o.check.new, let after = o.after.new else { return "\(pOld) did not fall below \(EditVerdict.oldProbabilityLimit)" }
+    return "the query does not answer \(new) (\(pOld), " + String(format: "P(%@) %.3f)", new, after.probability)
 }
 
 func controlQueries(_ queries: [String], _ answers: [String]) throws -> [ControlQuery] {

@@ -97,8 +97,8 @@ final class CLITests: XCTestCase {
         /quit
         """
         let r = try run(["chat", "--model", Fixtures.tinySafetensors], stdin: script)
-        XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stdout.contains("applied uniform"), r.stdout)
+        XCTAssertEqual(r.status, 1, "a piped session with failed commands ends with status 1: \(r.stderr)")
+        XCTAssertTrue(r.stdout.contains("unverified") && r.stdout.contains("uniform α"), r.stdout)
         XCTAssertTrue(r.stdout.contains("undone: edit"), r.stdout)
         XCTAssertTrue(r.stdout.contains("unknown edit method 'nope'"), r.stdout)
         XCTAssertTrue(r.stdout.contains("nothing to undo"), r.stdout)

@@ -79,7 +79,7 @@ final class DemoEditTests: XCTestCase {
         """
         let r = try CLI.run(["chat", "--model", Self.model], stdin: script)
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stdout.contains("applied hyb-u"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("unverified") && r.stdout.contains("hyb-u α"), "no pack loaded: applied as given \(r.stdout)")
         let before = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/before.safetensors"))
         let edited = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/edited.safetensors"))
         let undone = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/undone.safetensors"))

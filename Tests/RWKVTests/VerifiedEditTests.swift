@@ -22,7 +22,7 @@ final class VerifiedEditTests: XCTestCase {
         let r = try session.edit("Bob: Austin -> Chicago", pack: b.pack("cities"))
         XCTAssertEqual(r.verdict, .applied)
         XCTAssertTrue(r.outcome.kept)
-        XCTAssertTrue(r.outcome.after.new.isTop1)
+        XCTAssertEqual(r.outcome.after.new?.isTop1, true)
         XCTAssertLessThan(r.outcome.after.old.probability, EditVerdict.oldProbabilityLimit)
         // The other statement of the property, found in the conversation by the pack's @probe.
         XCTAssertEqual(r.outcome.controls.map(\.control.answer), ["Paris"])
@@ -68,6 +68,33 @@ final class VerifiedEditTests: XCTestCase {
         let ratios = r.outcome.trials.compactMap(\.applied.ratio)
         XCTAssertEqual(ratios, Array(StrengthPolicy.ladder.prefix(ratios.count).map { $0 * 0.1 }))
         XCTAssertGreaterThan(ratios.count, 1, "ratio 0.1 alone is too weak on the demo model, so the search climbed")
+    }
+
+    /// Chat measures /edit, /forget and /erase when a loaded pack describes the fact; a piped session
+    /// whose edit did not verify ends with status 2.
+    func testChatVerifiesSentenceEditsForgetAndErase() throws {
+        try CLI.requireBinary()
+        _ = try bundle()
+        let pack = Fixtures.repoRoot.appendingPathComponent("packs/cities.rwkvpack").path
+        let script = """
+        /feed Alice lives in Paris. Bob lives in Austin. Carol lives in Rome.
+        /edit "Bob lives in Austin." "Bob lives in Chicago."
+        /forget "Alice lives in Paris." Alice
+        /erase "Carol lives in Rome."
+        /ask Where does Bob live? Bob lives in
+        """
+        let r = try CLI.run(["chat", "--model", Self.modelPath, "--pack", pack, "--threads", "1"], stdin: script)
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("applied: edit") && $0.contains("P(Chicago)") }, r.stdout)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("applied: forget") && $0.contains("P(Paris)") }, r.stdout)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("applied: erase") && $0.contains("P(Rome)") }, r.stdout)
+        XCTAssertTrue(r.stdout.contains("Bob lives in Chicago"), r.stdout)
+
+        let weak = try CLI.run(["chat", "--model", Self.modelPath, "--pack", pack, "--threads", "1"],
+                               stdin: "/feed Alice lives in Paris. Bob lives in Austin.\n/forget \"Alice lives in Paris.\" Alice --ratio 0.001\n")
+        XCTAssertEqual(weak.status, 2, weak.stdout)
+        XCTAssertTrue(weak.stdout.contains("not applied (weak; the state is unchanged)"), weak.stdout)
     }
 
     func testEditsOfWhatTheConversationDoesNotHoldAreRefused() throws {

@@ -60,6 +60,37 @@ extension EditPack {
         try values().first { $0.name == name }?.surface ?? name
     }
 
+    /// The question that asks for `entity`'s value (the pack's @query), or nil when it has none.
+    public func query(for entity: String) -> String? {
+        manifest.queryTemplate.map { fillTemplate($0, value: "", entity: entity) }
+    }
+
+    /// Controls of an edit about `entity`: the statements of this property in `text` about other
+    /// entities, each asked with @query; those holding `value` (the edit's new value) are left out,
+    /// since moving towards it may lift their answer without harm.
+    public func controls(in text: String, excluding entity: String, value: String? = nil,
+                         probeTemplate: String? = nil) throws -> [ControlQuery] {
+        try statements(in: text, probeTemplate: probeTemplate)
+            .filter { $0.entity != entity && $0.value != value }
+            .compactMap { s in try query(for: s.entity).map { ControlQuery(query: $0, answer: try surface(s.value)) } }
+    }
+
+    /// The check of an edit of a fact sentence this pack describes ("Bob lives in Austin."): the
+    /// @query for its entity, its value as the old answer, the value of `newFact` (if any, for the
+    /// same entity) as the new one, and the controls found in `transcript`. Nil when the pack does
+    /// not describe the sentence or has no @query.
+    public func check(forFact fact: String, newFact: String? = nil, transcript: String,
+                      probeTemplate: String? = nil) throws -> EditCheck? {
+        guard let old = try statements(in: fact, probeTemplate: probeTemplate).first, let q = query(for: old.entity) else { return nil }
+        var newValue: String?
+        if let newFact {
+            guard let n = try statements(in: newFact, probeTemplate: probeTemplate).first, n.entity == old.entity else { return nil }
+            newValue = n.value
+        }
+        return EditCheck(query: q, old: try surface(old.value), new: try newValue.map(surface),
+                         controls: try controls(in: transcript, excluding: old.entity, value: newValue, probeTemplate: probeTemplate))
+    }
+
     /// The other statements of this pack's property in `text`, found with the probe template:
     /// "Alice lives in Paris. Bob lives in Austin." → [(Alice, Paris), (Bob, Austin)] (value names).
     public func statements(in text: String, probeTemplate explicit: String? = nil) throws -> [(entity: String, value: String)] {
@@ -145,15 +176,10 @@ extension EditSession {
         }
         let plan = try packEditPlan(pack: pack, entity: entity, from: old, to: new, options: options ?? EditOptions(ratio: ratios.edit),
                                     probeTemplate: probeTemplate, preferComposed: preferComposed)
-        guard let q = query ?? pack.manifest.queryTemplate.map({ fillTemplate($0, value: "", entity: entity) }) else {
+        guard let q = query ?? pack.query(for: entity) else {
             throw PackError.incompatible(file: pack.path, reason: "it has no @query template; give the query that asks for \(entity)'s \(pack.manifest.property ?? "value")")
         }
-        let controls = try pack.statements(in: transcript, probeTemplate: probeTemplate)
-            .filter { $0.entity != entity && $0.value != plan.new }
-            .compactMap { s -> ControlQuery? in
-                guard let cq = pack.manifest.queryTemplate.map({ fillTemplate($0, value: "", entity: s.entity) }) else { return nil }
-                return ControlQuery(query: cq, answer: try pack.surface(s.value))
-            }
+        let controls = try pack.controls(in: transcript, excluding: entity, value: plan.new, probeTemplate: probeTemplate)
         let check = EditCheck(query: q, old: try answers.old ?? pack.surface(plan.old), new: try answers.new ?? pack.surface(plan.new),
                               controls: controls + extraControls)
         let before = try readTarget(check)

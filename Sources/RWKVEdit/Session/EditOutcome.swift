@@ -2,9 +2,10 @@ import Foundation
 
 /// How an edit ended, measured on the live state after it (DESIGN.md §4, "Every edit is verified").
 public enum EditVerdict: String, Sendable, Codable {
-    /// The new value is the query's top-1 answer, P(old) < 0.2, and every control kept its top-1.
+    /// P(old) < 0.2, the new value (if the edit has one) is the query's top-1 answer, and every
+    /// control kept its top-1. For a forget or an erasure there is no new value: P(old) decides.
     case applied
-    /// The target did not move far enough (the new value is not top-1, or P(old) ≥ 0.2).
+    /// The target did not move far enough (P(old) ≥ 0.2, or the new value is not top-1).
     case weak
     /// A control that was top-1 before lost its top-1.
     case collateral
@@ -22,7 +23,8 @@ public struct AnswerReading: Sendable, Equatable, Codable {
 /// The edited query, read before and after.
 public struct TargetReading: Sendable, Equatable, Codable {
     public let old: AnswerReading
-    public let new: AnswerReading
+    /// Nil for a removal (forget, erase), which has no new value.
+    public let new: AnswerReading?
     /// The most likely next tokens after the query.
     public let top: [TokenProbability]
 }
@@ -48,13 +50,14 @@ public struct ControlReading: Sendable, Equatable, Codable {
 }
 
 /// What to measure around an edit: the query and its answers before and after, and the controls.
+/// `new` is nil for a removal (forget, erase): only the old answer must fall.
 public struct EditCheck: Sendable, Equatable {
     public var query: String
     public var old: String
-    public var new: String
+    public var new: String?
     public var controls: [ControlQuery]
 
-    public init(query: String, old: String, new: String, controls: [ControlQuery] = []) {
+    public init(query: String, old: String, new: String?, controls: [ControlQuery] = []) {
         self.query = query; self.old = old; self.new = new; self.controls = controls
     }
 }

@@ -181,7 +181,7 @@ public final class EditSession {
             let controlsAfter = try check.controls.map { try read($0.query, $0.answer, from: edited) }
             let lostControl = zip(controlsBefore, controlsAfter).contains { $0.isTop1 && !$1.isTop1 }
             let verdict: EditVerdict = lostControl ? .collateral
-                : after.new.isTop1 && after.old.probability < EditVerdict.oldProbabilityLimit ? .applied : .weak
+                : (after.new?.isTop1 ?? true) && after.old.probability < EditVerdict.oldProbabilityLimit ? .applied : .weak
             trials.append(EditTrial(applied: applied, verdict: verdict, target: after))
             chosen = (edited, controlsAfter)
             // A stronger edit only adds collateral damage once a control is lost.
@@ -201,9 +201,9 @@ public final class EditSession {
     /// P(old), P(new) and the top tokens after the check's query, on `base` (default: the live state).
     public func readTarget(_ check: EditCheck, from base: State? = nil) throws -> TargetReading {
         let old = try score(query: check.query, answer: check.old, from: base)
-        let new = try score(query: check.query, answer: check.new, from: base)
+        let new = try check.new.map { try score(query: check.query, answer: $0, from: base) }
         return TargetReading(old: AnswerReading(probability: old.probability, isTop1: old.isTop1),
-                             new: AnswerReading(probability: new.probability, isTop1: new.isTop1),
+                             new: new.map { AnswerReading(probability: $0.probability, isTop1: $0.isTop1) },
                              top: old.top.map { TokenProbability(id: $0.id, text: $0.text, probability: $0.probability) })
     }
 
@@ -231,6 +231,21 @@ public final class EditSession {
 
     /// The neutral sentence erasure writes in place of a fact.
     public static let neutralSentence = "Someone is somewhere doing something."
+
+    /// `forget`, verified: `check` (with no new value) must see P(old) fall below the limit while the
+    /// controls keep their answers; the strength is searched from `ratios.forget` unless fixed.
+    public func verifiedForget(fact: String, entity: String, check: EditCheck, options: EditOptions? = nil,
+                               strength: StrengthPolicy = .search, keepUnverified: Bool = false) throws -> EditOutcome {
+        try verifiedEdit(from: fact, to: Self.entitySentence(entity), check: check, options: options ?? EditOptions(ratio: ratios.forget),
+                         strength: strength, keepUnverified: keepUnverified)
+    }
+
+    /// `erase`, verified as `verifiedForget` is, from `ratios.erase`.
+    public func verifiedErase(fact: String, check: EditCheck, options: EditOptions? = nil,
+                              strength: StrengthPolicy = .search, keepUnverified: Bool = false) throws -> EditOutcome {
+        try verifiedEdit(from: fact, to: Self.neutralSentence, check: check, options: options ?? EditOptions(ratio: ratios.erase),
+                         strength: strength, keepUnverified: keepUnverified)
+    }
 
     /// Erases an entity's fact by editing it towards a neutral sentence, at `ratios.erase` by default.
     @discardableResult

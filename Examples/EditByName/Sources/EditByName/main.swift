@@ -14,7 +14,7 @@ do {
     print("after: ", try session.generate(after: question, maxTokens: 2, commit: false))
     print("verdict:", result.verdict.rawValue, String(format: "(P(Austin) %.3f → %.3f, P(Chicago) %.3f → %.3f, %d controls kept)",
           result.outcome.before.old.probability, result.outcome.after.old.probability,
-          result.outcome.before.new.probability, result.outcome.after.new.probability,
+          result.outcome.before.new?.probability ?? 0, result.outcome.after.new?.probability ?? 0,
           result.outcome.controls.filter { $0.after.isTop1 }.count))
 
     try session.undo()
