@@ -181,7 +181,7 @@ extension EditSession {
         }
         let controls = try pack.controls(in: transcript, excluding: entity, value: plan.new, probeTemplate: probeTemplate)
         let check = EditCheck(query: q, old: try answers.old ?? pack.surface(plan.old), new: try answers.new ?? pack.surface(plan.new),
-                              controls: controls + extraControls)
+                              controls: controls.filter { c in !extraControls.contains { $0.query == c.query } } + extraControls)
         let before = try readTarget(check)
         guard before.old.isTop1 else {
             let answer = before.top.first.map { "\"\($0.text)\" (P = \(String(format: "%.3f", $0.probability)))" } ?? "nothing"
