@@ -1,3 +1,4 @@
+import Foundation
 
 /// Value directions of an offline calibration, per head: the leading triplet of
 /// Δ_cal = S(new sentence) − S(old sentence) run from empty states (or loaded from a pack).
@@ -63,14 +64,23 @@ public struct StateEditor: Sendable {
     @discardableResult
     public func edit(_ live: inout State, old: [Int], new: [Int], options: EditOptions,
                      calibration given: Calibration? = nil) throws -> AppliedEdit {
+        try plan(live, old: old, new: new, options: options, calibration: given).apply(to: &live, options: options)
+    }
+
+    /// Everything of an edit of `live` but its strength: the probes, SVDs and per-head matrices. A
+    /// strength search applies one plan at several strengths instead of probing again.
+    public func plan(_ live: State, old: [Int], new: [Int], options: EditOptions,
+                     calibration given: Calibration? = nil) throws -> EditPlan {
         guard !old.isEmpty else { throw EditError.emptyText("the old fact") }
         guard !new.isEmpty else { throw EditError.emptyText("the new fact") }
         guard live.isCompatible(with: engine.newState()) else { throw EditError.incompatibleState("layer or head counts differ") }
         let heads = try options.targetHeads(engine.config)
         let n = engine.config.headSize
         let method = options.method
+        let start = DispatchTime.now().uptimeNanoseconds
         let calibration: Calibration? = method.needsCalibration ? try (given ?? calibrate(old: old, new: new, heads: heads)) : nil
         let online: (old: State, new: State)? = method == .isolate || method == .projection ? nil : try probe(live, old: old, new: new)
+        let probed = DispatchTime.now().uptimeNanoseconds
 
         var edits: [(HeadIndex, [Float])] = []
         for h in heads {
@@ -109,13 +119,35 @@ public struct StateEditor: Sendable {
             edits.append((h, m))
         }
         let deltaNorm = edits.reduce(Float(0)) { $0 + $1.1.reduce(0) { $0 + $1 * $1 } }.squareRoot()
-        let stateNorm = live.wkvNorm()
+        let done = DispatchTime.now().uptimeNanoseconds
+        return EditPlan(method: method, heads: heads, matrices: edits, deltaNorm: deltaNorm, stateNorm: live.wkvNorm(),
+                        probeSeconds: Double(probed - start) / 1e9, svdSeconds: Double(done - probed) / 1e9)
+    }
+}
+
+/// An edit computed up to its strength (`StateEditor.plan`).
+public struct EditPlan: Sendable {
+    public let method: EditMethod
+    public let heads: [HeadIndex]
+    /// The per-head edit matrices before α, value-major [N][N].
+    public let matrices: [(HeadIndex, [Float])]
+    /// ‖Δ‖ over the edited heads, and ‖S_live‖ over all layers before the edit.
+    public let deltaNorm: Float
+    public let stateNorm: Float
+    /// Time spent on the probes and calibration (engine passes), and on the SVDs and matrices.
+    public let probeSeconds: Double
+    public let svdSeconds: Double
+
+    /// Adds the edit to `live` at the strength `options` give: α itself, 1 for fixed-α methods, else
+    /// α = ratio·‖S‖/‖Δ‖ (DESIGN.md §4).
+    @discardableResult
+    public func apply(to live: inout State, options: EditOptions) throws -> AppliedEdit {
         let alpha: Float
         if let fixed = options.alpha { alpha = fixed }
         else if method.usesFixedAlpha { alpha = 1 }
         else { alpha = deltaNorm > 0 ? options.ratio * stateNorm / deltaNorm : 0 }
         guard alpha.isFinite else { throw EditError.numerical("edit strength α is not finite") }
-        for (h, m) in edits { StateDelta.add(m, scaled: alpha, to: &live, at: h) }
+        for (h, m) in matrices { StateDelta.add(m, scaled: alpha, to: &live, at: h) }
         return AppliedEdit(method: method, alpha: alpha, ratio: options.alpha == nil && !method.usesFixedAlpha ? options.ratio : nil,
                            heads: heads, deltaNorm: deltaNorm, stateNorm: stateNorm)
     }

@@ -80,6 +80,17 @@ public struct EditTrial: Sendable {
     public let target: TargetReading
 }
 
+/// Where the time of a verified edit went: the probes (engine passes on two branches, and the
+/// calibration when no pack gives it), the SVDs and edit matrices (once per edit, whatever the
+/// number of trials), and the readings of the query and controls before and after each trial.
+public struct EditTiming: Sendable, Equatable {
+    public let probeSeconds: Double
+    public let svdSeconds: Double
+    public let measureSeconds: Double
+
+    public var totalSeconds: Double { probeSeconds + svdSeconds + measureSeconds }
+}
+
 /// The measured result of a verified edit.
 public struct EditOutcome: Sendable {
     public let verdict: EditVerdict
@@ -93,6 +104,7 @@ public struct EditOutcome: Sendable {
     public let controls: [ControlReading]
     /// Every strength tried, in order; the last is the one reported.
     public let trials: [EditTrial]
+    public let timing: EditTiming
 
     public var applied: AppliedEdit { trials[trials.count - 1].applied }
 }

@@ -139,15 +139,17 @@ public final class EditSession {
     @discardableResult
     public func edit(from old: String, to new: String, options: EditOptions = EditOptions(),
                      calibration: Calibration? = nil) throws -> AppliedEdit {
-        let (edited, applied) = try computeEdit(from: old, to: new, options: options, calibration: calibration)
+        var edited = state
+        let applied = try planEdit(from: old, to: new, options: options, calibration: calibration).apply(to: &edited, options: options)
         undoStack.append((Self.record(old, new, applied, verdict: nil), state))
         state = edited
         return applied
     }
 
-    /// The live state with the edit applied, leaving the session as it is.
-    private func computeEdit(from old: String, to new: String, options: EditOptions,
-                             calibration: Calibration?) throws -> (State, AppliedEdit) {
+    /// The edit of the live state up to its strength. The probes continue the conversation; the
+    /// calibration (when the method needs one and none is given) runs the bare sentences from empty states.
+    private func planEdit(from old: String, to new: String, options: EditOptions,
+                          calibration: Calibration?) throws -> EditPlan {
         let oldTokens = continuationTokens(old), newTokens = continuationTokens(new)
         guard !oldTokens.isEmpty else { throw EditError.emptyText("the old fact") }
         guard !newTokens.isEmpty else { throw EditError.emptyText("the new fact") }
@@ -155,9 +157,7 @@ public final class EditSession {
         let cal = try calibration ?? (options.method.needsCalibration
             ? editor.calibrate(old: tokenizer.encode(old), new: tokenizer.encode(new), heads: options.targetHeads(engine.config))
             : nil)
-        var edited = state
-        let applied = try editor.edit(&edited, old: oldTokens, new: newTokens, options: options, calibration: cal)
-        return (edited, applied)
+        return try editor.plan(state, old: oldTokens, new: newTokens, options: options, calibration: cal)
     }
 
     /// Edits `old` → `new` and measures the result with `check` (DESIGN.md §4): the query's answers
@@ -167,8 +167,11 @@ public final class EditSession {
     public func verifiedEdit(from old: String, to new: String, check: EditCheck, options: EditOptions,
                              calibration: Calibration? = nil, strength: StrengthPolicy = .search,
                              keepUnverified: Bool = false) throws -> EditOutcome {
+        let clock = DispatchTime.now().uptimeNanoseconds
         let before = try readTarget(check)
         let controlsBefore = try check.controls.map { try read($0.query, $0.answer) }
+        var measureNanos = DispatchTime.now().uptimeNanoseconds - clock
+        let plan = try planEdit(from: old, to: new, options: options, calibration: calibration)
         let searchable = strength == .search && options.alpha == nil && !options.method.usesFixedAlpha
         let ratios = searchable ? StrengthPolicy.ladder.map { $0 * options.ratio } : [options.ratio]
         var trials: [EditTrial] = []
@@ -176,9 +179,12 @@ public final class EditSession {
         for ratio in ratios {
             var opts = options
             opts.ratio = ratio
-            let (edited, applied) = try computeEdit(from: old, to: new, options: opts, calibration: calibration)
+            var edited = state
+            let applied = try plan.apply(to: &edited, options: opts)
+            let t0 = DispatchTime.now().uptimeNanoseconds
             let after = try readTarget(check, from: edited)
             let controlsAfter = try check.controls.map { try read($0.query, $0.answer, from: edited) }
+            measureNanos += DispatchTime.now().uptimeNanoseconds - t0
             let lostControl = zip(controlsBefore, controlsAfter).contains { $0.isTop1 && !$1.isTop1 }
             let verdict: EditVerdict = lostControl ? .collateral
                 : (after.new?.isTop1 ?? true) && after.old.probability < EditVerdict.oldProbabilityLimit ? .applied : .weak
@@ -195,7 +201,9 @@ public final class EditSession {
         }
         let controls = check.controls.indices.map { ControlReading(control: check.controls[$0], before: controlsBefore[$0], after: chosen.controls[$0]) }
         return EditOutcome(verdict: last.verdict, kept: kept, check: check, before: before, after: last.target,
-                           controls: controls, trials: trials)
+                           controls: controls, trials: trials,
+                           timing: EditTiming(probeSeconds: plan.probeSeconds, svdSeconds: plan.svdSeconds,
+                                              measureSeconds: Double(measureNanos) / 1e9))
     }
 
     /// P(old), P(new) and the top tokens after the check's query, on `base` (default: the live state).
