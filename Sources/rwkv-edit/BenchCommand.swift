@@ -7,7 +7,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks: engine speed (the default), pack compilation and the model identity check of packs.",
-        subcommands: [BenchSpeedCommand.self, BenchCompileCommand.self, BenchIdentityCommand.self],
+        subcommands: [BenchSpeedCommand.self, BenchCompileCommand.self, BenchIdentityCommand.self, BenchEditCommand.self],
         defaultSubcommand: BenchSpeedCommand.self)
 }
 

@@ -211,3 +211,26 @@ final class SavedStateTests: XCTestCase {
         XCTAssertTrue(load.stdout.contains("checksum"), load.stdout)
     }
 }
+
+/// `bench edit` on the demo model: verdicts per kind of context and the cost split, as JSON.
+final class BenchEditTests: XCTestCase {
+    func testBenchEditReportsVerdictsAndCost() throws {
+        try CLI.requireBinary()
+        _ = try VerifiedEditTests.demoBundle()
+        let r = try CLI.run(["bench", "edit", "--model", VerifiedEditTests.modelPath, "--cases", "1", "--json", "--threads", "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let report = try CLI.json(r.stdout)
+        let cells = try XCTUnwrap(report["cells"] as? [[String: Any]])
+        XCTAssertEqual(cells.count, 5 * 3 * 2 + 1, "people 1–5 × three fillers × with/without a second property, and 3 in a row")
+        let applied = cells.reduce(0) { $0 + ($1["applied"] as? Int ?? 0) }
+        let edits = cells.reduce(0) { $0 + ($1["applied"] as? Int ?? 0) + ($1["weak"] as? Int ?? 0) + ($1["collateral"] as? Int ?? 0) }
+        XCTAssertGreaterThanOrEqual(edits, 30)
+        XCTAssertGreaterThanOrEqual(Double(applied) / Double(edits), 0.9, "verified edits on the demo model: \(applied)/\(edits)")
+        XCTAssertEqual(cells.reduce(0) { $0 + ($1["collateral"] as? Int ?? 0) }, 0)
+        let cost = try XCTUnwrap((report["costs"] as? [[String: Any]])?.first)
+        for key in ["ms_probe", "ms_svd", "ms_verification", "ms_search", "ms_decode10", "ratio_to_decode10"] {
+            XCTAssertGreaterThanOrEqual(try XCTUnwrap(cost[key] as? Double, key), 0, key)
+        }
+        XCTAssertGreaterThan(try XCTUnwrap(cost["ms_total"] as? Double), 0)
+    }
+}

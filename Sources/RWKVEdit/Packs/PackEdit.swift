@@ -182,13 +182,15 @@ extension EditSession {
         let controls = try pack.controls(in: transcript, excluding: entity, value: plan.new, probeTemplate: probeTemplate)
         let check = EditCheck(query: q, old: try answers.old ?? pack.surface(plan.old), new: try answers.new ?? pack.surface(plan.new),
                               controls: controls.filter { c in !extraControls.contains { $0.query == c.query } } + extraControls)
-        let before = try readTarget(check)
+        let baseline = try baseline(check)
+        let before = baseline.target
         guard before.old.isTop1 else {
             let answer = before.top.first.map { "\"\($0.text)\" (P = \(String(format: "%.3f", $0.probability)))" } ?? "nothing"
             throw EditError.notInContext("the conversation does not give \(entity) the value \(check.old): asked \"\(q)\", the model answers \(answer) and P(\(check.old)) = \(String(format: "%.3f", before.old.probability)); check the entity and the old value")
         }
         let outcome = try verifiedEdit(from: plan.oldProbe, to: plan.newProbe, check: check, options: plan.options,
-                                       calibration: plan.calibration, strength: strength, keepUnverified: keepUnverified)
+                                       calibration: plan.calibration, strength: strength, keepUnverified: keepUnverified,
+                                       baseline: baseline)
         return PackEditOutcome(outcome: outcome, entity: entity, source: plan.source, from: plan.old, to: plan.new,
                                oldProbe: plan.oldProbe, newProbe: plan.newProbe)
     }

@@ -82,13 +82,19 @@ public struct EditTrial: Sendable {
 
 /// Where the time of a verified edit went: the probes (engine passes on two branches, and the
 /// calibration when no pack gives it), the SVDs and edit matrices (once per edit, whatever the
-/// number of trials), and the readings of the query and controls before and after each trial.
+/// number of trials), the readings of the query and controls before the edit, and each trial
+/// (applying the edit at one strength and reading them again).
 public struct EditTiming: Sendable, Equatable {
     public let probeSeconds: Double
     public let svdSeconds: Double
-    public let measureSeconds: Double
+    public let baselineSeconds: Double
+    public let trialSeconds: [Double]
 
-    public var totalSeconds: Double { probeSeconds + svdSeconds + measureSeconds }
+    /// The readings that judge the edit: before, and after the first strength.
+    public var verificationSeconds: Double { baselineSeconds + (trialSeconds.first ?? 0) }
+    /// The trials beyond the first: the cost of searching the strength.
+    public var searchSeconds: Double { trialSeconds.dropFirst().reduce(0, +) }
+    public var totalSeconds: Double { probeSeconds + svdSeconds + verificationSeconds + searchSeconds }
 }
 
 /// The measured result of a verified edit.

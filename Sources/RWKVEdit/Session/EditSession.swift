@@ -115,21 +115,38 @@ public final class EditSession {
     /// P(answer | conversation + query), read on a branch of `from` (default: the live state).
     /// The answer gets a leading space when the query does not end in whitespace (" Paris").
     public func score(query: String, answer: String, from base: State? = nil, top k: Int = 5) throws -> AnswerScore {
-        let (q, a) = try queryAndAnswerTokens(query: query, answer: answer)
-        var states = [base ?? state]
-        let logits = try engine.forward([q + a.dropLast()], states: &states, allLogits: true)[0]
-        let V = engine.config.vocabSize
-        var p = 1.0
-        var firstProbs: [Double] = []
-        for (i, tok) in a.enumerated() {
-            let row = Array(logits[((q.count - 1 + i) * V)..<((q.count + i) * V)])
-            let probs = softmax(row)
-            if i == 0 { firstProbs = probs }
-            p *= probs[tok]
+        try score([(query, answer)], from: base, top: k)[0]
+    }
+
+    /// `score` for several (query, answer) pairs on branches of one state, as two batches of
+    /// sequences: each distinct query once (its last logits give every answer's first token), then the
+    /// answers longer than one token continued from their query's state. A verified edit reads its
+    /// query (old and new answers) and every control this way.
+    public func score(_ pairs: [(query: String, answer: String)], from base: State? = nil, top k: Int = 5) throws -> [AnswerScore] {
+        let tokens = try pairs.map { try queryAndAnswerTokens(query: $0.query, answer: $0.answer) }
+        guard !tokens.isEmpty else { return [] }
+        var queries: [[Int]] = []
+        var queryOf: [Int] = []
+        for t in tokens {
+            if let i = queries.firstIndex(of: t.query) { queryOf.append(i) } else { queryOf.append(queries.count); queries.append(t.query) }
         }
-        let order = firstProbs.indices.sorted { firstProbs[$0] > firstProbs[$1] }
-        let top = order.prefix(k).map { (id: $0, text: tokenizer.decode([$0]), probability: firstProbs[$0]) }
-        return AnswerScore(probability: p, isTop1: order.first == a[0], top: top)
+        var queryStates = [State](repeating: base ?? state, count: queries.count)
+        let firstLogits = try engine.forward(queries, states: &queryStates, allLogits: false)
+        let long = tokens.indices.filter { tokens[$0].answer.count > 1 }
+        var answerStates = long.map { queryStates[queryOf[$0]] }
+        let restLogits = long.isEmpty ? [] : try engine.forward(long.map { Array(tokens[$0].answer.dropLast()) }, states: &answerStates, allLogits: true)
+        let firstProbs = firstLogits.map { softmax($0) }
+        let V = engine.config.vocabSize
+        return tokens.indices.map { n in
+            let t = tokens[n], probs = firstProbs[queryOf[n]]
+            var p = probs[t.answer[0]]
+            if let r = long.firstIndex(of: n) {
+                for i in 1..<t.answer.count { p *= softmax(Array(restLogits[r][((i - 1) * V)..<(i * V)]))[t.answer[i]] }
+            }
+            let order = topK(probs, k)
+            let top = order.map { (id: $0, text: tokenizer.decode([$0]), probability: probs[$0]) }
+            return AnswerScore(probability: p, isTop1: order.first == t.answer[0], top: top)
+        }
     }
 
     // MARK: Editing
@@ -167,10 +184,25 @@ public final class EditSession {
     public func verifiedEdit(from old: String, to new: String, check: EditCheck, options: EditOptions,
                              calibration: Calibration? = nil, strength: StrengthPolicy = .search,
                              keepUnverified: Bool = false) throws -> EditOutcome {
+        try verifiedEdit(from: old, to: new, check: check, options: options, calibration: calibration, strength: strength,
+                         keepUnverified: keepUnverified, baseline: nil)
+    }
+
+    /// The readings before an edit and the time they took.
+    typealias Baseline = (target: TargetReading, controls: [AnswerReading], seconds: Double)
+
+    func baseline(_ check: EditCheck) throws -> Baseline {
         let clock = DispatchTime.now().uptimeNanoseconds
-        let before = try readTarget(check)
-        let controlsBefore = try check.controls.map { try read($0.query, $0.answer) }
-        var measureNanos = DispatchTime.now().uptimeNanoseconds - clock
+        let (target, controls) = try read(check)
+        return (target, controls, Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e9)
+    }
+
+    /// `verifiedEdit`, starting from the readings before the edit when the caller has them.
+    func verifiedEdit(from old: String, to new: String, check: EditCheck, options: EditOptions, calibration: Calibration?,
+                      strength: StrengthPolicy, keepUnverified: Bool,
+                      baseline given: Baseline?) throws -> EditOutcome {
+        let (before, controlsBefore, baselineSeconds) = try given ?? baseline(check)
+        var trialSeconds: [Double] = []
         let plan = try planEdit(from: old, to: new, options: options, calibration: calibration)
         let searchable = strength == .search && options.alpha == nil && !options.method.usesFixedAlpha
         let ratios = searchable ? StrengthPolicy.ladder.map { $0 * options.ratio } : [options.ratio]
@@ -179,12 +211,11 @@ public final class EditSession {
         for ratio in ratios {
             var opts = options
             opts.ratio = ratio
+            let t0 = DispatchTime.now().uptimeNanoseconds
             var edited = state
             let applied = try plan.apply(to: &edited, options: opts)
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            let after = try readTarget(check, from: edited)
-            let controlsAfter = try check.controls.map { try read($0.query, $0.answer, from: edited) }
-            measureNanos += DispatchTime.now().uptimeNanoseconds - t0
+            let (after, controlsAfter) = try read(check, from: edited)
+            trialSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
             let lostControl = zip(controlsBefore, controlsAfter).contains { $0.isTop1 && !$1.isTop1 }
             let verdict: EditVerdict = lostControl ? .collateral
                 : (after.new?.isTop1 ?? true) && after.old.probability < EditVerdict.oldProbabilityLimit ? .applied : .weak
@@ -203,21 +234,23 @@ public final class EditSession {
         return EditOutcome(verdict: last.verdict, kept: kept, check: check, before: before, after: last.target,
                            controls: controls, trials: trials,
                            timing: EditTiming(probeSeconds: plan.probeSeconds, svdSeconds: plan.svdSeconds,
-                                              measureSeconds: Double(measureNanos) / 1e9))
+                                              baselineSeconds: baselineSeconds, trialSeconds: trialSeconds))
     }
 
     /// P(old), P(new) and the top tokens after the check's query, on `base` (default: the live state).
     public func readTarget(_ check: EditCheck, from base: State? = nil) throws -> TargetReading {
-        let old = try score(query: check.query, answer: check.old, from: base)
-        let new = try check.new.map { try score(query: check.query, answer: $0, from: base) }
-        return TargetReading(old: AnswerReading(probability: old.probability, isTop1: old.isTop1),
-                             new: new.map { AnswerReading(probability: $0.probability, isTop1: $0.isTop1) },
-                             top: old.top.map { TokenProbability(id: $0.id, text: $0.text, probability: $0.probability) })
+        try read(check, from: base).target
     }
 
-    private func read(_ query: String, _ answer: String, from base: State? = nil) throws -> AnswerReading {
-        let s = try score(query: query, answer: answer, from: base)
-        return AnswerReading(probability: s.probability, isTop1: s.isTop1)
+    /// The target and every control of `check`, read in one batch on branches of `base`.
+    func read(_ check: EditCheck, from base: State? = nil) throws -> (target: TargetReading, controls: [AnswerReading]) {
+        let targetPairs = [(check.query, check.old)] + (check.new.map { [(check.query, $0)] } ?? [])
+        let scores = try score(targetPairs + check.controls.map { ($0.query, $0.answer) }, from: base)
+        let old = scores[0], new = check.new == nil ? nil : scores[1]
+        let target = TargetReading(old: AnswerReading(probability: old.probability, isTop1: old.isTop1),
+                                   new: new.map { AnswerReading(probability: $0.probability, isTop1: $0.isTop1) },
+                                   top: old.top.map { TokenProbability(id: $0.id, text: $0.text, probability: $0.probability) })
+        return (target, scores[targetPairs.count...].map { AnswerReading(probability: $0.probability, isTop1: $0.isTop1) })
     }
 
     /// Removes a property while keeping the entity: Δ = S(entity) − S(fact), at `ratios.forget` by default.
