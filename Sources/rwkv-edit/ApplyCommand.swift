@@ -25,14 +25,17 @@ struct ApplyCommand: ParsableCommand {
     @OptionGroup var methodOptions: EditMethodOptions
     @OptionGroup var stateFiles: StateFileOptions
 
-    @Option(name: .long, help: "The edit pack (.rwkvpack) compiled for this model.")
-    var pack: String
+    @Option(name: .long, help: "An edit pack (.rwkvpack) compiled for this model (repeatable: each edit uses the first pack that holds both of its values).")
+    var pack: [String]
 
     @Option(name: .long, help: "The context fed to the model first (after --state-in, if given).")
     var context: String?
 
-    @Option(name: .long, help: "The edit: 'Entity: A -> B' with A and B entries of the pack (e.g. 'Bob: Austin -> Chicago').")
-    var edit: String
+    @Option(name: .long, help: "An edit: 'Entity: A -> B' with A and B entries of a pack (e.g. 'Bob: Austin -> Chicago'); repeatable, applied in order.")
+    var edit: [String] = []
+
+    @Option(name: .long, help: "A file of edits, one JSON object per line: {\"edit\": \"Bob: Austin -> Chicago\"} with optional \"query\", \"old\", \"new\"; applied after --edit.")
+    var edits: String?
 
     @Option(name: .long, help: "Probe sentence form with {entity} and {value} (default: the pack's).")
     var probe: String?
@@ -55,31 +58,77 @@ struct ApplyCommand: ParsableCommand {
     @Option(name: .long, help: "The expected answer of each --control-query, in order.")
     var controlAnswer: [String] = []
 
-    @Flag(name: .long, help: "Print one JSON object (the shape of `rwkv-edit edit --json`, plus a \"pack\" member).")
+    @Flag(name: .long, help: "Print one JSON object: for one edit the shape of `rwkv-edit edit --json` plus a \"pack\" member; for several {\"verdict\", \"warnings\", \"edits\": [one such object per edit]}.")
     var json = false
+
+    /// One line of an --edits file.
+    struct EditLine: Decodable {
+        let edit: String
+        let query, old, new: String?
+    }
+
+    func validate() throws {
+        guard !pack.isEmpty else { throw ValidationError("give at least one --pack") }
+        guard !edit.isEmpty || edits != nil else { throw ValidationError("give --edit 'Entity: A -> B' (repeatable) or --edits FILE") }
+        guard edit.count + (edits == nil ? 0 : 1) == 1 || (query == nil && old == nil && new == nil) else {
+            throw ValidationError("--query, --old and --new apply to a single edit; give them per edit in an --edits file")
+        }
+    }
 
     func run() throws {
         try reportingPackErrors {
             let controls = try controlQueries(controlQuery, controlAnswer)
             let options = try methodOptions.editOptions(defaultRatio: modelOptions.card().ratios.edit)
-            let p = try EditPack(path: pack)
+            let lines = edit.map { EditLine(edit: $0, query: query, old: old, new: new) } + (try edits.map(Self.readEdits) ?? [])
+            let packs = try pack.map { try EditPack(path: $0) }
             let m = try modelOptions.loadModel()
             let tokenizer = try modelOptions.tokenizer(for: m)
             // Before feeding: a pack for another model is the error to report, not the context's tokens.
-            try p.requireModel(m, tokenizer: tokenizer)
+            for p in packs { try p.requireModel(m, tokenizer: tokenizer) }
             let session = EditSession(engine: modelOptions.engine(m), tokenizer: tokenizer)
             try stateFiles.resume(session)
             if let context { try session.feed(context) }
             guard session.tokensFed > 0 || stateFiles.stateIn != nil else { throw ValidationError("give --context, --state-in or both") }
-            let r = try session.edit(edit, pack: p, query: query, answers: (old, new), controls: controls, options: options,
-                                     strength: methodOptions.strength, keepUnverified: methodOptions.allowWeak,
-                                     probeTemplate: probe, preferComposed: composed)
-            if !json {
-                print("pack \(p.name): \(r.entity): \(r.from) → \(r.to) (u₁ from \(r.source.rawValue) entry; probes \"\(r.oldProbe)\" / \"\(r.newProbe)\")")
+            var reports: [EditReport] = []
+            for line in lines {
+                let p = try Self.pack(for: line.edit, in: packs)
+                let r = try session.edit(line.edit, pack: p, query: line.query, answers: (line.old, line.new), controls: controls,
+                                         options: options, strength: methodOptions.strength, keepUnverified: methodOptions.allowWeak,
+                                         probeTemplate: probe, preferComposed: composed)
+                if !json {
+                    print("pack \(p.name): \(r.entity): \(r.from) → \(r.to) (u₁ from \(r.source.rawValue) entry; probes \"\(r.oldProbe)\" / \"\(r.newProbe)\")")
+                }
+                let report = EditReport(r, file: p.path, name: p.name)
+                if !json { report.printText() }
+                reports.append(report)
             }
             try stateFiles.save(session)
-            try EditReport(r, file: pack, name: p.name).emit(json: json, allowWeak: methodOptions.allowWeak)
+            try EditBatchReport(edits: reports).emit(json: json, allowWeak: methodOptions.allowWeak)
         }
+    }
+
+    /// The first pack that holds both values of "Entity: A -> B"; with one pack, that pack (whose
+    /// missing-value error then names the nearest entries).
+    static func pack(for spec: String, in packs: [EditPack]) throws -> EditPack {
+        guard packs.count > 1 else { return packs[0] }
+        let (_, a, b) = try EditPack.parseEdit(spec)
+        if let p = packs.first(where: { (try? $0.resolve(a)) != nil && (try? $0.resolve(b)) != nil }) { return p }
+        throw PackError.invalidInput("no pack given holds both '\(a)' and '\(b)' (packs: \(packs.map(\.name).joined(separator: ", ")))")
+    }
+
+    static func readEdits(_ path: String) throws -> [EditLine] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw PackError.invalidInput("cannot read the edits file \(path)") }
+        guard data.count <= 16 << 20 else { throw PackError.invalidInput("\(path): an edits file is at most 16 MB") }
+        var out: [EditLine] = []
+        for (i, raw) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            do { out.append(try JSONDecoder().decode(EditLine.self, from: Data(line.utf8))) } catch {
+                throw PackError.invalidInput("\(path):\(i + 1): not an edit object {\"edit\": \"Entity: A -> B\"} (\(error))")
+            }
+        }
+        guard !out.isEmpty else { throw PackError.invalidInput("\(path): no edits in the file") }
+        return out
     }
 }
 

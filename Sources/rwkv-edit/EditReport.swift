@@ -73,12 +73,7 @@ struct EditReport: Encodable {
     }
 
     func printJSON() throws {
-        let e = JSONEncoder()
-        e.keyEncodingStrategy = .convertToSnakeCase
-        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        FileHandle.standardOutput.write(try e.encode(self))
-        FileHandle.standardOutput.write(Data("\n".utf8))
+        try printReportJSON(self)
     }
 
     /// The report as a table.
@@ -108,11 +103,50 @@ struct EditReport: Encodable {
     /// with status 2 (weak) or 3 (collateral) unless `allowWeak`, so a script can never take a failed
     /// edit for a working one.
     func emit(json: Bool, allowWeak: Bool) throws {
-        if json { try printJSON() } else { printText() }
+        if !json { printText() }
+        try EditBatchReport(edits: [self]).emit(json: json, allowWeak: allowWeak)
+    }
+}
+
+/// The report of several edits applied in order (`apply` with more than one edit); one edit prints
+/// its own report's shape. The batch's verdict is `applied` when every edit's is, else the worst one.
+struct EditBatchReport: Encodable {
+    let verdict: EditVerdict
+    let warnings: [String]
+    let edits: [EditReport]
+
+    init(edits: [EditReport]) {
+        self.edits = edits
+        verdict = edits.contains { $0.verdict == .collateral } ? .collateral : edits.contains { $0.verdict == .weak } ? .weak : .applied
+        warnings = edits.enumerated().flatMap { i, e in e.warnings.map { edits.count > 1 ? "edit \(i + 1): \($0)" : $0 } }
+    }
+
+    /// Text reports are printed edit by edit as they happen; this prints the JSON and ends with the
+    /// batch's exit status.
+    func emit(json: Bool, allowWeak: Bool) throws {
+        if json {
+            if edits.count == 1 { try edits[0].printJSON() } else { try printJSON() }
+        } else if edits.count > 1 {
+            print("\(edits.filter { $0.verdict == .applied }.count) of \(edits.count) edits applied")
+        }
         for w in warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
-        let status = Self.exitStatus(verdict)
+        let status = EditReport.exitStatus(verdict)
         if status != 0 && !allowWeak { throw ExitCode(status) }
     }
+
+    func printJSON() throws {
+        try printReportJSON(self)
+    }
+}
+
+/// Prints a report as one JSON object: snake_case keys, sorted, non-finite numbers as strings.
+func printReportJSON(_ value: some Encodable) throws {
+    let e = JSONEncoder()
+    e.keyEncodingStrategy = .convertToSnakeCase
+    e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    FileHandle.standardOutput.write(try e.encode(value))
+    FileHandle.standardOutput.write(Data("\n".utf8))
 }
 
 /// Why a weak edit is weak, in words.

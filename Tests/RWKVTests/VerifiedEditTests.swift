@@ -234,3 +234,32 @@ final class BenchEditTests: XCTestCase {
         XCTAssertGreaterThan(try XCTUnwrap(cost["ms_total"] as? Double), 0)
     }
 }
+
+/// `apply` with several edits: repeated --edit and --pack, an --edits file, one report per edit.
+final class ApplyBatchTests: XCTestCase {
+    func testSeveralEditsInOrderAcrossPacks() throws {
+        try CLI.requireBinary()
+        _ = try VerifiedEditTests.demoBundle()
+        let packs = Fixtures.repoRoot.appendingPathComponent("packs")
+        let file = Fixtures.temporaryPath("edits-\(UUID().uuidString).jsonl")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try "{\"edit\": \"Alice: Paris -> Rome\"}\n# a comment\n\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let context = "Alice lives in Paris. Bob lives in Austin. Bob works as a pilot. Alice works as a doctor."
+        let r = try CLI.run(["apply", "--model", VerifiedEditTests.modelPath,
+                             "--pack", packs.appendingPathComponent("cities.rwkvpack").path, "--pack", packs.appendingPathComponent("jobs.rwkvpack").path,
+                             "--context", context, "--edit", "Bob: Austin -> Chicago", "--edit", "Bob: pilot -> farmer", "--edits", file,
+                             "--json", "--threads", "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let report = try CLI.json(r.stdout)
+        XCTAssertEqual(report["verdict"] as? String, "applied")
+        let edits = try XCTUnwrap(report["edits"] as? [[String: Any]])
+        XCTAssertEqual(edits.map { ($0["pack"] as? [String: Any])?["to"] as? String }, ["Chicago", "farmer", "Rome"])
+        XCTAssertEqual(edits.map { ($0["pack"] as? [String: Any])?["name"] as? String }, ["cities", "jobs", "cities"])
+        XCTAssertTrue(edits.allSatisfy { $0["verdict"] as? String == "applied" })
+
+        let none = try CLI.run(["apply", "--model", VerifiedEditTests.modelPath, "--pack", packs.appendingPathComponent("cities.rwkvpack").path,
+                                "--pack", packs.appendingPathComponent("jobs.rwkvpack").path, "--context", context, "--edit", "Bob: pilot -> Rome"])
+        XCTAssertEqual(none.status, 1)
+        XCTAssertTrue(none.stderr.contains("no pack given holds both"), none.stderr)
+    }
+}
