@@ -69,6 +69,10 @@ struct ApplyCommand: ParsableCommand {
 
     func validate() throws {
         guard !pack.isEmpty else { throw ValidationError("give at least one --pack") }
+        // A pack keeps u₁ and σ per head, not the calibration's full deltas or new-fact readout.
+        guard methodOptions.method != .projection && methodOptions.method != .isolate else {
+            throw ValidationError("--method \(methodOptions.method.rawValue) needs the full calibration, which a pack does not keep; with a pack use hyb-u (default), hyb-uv, uniform, adaptive or rank1")
+        }
         guard !edit.isEmpty || edits != nil else { throw ValidationError("give --edit 'Entity: A -> B' (repeatable) or --edits FILE") }
         guard edit.count + (edits == nil ? 0 : 1) == 1 || (query == nil && old == nil && new == nil) else {
             throw ValidationError("--query, --old and --new apply to a single edit; give them per edit in an --edits file")

@@ -74,6 +74,10 @@ struct CompileCommand: ParsableCommand {
         guard maxValues > 0 else { throw ValidationError("--max-values must be > 0") }
         guard batch > 0 else { throw ValidationError("--batch must be > 0") }
         if let name { guard !name.isEmpty, !name.contains("/") else { throw ValidationError("--name must be a non-empty name without '/'") } }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: output, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw ValidationError("-o \(output) is a directory; give the pack's file name, e.g. \(output)/cities.rwkvpack")
+        }
     }
 
     func run() throws {

@@ -9,10 +9,10 @@ struct EditMethodOptions: ParsableArguments {
     @Option(name: .long, help: "Edit method: hyb-u (default), hyb-uv, uniform, adaptive, rank1, projection, isolate.")
     var method: EditMethod = .hybU
 
-    @Option(name: .long, help: "α = ratio·‖S‖/‖Δ‖ for adaptive methods, used as given (default: searched from the model's edit_ratio in <model>.json, else 0.20, until the edit verifies).")
+    @Option(name: .long, parsing: .unconditional, help: "α = ratio·‖S‖/‖Δ‖ for adaptive methods, used as given (default: searched from the model's edit_ratio in <model>.json, else 0.20, until the edit verifies).")
     var ratio: Float?
 
-    @Option(name: .long, help: "Fixed strength α (uniform and projection use 1 unless given).")
+    @Option(name: .long, parsing: .unconditional, help: "Fixed strength α (uniform and projection use 1 unless given).")
     var alpha: Float?
 
     @Option(name: .long, help: "Layers to edit, 'a-b' inclusive (default: the upper half).")
@@ -23,6 +23,11 @@ struct EditMethodOptions: ParsableArguments {
 
     @Flag(name: .long, help: "Keep an edit whose verdict is weak or collateral and exit 0 (default: such an edit is undone, exit status 2 or 3).")
     var allowWeak = false
+
+    func validate() throws {
+        if let ratio { guard ratio.isFinite, ratio > 0, ratio <= 100 else { throw ValidationError("--ratio must be a number in (0, 100], got \(ratio)") } }
+        if let alpha { guard alpha.isFinite, abs(alpha) <= 1e4 else { throw ValidationError("--alpha must be a finite number of at most 1e4 in size, got \(alpha)") } }
+    }
 
     /// A given ratio or α is used as it is; otherwise the strength is searched per context.
     var strength: StrengthPolicy { ratio == nil && alpha == nil ? .search : .fixed }

@@ -14,18 +14,34 @@ struct PacksCommand: ParsableCommand {
         @Argument(help: "Pack files.") var packs: [String]
         @Flag(name: .long, help: "Print JSON.") var json = false
 
+        /// One pack in `packs list --json`: everything a script needs to choose and drive it.
+        struct Row: Encodable {
+            struct Value: Encodable { let name, surface: String }
+            let file, name, status, template, dtype: String
+            let property, probe, query: String?
+            let templates: [String]
+            let layers: [Int]
+            let values: [Value]
+            let pairs: Int
+        }
+        struct Many: Encodable { let packs: [Row] }
+
         func run() throws {
             try reportingPackErrors {
-                var out: [[String: Any]] = []
+                var out: [Row] = []
+                var seen: [String: String] = [:]
                 for path in packs {
                     let p = try EditPack(path: path)
                     let vs = try p.values()
                     let c = try p.counts()
                     let m = p.manifest
-                    let names: [String] = vs.map { $0.name }
-                    let row: [String: Any] = ["file": path, "name": p.name, "status": p.status.rawValue, "values": names,
-                                              "pairs": c["pair_entries"] ?? 0, "template": m.template, "layers": m.layers, "dtype": m.dtype.rawValue]
-                    out.append(row)
+                    if let other = seen[p.name] {
+                        FileHandle.standardError.write(Data("warning: \(path) and \(other) are both named '\(p.name)'; `/edit \(p.name) …` takes the last one loaded (compile with --name to tell them apart)\n".utf8))
+                    }
+                    seen[p.name] = path
+                    out.append(Row(file: path, name: p.name, status: p.status.rawValue, template: m.template, dtype: m.dtype.rawValue,
+                                   property: m.property, probe: m.probeTemplate, query: m.queryTemplate, templates: m.templates ?? [m.template],
+                                   layers: m.layers, values: vs.map { Row.Value(name: $0.name, surface: $0.surface) }, pairs: c["pair_entries"] ?? 0))
                     if !json {
                         print("\(path): \(p.name) [\(p.status.rawValue)] \(vs.count) values, \(c["pair_entries"] ?? 0) pairs, template \"\(m.template)\", layers \(m.layers[0])-\(m.layers[1]), \(m.dtype.rawValue)")
                         if packs.count == 1 {
@@ -35,8 +51,7 @@ struct PacksCommand: ParsableCommand {
                     }
                 }
                 if json {
-                    let obj: [String: Any] = packs.count == 1 ? out[0] : ["packs": out]
-                    try printJSON(obj)
+                    if packs.count == 1 { try printReportJSON(out[0]) } else { try printReportJSON(Many(packs: out)) }
                 }
             }
         }

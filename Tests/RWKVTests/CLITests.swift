@@ -22,6 +22,14 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(named.stderr.contains("compiling 3 values"), named.stderr)
         let list = try run(["packs", "list", out, "--json"])
         XCTAssertTrue(list.stdout.contains("hat-colours"), list.stdout)
+        let shipped = Fixtures.repoRoot.appendingPathComponent("packs/cities.rwkvpack").path
+        let both = try run(["packs", "list", shipped, out, out, "--json"])
+        XCTAssertTrue(both.stderr.contains("are both named 'hat-colours'"), both.stderr)
+        let cities = try XCTUnwrap((try json(both.stdout)["packs"] as? [[String: Any]])?.first)
+        XCTAssertEqual(cities["property"] as? String, "city")
+        XCTAssertEqual(cities["probe"] as? String, "{entity} lives in {value}.")
+        XCTAssertEqual(cities["query"] as? String, "Where does {entity} live? {entity} lives in")
+        XCTAssertEqual((cities["values"] as? [[String: Any]])?.first?["surface"] as? String, "Paris")
 
         let old = try run(["compile", "--model", Fixtures.tinySafetensors, "--vocab", values, "-o", "\(dir)/q.rwkvpack", "--threads", "1"])
         XCTAssertEqual(old.status, 0, old.stderr)
@@ -162,6 +170,26 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(outOfVocab.stderr.contains("999"), outOfVocab.stderr)
         let badMethod = try run(["edit", "--model", Fixtures.tinySafetensors, "--context", "a", "--from", "a", "--to", "b",
                                  "--query", "q", "--old", "a", "--new", "b", "--method", "nope"])
+        // Each error names the kind of input expected.
+        let text = Fixtures.temporaryPath("not-a-model.txt")
+        try "hello world, this is text\n".write(toFile: text, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: text) }
+        let textModel = try run(["info", "--model", text])
+        XCTAssertEqual(textModel.status, 1)
+        XCTAssertTrue(textModel.stderr.contains("not a model file") && textModel.stderr.contains("hello wo"), textModel.stderr)
+        let dirModel = try run(["info", "--model", Fixtures.repoRoot.appendingPathComponent("models").path])
+        XCTAssertTrue(dirModel.stderr.contains("is a directory"), dirModel.stderr)
+        let dirOut = try run(["compile", "--model", Fixtures.tinySafetensors, "--values", "prompts/colours.txt", "-o", NSTemporaryDirectory()])
+        XCTAssertEqual(dirOut.status, 64)
+        XCTAssertTrue(dirOut.stderr.contains("is a directory"), dirOut.stderr)
+        let negative = try run(["edit", "--model", Fixtures.tinySafetensors, "--context", "a", "--from", "a", "--to", "b",
+                                "--query", "q", "--old", "a", "--new", "b", "--ratio", "-1"])
+        XCTAssertEqual(negative.status, 64)
+        XCTAssertTrue(negative.stderr.contains("--ratio must be a number in (0, 100]"), negative.stderr)
+        let isolate = try run(["apply", "--model", Fixtures.tinySafetensors, "--pack", "p.rwkvpack", "--context", "a", "--edit", "A: b -> c",
+                               "--method", "isolate"])
+        XCTAssertEqual(isolate.status, 64)
+        XCTAssertTrue(isolate.stderr.contains("with a pack use hyb-u"), isolate.stderr)
         // Rejected while parsing (usage error, 64), listing the methods there are.
         XCTAssertEqual(badMethod.status, 64)
         XCTAssertTrue(badMethod.stderr.contains("'nope' is invalid for '--method") && badMethod.stderr.contains("hyb-u"), badMethod.stderr)

@@ -54,7 +54,10 @@ final class TokenizerTests: XCTestCase {
             }
         }
         XCTAssertThrowsError(try WorldTokenizer(vocabularyFile: "/nonexistent/vocab.txt")) {
-            XCTAssertEqual($0 as? RWKVError, .fileNotFound("/nonexistent/vocab.txt"))
+            // The error names the kind of file expected, not a model file.
+            guard case .unreadable(let file, let reason) = $0 as? RWKVError else { return XCTFail("\($0)") }
+            XCTAssertEqual(file, "/nonexistent/vocab.txt")
+            XCTAssertTrue(reason.contains("World vocabulary"), reason)
         }
     }
 }

@@ -3,7 +3,11 @@ import Foundation
 /// Opens a model file of any supported format, recognised by its leading bytes rather than its name.
 public enum ModelLoader {
     public static func load(path: String) throws -> RWKVModel {
-        let head = try leadingBytes(path, 4)
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw RWKVError.unreadable(file: path, reason: "it is a directory; give a model file (.pth, .safetensors or .gguf)")
+        }
+        let head = try leadingBytes(path, 10)
         if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
             return try PthReader.loadModel(path: path)
         }
@@ -12,6 +16,11 @@ public enum ModelLoader {
         }
         if head.starts(with: Array("GGUF".utf8)) {
             return try GGUFReader.loadModel(path: path)
+        }
+        // safetensors: an 8-byte header length, then the JSON header, which starts with '{'.
+        guard head.count == 10, head[8] == UInt8(ascii: "{") else {
+            let shown = String(decoding: head.prefix(8).map { (0x20..<0x7F).contains($0) ? $0 : UInt8(ascii: ".") }, as: UTF8.self)
+            throw RWKVError.unsupported(file: path, reason: "not a model file: it is neither a torch zip (.pth), safetensors nor GGUF (it starts with \"\(shown)\"); give an RWKV-7 model file")
         }
         let st = try SafeTensorsFile(path: path)
         if FLAKeys.looksLikeFLA(st.entries.keys) {

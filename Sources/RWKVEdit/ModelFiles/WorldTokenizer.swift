@@ -54,7 +54,9 @@ public struct WorldTokenizer: Sendable {
     /// Loads a vocabulary file in the RWKV World format: `<id> <python str/bytes literal> <byte length>`.
     public init(vocabularyFile path: String) throws {
         guard let data = FileManager.default.contents(atPath: path) else {
-            if !FileManager.default.fileExists(atPath: path) { throw RWKVError.fileNotFound(path) }
+            if !FileManager.default.fileExists(atPath: path) {
+                throw RWKVError.unreadable(file: path, reason: "no such World vocabulary (tokenizer) file; give one with lines of `<id> <python literal> <byte length>`, e.g. rwkv_vocab_v20230424.txt, or put <model>-vocab.txt beside the model")
+            }
             throw RWKVError.unreadable(file: path, reason: "cannot read the vocabulary file")
         }
         var tokens: [[UInt8]] = [[]]
