@@ -127,6 +127,10 @@ struct CompileCommand: ParsableCommand {
             let compiler = PackCompiler(engine: mo.engine(m), tokenizer: tok)
             let tty = isatty(fileno(stderr)) != 0 && !json
             if !json {
+                // Verdicts read an answer's first token: values that share one cannot be told apart by top-1.
+                for group in Self.sharedFirstTokens(vocabulary, tok) {
+                    FileHandle.standardError.write(Data("warning: \(group.values.joined(separator: ", ")) begin with the same token \(group.token.debugDescription) after a space; edits between them cannot be verified by the top-1 answer\n".utf8))
+                }
                 // What the pack will hold, before hours of work: one u vector per value and edited head.
                 let c = m.config, layers = o.layers ?? c.upperHalfLayers
                 let element = switch d { case .f32: 4; case .f16: 2; case .int8: 1 }
@@ -169,6 +173,15 @@ struct CompileCommand: ParsableCommand {
                 print(String(format: "composed vs pair u₁: mean |cos| %.4f over %d pairs × %d heads", obj["composed_vs_pair_cosine_mean"] as? Double ?? 0, r.pairCount, c.count))
             }
         }
+    }
+}
+
+extension CompileCommand {
+    /// Groups of values whose answer text (" " + surface, as after a query) starts with the same token.
+    static func sharedFirstTokens(_ v: Vocabulary, _ tok: WorldTokenizer) -> [(token: String, values: [String])] {
+        var byToken: [Int: [String]] = [:]
+        for value in v.values { if let first = tok.encode(" " + value.surface).first { byToken[first, default: []].append(value.name) } }
+        return byToken.filter { $0.value.count > 1 }.sorted { $0.key < $1.key }.map { (tok.decode([$0.key]), $0.value) }
     }
 }
 

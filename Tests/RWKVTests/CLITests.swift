@@ -44,6 +44,13 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(tooMany.status, 1)
         XCTAssertTrue(tooMany.stderr.contains("more than --max-values 2"), tooMany.stderr)
 
+        let sharing = "\(dir)/cities.txt"
+        try "New York\nNew Delhi\nParis\n".write(toFile: sharing, atomically: true, encoding: .utf8)
+        let demo = Fixtures.repoRoot.appendingPathComponent("models/demo.safetensors").path
+        let shared = try run(["compile", "--model", demo, "--values", sharing, "-o", "\(dir)/c.rwkvpack", "--threads", "1"])
+        XCTAssertEqual(shared.status, 0, shared.stderr)
+        XCTAssertTrue(shared.stderr.contains("New York, New Delhi begin with the same token"), shared.stderr)
+
         let version = try run(["--version"])
         XCTAssertEqual(version.status, 0)
         XCTAssertTrue(version.stdout.hasPrefix("0."), version.stdout)
