@@ -39,15 +39,14 @@ struct GenerateCommand: ParsableCommand {
             var state = engine.newState()
             let ids = tok.encode(prompt)
             guard !ids.isEmpty else { throw ValidationError("--prompt encodes to no tokens") }
-            var logits = try engine.forward(ids, state: &state)
+            let logits = try engine.forward(ids, state: &state)
             var sampler = Sampler(temperature: temperature, topP: topP, seed: seed)
             var out = TextStream()
             out.write(Array(prompt.utf8))
-            for _ in 0..<n {
-                let next = sampler.sample(logits)
-                if stopAtEnd && next == 0 { break }
+            try engine.decode(from: logits, state: &state, maxTokens: n, sampler: &sampler) { next in
+                if stopAtEnd && next == 0 { return false }
                 out.write(tok.decodeBytes([next]))
-                logits = try engine.step(next, state: &state)
+                return true
             }
             out.finish()
         }

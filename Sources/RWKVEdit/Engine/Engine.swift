@@ -29,6 +29,23 @@ extension Engine {
         try forward([token], state: &state)
     }
 
+    /// The decoding loop: samples a token from `logits`, hands it to `accept`, steps the state past
+    /// it, and repeats up to `maxTokens` times or until `accept` returns false (that token is then
+    /// not fed). Returns how many tokens were fed.
+    @discardableResult
+    public func decode(from logits: [Float], state: inout State, maxTokens: Int, sampler: inout Sampler,
+                       accept: (Int) -> Bool) throws -> Int {
+        var logits = logits
+        var fed = 0
+        while fed < maxTokens {
+            let next = sampler.sample(logits)
+            guard accept(next) else { break }
+            logits = try step(next, state: &state)
+            fed += 1
+        }
+        return fed
+    }
+
     /// Checks a batch before a forward pass: one state per sequence, no empty sequence, ids in the
     /// vocabulary, states of this model. Every backend calls it.
     public func validate(_ batch: [[Int]], states: [State]) throws {

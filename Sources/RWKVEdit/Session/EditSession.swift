@@ -74,20 +74,17 @@ public final class EditSession {
         var sampler = sampler
         let tokens = continuationTokens(prompt)
         guard !tokens.isEmpty else { throw EditError.emptyText("the prompt") }
-        var logits = try engine.forward(tokens, state: &s)
-        var generated = 0
+        let logits = try engine.forward(tokens, state: &s)
         var bytes: [UInt8] = []
         let stopBytes = stop.map { Array($0.utf8) } ?? []
-        for _ in 0..<maxTokens {
-            let next = sampler.sample(logits)
-            if next == 0 { break }
+        let generated = try engine.decode(from: logits, state: &s, maxTokens: maxTokens, sampler: &sampler) { next in
+            if next == 0 { return false }
             bytes += tokenizer.decodeBytes([next])
             if !stopBytes.isEmpty, let r = bytes.firstRange(of: stopBytes) {
                 bytes.removeSubrange(r.lowerBound...)
-                break
+                return false
             }
-            logits = try engine.step(next, state: &s)
-            generated += 1
+            return true
         }
         let reply = String(decoding: bytes, as: UTF8.self)
         if commit {
