@@ -73,7 +73,7 @@ struct ChatLoop {
     static let help = """
     Lines without a slash are your turn in the conversation ("User: …"); the model replies.
       /feed TEXT                         add TEXT to the conversation as is (no reply)
-      /ask TEXT                          continue TEXT without changing the conversation
+      /ask TEXT                          continue TEXT to the end of its sentence without changing the conversation
       /edit "old fact" "new fact" [--method m] [--ratio r] [--alpha a] [--layers a-b]
                                          change a fact (default hyb-u, the model's edit ratio; verified
                                          and its strength searched when a loaded pack describes the fact)
@@ -120,7 +120,7 @@ struct ChatLoop {
             print("ok")
         case "/ask":
             let text = String(line.dropFirst("/ask".count).trimmingCharacters(in: .whitespaces))
-            let reply = try session.generate(after: text, maxTokens: maxTokens, stop: "\n", commit: false, sampler: sampler)
+            let reply = try session.generate(after: text, maxTokens: maxTokens, stop: "\n", endAtSentence: true, commit: false, sampler: sampler)
             print(text + reply)
         case "/edit":
             if let done = try packEdit(line) { print(done); break }   // /edit PACK Entity: A -> B (ApplyCommand.swift)

@@ -89,7 +89,7 @@ final class VerifiedEditTests: XCTestCase {
         XCTAssertTrue(lines.contains { $0.hasPrefix("applied: edit") && $0.contains("P(Chicago)") }, r.stdout)
         XCTAssertTrue(lines.contains { $0.hasPrefix("applied: forget") && $0.contains("P(Paris)") }, r.stdout)
         XCTAssertTrue(lines.contains { $0.hasPrefix("applied: erase") && $0.contains("P(Rome)") }, r.stdout)
-        XCTAssertTrue(r.stdout.contains("Bob lives in Chicago"), r.stdout)
+        XCTAssertTrue(lines.contains("Where does Bob live? Bob lives in Chicago."), "/ask ends with the sentence: \(r.stdout)")
 
         let weak = try CLI.run(["chat", "--model", Self.modelPath, "--pack", pack, "--threads", "1"],
                                stdin: "/feed Alice lives in Paris. Bob lives in Austin.\n/forget \"Alice lives in Paris.\" Alice --ratio 0.001\n")

@@ -66,10 +66,10 @@ public final class EditSession {
     }
 
     /// Generates up to `maxTokens` after `prompt` (greedy unless a sampler is given), stopping before
-    /// `stop`. With `commit` the prompt and reply become part of the conversation; otherwise the
-    /// live state is untouched.
-    public func generate(after prompt: String, maxTokens: Int, stop: String? = "\n\n", commit: Bool,
-                         sampler: Sampler = Sampler()) throws -> String {
+    /// `stop`, or with `endAtSentence` after the first token that ends a sentence (. ! ?). With
+    /// `commit` the prompt and reply become part of the conversation; otherwise the live state is untouched.
+    public func generate(after prompt: String, maxTokens: Int, stop: String? = "\n\n", endAtSentence: Bool = false,
+                         commit: Bool, sampler: Sampler = Sampler()) throws -> String {
         var s = state
         var sampler = sampler
         let tokens = continuationTokens(prompt)
@@ -77,12 +77,16 @@ public final class EditSession {
         let logits = try engine.forward(tokens, state: &s)
         var bytes: [UInt8] = []
         let stopBytes = stop.map { Array($0.utf8) } ?? []
+        var sentenceEnded = false
         let generated = try engine.decode(from: logits, state: &s, maxTokens: maxTokens, sampler: &sampler) { next in
-            if next == 0 { return false }
+            if next == 0 || sentenceEnded { return false }
             bytes += tokenizer.decodeBytes([next])
             if !stopBytes.isEmpty, let r = bytes.firstRange(of: stopBytes) {
                 bytes.removeSubrange(r.lowerBound...)
                 return false
+            }
+            if endAtSentence, let last = bytes.last(where: { $0 != 0x20 }), [UInt8(ascii: "."), UInt8(ascii: "!"), UInt8(ascii: "?")].contains(last) {
+                sentenceEnded = true
             }
             return true
         }
