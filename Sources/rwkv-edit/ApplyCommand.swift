@@ -2,20 +2,6 @@ import ArgumentParser
 import RWKVEdit
 import Foundation
 
-/// Runs a pack command body, turning library errors into "error: …" and exit code 1.
-func reportingPackErrors<T>(_ body: () throws -> T) throws -> T {
-    do { return try reportingErrors(body) } catch let e as PackError {
-        FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
-        throw ExitCode.failure
-    } catch let e as EditError {
-        FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
-        throw ExitCode.failure
-    } catch let e as EditCommandError {
-        FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
-        throw ExitCode.failure
-    }
-}
-
 struct ApplyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "apply",
@@ -80,7 +66,7 @@ struct ApplyCommand: ParsableCommand {
     }
 
     func run() throws {
-        try reportingPackErrors {
+        try reportingErrors {
             let controls = try controlQueries(controlQuery, controlAnswer)
             let options = try methodOptions.editOptions(defaultRatio: modelOptions.card().ratios.edit)
             let lines = edit.map { EditLine(edit: $0, query: query, old: old, new: new) } + (try edits.map(Self.readEdits) ?? [])

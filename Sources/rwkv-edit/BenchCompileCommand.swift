@@ -38,7 +38,7 @@ struct BenchCompileCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        try reportingPackErrors {
+        try reportingErrors {
             guard model == nil || synthetic == nil else { throw ValidationError("give at most one of --model or --synthetic") }
             let dtypes = try packDtype.split(separator: ",").map { name -> StorageDType in
                 guard let d = StorageDType(rawValue: String(name)) else {

@@ -95,7 +95,7 @@ struct BenchEditCommand: ParsableCommand {
     }
 
     func run() throws {
-        try reportingPackErrors {
+        try reportingErrors {
             var report = Report()
             if let synthetic {
                 for size in synthetic.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {

@@ -53,7 +53,7 @@ struct BenchIdentityCommand: ParsableCommand {
     }
 
     func run() throws {
-        try reportingPackErrors {
+        try reportingErrors {
             let (m, tok, name) = try load()
             var report = Report(model: name, dtype: m.weightDType.rawValue, tensors: ModelIdentity.tensorNames(m.config).count,
                                 sampledWeights: 0, vocabularyTokens: tok.count, manifestBytes: 0, runs: runs,

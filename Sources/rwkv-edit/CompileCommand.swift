@@ -81,7 +81,7 @@ struct CompileCommand: ParsableCommand {
     }
 
     func run() throws {
-        try reportingPackErrors {
+        try reportingErrors {
             let valuesPath: String
             if let values { valuesPath = values } else {
                 valuesPath = vocab ?? ""

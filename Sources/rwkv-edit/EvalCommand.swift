@@ -56,7 +56,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        try reportingPackErrors {
+        try reportingErrors {
             let start = Date()
             let files = try suiteFiles()
             let suites = try files.map { try EvalSuite.load(path: $0) }

@@ -51,10 +51,20 @@ struct PromptOptions: ParsableArguments {
     }
 }
 
-/// Runs a command body, turning library errors into a clean message and exit code 1.
+/// An error as `--json` commands print it on stderr.
+private struct JSONError: Encodable { let error, kind: String }
+
+/// Runs a command body, turning library errors into a clean message and exit code 1: "error: …" on
+/// stderr, or, when the command prints JSON (`--json`), one object {"error": message, "kind": type}
+/// so that a script reading JSON gets JSON either way.
 func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch let e as any Error & CustomStringConvertible where !(e is ValidationError) {
-        FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+        if CommandLine.arguments.contains("--json") {
+            let data = (try? JSONEncoder().encode(JSONError(error: e.description, kind: String(describing: type(of: e))))) ?? Data()
+            FileHandle.standardError.write(data + Data("\n".utf8))
+        } else {
+            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+        }
         throw ExitCode.failure
     }
 }

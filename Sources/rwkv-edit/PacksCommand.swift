@@ -27,7 +27,7 @@ struct PacksCommand: ParsableCommand {
         struct Many: Encodable { let packs: [Row] }
 
         func run() throws {
-            try reportingPackErrors {
+            try reportingErrors {
                 var out: [Row] = []
                 var seen: [String: String] = [:]
                 for path in packs {
@@ -64,7 +64,7 @@ struct PacksCommand: ParsableCommand {
         @Flag(name: .long, help: "Print JSON.") var json = false
 
         func run() throws {
-            try reportingPackErrors {
+            try reportingErrors {
                 let p = try EditPack(path: pack)
                 let m = p.manifest
                 let c = try p.counts()
@@ -130,7 +130,7 @@ struct PacksCommand: ParsableCommand {
         @Flag(name: .long, help: "Print JSON.") var json = false
 
         func run() throws {
-            try reportingPackErrors {
+            try reportingErrors {
                 var loaded: (RWKVModel, WorldTokenizer)?
                 if let model {
                     let mo = try ModelOptions.parse(["--model", model] + (tokenizer.map { ["--vocab", $0] } ?? []))
@@ -157,7 +157,7 @@ struct PacksCommand: ParsableCommand {
         @Flag(name: .long, help: "Print JSON.") var json = false
 
         func run() throws {
-            try reportingPackErrors {
+            try reportingErrors {
                 let r = try PackCompiler.merge(shards: shards, output: output)
                 if json {
                     try printJSON(["output": r.path, "status": r.status.rawValue, "pairs": r.pairCount, "bytes_per_value": r.bytesPerValue ?? 0,
@@ -186,7 +186,7 @@ struct PacksCommand: ParsableCommand {
         @Flag(name: .long, help: "Print JSON.") var json = false
 
         func run() throws {
-            try reportingPackErrors {
+            try reportingErrors {
                 let p = try EditPack(path: pack)
                 let mo = try ModelOptions.parse(["--model", model] + (tokenizer.map { ["--vocab", $0] } ?? []) + (threads.map { ["--threads", String($0)] } ?? []))
                 let m = try mo.loadModel()

@@ -16,6 +16,13 @@ enum CLI {
             .deletingLastPathComponent().appendingPathComponent("rwkv-edit")
     }
 
+    /// The message of an error on stderr, whether printed as "error: …" or, under --json, as
+    /// {"error": …, "kind": …}.
+    static func errorMessage(_ stderr: String) -> String {
+        if let obj = try? JSONSerialization.jsonObject(with: Data(stderr.utf8)) as? [String: Any], let e = obj["error"] as? String { return e }
+        return stderr.hasPrefix("error: ") ? String(stderr.dropFirst("error: ".count).dropLast(stderr.hasSuffix("\n") ? 1 : 0)) : stderr
+    }
+
     static func requireBinary() throws {
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
             throw XCTSkip("rwkv-edit binary not built next to the tests (\(binary.path)); run `swift build` first")

@@ -177,6 +177,12 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(outOfVocab.stderr.contains("999"), outOfVocab.stderr)
         let badMethod = try run(["edit", "--model", Fixtures.tinySafetensors, "--context", "a", "--from", "a", "--to", "b",
                                  "--query", "q", "--old", "a", "--new", "b", "--method", "nope"])
+        // With --json the error is JSON too.
+        let jsonError = try run(["logits", "--model", "/nonexistent/model.safetensors", "--tokens", "1", "--json"])
+        XCTAssertEqual(jsonError.status, 1)
+        let errorObject = try json(jsonError.stderr)
+        XCTAssertEqual(errorObject["kind"] as? String, "RWKVError")
+        XCTAssertTrue((errorObject["error"] as? String)?.contains("/nonexistent/model.safetensors") == true, jsonError.stderr)
         // Each error names the kind of input expected.
         let text = Fixtures.temporaryPath("not-a-model.txt")
         try "hello world, this is text\n".write(toFile: text, atomically: true, encoding: .utf8)
