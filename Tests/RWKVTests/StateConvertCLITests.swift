@@ -39,7 +39,7 @@ final class StateConvertCLITests: XCTestCase {
         _ = try CLI.run(["state", "convert", native, raw])
         let noModel = try CLI.run(["state", "convert", raw, path("x.safetensors")])
         XCTAssertEqual(noModel.status, 1)
-        XCTAssertEqual(noModel.stderr, "error: \(raw): a rwkvcpp state has no header giving its shape; pass --model to read it.\n")
+        XCTAssertEqual(noModel.stderr, "error: \(raw): no state format's magic or keys; if it is a rwkvcpp state buffer (it has no header), pass --model to read it with that model's shape.\n")
 
         // Shift-less formats warn, and with --model say by how much the next-token distribution moves.
         let pth = path("s.pth")

@@ -27,10 +27,10 @@ public enum StateFile {
             if st.entries[TimeStateFile.key(0)] != nil { return .webrwkv }
             throw StateFormatError.unrecognized(file: file.path, reason: "a safetensors file with neither 'layer0.wkv' nor '\(TimeStateFile.key(0))'")
         }
-        if let expected, file.count == RWKVCppStateFile.byteCount(expected) { return .rwkvcpp }
-        if expected == nil { throw StateFormatError.needsModel(file: file.path, format: .rwkvcpp) }
+        guard let expected else { throw StateFormatError.needsModel(file: file.path, format: .rwkvcpp) }
+        if file.count == RWKVCppStateFile.byteCount(expected) { return .rwkvcpp }
         let head = (0..<min(4, file.count)).map { String(format: "%02x", all.load(UInt8.self, at: $0)) }.joined(separator: " ")
-        throw StateFormatError.unrecognized(file: file.path, reason: "no known magic (first bytes \(head)) and \(file.count) bytes, not the \(RWKVCppStateFile.byteCount(expected!)) of an rwkv.cpp state of \(expected!)")
+        throw StateFormatError.unrecognized(file: file.path, reason: "no known magic (first bytes \(head)) and \(file.count) bytes, not the \(RWKVCppStateFile.byteCount(expected)) of an rwkv.cpp state of \(expected)")
     }
 
     /// Reads `path` in whatever format it is. With `expecting`, a state of another shape is an error
@@ -82,7 +82,10 @@ public enum StateFile {
         }
         let state = try State.load(from: st, shape: shape)
         let tokens = st.metadata[SavedState.Key.tokens].flatMap { Int($0) } ?? 0
-        let edits = (try? JSONDecoder().decode([EditRecord].self, from: Data((st.metadata[SavedState.Key.edits] ?? "[]").utf8))) ?? []
+        let edits: [EditRecord]
+        do { edits = try JSONDecoder().decode([EditRecord].self, from: Data((st.metadata[SavedState.Key.edits] ?? "[]").utf8)) } catch {
+            throw StateFileError.invalidField(file: path, field: SavedState.Key.edits, reason: "\(error)")
+        }
         return ImportedState(state: state, format: .native, tokenIDs: [], tokenCount: max(tokens, 0), edits: edits)
     }
 

@@ -128,7 +128,7 @@ public enum StateFormatError: Error, CustomStringConvertible, Equatable, Localiz
         case .notFinite(let f, let t, let i):
             return "\(f): '\(t)' holds a value that is not finite (NaN or infinity) at index \(i); the state is damaged."
         case .needsModel(let f, let format):
-            return "\(f): a \(format.rawValue) state has no header giving its shape; pass --model to read it."
+            return "\(f): no state format's magic or keys; if it is a \(format.rawValue) state buffer (it has no header), pass --model to read it with that model's shape."
         case .unknownOutputFormat(let f):
             return "\(f): cannot tell the format from the extension; pass --to (or --state-format) with one of \(StateFormat.allCases.map(\.rawValue).joined(separator: ", "))."
         }

@@ -63,7 +63,7 @@ enum TimeStateFile {
 
     static func readWebRWKV(_ file: SafeTensorsFile, layers: Int, expecting expected: StateShape?) throws -> ImportedState {
         for l in 0..<layers {
-            let e = file.entries[key(l)]!
+            guard let e = file.entries[key(l)] else { throw StateFormatError.malformed(file: file.path, reason: "no '\(key(l))'") }
             guard e.dtypeName == "F16" else {
                 throw StateFormatError.wrongDType(file: file.path, tensor: key(l), found: e.dtypeName, expected: "F16 (web-rwkv states are F16)")
             }
