@@ -12,6 +12,15 @@ if [ -x .build/interop-venv/bin/python ] || python3 -m venv .build/interop-venv;
 else
   echo "warning: could not create .build/interop-venv; the interop tests will skip" >&2
 fi
+# llama.cpp (llama-cpp-python): built from its sdist once (~13 min on a 2-core VM), then installed from
+# the wheel kept in ~/.cache/rwkv-edit-interop/wheels (keep that folder between CI runs).
+wheels="${RWKV_EDIT_WHEEL_CACHE:-$HOME/.cache/rwkv-edit-interop/wheels}"
+if [ -x .build/interop-venv/bin/python ] && mkdir -p "$wheels" \
+   && .build/interop-venv/bin/pip wheel -q --no-deps -w "$wheels" --find-links "$wheels" -r tools/interop/requirements-llama.txt \
+   && .build/interop-venv/bin/pip install -q --find-links "$wheels" -r tools/interop/requirements-llama.txt; then :
+else
+  echo "warning: llama-cpp-python is not installed; the llama.cpp interop test will skip" >&2
+fi
 swift build --build-tests -c release
 swift build --product RWKVEdit -c release
 swift test -c release --skip-build

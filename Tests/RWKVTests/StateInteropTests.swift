@@ -21,38 +21,93 @@ final class StateInteropTests: XCTestCase {
         return zip(a, b).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? .infinity
     }
 
-    func testStatesTravelToAndFromTheOfficialPackage() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.python) else {
-            throw XCTSkip("no interop venv at \(Self.python): run scripts/test.sh, or python3 -m venv .build/interop-venv && .build/interop-venv/bin/pip install -r tools/interop/requirements.txt")
-        }
-        let work = Fixtures.temporaryPath("interop")
-        try? FileManager.default.removeItem(atPath: work)
-        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: work) }
-        func at(_ name: String) -> String { (work as NSString).appendingPathComponent(name) }
-
-        let m = try ModelLoader.load(path: Self.model)
-        let engine = CPUEngine(model: m)
-        let prompt = try SafeTensorsFile(path: Self.ref).int32s("p7.tokens").map(Int.init)
-        let cont = [1031, 77, 500]
-        var s = engine.newState()
-        _ = try engine.forward(prompt, state: &s)
-        let saved = SavedState(state: s, tokens: prompt.count, edits: [], identity: nil)
-        try StateFile.write(saved, as: .pth, to: at("ours.pth"))
-        try StateFile.write(saved, as: .native, to: at("ours-full.safetensors"))
-        try JSONSerialization.data(withJSONObject: ["continue": cont, "prompt": prompt]).write(to: URL(fileURLWithPath: at("probe.json")))
-
+    /// Runs a tools/interop script in the venv; a failure fails the test with the script's stderr.
+    func runScript(_ name: String, _ args: [String]) throws -> Bool {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.python)
-        p.arguments = [Fixtures.repoRoot.appendingPathComponent("tools/interop/check_states.py").path, Self.model, work]
+        p.arguments = [Fixtures.repoRoot.appendingPathComponent("tools/interop/\(name)").path] + args
         let err = Pipe()
         p.standardError = err
         p.standardOutput = Pipe()
         try p.run()
         let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, "check_states.py failed: \(errText.suffix(2000))")
-        guard p.terminationStatus == 0 else { return }
+        XCTAssertEqual(p.terminationStatus, 0, "\(name) failed: \(errText.suffix(2000))")
+        return p.terminationStatus == 0
+    }
+
+    func requireVenv(importing module: String) throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.python) else {
+            throw XCTSkip("no interop venv at \(Self.python): run scripts/test.sh, or python3 -m venv .build/interop-venv && .build/interop-venv/bin/pip install -r tools/interop/requirements.txt")
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.python)
+        p.arguments = ["-c", "import \(module)"]
+        p.standardError = Pipe()
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw XCTSkip("the interop venv lacks '\(module)': scripts/test.sh installs it (tools/interop/README.md)")
+        }
+    }
+
+    /// A fresh work folder with the state after the golden prompt P7 and what the scripts read.
+    func prepareWork(_ name: String) throws -> (work: String, model: RWKVModel, engine: CPUEngine, state: State, prompt: [Int], cont: [Int]) {
+        let work = Fixtures.temporaryPath(name)
+        try? FileManager.default.removeItem(atPath: work)
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: work) }
+        let m = try ModelLoader.load(path: Self.model)
+        let engine = CPUEngine(model: m)
+        let prompt = try SafeTensorsFile(path: Self.ref).int32s("p7.tokens").map(Int.init)
+        let cont = [1031, 77, 500]
+        var s = engine.newState()
+        _ = try engine.forward(prompt, state: &s)
+        try JSONSerialization.data(withJSONObject: ["continue": cont, "prompt": prompt])
+            .write(to: URL(fileURLWithPath: (work as NSString).appendingPathComponent("probe.json")))
+        return (work, m, engine, s, prompt, cont)
+    }
+
+    func testStatesTravelToAndFromLlamaCpp() throws {
+        try requireVenv(importing: "llama_cpp")
+        let (work, m, engine, s, prompt, cont) = try prepareWork("interop-llama")
+        func at(_ name: String) -> String { (work as NSString).appendingPathComponent(name) }
+        let saved = SavedState(state: s, tokens: prompt.count, edits: [], identity: nil)
+        let ids = prompt.map(Int32.init)
+        try StateFile.write(saved, tokenIDs: ids, as: .llamaSession, to: at("ours.session"))
+        try StateFile.write(saved, tokenIDs: ids, as: .llamaSeq, to: at("ours.seq"))
+        let gguf = Fixtures.golden.appendingPathComponent("golden.f32.gguf").path
+        guard try runScript("check_llama.py", [gguf, work]) else { return }
+        let llama = try SafeTensorsFile(path: at("llama.safetensors"))
+
+        // (a) our files continued in llama.cpp.
+        var ours = s
+        let ourLogits = try engine.forward(cont, state: &ours)
+        XCTAssertEqual(try llama.int32s("session.tokens"), ids)
+        let da = worst(ourLogits, try llama.tensor("session.logits").floats())
+        XCTAssertLessThan(da, 1e-3, "our session continued in llama.cpp")
+        XCTAssertLessThan(worst(ourLogits, try llama.tensor("seq.logits").floats()), 1e-3, "our seq file continued in llama.cpp")
+
+        // (b) llama.cpp's own files continued here.
+        for name in ["theirs.session", "theirs.seq"] {
+            let theirs = try StateFile.read(at(name), expecting: StateShape(m.config))
+            XCTAssertEqual(theirs.tokenIDs, ids, name)
+            var st = theirs.state
+            let db = worst(try engine.forward(cont, state: &st), try llama.tensor("own.logits").floats())
+            XCTAssertLessThan(db, 1e-3, "\(name) continued here")
+            XCTAssertLessThan(theirs.state.maxAbsDifference(s), 1e-3, "\(name): llama.cpp's state is ours")
+        }
+        print("interop: llama.cpp continuing our session: logits max rel diff \(da)")
+    }
+
+    func testStatesTravelToAndFromTheOfficialPackage() throws {
+        try requireVenv(importing: "rwkv")
+        let (work, m, engine, s, prompt, cont) = try prepareWork("interop")
+        func at(_ name: String) -> String { (work as NSString).appendingPathComponent(name) }
+        let saved = SavedState(state: s, tokens: prompt.count, edits: [], identity: nil)
+        try StateFile.write(saved, as: .pth, to: at("ours.pth"))
+        try StateFile.write(saved, as: .native, to: at("ours-full.safetensors"))
+        guard try runScript("check_states.py", [Self.model, work]) else { return }
         let official = try SafeTensorsFile(path: at("official.safetensors"))
 
         // (1) The .pth as RWKV-Runner loads it (shifts zero), in the package and here.
