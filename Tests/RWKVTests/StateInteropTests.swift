@@ -21,19 +21,27 @@ final class StateInteropTests: XCTestCase {
         return zip(a, b).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? .infinity
     }
 
-    /// Runs a tools/interop script in the venv; a failure fails the test with the script's stderr.
-    func runScript(_ name: String, _ args: [String]) throws -> Bool {
+    /// Runs a tools/interop script in the venv and returns its stdout; a failure fails the test with
+    /// the script's stderr and returns nil.
+    @discardableResult
+    func runScript(_ name: String, _ args: [String]) throws -> String? {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.python)
         p.arguments = [Fixtures.repoRoot.appendingPathComponent("tools/interop/\(name)").path] + args
-        let err = Pipe()
+        let err = Pipe(), out = Pipe()
         p.standardError = err
-        p.standardOutput = Pipe()
+        p.standardOutput = out
         try p.run()
-        let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        final class Box: @unchecked Sendable { var data = Data() }
+        let errData = Box()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async { errData.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        let outText = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        group.wait()
         p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, "\(name) failed: \(errText.suffix(2000))")
-        return p.terminationStatus == 0
+        XCTAssertEqual(p.terminationStatus, 0, "\(name) failed: \(String(decoding: errData.data, as: UTF8.self).suffix(2000))")
+        return p.terminationStatus == 0 ? outText : nil
     }
 
     func requireVenv(importing module: String) throws {
@@ -77,7 +85,7 @@ final class StateInteropTests: XCTestCase {
         try StateFile.write(saved, tokenIDs: ids, as: .llamaSession, to: at("ours.session"))
         try StateFile.write(saved, tokenIDs: ids, as: .llamaSeq, to: at("ours.seq"))
         let gguf = Fixtures.golden.appendingPathComponent("golden.f32.gguf").path
-        guard try runScript("check_llama.py", [gguf, work]) else { return }
+        guard try runScript("check_llama.py", [gguf, work]) != nil else { return }
         let llama = try SafeTensorsFile(path: at("llama.safetensors"))
 
         // (a) our files continued in llama.cpp.
@@ -100,6 +108,30 @@ final class StateInteropTests: XCTestCase {
         print("interop: llama.cpp continuing our session: logits max rel diff \(da)")
     }
 
+    /// The README walkthrough: edit Bob's city on the demo model, save for llama.cpp, continue there.
+    func testEditedConversationContinuesInLlamaCpp() throws {
+        try requireVenv(importing: "llama_cpp, gguf")
+        try CLI.requireBinary()
+        _ = try VerifiedEditTests.demoBundle()
+        let work = Fixtures.temporaryPath("walkthrough")
+        try? FileManager.default.removeItem(atPath: work)
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: work) }
+        func at(_ name: String) -> String { (work as NSString).appendingPathComponent(name) }
+        let model = Fixtures.repoRoot.appendingPathComponent("models/demo.safetensors").path
+        let context = "Alice lives in Paris. Bob lives in Austin."
+        let edited = try CLI.run(["apply", "--model", model, "--pack", Fixtures.repoRoot.appendingPathComponent("packs/cities.rwkvpack").path,
+                                  "--context", context, "--edit", "Bob: Austin -> Chicago", "--state-out", at("bob.session"), "--threads", "1"])
+        XCTAssertEqual(edited.status, 0, edited.stderr)
+        let plain = try CLI.run(["state", "--model", model, "--text", context, "--out", at("plain.safetensors"), "--threads", "1"])
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        XCTAssertEqual(try CLI.run(["state", "convert", at("plain.safetensors"), at("plain.session")]).status, 0)
+        guard try runScript("demo_to_gguf.py", [model, Fixtures.repoRoot.appendingPathComponent("models/demo-vocab.txt").path, at("demo.gguf")]) != nil else { return }
+        let query = " Where does Bob live? Bob lives in"
+        XCTAssertEqual(try runScript("continue_in_llama.py", [at("demo.gguf"), at("plain.session"), query]), " Austin\n", "unedited")
+        XCTAssertEqual(try runScript("continue_in_llama.py", [at("demo.gguf"), at("bob.session"), query]), " Chicago\n", "edited")
+    }
+
     func testStatesTravelToAndFromTheOfficialPackage() throws {
         try requireVenv(importing: "rwkv")
         let (work, m, engine, s, prompt, cont) = try prepareWork("interop")
@@ -107,7 +139,7 @@ final class StateInteropTests: XCTestCase {
         let saved = SavedState(state: s, tokens: prompt.count, edits: [], identity: nil)
         try StateFile.write(saved, as: .pth, to: at("ours.pth"))
         try StateFile.write(saved, as: .native, to: at("ours-full.safetensors"))
-        guard try runScript("check_states.py", [Self.model, work]) else { return }
+        guard try runScript("check_states.py", [Self.model, work]) != nil else { return }
         let official = try SafeTensorsFile(path: at("official.safetensors"))
 
         // (1) The .pth as RWKV-Runner loads it (shifts zero), in the package and here.
