@@ -62,6 +62,10 @@ extension StateCommand {
                     return (m, try ModelBundle.tokenizer(for: m, vocabulary: vocab))
                 }
                 let imported = try StateFile.read(input, expecting: loaded.map { StateShape($0.0.config) })
+                if imported.format == .native, let (m, tokenizer) = loaded {
+                    // A native file carries provenance: with the model at hand, check it (identity, checksum).
+                    _ = try SavedState.read(from: input, model: m, tokenizer: tokenizer)
+                }
                 let identity = loaded.map { ModelIdentity(model: $0.0, tokenizer: $0.1) }
                 let saved = SavedState(state: imported.state, tokens: imported.tokenCount, edits: imported.edits, identity: identity)
                 if !imported.format.carriesShifts {

@@ -75,6 +75,25 @@ final class StateConvertCLITests: XCTestCase {
         XCTAssertTrue(chat.stdout.contains("Chicago"), chat.stdout)
         XCTAssertTrue(chat.stderr.contains("(llama-session) has no model identity or checksum"), chat.stderr)
 
+        // chat's /save and /load take every format too.
+        let fromChat = path("chat.seq")
+        let c1 = try CLI.run(["chat", "--model", Self.model, "--state-in", session], stdin: "/save \(fromChat)\n")
+        XCTAssertTrue(c1.stdout.contains("saved \(fromChat) ("), c1.stdout)
+        XCTAssertEqual(try StateFile.detect(fromChat), .llamaSeq)
+        let c2 = try CLI.run(["chat", "--model", Self.model], stdin: "/load \(fromChat)\n/ask Where does Bob live? Bob lives in\n")
+        XCTAssertTrue(c2.stdout.contains("loaded \(fromChat)"), c2.stdout)
+        XCTAssertTrue(c2.stdout.contains("Chicago"), c2.stdout)
+
+        // A native file converted with its model is checked (identity, checksum) first.
+        let native = path("bob.safetensors")
+        XCTAssertEqual(try CLI.run(["chat", "--model", Self.model, "--state-in", session], stdin: "/save \(native)\n").status, 0)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: native))
+        bytes[bytes.count - 5] ^= 0x10
+        try bytes.write(to: URL(fileURLWithPath: native))
+        let damaged = try CLI.run(["state", "convert", native, path("d.session"), "--model", Self.model])
+        XCTAssertEqual(damaged.status, 1)
+        XCTAssertTrue(damaged.stderr.contains("checksum"), damaged.stderr)
+
         // --state-format overrides the extension.
         let seq = path("bob.bin")
         let r2 = try CLI.run(["apply", "--model", Self.model, "--pack", Self.pack, "--context", "Alice lives in Paris. Bob lives in Austin.",
