@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages rwkv-edit builds against, if any is missing.
 set -euo pipefail
-packages=(libsqlite3-dev liblapacke-dev libopenblas-dev libzstd-dev libvulkan-dev mesa-vulkan-drivers glslc pkg-config)
+packages=(libsqlite3-dev liblapacke-dev libopenblas-dev libzstd-dev libvulkan-dev mesa-vulkan-drivers glslc pkg-config python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -82,8 +82,8 @@ struct ChatLoop {
       /erase "fact" [--ratio r]          erase a fact towards a neutral sentence (the model's erase ratio)
       /undo                              undo the latest edit exactly
       /state                             WKV norm per layer
-      /save FILE, /load FILE             save or load the state (safetensors with the model's identity,
-                                         the edit log and a checksum, checked on loading)
+      /save FILE, /load FILE             save or load the state (format from the extension, any format loads;
+                                         the native file carries the model's identity, edit log and checksum)
       /help, /quit
     In a pipe, the session ends with status 1 if a command failed, else 2 if an edit did not verify.
     """
@@ -149,12 +149,11 @@ struct ChatLoop {
             print(String(format: "all       ‖S‖ = %.4f   (%d edits on the undo stack)", s.wkvNorm(), session.undoStack.count))
         case "/save":
             guard rest.count == 1 else { throw EditError.invalid("usage: /save FILE") }
-            try session.saved().write(to: rest[0])
-            print("saved \(rest[0]) (\(session.tokensFed) tokens, \(session.editLog.count) edits)")
+            let format = try saveSession(session, to: rest[0], format: nil)
+            print("saved \(rest[0]) (\(session.tokensFed) tokens, \(session.editLog.count) edits\(format == .native ? "" : ", \(format.rawValue)"))")
         case "/load":
             guard rest.count == 1 else { throw EditError.invalid("usage: /load FILE") }
-            let saved = try SavedState.read(from: rest[0], model: session.engine.model, tokenizer: session.tokenizer)
-            try session.resume(saved)
+            let (saved, _) = try resumeSession(session, from: rest[0])
             turns = max(turns, 1)
             print("loaded \(rest[0])" + (saved.identity == nil ? " (no model identity or checksum to check: not saved by rwkv-edit)"
                                                              : " (\(saved.tokens) tokens, \(saved.edits.count) edits)"))

@@ -85,28 +85,64 @@ func displayToken(_ tok: WorldTokenizer, _ id: Int) -> String {
 }
 
 /// `--state-in` / `--state-out`: start from a saved conversation state and save the one a command ends
-/// with. A file written here carries the model's identity, the tokens fed, the edit log and a checksum,
-/// all checked when it is read back.
+/// with. Every `StateFormat` is accepted: the input's is detected, the output's comes from
+/// `--state-format` or the extension. A native file carries the model's identity, the tokens fed, the
+/// edit log and a checksum, all checked when it is read back; the other formats carry only the numbers.
 struct StateFileOptions: ParsableArguments {
-    @Option(name: .long, help: "Start from this saved state (checked against the model and its checksum); --context continues it.")
+    @Option(name: .long, help: "Start from this state file, any format (a native one is checked against the model and its checksum); --context continues it.")
     var stateIn: String?
 
-    @Option(name: .long, help: "Save the final state here, with the model's identity, tokens fed, edit log and checksum.")
+    @Option(name: .long, help: "Save the final state here (native .safetensors: with the model's identity, tokens fed, edit log and checksum).")
     var stateOut: String?
 
-    /// Resumes `session` from --state-in, if given; warns when the file has no provenance to check.
+    @Option(name: .long, help: "Format of --state-out (default: from its extension, else native).")
+    var stateFormat: StateFormat?
+
+    /// Resumes `session` from --state-in, if given.
     func resume(_ session: EditSession) throws {
         guard let stateIn else { return }
-        let saved = try SavedState.read(from: stateIn, model: session.engine.model, tokenizer: session.tokenizer)
-        if saved.identity == nil {
-            FileHandle.standardError.write(Data("warning: \(stateIn) has no model identity or checksum (not saved by rwkv-edit); read by shape only\n".utf8))
-        }
-        try session.resume(saved)
+        _ = try resumeSession(session, from: stateIn)
     }
 
     /// Saves the session's state to --state-out, if given.
     func save(_ session: EditSession) throws {
         guard let stateOut else { return }
-        try session.saved().write(to: stateOut)
+        try saveSession(session, to: stateOut, format: stateFormat)
     }
+}
+
+/// Continues `session` from a state file of any format (a native one is checked against the model and
+/// its checksum); warns on stderr when the file has no provenance or no token shifts.
+func resumeSession(_ session: EditSession, from path: String) throws -> (saved: SavedState, format: StateFormat) {
+    let model = session.engine.model
+    let format = try StateFile.detect(path, expecting: StateShape(model.config))
+    let saved: SavedState
+    if format == .native {
+        saved = try SavedState.read(from: path, model: model, tokenizer: session.tokenizer)
+    } else {
+        let imported = try StateFile.read(path, expecting: StateShape(model.config))
+        saved = SavedState(state: imported.state, tokens: imported.tokenCount, edits: [], identity: nil)
+    }
+    if saved.identity == nil {
+        FileHandle.standardError.write(Data("warning: \(path) (\(format.rawValue)) has no model identity or checksum (not saved by rwkv-edit); read by shape only\n".utf8))
+    }
+    if !format.carriesShifts {
+        FileHandle.standardError.write(Data("warning: \(path) (\(format.rawValue)) has no token shifts; they start at zero\n".utf8))
+    }
+    try session.resume(saved)
+    return (saved, format)
+}
+
+/// Saves the session's state in `format` (default: from the extension, else native), warning with the
+/// measured effect when the format drops the token shifts.
+@discardableResult
+func saveSession(_ session: EditSession, to path: String, format: StateFormat?) throws -> StateFormat {
+    let format = format ?? StateFormat.forExtension(of: path) ?? .native
+    let saved = session.saved()
+    if !format.carriesShifts {
+        let message = try StateFormatMessages.shiftDrop(format: format, state: saved.state, model: (session.engine.model, session.tokenizer))
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+    }
+    try StateFile.write(saved, as: format, to: path)
+    return format
 }

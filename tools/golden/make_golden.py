@@ -185,6 +185,7 @@ def fla_to_blinkdl(fla):
 def gguf_tensors(sd):
     """BlinkDL state dict -> list of (gguf name, numpy array in ggml/numpy order), as in the tiny
     fixture tiny-rwkv7-834K-f32.gguf (numpy shape is the reverse of the GGUF ne[] dims)."""
+    n_layer = dims(sd)["n_layer"]
     t = []
     n = lambda k: sd[k].numpy()
     t.append(("token_embd.weight", n("emb.weight")))
@@ -193,7 +194,7 @@ def gguf_tensors(sd):
     t.append(("output_norm.weight", n("ln_out.weight")))
     t.append(("output_norm.bias", n("ln_out.bias")))
     t.append(("output.weight", n("head.weight")))
-    for i in range(N_LAYER):
+    for i in range(n_layer):
         b, a, f, g = f"blocks.{i}.", f"blocks.{i}.att.", f"blocks.{i}.ffn.", f"blk.{i}."
         t.append((g + "attn_norm.weight", n(b + "ln1.weight")))
         t.append((g + "attn_norm.bias", n(b + "ln1.bias")))
@@ -230,7 +231,7 @@ def gguf_to_blinkdl(path):
     C = N_EMBD
     sd = collections.OrderedDict()
     sd["emb.weight"] = T["token_embd.weight"]
-    for i in range(N_LAYER):
+    for i in range(n_layer):
         b, a, f, g = f"blocks.{i}.", f"blocks.{i}.att.", f"blocks.{i}.ffn.", f"blk.{i}."
         sd[b + "ln1.weight"] = T[g + "attn_norm.weight"]
         sd[b + "ln1.bias"] = T[g + "attn_norm.bias"]
@@ -279,16 +280,16 @@ def f16_type_map():
     return m
 
 
-def gguf_vocab(vocab_path):
-    """llama.cpp convert_hf_to_gguf `_set_vocab_rwkv_world` convention, truncated to VOCAB:
-    id 0 = '<s>' (CONTROL), ids 1..VOCAB-1 = World vocab ids 1..VOCAB-1 as repr(bytes)[2:-1]."""
+def gguf_vocab(vocab_path, vocab=VOCAB):
+    """llama.cpp convert_hf_to_gguf `_set_vocab_rwkv_world` convention, truncated to `vocab`:
+    id 0 = '<s>' (CONTROL), ids 1..vocab-1 = World vocab ids 1..vocab-1 as repr(bytes)[2:-1]."""
     import ast
     tokens, types = [b"<s>"], [int(gguf.TokenType.CONTROL)]
     with open(vocab_path, "r", encoding="utf-8") as fh:
         for line in fh:
             parts = line.rstrip("\n").split(" ")
             idx = int(parts[0])
-            if idx >= VOCAB:
+            if idx >= vocab:
                 break
             assert idx == len(tokens)
             tok = ast.literal_eval(" ".join(parts[1:-1]))
@@ -296,28 +297,38 @@ def gguf_vocab(vocab_path):
             assert len(tok) == int(parts[-1])
             tokens.append(repr(tok)[2:-1].encode("utf-8"))
             types.append(int(gguf.TokenType.NORMAL))
-    assert len(tokens) == VOCAB
+    assert len(tokens) == vocab
     return tokens, types
 
 
-def write_gguf(path, sd, ftype, vocab_path):
+def dims(sd):
+    """The hyper-parameters a BlinkDL state dict implies (layer 0 has no v0/v1/v2)."""
+    n_layer = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("blocks."))
+    return {"n_layer": n_layer, "vocab": sd["emb.weight"].shape[0], "n_embd": sd["emb.weight"].shape[1],
+            "head_size": sd["blocks.0.att.r_k"].shape[1], "ffn": sd["blocks.0.ffn.key.weight"].shape[0],
+            "d_w": sd["blocks.0.att.w1"].shape[1], "d_a": sd["blocks.0.att.a1"].shape[1],
+            "d_v": sd["blocks.1.att.v1"].shape[1], "d_g": sd["blocks.0.att.g1"].shape[1]}
+
+
+def write_gguf(path, sd, ftype, vocab_path, name="rwkv-edit-golden-x070-L3-D256"):
     tensors = gguf_tensors(sd)
+    d = dims(sd)
     type_map = f16_type_map() if ftype == 1 else None
     w = gguf.GGUFWriter(path, "rwkv7")
-    w.add_name("rwkv-edit-golden-x070-L3-D256")
+    w.add_name(name)
     w.add_context_length(1048576)
-    w.add_embedding_length(N_EMBD)
-    w.add_block_count(N_LAYER)
+    w.add_embedding_length(d["n_embd"])
+    w.add_block_count(d["n_layer"])
     w.add_layer_norm_eps(1e-5)
-    w.add_wkv_head_size(HEAD_SIZE)
-    w.add_decay_lora_rank(D_W)
-    w.add_iclr_lora_rank(D_A)
-    w.add_value_residual_mix_lora_rank(D_V)
-    w.add_gate_lora_rank(D_G)
-    w.add_feed_forward_length(FFN)
+    w.add_wkv_head_size(d["head_size"])
+    w.add_decay_lora_rank(d["d_w"])
+    w.add_iclr_lora_rank(d["d_a"])
+    w.add_value_residual_mix_lora_rank(d["d_v"])
+    w.add_gate_lora_rank(d["d_g"])
+    w.add_feed_forward_length(d["ffn"])
     w.add_file_type(ftype)
     w.add_head_count(0)
-    toks, types = gguf_vocab(vocab_path)
+    toks, types = gguf_vocab(vocab_path, d["vocab"])
     w.add_tokenizer_model("rwkv")
     w.add_token_list(toks)
     w.add_token_types(types)

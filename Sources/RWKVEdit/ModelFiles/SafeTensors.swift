@@ -91,22 +91,32 @@ public struct SafeTensorsFile: Sendable {
     /// Writes f32 tensors atomically (temp file, then rename) so no half-written file is left behind.
     public static func write(_ tensors: [(name: String, shape: [Int], values: [Float])],
                              metadata: [String: String] = [:], to path: String) throws {
+        try write(encoded: tensors.map { t in
+            (t.name, t.shape, DType.f32, t.values.withUnsafeBytes { Data($0) })
+        }, metadata: metadata, to: path)
+    }
+
+    /// Writes tensors already encoded in `dtype` (little-endian bytes), atomically.
+    public static func write(encoded tensors: [(name: String, shape: [Int], dtype: DType, bytes: Data)],
+                             metadata: [String: String] = [:], to path: String) throws {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
         for t in tensors {
-            guard t.shape.reduce(1, *) == t.values.count else {
-                throw RWKVError.invalidArgument("internal: tensor \(t.name) shape \(t.shape) does not match \(t.values.count) values")
+            guard t.shape.reduce(1, *) * t.dtype.byteSize == t.bytes.count else {
+                throw RWKVError.invalidArgument("internal: tensor \(t.name) shape \(t.shape) does not match \(t.bytes.count) bytes of \(t.dtype)")
             }
-            header[t.name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + t.values.count * 4]]
-            offset += t.values.count * 4
+            let name: String
+            switch t.dtype { case .f32: name = "F32"; case .f16: name = "F16"; case .bf16: name = "BF16" }
+            header[t.name] = ["dtype": name, "shape": t.shape, "data_offsets": [offset, offset + t.bytes.count]]
+            offset += t.bytes.count
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         while json.count % 8 != 0 { json.append(0x20) }
         var out = Data(capacity: 8 + json.count + offset)
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(json)
-        for t in tensors { t.values.withUnsafeBytes { out.append(contentsOf: $0) } }
+        for t in tensors { out.append(t.bytes) }
         try AtomicFile.write(out, to: path)
     }
 }

@@ -49,11 +49,17 @@ public struct SavedState: Sendable {
 
     /// Writes the file (a temporary file, then a rename: never half-written).
     public func write(to path: String) throws {
+        // Without an identity there is nothing to check a reader against: a plain state file (read by
+        // shape only), with the token count.
+        guard let identity else {
+            try state.save(to: path, metadata: [Key.tokens: String(tokens)])
+            return
+        }
         var meta: [String: String] = [Key.format: Self.formatName, Key.tokens: String(tokens), Key.sha256: Self.checksum(state)]
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         meta[Key.edits] = String(decoding: try encoder.encode(edits), as: UTF8.self)
-        if let identity { meta[Key.identity] = String(decoding: try encoder.encode(identity), as: UTF8.self) }
+        meta[Key.identity] = String(decoding: try encoder.encode(identity), as: UTF8.self)
         try state.save(to: path, metadata: meta)
     }
 

@@ -98,16 +98,22 @@ extension State {
     /// Loads a state saved by `save` (or by the official package's dump script) for a model of `config`;
     /// `keyPrefix` selects one of several states stored in one file (e.g. "p7.").
     public static func load(from path: String, config c: ModelConfig, keyPrefix: String = "") throws -> State {
-        let file = try SafeTensorsFile(path: path)
-        var s = State(config: c)
-        let C = c.nEmbd, hn = c.nHead * c.headSize * c.headSize
+        try load(from: try SafeTensorsFile(path: path), shape: StateShape(c), keyPrefix: keyPrefix)
+    }
+
+    static func load(from file: SafeTensorsFile, shape c: StateShape, keyPrefix: String = "") throws -> State {
+        let path = file.path
+        var s = State(nLayer: c.nLayer, nEmbd: c.nEmbd, nHead: c.nHead, headSize: c.headSize)
+        let C = c.nEmbd, hn = c.wkvPerLayer
         for l in 0..<c.nLayer {
             func read(_ key: String, _ n: Int) throws -> [Float] {
                 let t = try file.tensor(keyPrefix + key)
                 guard t.elementCount == n else {
                     throw RWKVError.shapeMismatch(file: path, name: key, expected: [n], found: t.shape)
                 }
-                return t.floats()
+                let values = t.floats()
+                try StateValues.checkFinite(values, file: path, tensor: key)
+                return values
             }
             s.attXPrev.replaceSubrange((l * C)..<((l + 1) * C), with: try read("layer\(l).att_x_prev", C))
             s.wkv.replaceSubrange((l * hn)..<((l + 1) * hn), with: try read("layer\(l).wkv", hn))
