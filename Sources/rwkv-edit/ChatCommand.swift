@@ -37,8 +37,15 @@ struct ChatCommand: ParsableCommand {
             if interactive { print("rwkv-edit chat — \(m.config.nLayer) layers, \(m.config.nHead) heads per layer. Type /help for commands.") }
             while true {
                 if interactive { print("> ", terminator: ""); fflush(stdout) }
+                // readLine strips "\n" and "\r\n" alike, so a CRLF script reads as an LF one.
                 guard let line = readLine(strippingNewline: true) else { break }
                 if !chat.handle(line) { break }
+            }
+            // A script must not pass for a clean run: in a pipe, any failed line fails the process.
+            if !interactive && chat.failures > 0 {
+                let n = chat.failures
+                FileHandle.standardError.write(Data("error: \(n) command\(n == 1 ? "" : "s") failed (first on line \(chat.firstFailureLine ?? 0)); exit status 1\n".utf8))
+                throw ExitCode.failure
             }
         }
     }
@@ -53,6 +60,10 @@ struct ChatLoop {
     let ratios: DefaultRatios
     /// Packs opened so far, by the name used in `/edit NAME …`.
     var packs: [String: EditPack] = [:]
+    /// Lines whose command or turn failed, and the first of them (1-based), for the exit status of a piped session.
+    private(set) var failures = 0
+    private(set) var firstFailureLine: Int?
+    private var lineNumber = 0
     private var turns = 0
 
     init(session: EditSession, maxTokens: Int, sampler: Sampler, ratios: DefaultRatios = .seed) {
@@ -72,10 +83,13 @@ struct ChatLoop {
       /state                             WKV norm per layer
       /save FILE, /load FILE             save or load the state (safetensors)
       /help, /quit
+    A failed line prints "error: …" and the session goes on; when input is piped (not a terminal),
+    the process then exits with status 1 if any line failed, so scripts can tell.
     """
 
     /// Handles one input line; false ends the loop.
     mutating func handle(_ raw: String) -> Bool {
+        lineNumber += 1
         let line = raw.trimmingCharacters(in: .whitespaces)
         if line.isEmpty { return true }
         do {
@@ -86,6 +100,8 @@ struct ChatLoop {
             print("Assistant:" + reply)
         } catch {
             print("error: \(error)")
+            failures += 1
+            if firstFailureLine == nil { firstFailureLine = lineNumber }
         }
         return true
     }
