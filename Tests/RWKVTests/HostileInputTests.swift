@@ -77,21 +77,38 @@ final class HostileInputTests: XCTestCase {
     }
 
     /// The check reads every byte of a model once; it must stay cheap next to loading. The figure for
-    /// a 0.4B model (about 0.9 GB of bf16 weights) is printed and quoted in the README.
+    /// a 0.4B model (about 0.9 GB of bf16 weights) is printed and quoted in the README. The assertion
+    /// compares with a byte-at-a-time table loop timed in the same run, so a loaded machine (the CI VM
+    /// is shared) slows both alike.
     func testCRC32IsFastEnoughForModelFiles() throws {
-        let n = 64 << 20
+        let n = 32 << 20
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: n, alignment: 64)
         defer { buffer.deallocate() }
         var rng = SplitMix64(seed: 1)
         for i in stride(from: 0, to: n, by: 8) { buffer.storeBytes(of: rng.next(), toByteOffset: i, as: UInt64.self) }
-        var best = Double.infinity
-        var crc: UInt32 = 0
-        for _ in 0..<3 { best = min(best, seconds { crc = CRC32.checksum(UnsafeRawBufferPointer(buffer)) }) }
-        let gbPerSecond = Double(n) / best / 1e9
-        let model04B = 0.9e9
-        print(String(format: "CRC-32 (slicing-by-8): %.2f GB/s; %.2f s for a 0.4B bf16 model (0.9 GB); crc %08x", gbPerSecond, model04B / (gbPerSecond * 1e9), crc))
-        // Well below what slicing-by-8 reaches on the 2-core CI VM (about 1.5 GB/s); a byte-at-a-time loop would fail it.
-        XCTAssertGreaterThan(gbPerSecond, 0.8, "CRC-32 throughput regressed")
+        let table: [UInt32] = (0..<256).map { b in
+            var c = UInt32(b)
+            for _ in 0..<8 { c = c & 1 == 1 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+            return c
+        }
+        func bytewise(_ raw: UnsafeRawBufferPointer) -> UInt32 {
+            table.withUnsafeBufferPointer { t in
+                var c: UInt32 = 0xFFFF_FFFF
+                for x in raw { c = (c >> 8) ^ t[Int((c ^ UInt32(x)) & 0xFF)] }
+                return ~c
+            }
+        }
+        var fast = Double.infinity, slow = Double.infinity
+        var crcFast: UInt32 = 0, crcSlow: UInt32 = 0
+        for _ in 0..<3 {
+            fast = min(fast, seconds { crcFast = CRC32.checksum(UnsafeRawBufferPointer(buffer)) })
+            slow = min(slow, seconds { crcSlow = bytewise(UnsafeRawBufferPointer(buffer)) })
+        }
+        XCTAssertEqual(crcFast, crcSlow)
+        let gbPerSecond = Double(n) / fast / 1e9
+        print(String(format: "CRC-32: slicing-by-8 %.2f GB/s, byte table %.2f GB/s; %.2f s for a 0.4B bf16 model (0.9 GB)",
+                     gbPerSecond, Double(n) / slow / 1e9, 0.9e9 / (gbPerSecond * 1e9)))
+        XCTAssertGreaterThan(slow / fast, 2, "slicing-by-8 lost its lead over the byte-at-a-time loop")
     }
 
     // MARK: - values files
