@@ -185,6 +185,26 @@ public struct EvalSuite: Sendable, Equatable {
     /// The suite format version this code reads.
     public static let formatVersion = 1
 
+    /// Bounds on what a suite may ask for, checked while parsing so a hostile or mistaken suite fails
+    /// at once with the field to fix instead of running for hours (every string is tokenised and fed,
+    /// and every strength point and query multiplies the model passes of a case).
+    public enum Limits {
+        /// Bytes of the suite file.
+        public static let fileBytes = 64 << 20
+        /// Cases in one suite.
+        public static let cases = 10_000
+        /// UTF-8 bytes of a case's context.
+        public static let contextBytes = 32_768
+        /// UTF-8 bytes of any other string (queries, answers, edit sentences, probes, names).
+        public static let stringBytes = 4096
+        /// Tokens of filler after the context.
+        public static let fillerTokens = 32_768
+        /// Ratios or alphas in one sweep.
+        public static let strengthPoints = 64
+        /// Queries in one list (targets, paraphrases, neighbours).
+        public static let queries = 256
+    }
+
     public var version: Int
     public var name: String
     public var description: String
@@ -208,6 +228,9 @@ public struct EvalSuite: Sendable, Equatable {
     /// a line without "context" but with "version" is the suite header).
     public static func load(path: String) throws -> EvalSuite {
         let data: Data
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > Limits.fileBytes {
+            throw EvalSuiteError(file: path, field: "(file)", reason: "the file is \(size) bytes; at most \(Limits.fileBytes) are read. Split the suite into several files")
+        }
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw EvalSuiteError(file: path, field: "(file)", reason: "cannot read it: \(error.localizedDescription)")
         }
@@ -215,7 +238,7 @@ public struct EvalSuite: Sendable, Equatable {
         if path.hasSuffix(".jsonl") {
             var header: [String: Any] = [:]
             var cases: [Any] = []
-            for (n, line) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            for (n, line) in TextLines.split(String(decoding: data, as: UTF8.self)).enumerated() {
                 let t = line.trimmingCharacters(in: .whitespaces)
                 if t.isEmpty { continue }
                 guard let obj = try? JSONSerialization.jsonObject(with: Data(t.utf8)) as? [String: Any] else {
@@ -262,6 +285,7 @@ public struct EvalSuite: Sendable, Equatable {
         guard let rawCases = top["cases"] else { throw r.error("cases", "missing") }
         guard let list = rawCases as? [Any] else { throw r.error("cases", "must be an array of case objects") }
         guard !list.isEmpty else { throw r.error("cases", "the suite has no cases") }
+        guard list.count <= Limits.cases else { throw r.error("cases", "\(list.count) cases; at most \(Limits.cases). Split the suite into several files") }
         var cases: [EvalCase] = []
         var seen = Set<String>()
         for (i, c) in list.enumerated() {
@@ -293,12 +317,15 @@ struct FieldReader {
         EvalSuiteError(file: file, caseIndex: caseIndex, caseID: caseID, field: field, reason: reason)
     }
 
-    func string(_ o: [String: Any], _ key: String, optional: Bool = false, prefix: String = "", nonEmpty: Bool = true) throws -> String? {
+    func string(_ o: [String: Any], _ key: String, optional: Bool = false, prefix: String = "", nonEmpty: Bool = true,
+                maxBytes: Int = EvalSuite.Limits.stringBytes) throws -> String? {
         guard let v = o[key], !(v is NSNull) else {
             if optional { return nil }
             throw error(prefix + key, "missing")
         }
         guard let s = v as? String else { throw error(prefix + key, "must be a string") }
+        let n = s.utf8.count
+        guard n <= maxBytes else { throw error(prefix + key, "\(n) bytes long; at most \(maxBytes). Shorten it") }
         if nonEmpty && s.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw error(prefix + key, "must not be empty") }
         return s
     }
@@ -306,6 +333,8 @@ struct FieldReader {
     func int(_ o: [String: Any], _ key: String, min: Int, prefix: String = "") throws -> Int? {
         guard let v = o[key], !(v is NSNull) else { return nil }
         guard !isJSONBool(v), let n = v as? NSNumber, n.doubleValue == n.doubleValue.rounded() else { throw error(prefix + key, "must be an integer") }
+        // Beyond 2^53 a JSON number is not an exact integer, and intValue of a larger double is undefined.
+        guard n.doubleValue.magnitude <= 9_007_199_254_740_992 else { throw error(prefix + key, "\(n) is out of range") }
         guard n.intValue >= min else { throw error(prefix + key, "must be ≥ \(min)") }
         return n.intValue
     }
@@ -343,6 +372,9 @@ struct FieldReader {
             if let v = o[single], !(v is NSNull) { return [try number(v, prefix + single)] }
             guard let v = o[plural], !(v is NSNull) else { return nil }
             guard let a = v as? [Any], !a.isEmpty else { throw error(prefix + plural, "must be a non-empty array of numbers") }
+            guard a.count <= EvalSuite.Limits.strengthPoints else {
+                throw error(prefix + plural, "\(a.count) values; at most \(EvalSuite.Limits.strengthPoints) per sweep. Split the sweep over several cases or suites")
+            }
             return try a.enumerated().map { try number($1, "\(prefix)\(plural)[\($0)]") }
         }
         return StrengthSpec(ratios: try list("ratio", "ratios"), alphas: try list("alpha", "alphas"))
@@ -406,12 +438,15 @@ struct FieldReader {
         try rejectUnknown(o, allowed: ["id", "group", "context", "filler", "edit", "method", "methods", "ratio", "ratios", "alpha", "alphas",
                                        "layers", "targets", "paraphrases", "neighbours", "fluency_prompt", "note"], prefix: "")
         let group = try string(o, "group", optional: true)
-        let context = try string(o, "context")!
+        let context = try string(o, "context", maxBytes: EvalSuite.Limits.contextBytes)!
         var filler: FillerSpec?
         if let f = o["filler"], !(f is NSNull) {
             guard let fo = f as? [String: Any] else { throw error("filler", "must be an object {\"tokens\": N, \"seed\": S}") }
             try rejectUnknown(fo, allowed: ["tokens", "seed"], prefix: "filler.")
             guard let t = try int(fo, "tokens", min: 0, prefix: "filler.") else { throw error("filler.tokens", "missing") }
+            guard t <= EvalSuite.Limits.fillerTokens else {
+                throw error("filler.tokens", "\(t) tokens; at most \(EvalSuite.Limits.fillerTokens). Lower it (longer filler needs a model with that much context anyway)")
+            }
             let seed = try int(fo, "seed", min: 0, prefix: "filler.") ?? 1
             filler = FillerSpec(tokens: t, seed: UInt64(seed))
         }
@@ -430,6 +465,7 @@ struct FieldReader {
         var neighbours: [NeighbourQuery] = []
         if let n = o["neighbours"], !(n is NSNull) {
             guard let a = n as? [Any] else { throw error("neighbours", "must be an array of {\"query\", \"answer\"}") }
+            try checkQueryCount(a, "neighbours")
             for (i, q) in a.enumerated() {
                 let p = "neighbours[\(i)]."
                 guard let qo = q as? [String: Any] else { throw error("neighbours[\(i)]", "must be an object {\"query\", \"answer\"}") }
@@ -468,6 +504,12 @@ struct FieldReader {
         }
     }
 
+    func checkQueryCount(_ a: [Any], _ key: String) throws {
+        guard a.count <= EvalSuite.Limits.queries else {
+            throw error(key, "\(a.count) queries; at most \(EvalSuite.Limits.queries) per case. Split them over several cases")
+        }
+    }
+
     func queries(_ o: [String: Any], _ key: String, required: Bool, needsNew: Bool) throws -> [EvalQuery] {
         guard let v = o[key], !(v is NSNull) else {
             if required { throw error(key, "missing; give at least one {\"query\", \"old\", \"new\"}") }
@@ -475,6 +517,7 @@ struct FieldReader {
         }
         guard let a = v as? [Any] else { throw error(key, "must be an array of {\"query\", \"old\", \"new\"}") }
         if required && a.isEmpty { throw error(key, "must have at least one query") }
+        try checkQueryCount(a, key)
         return try a.enumerated().map { i, q in
             let p = "\(key)[\(i)]."
             guard let qo = q as? [String: Any] else { throw error("\(key)[\(i)]", "must be an object {\"query\", \"old\", \"new\"}") }
@@ -504,14 +547,29 @@ public enum EvalFiller {
     ]
 
     /// Sentences joined by spaces until `count(text) ≥ spec.tokens` (empty for 0 tokens).
+    ///
+    /// Linear in the filler's length: the text grows by sentences whose token counts are summed
+    /// (each counted once, with its joining space), and the whole text is recounted only when that
+    /// sum reaches the goal — a tokeniser may merge across a join, so the sum is only an estimate,
+    /// and any shortfall found by the recount is filled the same way.
     public static func text(_ spec: FillerSpec, count: (String) -> Int) -> String {
         guard spec.tokens > 0 else { return "" }
         var rng = SplitMix64(seed: spec.seed)
-        var parts: [String] = []
-        while count(parts.joined(separator: " ")) < spec.tokens {
-            parts.append(sentences[Int(rng.next() % UInt64(sentences.count))])
-            if parts.count > 10_000 { break }
+        let costs = sentences.map { max(1, count(" " + $0)) }
+        var text = ""
+        var counted = -1
+        var estimate = 0
+        while true {
+            while estimate < spec.tokens {
+                let i = Int(rng.next() % UInt64(sentences.count))
+                text += text.isEmpty ? sentences[i] : " " + sentences[i]
+                estimate += costs[i]
+            }
+            let previous = counted
+            counted = count(text)
+            // A count that stops growing is no tokeniser's; returning then keeps the loop finite.
+            if counted >= spec.tokens || counted <= previous { return text }
+            // The next pass adds at least one sentence; the estimate restarts from the true count.
+            estimate = counted
         }
-        return parts.joined(separator: " ")
-    }
-}
+    }}

@@ -137,7 +137,7 @@ extension ChatLoop {
         packs[args[0]] = pack
         let fixed = SlashOptions.fixesStrength(Array(args[optStart...]))
         let r = try session.edit(args[1..<optStart].joined(separator: " "), pack: pack, options: opts, strength: fixed ? .fixed : .search)
-        if r.verdict != .applied { failures += 1 }
+        if r.verdict != .applied { unverifiedEdits += 1 }
         return Self.describe(r.outcome, "\(r.entity): \(r.from) → \(r.to) with pack \(pack.name)")
     }
 
@@ -171,7 +171,7 @@ extension ChatLoop {
                                unverified: () throws -> AppliedEdit) throws -> String {
         if let c = try check(forFact: fact, newFact: newFact) {
             let o = try verified(c, fixed ? .fixed : .search)
-            if o.verdict != .applied { failures += 1 }
+            if o.verdict != .applied { unverifiedEdits += 1 }
             return Self.describe(o, what)
         }
         let e = try unverified()

@@ -39,12 +39,22 @@ struct ChatCommand: ParsableCommand {
             if interactive { print("rwkv-edit chat — \(m.config.nLayer) layers, \(m.config.nHead) heads per layer. Type /help for commands.") }
             while true {
                 if interactive { print("> ", terminator: ""); fflush(stdout) }
+                // readLine strips "\n" and "\r\n" alike, so a CRLF script reads as an LF one.
                 guard let line = readLine(strippingNewline: true) else { break }
                 if !chat.handle(line) { break }
             }
             try stateFiles.save(session)
-            if !interactive && chat.errors > 0 { throw ExitCode.failure }
-            if !interactive && chat.failures > 0 { throw ExitCode(2) }
+            // A script must not pass for a clean run: in a pipe, any failed line fails the process (1),
+            // and an edit that did not verify does too (2), as it would in `edit` or `apply`.
+            if !interactive && chat.failures > 0 {
+                let n = chat.failures
+                FileHandle.standardError.write(Data("error: \(n) command\(n == 1 ? "" : "s") failed (first on line \(chat.firstFailureLine ?? 0)); exit status 1\n".utf8))
+                throw ExitCode.failure
+            }
+            if !interactive && chat.unverifiedEdits > 0 {
+                FileHandle.standardError.write(Data("error: \(chat.unverifiedEdits) edit(s) did not verify; exit status 2\n".utf8))
+                throw ExitCode(2)
+            }
         }
     }
 }
@@ -58,11 +68,13 @@ struct ChatLoop {
     let ratios: DefaultRatios
     /// Packs opened so far, by the name used in `/edit NAME …`.
     var packs: [String: EditPack] = [:]
+    /// Lines whose command or turn failed, and the first of them (1-based), for the exit status of a piped session.
+    private(set) var failures = 0
+    private(set) var firstFailureLine: Int?
+    private var lineNumber = 0
     private var turns = 0
-    /// Commands that failed, and edits that did not verify: a piped session ends with status 1 or 2
-    /// when there were any, as `edit` and `apply` would.
-    var errors = 0
-    var failures = 0
+    /// Edits that did not verify: a piped session then ends with status 2.
+    var unverifiedEdits = 0
 
     init(session: EditSession, maxTokens: Int, sampler: Sampler, ratios: DefaultRatios = .seed) {
         self.session = session; self.maxTokens = maxTokens; self.sampler = sampler; self.ratios = ratios
@@ -85,11 +97,13 @@ struct ChatLoop {
       /save FILE, /load FILE             save or load the state (format from the extension, any format loads;
                                          the native file carries the model's identity, edit log and checksum)
       /help, /quit
-    In a pipe, the session ends with status 1 if a command failed, else 2 if an edit did not verify.
+    A failed line prints "error: …" and the session goes on; when input is piped (not a terminal),
+    the process then exits with status 1 if any line failed, else 2 if an edit did not verify.
     """
 
     /// Handles one input line; false ends the loop.
     mutating func handle(_ raw: String) -> Bool {
+        lineNumber += 1
         let line = raw.trimmingCharacters(in: .whitespaces)
         if line.isEmpty { return true }
         do {
@@ -99,8 +113,9 @@ struct ChatLoop {
             turns += 1
             print("Assistant:" + reply)
         } catch {
-            errors += 1
             print("error: \(error)")
+            failures += 1
+            if firstFailureLine == nil { firstFailureLine = lineNumber }
         }
         return true
     }

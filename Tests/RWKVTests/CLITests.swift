@@ -117,6 +117,25 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("undone: edit"), r.stdout)
         XCTAssertTrue(r.stdout.contains("unknown edit method 'nope'"), r.stdout)
         XCTAssertTrue(r.stdout.contains("nothing to undo"), r.stdout)
+        // The session ran to the end, but a piped session with failed lines exits non-zero.
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertEqual(r.stderr, "error: 2 commands failed (first on line 4); exit status 1\n")
+    }
+
+    /// Regression: a bad `/load` printed an error but the piped session still exited 0; and a
+    /// script saved with CRLF line endings reads like an LF one.
+    func testPipedChatFailsOnABadLoadAndReadsCRLF() throws {
+        let bad = Fixtures.temporaryPath("not-a-state.safetensors")
+        try Data("garbage".utf8).write(to: URL(fileURLWithPath: bad))
+        defer { try? FileManager.default.removeItem(atPath: bad) }
+        let failing = try run(["chat", "--model", Fixtures.tinySafetensors], stdin: "/feed Alice lives in Paris.\r\n/load \(bad)\r\n/quit\r\n")
+        XCTAssertTrue(failing.stdout.hasPrefix("ok\nerror: "), failing.stdout)
+        XCTAssertTrue(failing.stdout.contains(bad), failing.stdout)
+        XCTAssertEqual(failing.status, 1, failing.stderr)
+        XCTAssertEqual(failing.stderr, "error: 1 command failed (first on line 2); exit status 1\n")
+        let clean = try run(["chat", "--model", Fixtures.tinySafetensors], stdin: "/feed Alice lives in Paris.\r\n/help\r\n/quit\r\n")
+        XCTAssertEqual(clean.status, 0, clean.stderr)
+        XCTAssertTrue(clean.stdout.contains("exits with status 1 if any line failed"), clean.stdout)
     }
 
     func testBenchCompileReportsTheSplitAndSizePerDType() throws {

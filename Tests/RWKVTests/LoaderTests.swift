@@ -185,7 +185,7 @@ final class LoaderTests: XCTestCase {
 
     // MARK: - hand-made zip / pickle files
 
-    /// A zip of stored entries, as torch.save writes (CRCs left zero: the reader does not check them).
+    /// A zip of stored entries, as torch.save writes, with their CRC-32s.
     static func zipArchive(_ entries: [(name: String, data: [UInt8])], method: UInt16 = 0, zip64: Bool = false) -> [UInt8] {
         var out: [UInt8] = [], central: [UInt8] = []
         func u16(_ v: Int, _ b: inout [UInt8]) { b += [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF)] }
@@ -195,14 +195,15 @@ final class LoaderTests: XCTestCase {
         for e in entries {
             let offset = out.count
             let name = Array(e.name.utf8)
+            let crc = Int(CRC32.checksum(e.data))
             u32(0x0403_4B50, &out); u16(45, &out); u16(0, &out); u16(Int(method), &out); u16(0, &out); u16(0, &out)
-            u32(0, &out); u32(zip64 ? ones : e.data.count, &out); u32(zip64 ? ones : e.data.count, &out)
+            u32(crc, &out); u32(zip64 ? ones : e.data.count, &out); u32(zip64 ? ones : e.data.count, &out)
             u16(name.count, &out); u16(zip64 ? 20 : 0, &out)
             out += name
             if zip64 { u16(1, &out); u16(16, &out); u64(e.data.count, &out); u64(e.data.count, &out) }
             out += e.data
             u32(0x0201_4B50, &central); u16(45, &central); u16(45, &central); u16(0, &central); u16(Int(method), &central)
-            u16(0, &central); u16(0, &central); u32(0, &central)
+            u16(0, &central); u16(0, &central); u32(crc, &central)
             u32(zip64 ? ones : e.data.count, &central); u32(zip64 ? ones : e.data.count, &central)
             u16(name.count, &central); u16(zip64 ? 28 : 0, &central); u16(0, &central); u16(0, &central); u16(0, &central); u32(0, &central)
             u32(zip64 ? ones : offset, &central); central += name

@@ -61,10 +61,9 @@ public struct WorldTokenizer: Sendable {
         }
         var tokens: [[UInt8]] = [[]]
         var lineNumber = 0
-        for lineSub in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+        for lineSub in TextLines.split(data) {
             lineNumber += 1
-            var line = Array(lineSub)
-            if line.last == UInt8(ascii: "\r") { line.removeLast() }
+            let line = Array(lineSub)
             if line.allSatisfy({ $0 == 0x20 }) { continue }
             func bad(_ why: String) -> RWKVError {
                 .malformed(file: path, reason: "line \(lineNumber): \(why) (expected `<id> <python literal> <byte length>`)")

@@ -2,7 +2,8 @@ import Foundation
 
 /// Read-only view of a zip archive's central directory over a memory-mapped file, as written by
 /// `torch.save` (STORED entries, ZIP64 when large). Entry data is handed out as regions of the map
-/// (zero copy); every offset and size read from the file is checked against the file's bounds.
+/// (zero copy); every offset and size read from the file is checked against the file's bounds, and
+/// every entry handed out is checked against its CRC-32, so flipped bytes are reported, not loaded.
 public struct ZipArchive: Sendable {
     public struct Entry: Sendable {
         public let name: String
@@ -12,6 +13,8 @@ public struct ZipArchive: Sendable {
         public let compressedSize: Int
         public let uncompressedSize: Int
         public let localHeaderOffset: Int
+        /// CRC-32 of the uncompressed data, from the central directory.
+        public let crc32: UInt32
     }
 
     public let file: MappedFile
@@ -75,6 +78,7 @@ public struct ZipArchive: Sendable {
             guard all.load(UInt32.self, at: q) == 0x0201_4B50 else { throw bad("central directory entry \(i) has a bad signature") }
             let flags = all.load(UInt16.self, at: q + 8)
             let method = all.load(UInt16.self, at: q + 10)
+            let crc = all.load(UInt32.self, at: q + 16)
             var csize = UInt64(all.load(UInt32.self, at: q + 20))
             var usize = UInt64(all.load(UInt32.self, at: q + 24))
             let nameLen = Int(all.load(UInt16.self, at: q + 28))
@@ -110,7 +114,7 @@ public struct ZipArchive: Sendable {
             }
             if index[name] == nil { index[name] = entries.count }
             entries.append(Entry(name: name, method: method, flags: flags, compressedSize: Int(csize),
-                                 uncompressedSize: Int(usize), localHeaderOffset: Int(local)))
+                                 uncompressedSize: Int(usize), localHeaderOffset: Int(local), crc32: crc))
             q += total
         }
         self.entries = entries
@@ -119,7 +123,8 @@ public struct ZipArchive: Sendable {
 
     public func entry(named name: String) -> Entry? { index[name].map { entries[$0] } }
 
-    /// The bytes of a stored (uncompressed, unencrypted) entry, as a region of the map.
+    /// The bytes of a stored (uncompressed, unencrypted) entry, as a region of the map, after checking
+    /// their CRC-32 (computed over the mapped bytes: no copy).
     public func data(of entry: Entry) throws -> ByteRegion {
         let path = file.path
         guard entry.flags & 1 == 0 else {
@@ -138,8 +143,15 @@ public struct ZipArchive: Sendable {
         }
         let nameLen = Int(header.load(UInt16.self, at: 26))
         let extraLen = Int(header.load(UInt16.self, at: 28))
-        return try file.bytes(at: h + 30 + nameLen + extraLen, count: entry.uncompressedSize)
+        let region = try file.bytes(at: h + 30 + nameLen + extraLen, count: entry.uncompressedSize)
+        let crc = CRC32.checksum(UnsafeRawBufferPointer(start: region.base, count: region.count))
+        guard crc == entry.crc32 else {
+            throw RWKVError.malformed(file: path, reason: "zip entry '\(entry.name)' fails its CRC-32 check (stored \(hex(entry.crc32)), computed \(hex(crc))): its bytes were changed after it was written")
+        }
+        return region
     }
+
+    private func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16, uppercase: false) }
 
     public func data(named name: String) throws -> ByteRegion {
         guard let e = entry(named: name) else {

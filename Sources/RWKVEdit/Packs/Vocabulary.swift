@@ -15,6 +15,18 @@ public struct Vocabulary: Sendable, Equatable {
 
     public static let genericTemplate = "The answer is {value}."
 
+    /// Bounds on what a values file may hold, checked before any work that grows with it: a value or
+    /// template is a phrase, not a document, and every value costs model passes when compiled (a
+    /// 100,000-character line took over a minute and 3.6 GB before this limit).
+    public enum Limits {
+        /// Bytes of one line (UTF-8, after the line ending is removed).
+        public static let lineBytes = 1024
+        /// Values in one file.
+        public static let values = 65_536
+        /// Bytes of the whole file.
+        public static let fileBytes = 16 << 20
+    }
+
     public static func == (a: Vocabulary, b: Vocabulary) -> Bool {
         a.name == b.name && a.property == b.property && a.template == b.template && a.extraTemplates == b.extraTemplates && a.probeTemplate == b.probeTemplate && a.queryTemplate == b.queryTemplate
             && a.values.map(\.name) == b.values.map(\.name) && a.values.map(\.surface) == b.values.map(\.surface)
@@ -26,6 +38,9 @@ public struct Vocabulary: Sendable, Equatable {
     }
 
     public static func load(path: String) throws -> Vocabulary {
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > Limits.fileBytes {
+            throw PackError.invalidInput("values file \(path) is \(size) bytes; at most \(Limits.fileBytes) are read. Split it into several packs")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw PackError.invalidInput("cannot read vocabulary file \(path)")
         }
@@ -37,7 +52,8 @@ public struct Vocabulary: Sendable, Equatable {
     public static func parse(_ text: String, name: String, file: String = "<text>") throws -> Vocabulary {
         var v = Vocabulary(name: name, values: [])
         var seen = Set<String>()
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (i, raw) in TextLines.split(text).enumerated() {
+            try checkLineLength(raw, file: file, line: i + 1)
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line.hasPrefix("#") { continue }
             if line.hasPrefix("@") {
@@ -59,6 +75,9 @@ public struct Vocabulary: Sendable, Equatable {
             }
             guard !nm.isEmpty, !surface.isEmpty else { throw PackError.invalidInput("\(file):\(i + 1): empty name or surface text") }
             guard seen.insert(nm).inserted else { throw PackError.invalidInput("\(file):\(i + 1): '\(nm)' appears twice") }
+            guard v.values.count < Limits.values else {
+                throw PackError.invalidInput("\(file):\(i + 1): more than \(Limits.values) values; split the file into several packs")
+            }
             v.values.append((nm, surface))
         }
         guard v.values.count >= 2 else { throw PackError.invalidInput("vocabulary \(file) needs at least two values (it has \(v.values.count))") }
@@ -70,6 +89,14 @@ public struct Vocabulary: Sendable, Equatable {
         return v
     }
 
+    /// Refuses an over-long line before it is trimmed, split or tokenised.
+    static func checkLineLength(_ line: Substring, file: String, line number: Int) throws {
+        let n = line.utf8.count
+        guard n <= Limits.lineBytes else {
+            throw PackError.invalidInput("\(file):\(number): the line is \(n) bytes; a value, alias or directive may have at most \(Limits.lineBytes). Shorten it (values are names or short phrases)")
+        }
+    }
+
     public static func checkTemplate(_ t: String, what: String) throws {
         guard t.contains("{value}") else { throw PackError.invalidInput("\(what) '\(t)' has no {value} placeholder") }
     }
@@ -77,7 +104,8 @@ public struct Vocabulary: Sendable, Equatable {
     /// Parses a pairs file: one "A -> B" (or "A, B") per line, `#` comments.
     public static func parsePairs(_ text: String, file: String) throws -> [(String, String)] {
         var out: [(String, String)] = []
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (i, raw) in TextLines.split(text).enumerated() {
+            try checkLineLength(raw, file: file, line: i + 1)
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line.hasPrefix("#") { continue }
             let sep = line.contains("->") ? "->" : ","
