@@ -110,7 +110,7 @@ struct ApplyCommand: ParsableCommand {
         guard let data = FileManager.default.contents(atPath: path) else { throw PackError.invalidInput("cannot read the edits file \(path)") }
         guard data.count <= 16 << 20 else { throw PackError.invalidInput("\(path): an edits file is at most 16 MB") }
         var out: [EditLine] = []
-        for (i, raw) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (i, raw) in TextLines.split(String(decoding: data, as: UTF8.self)).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if line.isEmpty || line.hasPrefix("#") { continue }
             do { out.append(try JSONDecoder().decode(EditLine.self, from: Data(line.utf8))) } catch {

@@ -142,7 +142,7 @@ struct ZipWriter {
             extraLength = Self.alignment - headerEnd % Self.alignment
             if extraLength < 4 { extraLength += Self.alignment }
         }
-        let crc = CRC32.checksum(bytes)
+        let crc = bytes.withUnsafeBytes { CRC32.checksum($0) }
         var h = StateByteWriter()
         h.u32(0x0403_4B50); h.data.append(contentsOf: le16(20)); h.data.append(contentsOf: le16(0)); h.data.append(contentsOf: le16(0))
         h.data.append(contentsOf: le16(0)); h.data.append(contentsOf: le16(0x21))   // time 00:00, date 1980-01-01
@@ -186,21 +186,4 @@ struct ZipWriter {
     }
 
     private func le16(_ v: UInt16) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8)] }
-}
-
-/// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), as zip entries carry it.
-enum CRC32 {
-    static let table: [UInt32] = (0..<256).map { i -> UInt32 in
-        var c = UInt32(i)
-        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-        return c
-    }
-
-    static func checksum(_ data: Data) -> UInt32 {
-        var c: UInt32 = 0xFFFF_FFFF
-        data.withUnsafeBytes { raw in
-            for b in raw { c = table[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
-        }
-        return c ^ 0xFFFF_FFFF
-    }
 }
