@@ -6,6 +6,7 @@ struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "generate", abstract: "Continue a prompt.")
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var stateFiles: StateFileOptions
 
     @Option(name: .long, help: "Prompt text.")
     var prompt: String
@@ -35,20 +36,21 @@ struct GenerateCommand: ParsableCommand {
         try reportingErrors {
             let m = try modelOptions.loadModel()
             let tok = try modelOptions.tokenizer(for: m)
-            let engine = modelOptions.engine(m)
-            var state = engine.newState()
-            let ids = tok.encode(prompt)
+            let session = EditSession(engine: modelOptions.engine(m), tokenizer: tok)
+            try stateFiles.resume(session)
+            let ids = session.continuationTokens(prompt)
             guard !ids.isEmpty else { throw ValidationError("--prompt encodes to no tokens") }
-            let logits = try engine.forward(ids, state: &state)
+            let logits = try session.feed(tokens: ids)
             var sampler = Sampler(temperature: temperature, topP: topP, seed: seed)
             var out = TextStream()
             out.write(Array(prompt.utf8))
-            try engine.decode(from: logits, state: &state, maxTokens: n, sampler: &sampler) { next in
+            try session.decode(from: logits, maxTokens: n, sampler: &sampler) { next in
                 if stopAtEnd && next == 0 { return false }
                 out.write(tok.decodeBytes([next]))
                 return true
             }
             out.finish()
+            try stateFiles.save(session)
         }
     }
 }

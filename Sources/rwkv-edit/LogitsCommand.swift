@@ -3,10 +3,11 @@ import Foundation
 import RWKVEdit
 
 struct LogitsCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "logits", abstract: "Feed a prompt from the zero state and print the next-token logits.")
+    static let configuration = CommandConfiguration(commandName: "logits", abstract: "Feed a prompt (from the zero state, or --state-in) and print the next-token logits.")
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var prompt: PromptOptions
+    @OptionGroup var stateFiles: StateFileOptions
 
     @Option(name: .long, help: "How many top tokens to show.")
     var top = 10
@@ -26,8 +27,17 @@ struct LogitsCommand: ParsableCommand {
             }
             let ids = try prompt.tokenIDs(tok)
             let engine = modelOptions.engine(m)
-            var state = engine.newState()
-            let logits = try engine.forward(ids, state: &state)
+            let logits: [Float]
+            if stateFiles.stateIn == nil && stateFiles.stateOut == nil {
+                // Token ids alone need no tokenizer: a model without one can still be run.
+                var state = engine.newState()
+                logits = try engine.forward(ids, state: &state)
+            } else {
+                let session = EditSession(engine: engine, tokenizer: try tok())
+                try stateFiles.resume(session)
+                logits = try session.feed(tokens: ids)
+                try stateFiles.save(session)
+            }
             let probs = softmax(logits)
             let textOf: (Int) -> String = { id in (try? tok()).map { displayToken($0, id) } ?? "" }
             let best = topK(logits, max(0, top))

@@ -263,3 +263,22 @@ final class ApplyBatchTests: XCTestCase {
         XCTAssertTrue(none.stderr.contains("no pack given holds both"), none.stderr)
     }
 }
+
+/// `logits` and `generate` start from and save states like the editing commands.
+final class StateInOutTests: XCTestCase {
+    func testLogitsAndGenerateContinueASavedState() throws {
+        try CLI.requireBinary()
+        _ = try VerifiedEditTests.demoBundle()
+        let model = VerifiedEditTests.modelPath
+        let saved = Fixtures.temporaryPath("gen-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(atPath: saved) }
+        let g = try CLI.run(["generate", "--model", model, "--prompt", "Alice lives in Paris. Bob lives in Austin.", "-n", "0", "--state-out", saved])
+        XCTAssertEqual(g.status, 0, g.stderr)
+        let cont = try CLI.run(["generate", "--model", model, "--state-in", saved, "--prompt", "Where does Bob live? Bob lives in", "-n", "2"])
+        XCTAssertEqual(cont.status, 0, cont.stderr)
+        XCTAssertTrue(cont.stdout.contains("Bob lives in Austin"), cont.stdout)
+        let l = try CLI.run(["logits", "--model", model, "--state-in", saved, "--text", " Where does Alice live? Alice lives in", "--top", "1", "--json"])
+        XCTAssertEqual(l.status, 0, l.stderr)
+        XCTAssertEqual((try CLI.json(l.stdout)["top"] as? [[String: Any]])?.first?["text"] as? String, " Paris")
+    }
+}

@@ -65,6 +65,37 @@ public final class EditSession {
         if let last = text.unicodeScalars.last { atBoundary = last.properties.isWhitespace }
     }
 
+    /// Feeds token ids into the live state (a prompt given as ids, say); returns the logits after the last.
+    @discardableResult
+    public func feed(tokens: [Int]) throws -> [Float] {
+        guard !tokens.isEmpty else { throw EditError.emptyText("the tokens to feed") }
+        let logits = try engine.forward(tokens, state: &state)
+        record(tokens)
+        return logits
+    }
+
+    /// Samples tokens after `logits` and feeds each into the live state, as `Engine.decode` does
+    /// (`accept` sees each token first and may stop before it is fed). Returns how many were fed.
+    @discardableResult
+    public func decode(from logits: [Float], maxTokens: Int, sampler: inout Sampler, accept: (Int) -> Bool) throws -> Int {
+        var fed: [Int] = []
+        defer { record(fed) }
+        return try engine.decode(from: logits, state: &state, maxTokens: maxTokens, sampler: &sampler) { token in
+            guard accept(token) else { return false }
+            fed.append(token)
+            return true
+        }
+    }
+
+    /// Counts tokens fed as ids and adds their text to the transcript.
+    private func record(_ tokens: [Int]) {
+        guard !tokens.isEmpty else { return }
+        tokensFed += tokens.count
+        let text = tokenizer.decode(tokens)
+        transcript += text
+        if let last = text.unicodeScalars.last { atBoundary = last.properties.isWhitespace }
+    }
+
     /// Generates up to `maxTokens` after `prompt` (greedy unless a sampler is given), stopping before
     /// `stop`, or with `endAtSentence` after the first token that ends a sentence (. ! ?). With
     /// `commit` the prompt and reply become part of the conversation; otherwise the live state is untouched.
