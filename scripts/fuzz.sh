@@ -10,10 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-TARGETS=(pth safetensors gguf state worldvocab values evalsuite)
+TARGETS=(pth safetensors gguf state stateformats worldvocab values evalsuite)
 file_of() {
     case "$1" in
-        pth) echo FuzzPth ;; safetensors) echo FuzzSafeTensors ;; gguf) echo FuzzGGUF ;; state) echo FuzzState ;;
+        pth) echo FuzzPth ;; safetensors) echo FuzzSafeTensors ;; gguf) echo FuzzGGUF ;; state) echo FuzzState ;; stateformats) echo FuzzStateFormats ;;
         worldvocab) echo FuzzWorldVocab ;; values) echo FuzzValues ;; evalsuite) echo FuzzEvalSuite ;;
         *) echo "unknown fuzz target '$1'; targets: ${TARGETS[*]}" >&2; exit 64 ;;
     esac
