@@ -1,16 +1,37 @@
 import CKernels
 
-/// Element type of a tensor in a model file.
+/// Element type of a tensor in a model file: floats, or one of ggml's block-quantised formats (GGUF
+/// only), kept quantised in memory and dequantised by the kernels as they read it.
 public enum DType: String, Sendable, CaseIterable {
     case f32, f16, bf16
+    case q8_0, q4_0, q4_1, q5_0, q5_1
+    case q4_K, q5_K, q6_K
 
-    public var byteSize: Int { self == .f32 ? 4 : 2 }
-    var kernelCode: Int32 {
+    public var isQuantized: Bool { blockElements > 1 }
+    /// Weights per block: 1 for the float types, 32 or 256 for the quantised ones (the C kernels' table).
+    public var blockElements: Int { Int(rk_block_elems(kernelCode)) }
+    /// Bytes per block: the element size for the float types.
+    public var blockBytes: Int { Int(rk_block_bytes(kernelCode)) }
+    /// Bytes of `elements` weights, a multiple of `blockElements` (loaders check that for every row).
+    public func byteCount(_ elements: Int) -> Int { elements / blockElements * blockBytes }
+
+    /// The C kernels' rk_dtype code.
+    public var kernelCode: Int32 {
+        let code: rk_dtype
         switch self {
-        case .f32: return Int32(RK_F32.rawValue)
-        case .f16: return Int32(RK_F16.rawValue)
-        case .bf16: return Int32(RK_BF16.rawValue)
+        case .f32: code = RK_F32
+        case .f16: code = RK_F16
+        case .bf16: code = RK_BF16
+        case .q8_0: code = RK_Q8_0
+        case .q4_0: code = RK_Q4_0
+        case .q4_1: code = RK_Q4_1
+        case .q5_0: code = RK_Q5_0
+        case .q5_1: code = RK_Q5_1
+        case .q4_K: code = RK_Q4_K
+        case .q5_K: code = RK_Q5_K
+        case .q6_K: code = RK_Q6_K
         }
+        return Int32(code.rawValue)
     }
 }
 
@@ -32,7 +53,7 @@ public struct RawTensor: Sendable {
 
     public var elementCount: Int { shape.reduce(1, *) }
 
-    /// All elements widened to fp32.
+    /// All elements widened (or dequantised) to fp32.
     public func floats() -> [Float] {
         let n = elementCount
         return [Float](unsafeUninitializedCapacity: n) { buf, count in
