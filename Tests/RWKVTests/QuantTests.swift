@@ -90,6 +90,10 @@ final class QuantTests: XCTestCase {
         let path = Self.dir.appendingPathComponent("golden.mixed.gguf").path
         let dq = try Self.dequantisedModel(path)
         let p120 = try ref.int32s("p120.tokens").map(Int.init)
+        let info = try CLI.run(["info", "--model", path, "--json"])
+        XCTAssertEqual(info.status, 0, info.stderr)
+        let types = try XCTUnwrap(CLI.json(info.stdout)["weight_types"] as? String).split(separator: "+").map(String.init)
+        XCTAssertEqual(Set(types), Set(Self.types.map(\.rawValue)), "info names every type the file holds")
         for kernels in ["portable", "avx2"] {
             for tokens in [Array(p120.prefix(1)), p120] {
                 let r = try CLI.run(["logits", "--model", path, "--tokens", tokens.map(String.init).joined(separator: ","), "--json", "--backend", "cpu"],
