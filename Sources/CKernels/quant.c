@@ -268,10 +268,13 @@ Q_A5 static float q8_0_row_avx512(const uint8_t *p, const float *x, int64_t nb) 
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
-Q_A5 static float q4k_q5k_row_avx512(const uint8_t *p, const float *x, int64_t nb, const int bits5) {
+// xs[i] is the sum of x over sub-block i (computed once per call): the minimums' term is then one
+// scalar multiply–add per 32 weights.
+Q_A5 static float q4k_q5k_row_avx512(const uint8_t *p, const float *x, const float *xs, int64_t nb, const int bits5) {
     const __m512i low4 = _mm512_set1_epi32(15), five = _mm512_set1_epi32(16);
-    __m512 acc = _mm512_setzero_ps(), accm = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++, p += bits5 ? 176 : 144, x += 256) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t b = 0; b < nb; b++, p += bits5 ? 176 : 144, x += 256, xs += 8) {
         const float d = z_half(p), dmin = z_half(p + 2);
         const uint8_t *scales = p + 4, *qh = p + 16, *qs = p + (bits5 ? 48 : 16);
         for (int g = 0; g < 4; g++) {
@@ -279,7 +282,7 @@ Q_A5 static float q4k_q5k_row_avx512(const uint8_t *p, const float *x, int64_t n
             k_scale_min(scales, 2 * g, &s0, &m0);
             k_scale_min(scales, 2 * g + 1, &s1, &m1);
             const float *x0 = x + 64 * g, *x1 = x0 + 32;
-            __m512 dot0 = _mm512_setzero_ps(), dot1 = _mm512_setzero_ps(), xs0 = _mm512_setzero_ps(), xs1 = _mm512_setzero_ps();
+            __m512 dot0, dot1;
             for (int h = 0; h < 32; h += 16) {
                 const __m512i q = z_bytes_u8(qs + 32 * g + h);
                 __m512i lo = _mm512_and_si512(q, low4), hi = _mm512_srli_epi32(q, 4);
@@ -288,19 +291,20 @@ Q_A5 static float q4k_q5k_row_avx512(const uint8_t *p, const float *x, int64_t n
                     lo = _mm512_mask_or_epi32(lo, _mm512_test_epi32_mask(hb, _mm512_set1_epi32(1 << (2 * g))), lo, five);
                     hi = _mm512_mask_or_epi32(hi, _mm512_test_epi32_mask(hb, _mm512_set1_epi32(2 << (2 * g))), hi, five);
                 }
-                const __m512 xa = _mm512_loadu_ps(x0 + h), xb = _mm512_loadu_ps(x1 + h);
-                dot0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), xa, dot0);
-                dot1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), xb, dot1);
-                xs0 = _mm512_add_ps(xs0, xa);
-                xs1 = _mm512_add_ps(xs1, xb);
+                if (h == 0) {
+                    dot0 = _mm512_mul_ps(_mm512_cvtepi32_ps(lo), _mm512_loadu_ps(x0));
+                    dot1 = _mm512_mul_ps(_mm512_cvtepi32_ps(hi), _mm512_loadu_ps(x1));
+                } else {
+                    dot0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), _mm512_loadu_ps(x0 + h), dot0);
+                    dot1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_loadu_ps(x1 + h), dot1);
+                }
             }
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(d * (float)s0), dot0, acc);
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(d * (float)s1), dot1, acc);
-            accm = _mm512_fmadd_ps(_mm512_set1_ps(dmin * (float)m0), xs0, accm);
-            accm = _mm512_fmadd_ps(_mm512_set1_ps(dmin * (float)m1), xs1, accm);
+            a0 = _mm512_fmadd_ps(_mm512_set1_ps(d * (float)s0), dot0, a0);
+            a1 = _mm512_fmadd_ps(_mm512_set1_ps(d * (float)s1), dot1, a1);
+            mins += dmin * (float)m0 * xs[2 * g] + dmin * (float)m1 * xs[2 * g + 1];
         }
     }
-    return _mm512_reduce_add_ps(acc) - _mm512_reduce_add_ps(accm);
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) - mins;
 }
 
 Q_A5 static float q6k_row_avx512(const uint8_t *p, const float *x, int64_t nb) {
@@ -336,8 +340,18 @@ Q_A5 static int qmatvec1_fused_avx512(int dtype, const void *W, const float *x, 
     const uint8_t *base = (const uint8_t *)W;
     switch (dtype) {
     case RK_Q8_0: for (int64_t r = rb; r < re; r++) y[r] = q8_0_row_avx512(base + r * row_bytes, x, nb); return 1;
-    case RK_Q4_K: for (int64_t r = rb; r < re; r++) y[r] = q4k_q5k_row_avx512(base + r * row_bytes, x, nb, 0); return 1;
-    case RK_Q5_K: for (int64_t r = rb; r < re; r++) y[r] = q4k_q5k_row_avx512(base + r * row_bytes, x, nb, 1); return 1;
+    case RK_Q4_K: case RK_Q5_K: {
+        // Sums of x per 32 weights, on the stack: rows of up to 64Ki weights (wider ones take the
+        // general path).
+        if (cols > 65536) return 0;
+        float xs[2048];
+        for (int64_t i = 0; i < cols / 32; i++) {
+            __m512 v = _mm512_add_ps(_mm512_loadu_ps(x + 32 * i), _mm512_loadu_ps(x + 32 * i + 16));
+            xs[i] = _mm512_reduce_add_ps(v);
+        }
+        for (int64_t r = rb; r < re; r++) y[r] = q4k_q5k_row_avx512(base + r * row_bytes, x, xs, nb, dtype == RK_Q5_K);
+        return 1;
+    }
     case RK_Q6_K: for (int64_t r = rb; r < re; r++) y[r] = q6k_row_avx512(base + r * row_bytes, x, nb); return 1;
     default: return 0;
     }

@@ -98,6 +98,8 @@ def main():
             w.add_tensor(name, x)
         elif qt == "f16":
             w.add_tensor(name, x.astype(np.float16))
+        elif qt == "bf16":
+            w.add_tensor(name, gguf.quants.quantize(x, Q.BF16), raw_dtype=Q.BF16)
         elif qt in ("q4_k", "q5_k", "q6_k"):
             w.add_tensor(name, quantize_k(x, qt.upper()), raw_dtype=Q[qt.upper()])
         else:

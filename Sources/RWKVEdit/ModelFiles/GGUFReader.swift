@@ -271,7 +271,7 @@ public enum GGUFReader {
             guard shape.reduce(1, *) == t.elementCount else {
                 throw RWKVError.shapeMismatch(file: path, name: name, expected: shape, found: t.shape)
             }
-            return RawTensor(shape: shape, dtype: t.dtype, data: t.data)
+            return t.isTransposedView ? RawTensor(shape: shape, floats: t.floats()) : RawTensor(shape: shape, dtype: t.dtype, data: t.data)
         }
 
         var out: [String: RawTensor] = [:]
@@ -324,7 +324,7 @@ public enum GGUFReader {
                     let name = s + "time_mix_\(key)\(n).weight"
                     let t = try raw(name)
                     guard t.shape.count == 2 else { throw RWKVError.shapeMismatch(file: path, name: name, expected: [-1, -1], found: t.shape) }
-                    out[a + key + n] = FLAKeys.transposed(t)
+                    out[a + key + n] = t.transposed()
                 }
             }
             out[a + "k_k"] = try reshaped(try raw(s + "time_mix_k_k.weight"), [1, 1, C], s + "time_mix_k_k.weight")

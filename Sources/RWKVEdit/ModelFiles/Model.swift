@@ -208,6 +208,7 @@ private struct TensorBinder {
     func matrix(_ name: String, rows: Int, cols: Int) throws -> Matrix {
         let t = try raw(name)
         guard t.shape == [rows, cols] else { throw RWKVError.shapeMismatch(file: file, name: name, expected: [rows, cols], found: t.shape) }
+        if t.isTransposedView { return Matrix(rows: rows, cols: cols, floats: t.floats()) }
         return Matrix(rows: rows, cols: cols, dtype: t.dtype, data: t.data)
     }
 
@@ -224,6 +225,8 @@ private struct TensorBinder {
     private func transposed(_ name: String, rows: Int, cols: Int) throws -> Matrix {
         let t = try raw(name)
         guard t.shape == [rows, cols] else { throw RWKVError.shapeMismatch(file: file, name: name, expected: [rows, cols], found: t.shape) }
+        // A transposed view already holds [cols][rows] row-major: used in place, in its stored type.
+        if t.isTransposedView { return Matrix(rows: cols, cols: rows, dtype: t.dtype, data: t.data) }
         let f = t.floats()
         var out = [Float](repeating: 0, count: rows * cols)
         for r in 0..<rows { for c in 0..<cols { out[c * rows + r] = f[r * cols + c] } }

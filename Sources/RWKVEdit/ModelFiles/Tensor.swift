@@ -36,15 +36,25 @@ public enum DType: String, Sendable, CaseIterable {
 }
 
 /// A tensor as a loader found it: shape, element type and its bytes (usually inside a memory map).
+/// A 2-D tensor may be a transposed view: `data` then holds the matrix of shape [shape[1]][shape[0]]
+/// row-major, so that GGUF and fla LoRA factors, stored [out][in] as the engine multiplies them, reach
+/// it without being copied (into BlinkDL's [in][out]) and back.
 public struct RawTensor: Sendable {
     public let shape: [Int]
     public let dtype: DType
     public let data: ByteRegion
+    public let isTransposedView: Bool
 
     public init(shape: [Int], dtype: DType, data: ByteRegion) {
+        self.init(shape: shape, dtype: dtype, data: data, isTransposedView: false)
+    }
+
+    init(shape: [Int], dtype: DType, data: ByteRegion, isTransposedView: Bool) {
+        precondition(!isTransposedView || shape.count == 2, "a transposed view is 2-D")
         self.shape = shape
         self.dtype = dtype
         self.data = data
+        self.isTransposedView = isTransposedView
     }
 
     public init(shape: [Int], floats: [Float]) {
@@ -53,13 +63,24 @@ public struct RawTensor: Sendable {
 
     public var elementCount: Int { shape.reduce(1, *) }
 
-    /// All elements widened (or dequantised) to fp32.
+    /// The 2-D transpose, without copying: a view of the same bytes (or the plain tensor behind a view).
+    public func transposed() -> RawTensor {
+        precondition(shape.count == 2, "transposing a \(shape.count)-D tensor")
+        return RawTensor(shape: [shape[1], shape[0]], dtype: dtype, data: data, isTransposedView: !isTransposedView)
+    }
+
+    /// All elements widened (or dequantised) to fp32, in `shape`'s row-major order.
     public func floats() -> [Float] {
         let n = elementCount
-        return [Float](unsafeUninitializedCapacity: n) { buf, count in
+        let stored = [Float](unsafeUninitializedCapacity: n) { buf, count in
             rk_to_f32(dtype.kernelCode, data.base, buf.baseAddress, Int64(n))
             count = n
         }
+        guard isTransposedView else { return stored }
+        let (rows, cols) = (shape[0], shape[1])   // stored is [cols][rows]
+        var out = [Float](repeating: 0, count: n)
+        for c in 0..<cols { for r in 0..<rows { out[r * cols + c] = stored[c * rows + r] } }
+        return out
     }
 }
 
