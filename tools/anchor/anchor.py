@@ -10,12 +10,14 @@ Makes an f16 (and bf16) random-weight file per size with tools/anchor/make_rando
 vocabulary from ../shared/fixtures, which llama.cpp needs to load a model), quantises the others with
 llama-quantize, then per round runs `llama-bench -p 64 -n 32 -t 2` and `rwkv-edit bench --model FILE`
 (64-token prompt, 32 decoded) on each file in turn and prints tok/s ranges and ratios. Needs cmake, a C++
-compiler and a built `.build/release/rwkv-edit` (swift build -c release).
+compiler (cmake from PyPI when the system has none) and a built `.build/release/rwkv-edit`
+(swift build -c release).
 """
 import argparse
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -42,6 +44,17 @@ def venv_python():
     return py
 
 
+def cmake_binary(py):
+    """The system's cmake, else PyPI's `cmake` package in the anchor's venv."""
+    found = shutil.which("cmake")
+    if found:
+        return found
+    local = os.path.join(os.path.dirname(py), "cmake")
+    if not os.path.exists(local):
+        run([py, "-m", "pip", "install", "-q", "cmake"])
+    return local
+
+
 def build_llama(py):
     bins = os.path.join(CACHE, "build", "bin")
     if all(os.path.exists(os.path.join(bins, b)) for b in ("llama-bench", "llama-quantize")):
@@ -54,10 +67,11 @@ def build_llama(py):
     if not os.path.isdir(src):
         with tarfile.open(glob.glob(os.path.join(sdist_dir, f"llama_cpp_python-{VERSION}.tar.gz"))[0]) as t:
             t.extractall(CACHE)
-    run(["cmake", "-S", os.path.join(src, "vendor", "llama.cpp"), "-B", os.path.join(CACHE, "build"),
+    cmake = cmake_binary(py)
+    run([cmake, "-S", os.path.join(src, "vendor", "llama.cpp"), "-B", os.path.join(CACHE, "build"),
          "-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
          "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DBUILD_SHARED_LIBS=OFF"])
-    run(["cmake", "--build", os.path.join(CACHE, "build"), "--target", "llama-bench", "llama-quantize",
+    run([cmake, "--build", os.path.join(CACHE, "build"), "--target", "llama-bench", "llama-quantize",
          "-j", str(os.cpu_count() or 2)])
     return bins
 
