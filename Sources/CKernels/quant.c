@@ -239,7 +239,7 @@ Q_AVX2 static void qmatvec_avx2(int dtype, const void *W, const float *x, float 
     }
 }
 
-// Fused AVX-512 kernels for one input vector (decoding), for the types published files use most:
+// Fused AVX-512 kernels for one input vector (decoding):
 // the weights are widened in registers and never stored, and each block's (or sub-block's) scale is
 // applied once to its partial sums, w·x summed as d·Σq·x (− dmin·m·Σx for the K-quants' minimums).
 // That regrouping changes only the fp32 rounding, not what is computed. Two accumulators per row
@@ -333,6 +333,36 @@ Q_A5 static float q6k_row_avx512(const uint8_t *p, const float *x, int64_t nb) {
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
+// Q4_0, Q4_1, Q5_0, Q5_1: w = d·q − d·offset (the _0 types) or d·q + m (the _1 types), so
+// Σw·x = d·Σq·x + (m or −d·offset)·Σx with xs[b] = Σx over block b. The fifth bits (Q5) are
+// AVX-512 masks straight from qh.
+Q_A5 static float q4q5_row_avx512(const uint8_t *p, const float *x, const float *xs, int64_t nb, const int has_min,
+                                   const int bits5) {
+    const __m512i low4 = _mm512_set1_epi32(15), five = _mm512_set1_epi32(16);
+    const int64_t stride = 18 + (has_min ? 2 : 0) + (bits5 ? 4 : 0);
+    const float offset = has_min ? 0.0f : (bits5 ? 16.0f : 8.0f);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    float corr = 0.0f;
+    for (int64_t b = 0; b < nb; b++, p += stride, x += 32) {
+        const float d = z_half(p);
+        const uint8_t *q = p + (has_min ? 4 : 2);
+        uint32_t qh = 0;
+        if (bits5) { memcpy(&qh, q, 4); q += 4; }
+        const __m512i v = z_bytes_u8(q);
+        __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_srli_epi32(v, 4);
+        if (bits5) {
+            lo = _mm512_mask_or_epi32(lo, (__mmask16)(qh & 0xFFFF), lo, five);
+            hi = _mm512_mask_or_epi32(hi, (__mmask16)(qh >> 16), hi, five);
+        }
+        __m512 dot = _mm512_mul_ps(_mm512_cvtepi32_ps(lo), _mm512_loadu_ps(x));
+        dot = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_loadu_ps(x + 16), dot);
+        if (b & 1) a1 = _mm512_fmadd_ps(_mm512_set1_ps(d), dot, a1);
+        else a0 = _mm512_fmadd_ps(_mm512_set1_ps(d), dot, a0);
+        corr += (has_min ? z_half(p + 2) : -d * offset) * xs[b];
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + corr;
+}
+
 /// One input vector over rows [rb, re) with a fused kernel; 0 when the type has none (the caller then
 /// takes the general path).
 Q_A5 static int qmatvec1_fused_avx512(int dtype, const void *W, const float *x, float *y, int64_t cols, int64_t rb, int64_t re) {
@@ -340,7 +370,7 @@ Q_A5 static int qmatvec1_fused_avx512(int dtype, const void *W, const float *x, 
     const uint8_t *base = (const uint8_t *)W;
     switch (dtype) {
     case RK_Q8_0: for (int64_t r = rb; r < re; r++) y[r] = q8_0_row_avx512(base + r * row_bytes, x, nb); return 1;
-    case RK_Q4_K: case RK_Q5_K: {
+    case RK_Q4_0: case RK_Q4_1: case RK_Q5_0: case RK_Q5_1: case RK_Q4_K: case RK_Q5_K: {
         // Sums of x per 32 weights, on the stack: rows of up to 64Ki weights (wider ones take the
         // general path).
         if (cols > 65536) return 0;
@@ -349,7 +379,11 @@ Q_A5 static int qmatvec1_fused_avx512(int dtype, const void *W, const float *x, 
             __m512 v = _mm512_add_ps(_mm512_loadu_ps(x + 32 * i), _mm512_loadu_ps(x + 32 * i + 16));
             xs[i] = _mm512_reduce_add_ps(v);
         }
-        for (int64_t r = rb; r < re; r++) y[r] = q4k_q5k_row_avx512(base + r * row_bytes, x, xs, nb, dtype == RK_Q5_K);
+        const int has_min = dtype == RK_Q4_1 || dtype == RK_Q5_1, bits5 = dtype == RK_Q5_0 || dtype == RK_Q5_1;
+        for (int64_t r = rb; r < re; r++)
+            y[r] = dtype == RK_Q4_K || dtype == RK_Q5_K
+                 ? q4k_q5k_row_avx512(base + r * row_bytes, x, xs, nb, dtype == RK_Q5_K)
+                 : q4q5_row_avx512(base + r * row_bytes, x, xs, nb, has_min, bits5);
         return 1;
     }
     case RK_Q6_K: for (int64_t r = rb; r < re; r++) y[r] = q6k_row_avx512(base + r * row_bytes, x, nb); return 1;
