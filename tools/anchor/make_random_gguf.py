@@ -121,7 +121,9 @@ def main():
         vec(g + "time_mix_w0.weight", (C,), -2, 1); vec(g + "time_mix_a0.weight", (C,), -1, 1)
         vec(g + "time_mix_v0.weight", (C,), -1, 1)
         # LoRA factors, stored [out][in] as llama.cpp's converter writes them (BlinkDL's transposed).
-        for key, r in (("w", DW), ("a", DA), ("v", DV), ("g", DG)):
+        # Layer 0 has no value-residual mix; llama.cpp's converter fills its v slots with the a
+        # factors' shapes (rwkv-edit ignores them).
+        for key, r in (("w", DW), ("a", DA), ("v", DA if i == 0 else DV), ("g", DG)):
             w.add_tensor(g + f"time_mix_{key}1.weight", mat(r, C))
             w.add_tensor(g + f"time_mix_{key}2.weight", mat(C, r))
         vec(g + "time_mix_k_k.weight", (C,), 0.5, 1.5); vec(g + "time_mix_k_a.weight", (C,), 0.5, 1.5)
