@@ -175,9 +175,9 @@ Q_INLINE void dq_impl(const int dtype, const uint8_t *src, float *dst, int64_t n
 // input vector: a chunk is one K-quant super-block or eight 32-blocks.
 #define Q_CHUNK 256
 
-// Summation over each chunk, then across chunks (the order the SIMD paths below also use).
 static void dq_portable(int dtype, const uint8_t *src, float *dst, int64_t nb) { dq_impl(dtype, src, dst, nb); }
 
+// Summation over each chunk, then across chunks.
 static void qmatvec_portable(int dtype, const void *W, const float *x, float *y, int nvec, int64_t cols,
                              int64_t rows_total, int64_t rb, int64_t re) {
     const int64_t be = rk_block_elems(dtype), bb = rk_block_bytes(dtype), row_bytes = cols / be * bb;
