@@ -5,7 +5,9 @@
 // weights are widened to fp32 once and packed transposed into panels [k][NR rows] (so the kernel loads
 // a vector of NR rows at one k); a tile of up to MR tokens of x is copied to a small contiguous buffer,
 // and the micro-kernel broadcasts x[t][k] against the row vectors into MR × NR accumulators.
-// Each weight is read and converted exactly once per call, whatever T is.
+// Each weight is read and converted exactly once per call, whatever T is. Quantised weights
+// (quant.c) are dequantised a row chunk at a time into a small buffer and packed from there, with
+// column blocks of Q_KC = 256 (a whole K-quant super-block, eight 32-blocks).
 #include "rwkv_kernels.h"
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +58,16 @@ static inline float g_load_weight(int dtype, const void *W, int64_t i) {
 
 static inline int64_t g_min(int64_t a, int64_t b) { return a < b ? a : b; }
 
+#define Q_KC 256
+
+/// Dequantise rows [r0, r0 + nrow) × columns [k0, k0 + kc) of a quantised matrix into tmp[nrow][Q_KC];
+/// k0 and kc are multiples of the block (k0 of Q_KC, kc ≤ Q_KC), as the callers' blocking makes them.
+static void g_dequant_tile(int dtype, const void *W, int64_t cols, int64_t r0, int nrow, int64_t k0, int kc, float *tmp) {
+    const int64_t be = rk_block_elems(dtype), bb = rk_block_bytes(dtype), row_bytes = cols / be * bb;
+    for (int i = 0; i < nrow; i++)
+        rk_dequant_blocks(dtype, (const char *)W + (r0 + i) * row_bytes + k0 / be * bb, tmp + (int64_t)i * Q_KC, kc / be);
+}
+
 #ifdef RK_X86
 // ---------------------------------------------------------------------------------------------
 // Per-thread packing buffer, kept for the thread's life (freed by a key destructor at its exit):
@@ -98,17 +110,22 @@ static float *g_scratch(size_t n) {
 #define P_NR 8
 #define P_MR 4
 #define P_KC 256
+_Static_assert(P_KC == Q_KC, "the portable path packs quantised tiles in Q_KC columns");
 
 static void gemm_portable(int dtype, const void *W, const float *x, float *y, int T,
                           int64_t cols, int64_t ldy, int64_t rb, int64_t re) {
     float wp[P_KC * P_NR];
+    float tmp[P_NR * Q_KC]; // dequantised rows of a quantised tile (P_KC == Q_KC)
+    const int quant = dtype >= RK_Q8_0;
     for (int64_t k0 = 0; k0 < cols; k0 += P_KC) {
         const int kc = (int)g_min(P_KC, cols - k0);
         for (int64_t r0 = rb; r0 < re; r0 += P_NR) {
             const int nr = (int)g_min(P_NR, re - r0);
+            if (quant) g_dequant_tile(dtype, W, cols, r0, nr, k0, kc, tmp);
             for (int j = 0; j < P_NR; j++)
                 for (int k = 0; k < kc; k++)
-                    wp[k * P_NR + j] = j < nr ? g_load_weight(dtype, W, (r0 + j) * cols + k0 + k) : 0.0f;
+                    wp[k * P_NR + j] = j >= nr ? 0.0f
+                                     : quant ? tmp[j * Q_KC + k] : g_load_weight(dtype, W, (r0 + j) * cols + k0 + k);
             for (int t0 = 0; t0 < T; t0 += P_MR) {
                 const int mr = (int)g_min(P_MR, T - t0);
                 const float *xr[P_MR];
@@ -272,25 +289,35 @@ A5 static void z_micro_any(int mr, int kc, const float *xt, const float *wp, flo
     }
 }
 
-A5 static void z_pack_any(int dtype, const void *W, int64_t cols, int64_t r0, int nc, int64_t k0, int kc, float *wp) {
+A5 static void z_pack_any(int dtype, const void *W, int64_t cols, int64_t r0, int nc, int64_t k0, int kc, float *wp,
+                          float *tmp) {
     switch (dtype) {
+    case RK_F32: z_pack(RK_F32, W, cols, r0, nc, k0, kc, wp); break;
     case RK_F16: z_pack(RK_F16, W, cols, r0, nc, k0, kc, wp); break;
     case RK_BF16: z_pack(RK_BF16, W, cols, r0, nc, k0, kc, wp); break;
-    default: z_pack(RK_F32, W, cols, r0, nc, k0, kc, wp); break;
+    default:
+        // Quantised: one panel of Z_NR rows at a time, dequantised into tmp, then packed as fp32.
+        for (int p = 0; p * Z_NR < nc; p++) {
+            const int nrow = (int)g_min(Z_NR, nc - p * Z_NR);
+            g_dequant_tile(dtype, W, cols, r0 + p * Z_NR, nrow, k0, kc, tmp);
+            z_pack(RK_F32, tmp, Q_KC, 0, nrow, 0, kc, wp + (int64_t)p * Z_KC * Z_NR);
+        }
+        break;
     }
 }
 
-#define Z_SCRATCH ((size_t)Z_NC * Z_KC + (size_t)Z_MR * Z_XS)
+#define Z_SCRATCH ((size_t)Z_NC * Z_KC + (size_t)Z_MR * Z_XS + (size_t)Z_NR * Q_KC)
 
 A5 static void gemm_avx512(int dtype, const void *W, const float *x, float *y, int T, int64_t cols,
                            int64_t ldy, int64_t rb, int64_t re, float *buf) {
-    float *wp = buf, *xt = buf + (size_t)Z_NC * Z_KC;
+    float *wp = buf, *xt = buf + (size_t)Z_NC * Z_KC, *tmp = xt + (size_t)Z_MR * Z_XS;
     const int ntiles = (T + Z_MR - 1) / Z_MR;
-    for (int64_t k0 = 0; k0 < cols; k0 += Z_KC) {
-        const int kc = (int)g_min(Z_KC, cols - k0);
+    const int kstep = dtype >= RK_Q8_0 ? Q_KC : Z_KC;
+    for (int64_t k0 = 0; k0 < cols; k0 += kstep) {
+        const int kc = (int)g_min(kstep, cols - k0);
         for (int64_t r0 = rb; r0 < re; r0 += Z_NC) {
             const int nc = (int)g_min(Z_NC, re - r0);
-            z_pack_any(dtype, W, cols, r0, nc, k0, kc, wp);
+            z_pack_any(dtype, W, cols, r0, nc, k0, kc, wp, tmp);
             const int np = (nc + Z_NR - 1) / Z_NR;
             for (int tile = 0; tile < ntiles; tile++) {
                 // Balanced tiles: T = 13 runs as 7 + 6 tokens, not 12 + 1.
@@ -322,6 +349,7 @@ A5 static void gemm_avx512(int dtype, const void *W, const float *x, float *y, i
 #define Y_KC 256
 #define Y_NC 128
 #define Y_XS (Y_KC + 8)
+_Static_assert(Y_KC == Q_KC, "the AVX2 path packs quantised tiles in Q_KC columns");
 
 AVX2G RK_INLINE __m256 y_load8(int dtype, const char *p) {
     switch (dtype) {
@@ -444,25 +472,34 @@ AVX2G static void y_micro_any(int mr, int kc, const float *xt, const float *wp, 
     }
 }
 
-AVX2G static void y_pack_any(int dtype, const void *W, int64_t cols, int64_t r0, int nc, int64_t k0, int kc, float *wp) {
+AVX2G static void y_pack_any(int dtype, const void *W, int64_t cols, int64_t r0, int nc, int64_t k0, int kc, float *wp,
+                              float *tmp) {
     switch (dtype) {
+    case RK_F32: y_pack(RK_F32, W, cols, r0, nc, k0, kc, wp); break;
     case RK_F16: y_pack(RK_F16, W, cols, r0, nc, k0, kc, wp); break;
     case RK_BF16: y_pack(RK_BF16, W, cols, r0, nc, k0, kc, wp); break;
-    default: y_pack(RK_F32, W, cols, r0, nc, k0, kc, wp); break;
+    default:
+        // Quantised: as in z_pack_any, one panel at a time through tmp (Y_KC == Q_KC).
+        for (int p = 0; p * Y_NR < nc; p++) {
+            const int nrow = (int)g_min(Y_NR, nc - p * Y_NR);
+            g_dequant_tile(dtype, W, cols, r0 + p * Y_NR, nrow, k0, kc, tmp);
+            y_pack(RK_F32, tmp, Q_KC, 0, nrow, 0, kc, wp + (int64_t)p * Y_KC * Y_NR);
+        }
+        break;
     }
 }
 
-#define Y_SCRATCH ((size_t)Y_NC * Y_KC + (size_t)Y_MR * Y_XS)
+#define Y_SCRATCH ((size_t)Y_NC * Y_KC + (size_t)Y_MR * Y_XS + (size_t)Y_NR * Q_KC)
 
 AVX2G static void gemm_avx2(int dtype, const void *W, const float *x, float *y, int T, int64_t cols,
                             int64_t ldy, int64_t rb, int64_t re, float *buf) {
-    float *wp = buf, *xt = buf + (size_t)Y_NC * Y_KC;
+    float *wp = buf, *xt = buf + (size_t)Y_NC * Y_KC, *tmp = xt + (size_t)Y_MR * Y_XS;
     const int ntiles = (T + Y_MR - 1) / Y_MR;
     for (int64_t k0 = 0; k0 < cols; k0 += Y_KC) {
         const int kc = (int)g_min(Y_KC, cols - k0);
         for (int64_t r0 = rb; r0 < re; r0 += Y_NC) {
             const int nc = (int)g_min(Y_NC, re - r0);
-            y_pack_any(dtype, W, cols, r0, nc, k0, kc, wp);
+            y_pack_any(dtype, W, cols, r0, nc, k0, kc, wp, tmp);
             const int np = (nc + Y_NR - 1) / Y_NR;
             for (int tile = 0; tile < ntiles; tile++) {
                 const int t0 = (int)((int64_t)tile * T / ntiles), t1 = (int)((int64_t)(tile + 1) * T / ntiles);

@@ -221,6 +221,7 @@ int rk_simd_level(void) {
 }
 
 void rk_matvec(int dtype, const void *W, const float *x, float *y, int64_t cols, int64_t rb, int64_t re) {
+    if (dtype >= RK_Q8_0) { rk_qmatvec(dtype, W, x, y, 1, cols, 0, rb, re); return; }
 #ifdef RK_X86
     if (rk_simd_level() >= 1) { matvec_avx2_one(dtype, W, x, y, cols, rb, re); return; }
 #endif
@@ -229,6 +230,7 @@ void rk_matvec(int dtype, const void *W, const float *x, float *y, int64_t cols,
 
 void rk_matvec_multi(int dtype, const void *W, const float *x, float *y, int nvec,
                      int64_t cols, int64_t rows_total, int64_t rb, int64_t re) {
+    if (dtype >= RK_Q8_0) { rk_qmatvec(dtype, W, x, y, nvec, cols, rows_total, rb, re); return; }
 #ifdef RK_X86
     if (rk_simd_level() >= 1) { matvec_avx2_multi(dtype, W, x, y, nvec, cols, rows_total, rb, re); return; }
 #endif
@@ -236,6 +238,11 @@ void rk_matvec_multi(int dtype, const void *W, const float *x, float *y, int nve
 }
 
 void rk_to_f32(int dtype, const void *src, float *dst, int64_t n) {
+    if (dtype >= RK_Q8_0) {
+        const int be = rk_block_elems(dtype);
+        if (be > 0) rk_dequant_blocks(dtype, src, dst, n / be);
+        return;
+    }
 #ifdef RK_X86
     if (rk_simd_level() >= 1) { to_f32_avx2(dtype, src, dst, n); return; }
 #endif

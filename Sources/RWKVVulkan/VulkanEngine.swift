@@ -81,6 +81,13 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
               [c.loraW, c.loraA, c.loraG].allSatisfy({ $0 % 8 == 0 && $0 > 0 }), c.nLayer < 2 || c.loraV % 8 == 0 else {
             throw VulkanError.unsupportedModel("dimensions must be multiples of 8 (n_embd \(c.nEmbd), ffn \(c.ffnSize), LoRA \(c.loraW)/\(c.loraA)/\(c.loraV)/\(c.loraG)) and heads of 64 (this model: \(c.headSize))")
         }
+        // The shaders read f32/f16/bf16 weights only; below, element sizes are those types'.
+        let matrices = [model.embedding, model.head] + model.layers.flatMap { l in
+            [l.receptance, l.key, l.value, l.output, l.ffnKey, l.ffnValue, l.w1, l.w2, l.a1, l.a2, l.g1, l.g2] + [l.v1, l.v2].compactMap { $0 }
+        }
+        if let q = matrices.first(where: { $0.dtype.isQuantized }) {
+            throw VulkanError.unsupportedModel("\(q.dtype.rawValue) weights: the Vulkan engine reads f32, f16 and bf16 only; use --backend cpu")
+        }
         let context = try VulkanContext(selector: selector)
         ctx = context
         device = context.info
@@ -97,10 +104,10 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
         limit = min(limit, context.maxTexelBufferElements * 16)
 
         // Memory check before any upload: every matrix plus the small vectors.
-        var weightBytes = model.head.rows * model.head.cols * model.head.dtype.byteSize
+        var weightBytes = model.head.rows * model.head.cols * model.head.dtype.blockBytes
         for l in model.layers {
             for m in [l.receptance, l.key, l.value, l.output, l.ffnKey, l.ffnValue, l.w1, l.w2, l.a1, l.a2, l.g1, l.g2] + [l.v1, l.v2].compactMap({ $0 }) {
-                weightBytes += m.rows * m.cols * m.dtype.byteSize
+                weightBytes += m.rows * m.cols * m.dtype.blockBytes
             }
         }
         weightBytes += (c.nLayer * 20 + 4) * c.nEmbd * 4
@@ -201,7 +208,7 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
             seqInfo[2 * b] = UInt32(row)
             seqInfo[2 * b + 1] = UInt32(p.end - p.begin)
             for t in p.begin..<p.end {
-                rk_to_f32(code, emb.data.base + batch[p.seq][t] * C * emb.dtype.byteSize, xin + row * C, Int64(C))
+                rk_to_f32(code, emb.data.base + batch[p.seq][t] * C * emb.dtype.blockBytes, xin + row * C, Int64(C))
                 rowInfo[row] = UInt32(b) | (t == p.begin ? 0x4000_0000 : 0) | (t == p.end - 1 ? 0x8000_0000 : 0)
                 row += 1
             }
@@ -410,7 +417,7 @@ struct GPUMatrix {
         guard m.cols % 8 == 0 else { throw VulkanError.unsupportedModel("a \(m.rows)×\(m.cols) matrix: columns must be a multiple of 8") }
         // Chunks start at whole blocks; a chunk's buffer holds whole blocks (zero rows at the end).
         let align = layout == .rowMajor ? 4 : Self.rowBlock
-        let rowBytes = m.cols * m.dtype.byteSize
+        let rowBytes = m.cols * m.dtype.blockBytes
         guard align * rowBytes <= limit else {
             throw VulkanError.unsupportedModel("a \(m.rows)×\(m.cols) matrix: \(align) rows exceed a buffer binding of \(limit) bytes")
         }
@@ -431,7 +438,7 @@ struct GPUMatrix {
                     if layout == .rowMajor {
                         dst.copyMemory(from: src, byteCount: real * rowBytes)
                     } else {
-                        Self.interleave(src, rows: real, rowBytes: rowBytes, unit: 8 * m.dtype.byteSize, into: dst)
+                        Self.interleave(src, rows: real, rowBytes: rowBytes, unit: 8 * m.dtype.blockBytes, into: dst)
                     }
                 }
                 buffer = try staged.withUnsafeBytes { try ctx.upload($0.baseAddress.unsafelyUnwrapped, bytes: stored * rowBytes) }

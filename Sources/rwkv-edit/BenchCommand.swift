@@ -41,8 +41,8 @@ struct BenchSpeedCommand: ParsableCommand {
             let bandwidth = measureBandwidth(threads: source.bandwidthThreads)
             let runs = try source.models(announce: !json)
             if !json {
-                print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, measured read bandwidth \(String(format: "%.1f", bandwidth)) GB/s")
-                print("model                dtype  threads  prefill tok/s  decode tok/s  decode GB/s")
+                print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, kernels \(KernelPath.current.rawValue), measured read bandwidth \(String(format: "%.1f", bandwidth)) GB/s")
+                print("model                weights     threads  prefill tok/s  decode tok/s  decode GB/s")
             }
             for (name, m) in runs {
                 let engine = try makeEngine(model: m, backend: backend, threads: source.threads)
@@ -51,10 +51,11 @@ struct BenchSpeedCommand: ParsableCommand {
                 let r = try measurePrefillDecode(engine, promptTokens: source.promptTokens, decodeTokens: decodeTokens ?? 32, repeats: 3)
                 let gbs = Double(m.bytesPerDecodedToken) * r.decode / 1e9
                 if json {
-                    try printJSON(["model": name, "dtype": m.weightDType.rawValue, "backend": engine.backendName, "threads": engineThreads.map { $0 as Any } ?? NSNull(),
+                    try printJSON(["model": name, "dtype": m.weightDType.rawValue, "weight_types": m.weightTypes,
+                                   "kernels": KernelPath.current.rawValue, "backend": engine.backendName, "threads": engineThreads.map { $0 as Any } ?? NSNull(),
                                    "prefill_tok_s": r.prefill, "decode_tok_s": r.decode, "decode_gb_s": gbs, "bandwidth_gb_s": bandwidth])
                 } else {
-                    print(String(format: "%-20@ %-6@ %7@  %13.1f  %12.1f  %11.1f", name as NSString, m.weightDType.rawValue as NSString,
+                    print(String(format: "%-20@ %-11@ %7@  %13.1f  %12.1f  %11.1f", name as NSString, m.weightTypes as NSString,
                                  (engineThreads.map(String.init) ?? engine.backendName) as NSString, r.prefill, r.decode, gbs))
                 }
             }

@@ -32,7 +32,7 @@ struct BenchIdentityCommand: ParsableCommand {
     func validate() throws {
         guard model == nil || synthetic == nil else { throw ValidationError("give at most one of --model or --synthetic") }
         if let synthetic, SyntheticModel.Shape.named(synthetic) == nil { throw ValidationError("unknown --synthetic \(synthetic); use 0.1b, 0.4b or 1.5b") }
-        guard DType(rawValue: dtype) != nil else { throw ValidationError("unknown --dtype \(dtype); use f16, bf16 or f32") }
+        guard SyntheticModel.dtype(named: dtype) != nil else { throw ValidationError("unknown --dtype \(dtype); use f16, bf16 or f32") }
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
     }
 
@@ -102,7 +102,7 @@ struct BenchIdentityCommand: ParsableCommand {
         }
         let size = synthetic ?? "1.5b"
         guard let shape = SyntheticModel.Shape.named(size) else { throw ValidationError("unknown --synthetic \(size); use 0.1b, 0.4b or 1.5b") }
-        guard let dt = DType(rawValue: dtype) else { throw ValidationError("unknown --dtype \(dtype); use f16, bf16 or f32") }
+        guard let dt = SyntheticModel.dtype(named: dtype) else { throw ValidationError("unknown --dtype \(dtype); use f16, bf16 or f32") }
         if !json { FileHandle.standardError.write(Data("building random \(size) \(dtype) weights…\n".utf8)) }
         let m = try SyntheticModel.model(shape, dtype: dt)
         let tok = try tokenizer.map { try WorldTokenizer(vocabularyFile: $0) } ?? Self.randomVocabulary()

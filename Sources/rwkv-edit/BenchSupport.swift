@@ -31,7 +31,7 @@ struct BenchModelOptions: ParsableArguments {
         for name in (synthetic ?? "").split(separator: ",").map(String.init) {
             guard let shape = SyntheticModel.Shape.named(name) else { throw ValidationError("unknown --synthetic \(name); use 0.1b, 0.4b or 1.5b") }
             for d in dtype.split(separator: ",").map(String.init) {
-                guard let dt = DType(rawValue: d) else { throw ValidationError("unknown --dtype \(d); use f16, bf16 or f32") }
+                guard let dt = SyntheticModel.dtype(named: d) else { throw ValidationError("unknown --dtype \(d); use f16, bf16 or f32") }
                 if announce { FileHandle.standardError.write(Data("building random \(name) \(d) weights…\n".utf8)) }
                 runs.append(("synthetic-\(name)", try SyntheticModel.model(shape, dtype: dt)))
             }

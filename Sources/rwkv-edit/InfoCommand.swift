@@ -20,7 +20,8 @@ struct InfoCommand: ParsableCommand {
                 ("n_layer", c.nLayer), ("n_embd", c.nEmbd), ("n_head", c.nHead), ("head_size", c.headSize),
                 ("vocab_size", c.vocabSize), ("ffn_size", c.ffnSize),
                 ("lora_w", c.loraW), ("lora_a", c.loraA), ("lora_v", c.loraV), ("lora_g", c.loraG),
-                ("parameters", m.parameterCount), ("dtype", m.weightDType.rawValue), ("kernels", KernelPath.current.rawValue),
+                ("parameters", m.parameterCount), ("dtype", m.weightDType.rawValue),
+                ("weight_types", m.weightTypes), ("kernels", KernelPath.current.rawValue),
             ]
             if json {
                 try printJSON(Dictionary(uniqueKeysWithValues: fields))

@@ -402,12 +402,20 @@ final class LoaderTests: XCTestCase {
         let e2 = expectRWKVError("offset past EOF") { _ = try ModelLoader.load(path: try write(w.b, "eof.gguf")) }
         XCTAssertTrue(isMalformed(e2), "\(String(describing: e2))")
 
-        // An unknown / unsupported tensor type (Q4_0 = 2, and a made-up 200).
-        for (type, name) in [(UInt32(2), "q4.gguf"), (200, "t200.gguf")] {
+        // An unsupported tensor type (Q2_K = 10, and a made-up 200).
+        for (type, name) in [(UInt32(10), "q2k.gguf"), (200, "t200.gguf")] {
             w = GGUFWriter(); w.header(tensors: 1, kvs: 0)
             w.tensorInfo("x", dims: [32], type: type, offset: 0); w.align(); w.b += [UInt8](repeating: 0, count: 64)
             XCTAssertTrue(isUnsupported(expectRWKVError(name) { _ = try GGUFFile(path: try write(w.b, name)) }))
         }
+
+        // Quantised rows must hold whole blocks, and the blocks must fit in the file.
+        w = GGUFWriter(); w.header(tensors: 1, kvs: 0)
+        w.tensorInfo("x", dims: [32, 2], type: 12, offset: 0); w.align(); w.b += [UInt8](repeating: 0, count: 512)
+        XCTAssertTrue(isMalformed(expectRWKVError("Q4_K row of 32") { _ = try GGUFFile(path: try write(w.b, "q4k-row.gguf")) }))
+        w = GGUFWriter(); w.header(tensors: 1, kvs: 0)
+        w.tensorInfo("x", dims: [256, 4], type: 14, offset: 0); w.align(); w.b += [UInt8](repeating: 0, count: 3 * 210)
+        XCTAssertTrue(isMalformed(expectRWKVError("Q6_K past EOF") { _ = try GGUFFile(path: try write(w.b, "q6k-eof.gguf")) }))
 
         // A legacy (pre-zip) torch file is named as such.
         let legacy: [UInt8] = [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19, 0x2E]

@@ -4,11 +4,34 @@
 #include <stddef.h>
 #include "rwkv_pool.h"
 
-/// Element types of weight matrices as stored in memory.
-enum rk_dtype { RK_F32 = 0, RK_F16 = 1, RK_BF16 = 2 };
+/// Element types of weight matrices as stored in memory: plain floats, or ggml's block-quantised
+/// formats (quant.c describes each block). A quantised matrix's rows hold whole blocks: every kernel
+/// below needs its `cols` (and any element count) to be a multiple of rk_block_elems.
+enum rk_dtype {
+    RK_F32 = 0, RK_F16 = 1, RK_BF16 = 2,
+    RK_Q8_0 = 3, RK_Q4_0 = 4, RK_Q4_1 = 5, RK_Q5_0 = 6, RK_Q5_1 = 7, RK_Q4_K = 8, RK_Q5_K = 9, RK_Q6_K = 10
+};
+
+/// Weights per block (1 for the float types) and bytes per block (the element size for them); 0 for
+/// an unknown type.
+int rk_block_elems(int dtype);
+int rk_block_bytes(int dtype);
+
+/// Dequantise nblocks consecutive blocks of a quantised type to fp32 (rk_block_elems each), exactly
+/// as the `gguf` package's numpy dequantiser does.
+void rk_dequant_blocks(int dtype, const void *src, float *dst, int64_t nblocks);
+
+/// rk_dequant_blocks compiled for SIMD level `level` (capped at rk_simd_level()), so that tests can
+/// check every path's output in one process.
+void rk_dequant_blocks_at(int level, int dtype, const void *src, float *dst, int64_t nblocks);
+
+/// rk_matvec_multi for the quantised types (rk_matvec and rk_matvec_multi route to it).
+void rk_qmatvec(int dtype, const void *W, const float *x, float *y, int nvec, int64_t cols,
+                int64_t rows_total, int64_t row_begin, int64_t row_end);
 
 /// Highest SIMD level the kernels dispatch to on this CPU: 0 portable (scalar C), 1 AVX2+FMA+F16C,
-/// 2 AVX-512F/BW/VL (used by rk_gemm; the other kernels run their AVX2 code at levels 1 and 2).
+/// 2 AVX-512F/BW/VL (used by rk_gemm and the quantised kernels; the f32/f16/bf16 matrix–vector and
+/// the other kernels run their AVX2 code at levels 1 and 2).
 /// Chosen once per process. The environment variable RWKV_EDIT_KERNELS caps it: "portable" makes
 /// every kernel (matvec, gemm, wkv, to_f32, sum) take the scalar path; "avx2" caps the level at 1.
 int rk_simd_level(void);
@@ -23,7 +46,7 @@ void rk_matvec_multi(int dtype, const void *W, const float *x, float *y, int nve
                      int64_t cols, int64_t rows_total, int64_t row_begin, int64_t row_end);
 
 /// y[t][r] = sum_c W[r][c] * x[t][c] for t < T and rows [row_begin, row_end) of a row-major
-/// [rows_total][cols] matrix W of type dtype (RK_F32, RK_F16, RK_BF16); x is [T][cols] f32,
+/// [rows_total][cols] matrix W of any rk_dtype (quantised tiles are dequantised while packed); x is [T][cols] f32,
 /// y is [T][rows_total] f32. fp32 accumulation of the exactly widened weights. Single-threaded
 /// (the caller splits rows over threads); any T >= 1, cols and row range, unaligned pointers.
 /// Each calling thread keeps its packing buffer (about 400 KiB with AVX-512, 135 KiB with AVX2)
@@ -31,7 +54,8 @@ void rk_matvec_multi(int dtype, const void *W, const float *x, float *y, int nve
 void rk_gemm(int dtype, const void *W, const float *x, float *y, int T,
              int64_t cols, int64_t rows_total, int64_t row_begin, int64_t row_end);
 
-/// Widen n elements of a weight array to fp32.
+/// Widen (or dequantise) n elements of a weight array to fp32; for a quantised type src starts at a
+/// block and n is a multiple of its block.
 void rk_to_f32(int dtype, const void *src, float *dst, int64_t n);
 
 /// Round fp32 to f16 / bf16 (round to nearest even).

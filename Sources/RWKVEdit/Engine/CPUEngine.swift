@@ -2,7 +2,8 @@ import CKernels
 import Foundation
 
 /// The CPU engine: prompts as matrix–matrix products (the C kernels' tiled GEMM, which widens f16/bf16
-/// weights while packing a tile), decoding as multi-threaded matrix–vector products, fp32 accumulation.
+/// weights or dequantises quantised ones while packing a tile), decoding as multi-threaded
+/// matrix–vector products, fp32 accumulation.
 public final class CPUEngine: Engine, @unchecked Sendable {
     public let model: RWKVModel
     public var threads: Int { pool.size }
@@ -36,7 +37,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         for seq in batch {
             for tok in seq {
                 let x = ws.x + row * C
-                rk_to_f32(model.embedding.dtype.kernelCode, model.embedding.data.base + tok * C * model.embedding.dtype.byteSize, x, Int64(C))
+                rk_to_f32(model.embedding.dtype.kernelCode, model.embedding.data.base + tok * model.embedding.rowBytes, x, Int64(C))
                 layerNorm(x, x, model.ln0Weight, model.ln0Bias, C)
                 row += 1
             }
@@ -224,7 +225,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         for (i, p) in products.enumerated() {
             // Matrix–vector: blocks of ~64 KiB of weights, at most 4 per thread. GEMM: tall blocks reuse
             // each packed activation tile, so two per thread of at least 128 rows. Whole 4-row tiles either way.
-            let bytes = p.W.rows * p.W.cols * p.W.dtype.byteSize
+            let bytes = p.W.byteCount
             let blocks = pool.size == 1 ? 1
                 : T < Self.gemmMinRows ? max(1, min(4 * pool.size, bytes / 65536))
                 : max(1, min(2 * pool.size, p.W.rows / 128))
@@ -246,7 +247,8 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         } else if T < Self.gemmMinRows {
             rk_matvec_multi(W.dtype.kernelCode, W.data.base, p.x, p.y, Int32(T), Int64(W.cols), Int64(W.rows), Int64(rb), Int64(re))
         } else {
-            // Matrix–matrix: the C GEMM widens f16/bf16 weights while packing them, fp32 accumulation.
+            // Matrix–matrix: the C GEMM widens f16/bf16 weights (or dequantises quantised ones) while
+            // packing them, fp32 accumulation.
             rk_gemm(W.dtype.kernelCode, W.data.base, p.x, p.y, Int32(T), Int64(W.cols), Int64(W.rows), Int64(rb), Int64(re))
         }
     }

@@ -1,8 +1,9 @@
 import CKernels
 
 /// The instruction-set path the CPU kernels take on this machine, chosen at run time (CKernels):
-/// AVX-512 (F, BW), AVX2 with FMA and F16C, or portable C. `RWKV_EDIT_KERNELS=portable` in the
-/// environment forces the portable path (read once; used to test it on any machine).
+/// AVX-512 (F, BW; the GEMM and the quantised kernels), AVX2 with FMA and F16C, or portable C.
+/// `RWKV_EDIT_KERNELS=portable` (or `avx2`) in the environment forces that path (read once; used to
+/// test each path on any machine that has it).
 public enum KernelPath: String, Sendable, CaseIterable {
     case portable, avx2, avx512
 

@@ -79,7 +79,7 @@ public enum FLAKeys {
                 guard t.shape.count == 2 else {
                     throw RWKVError.shapeMismatch(file: file, name: name, expected: [-1, -1], found: t.shape)
                 }
-                out[b] = transposed(t)
+                out[b] = t.transposed()
             } else if t.shape.count == 1, b.hasSuffix("att.k_k") || b.hasSuffix("att.k_a") || b.hasSuffix("ffn.x_k")
                         || b.hasSuffix("att.w0") || b.hasSuffix("att.a0") || b.hasSuffix("att.v0") {
                 out[b] = RawTensor(shape: [1, 1, t.shape[0]], dtype: t.dtype, data: t.data)
@@ -88,14 +88,5 @@ public enum FLAKeys {
             }
         }
         return out
-    }
-
-    /// A 2-D tensor transposed into an owned fp32 copy.
-    static func transposed(_ t: RawTensor) -> RawTensor {
-        let (rows, cols) = (t.shape[0], t.shape[1])
-        let f = t.floats()
-        var out = [Float](repeating: 0, count: rows * cols)
-        for r in 0..<rows { for c in 0..<cols { out[c * rows + r] = f[r * cols + c] } }
-        return RawTensor(shape: [cols, rows], floats: out)
     }
 }

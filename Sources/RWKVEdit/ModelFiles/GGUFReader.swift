@@ -139,43 +139,30 @@ public struct GGUFFile: Sendable {
         return names[t] ?? "type \(t)"
     }
 
+    /// The GGML type codes read, and the type each is kept as in memory.
+    static let dtypes: [UInt32: DType] = [0: .f32, 1: .f16, 30: .bf16, 8: .q8_0, 2: .q4_0, 3: .q4_1, 6: .q5_0,
+                                          7: .q5_1, 12: .q4_K, 13: .q5_K, 14: .q6_K]
+
+    /// Bytes of a tensor's data, from its type and shape: rows (ggml's innermost dimension) must hold
+    /// whole blocks of a quantised type.
     static func byteSize(type: UInt32, dims: [Int], elements n: Int, file: String, name: String) throws -> Int {
-        switch type {
-        case 0: return n * 4
-        case 1, 30: return n * 2
-        case 8:
-            guard dims[0] % 32 == 0 else {
-                throw RWKVError.malformed(file: file, reason: "Q8_0 tensor '\(name)' has a row of \(dims[0]) elements, not a multiple of 32")
-            }
-            return n / 32 * 34
-        default:
-            throw RWKVError.unsupported(file: file, reason: "tensor '\(name)' has GGML type \(typeName(type)); supported: F32, F16, BF16, Q8_0")
+        guard let dtype = dtypes[type] else {
+            throw RWKVError.unsupported(file: file, reason: "tensor '\(name)' has GGML type \(typeName(type)); supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K")
         }
+        guard dims[0] % dtype.blockElements == 0 else {
+            throw RWKVError.malformed(file: file, reason: "\(typeName(type)) tensor '\(name)' has a row of \(dims[0]) elements, not a multiple of its \(dtype.blockElements)-weight blocks")
+        }
+        // n < 2^40 (checkedElementCount) and a block is at most 210 bytes: no overflow.
+        return dtype.byteCount(n)
     }
 
-    /// A tensor with its dimensions reversed into row-major (numpy/torch) order. Q8_0 is
-    /// dequantised to an owned fp32 copy; other types point into the map.
+    /// A tensor with its dimensions reversed into row-major (numpy/torch) order, pointing into the
+    /// map; quantised types stay quantised (the kernels dequantise as they read).
     public func rawTensor(_ info: TensorInfo) throws -> RawTensor {
-        let shape = Array(info.dims.reversed())
-        switch info.typeCode {
-        case 0: return RawTensor(shape: shape, dtype: .f32, data: info.data)
-        case 1: return RawTensor(shape: shape, dtype: .f16, data: info.data)
-        case 30: return RawTensor(shape: shape, dtype: .bf16, data: info.data)
-        case 8:
-            let blocks = info.data.count / 34
-            var out = [Float](repeating: 0, count: blocks * 32)
-            let d = info.data
-            for b in 0..<blocks {
-                let o = b * 34
-                let scale = Float(Float16(bitPattern: d.load(UInt16.self, at: o)))
-                for j in 0..<32 {
-                    out[b * 32 + j] = scale * Float(Int8(bitPattern: d.base.load(fromByteOffset: o + 2 + j, as: UInt8.self)))
-                }
-            }
-            return RawTensor(shape: shape, floats: out)
-        default:
+        guard let dtype = Self.dtypes[info.typeCode] else {
             throw RWKVError.unsupported(file: path, reason: "tensor '\(info.name)' has GGML type \(Self.typeName(info.typeCode))")
         }
+        return RawTensor(shape: Array(info.dims.reversed()), dtype: dtype, data: info.data)
     }
 
     struct Cursor {
@@ -284,7 +271,7 @@ public enum GGUFReader {
             guard shape.reduce(1, *) == t.elementCount else {
                 throw RWKVError.shapeMismatch(file: path, name: name, expected: shape, found: t.shape)
             }
-            return RawTensor(shape: shape, dtype: t.dtype, data: t.data)
+            return t.isTransposedView ? RawTensor(shape: shape, floats: t.floats()) : RawTensor(shape: shape, dtype: t.dtype, data: t.data)
         }
 
         var out: [String: RawTensor] = [:]
@@ -315,11 +302,13 @@ public enum GGUFReader {
             out[b + "ln2.bias"] = try raw(s + "attn_norm_2.bias")
             // Six token-shift mixes stacked [6][1][1][C] in the order r, w, k, v, a, g.
             let lerpName = s + "time_mix_lerp_fused.weight"
-            let lerp = try raw(lerpName)
+            var lerp = try raw(lerpName)
+            // Sliced by bytes below: a quantised copy (blocks may straddle the slices) is dequantised first.
+            if lerp.dtype.isQuantized { lerp = RawTensor(shape: lerp.shape, floats: lerp.floats()) }
             guard lerp.elementCount == 6 * C, lerp.shape.first == 6 else {
                 throw RWKVError.shapeMismatch(file: path, name: lerpName, expected: [6, 1, 1, C], found: lerp.shape)
             }
-            let sliceBytes = C * lerp.dtype.byteSize
+            let sliceBytes = lerp.dtype.byteCount(C)
             for (j, n) in ["r", "w", "k", "v", "a", "g"].enumerated() {
                 out[a + "x_" + n] = RawTensor(shape: [1, 1, C], dtype: lerp.dtype,
                                               data: ByteRegion(base: lerp.data.base + j * sliceBytes, count: sliceBytes, owner: lerp.data.owner))
@@ -335,7 +324,7 @@ public enum GGUFReader {
                     let name = s + "time_mix_\(key)\(n).weight"
                     let t = try raw(name)
                     guard t.shape.count == 2 else { throw RWKVError.shapeMismatch(file: path, name: name, expected: [-1, -1], found: t.shape) }
-                    out[a + key + n] = FLAKeys.transposed(t)
+                    out[a + key + n] = t.transposed()
                 }
             }
             out[a + "k_k"] = try reshaped(try raw(s + "time_mix_k_k.weight"), [1, 1, C], s + "time_mix_k_k.weight")

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Hyper-parameters of an RWKV-7 model, read from its tensors (never assumed).
@@ -36,7 +37,20 @@ public struct Matrix: Sendable {
         self.init(rows: rows, cols: cols, dtype: .f32, data: .owning(floats))
     }
 
-    var byteCount: Int { rows * cols * dtype.byteSize }
+    /// Bytes of one row (whole blocks for a quantised type: loaders check that cols is a multiple).
+    public var rowBytes: Int { dtype.byteCount(cols) }
+    public var byteCount: Int { rows * rowBytes }
+
+    /// Element (row, col) widened to fp32; a quantised one by dequantising its block. NaN when the
+    /// data is too short to hold it.
+    public func element(row: Int, col: Int) -> Float {
+        let be = dtype.blockElements
+        let at = row * rowBytes + col / be * dtype.blockBytes
+        guard row >= 0, row < rows, col >= 0, col < cols, at + dtype.blockBytes <= data.count else { return .nan }
+        var block = [Float](repeating: 0, count: be)
+        rk_to_f32(dtype.kernelCode, data.base + at, &block, Int64(be))
+        return block[col % be]
+    }
 }
 
 /// Weights of one block, in the engine's layout: vectors widened to fp32, big matrices kept in
@@ -76,6 +90,17 @@ public final class RWKVModel: @unchecked Sendable {
 
     public var weightDType: DType { layers.first?.key.dtype ?? head.dtype }
 
+    /// The types of the big matrices (embedding, head, projections, FFN), the most common first, e.g.
+    /// "q4_K+q6_K" for a Q4_K_M file, whose head stays Q6_K.
+    public var weightTypes: String {
+        var count: [DType: Int] = [:]
+        for m in [embedding, head] + layers.flatMap({ [$0.receptance, $0.key, $0.value, $0.output, $0.ffnKey, $0.ffnValue] }) {
+            count[m.dtype, default: 0] += m.rows * m.cols
+        }
+        return count.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key.rawValue < $1.key.rawValue }
+            .map(\.key.rawValue).joined(separator: "+")
+    }
+
     public var parameterCount: Int {
         let c = config
         var n = 2 * c.vocabSize * c.nEmbd + 4 * c.nEmbd
@@ -90,7 +115,7 @@ public final class RWKVModel: @unchecked Sendable {
 
     /// Bytes of weights one decoded token reads (all matrices plus one embedding row).
     public var bytesPerDecodedToken: Int {
-        var n = head.byteCount + config.nEmbd * embedding.dtype.byteSize
+        var n = head.byteCount + embedding.rowBytes
         for l in layers {
             n += [l.receptance, l.key, l.value, l.output, l.ffnKey, l.ffnValue, l.w1, l.w2, l.a1, l.a2, l.g1, l.g2]
                 .reduce(0) { $0 + $1.byteCount }
@@ -183,6 +208,7 @@ private struct TensorBinder {
     func matrix(_ name: String, rows: Int, cols: Int) throws -> Matrix {
         let t = try raw(name)
         guard t.shape == [rows, cols] else { throw RWKVError.shapeMismatch(file: file, name: name, expected: [rows, cols], found: t.shape) }
+        if t.isTransposedView { return Matrix(rows: rows, cols: cols, floats: t.floats()) }
         return Matrix(rows: rows, cols: cols, dtype: t.dtype, data: t.data)
     }
 
@@ -199,6 +225,8 @@ private struct TensorBinder {
     private func transposed(_ name: String, rows: Int, cols: Int) throws -> Matrix {
         let t = try raw(name)
         guard t.shape == [rows, cols] else { throw RWKVError.shapeMismatch(file: file, name: name, expected: [rows, cols], found: t.shape) }
+        // A transposed view already holds [cols][rows] row-major: used in place, in its stored type.
+        if t.isTransposedView { return Matrix(rows: cols, cols: rows, dtype: t.dtype, data: t.data) }
         let f = t.floats()
         var out = [Float](repeating: 0, count: rows * cols)
         for r in 0..<rows { for c in 0..<cols { out[c * rows + r] = f[r * cols + c] } }

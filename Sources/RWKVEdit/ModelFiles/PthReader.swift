@@ -40,13 +40,13 @@ public enum PthReader {
                 region = try zip.data(of: e)
                 storages[t.storage.key] = region
             }
-            let (need, o1) = t.storage.numel.multipliedReportingOverflow(by: dtype.byteSize)
+            let (need, o1) = t.storage.numel.multipliedReportingOverflow(by: dtype.blockBytes)
             guard !o1, need <= region.count else {
-                throw RWKVError.malformed(file: path, reason: "storage '\(t.storage.key)' claims \(t.storage.numel) elements of \(dtype.byteSize) bytes but holds \(region.count) bytes")
+                throw RWKVError.malformed(file: path, reason: "storage '\(t.storage.key)' claims \(t.storage.numel) elements of \(dtype.blockBytes) bytes but holds \(region.count) bytes")
             }
             let count = try checkedElementCount(t.shape, file: path, name: name)
-            let begin = t.offset * dtype.byteSize
-            let length = count * dtype.byteSize
+            let begin = t.offset * dtype.blockBytes
+            let length = count * dtype.blockBytes
             guard begin >= 0, length >= 0, begin <= region.count, length <= region.count - begin else {
                 throw RWKVError.malformed(file: path, reason: "tensor '\(name)' overruns its storage")
             }

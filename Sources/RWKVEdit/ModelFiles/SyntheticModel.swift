@@ -22,8 +22,15 @@ public enum SyntheticModel {
         }
     }
 
-    /// BlinkDL-named tensors with plausible magnitudes; big matrices in `dtype`.
+    /// The weight types random models are built in (no quantiser here: quantised models come from files).
+    public static func dtype(named name: String) -> DType? {
+        guard let d = DType(rawValue: name), !d.isQuantized else { return nil }
+        return d
+    }
+
+    /// BlinkDL-named tensors with plausible magnitudes; big matrices in `dtype` (f32, f16 or bf16).
     public static func tensors(_ s: Shape, dtype: DType, seed: UInt64 = 1) -> [String: RawTensor] {
+        precondition(!dtype.isQuantized, "SyntheticModel builds f32, f16 or bf16 weights")
         var rng = SplitMix64(seed: seed)
         let C = s.nEmbd, F = 4 * s.nEmbd, H = C / s.headSize
         var t: [String: RawTensor] = [:]

@@ -94,12 +94,7 @@ public struct ModelIdentity: Codable, Equatable, Sendable {
     /// `count` values of a matrix at `positions`, widened to f32 (NaN where the matrix is too short).
     static func sample(_ m: Matrix, name: String, count: Int) -> [Float] {
         positions(name: name, rows: m.rows, cols: m.cols, count: count).map { i in
-            guard (i + 1) * m.dtype.byteSize <= m.data.count else { return .nan }
-            switch m.dtype {
-            case .f32: return Float(bitPattern: m.data.load(UInt32.self, at: i * 4))
-            case .f16: return Float(Float16(bitPattern: m.data.load(UInt16.self, at: i * 2)))
-            case .bf16: return Float(bitPattern: UInt32(m.data.load(UInt16.self, at: i * 2)) << 16)
-            }
+            m.cols > 0 ? m.element(row: i / m.cols, col: i % m.cols) : .nan
         }
     }
 

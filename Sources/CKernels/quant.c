@@ -1,0 +1,445 @@
+// ggml's block-quantised weight formats, kept quantised in memory: dequantisation and the matrix–vector
+// products over them. The GEMM (gemm.c) dequantises a tile while packing it, through rk_dequant_blocks.
+//
+// Block layouts (little-endian; "f16" is an IEEE half; a block covers `elems` consecutive weights of
+// one row, so a row of n weights is n / elems blocks):
+//   Q8_0  34 B / 32:  f16 d, int8 q[32];                      w = q · d
+//   Q4_0  18 B / 32:  f16 d, u8 qs[16];                       w = d · (q − 8)
+//   Q4_1  20 B / 32:  f16 d, f16 m, u8 qs[16];                w = d · q + m
+//   Q5_0  22 B / 32:  f16 d, u32 qh, u8 qs[16];               w = d · (q − 16)
+//   Q5_1  24 B / 32:  f16 d, f16 m, u32 qh, u8 qs[16];        w = d · q + m
+//     4-bit q of weight j: j < 16 the low nibble of qs[j], else the high nibble of qs[j − 16];
+//     the fifth bit (Q5_x) is bit j of qh.
+//   Q4_K 144 B / 256: f16 d, f16 dmin, u8 scales[12], u8 qs[128];
+//   Q5_K 176 B / 256: f16 d, f16 dmin, u8 scales[12], u8 qh[32], u8 qs[128];
+//     eight sub-blocks of 32 with 6-bit scale s and min m each, packed in `scales` (below);
+//     w = (d · s) · q − (dmin · m). Sub-blocks 2g and 2g+1 take the low and high nibbles of
+//     qs[32g .. 32g+32); Q5_K's fifth bit of weight l of sub-block i is bit i of qh[l].
+//   Q6_K 210 B / 256: u8 ql[128], u8 qh[64], int8 scales[16], f16 d;
+//     weight e = 128h + 32t + l (h < 2, t < 4, l < 32): low 4 bits are ql[64h + 32(t mod 2) + l]
+//     shifted right by 4 when t ≥ 2, high 2 bits are qh[32h + l] >> 2t; q is that minus 32;
+//     w = (d · scales[e / 16]) · q.
+// Each formula is evaluated as written in fp32 (the scale products rounded first, no fused
+// multiply–add), which is what the `gguf` Python package's numpy dequantiser computes, so the
+// results match it bit for bit (checked by the tests against fixtures made with that package).
+#include "rwkv_kernels.h"
+#include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define RK_X86 1
+#endif
+
+#pragma STDC FP_CONTRACT OFF
+
+#define Q_INLINE static inline __attribute__((always_inline))
+
+int rk_block_elems(int dtype) {
+    switch (dtype) {
+    case RK_F32: case RK_F16: case RK_BF16: return 1;
+    case RK_Q8_0: case RK_Q4_0: case RK_Q4_1: case RK_Q5_0: case RK_Q5_1: return 32;
+    case RK_Q4_K: case RK_Q5_K: case RK_Q6_K: return 256;
+    default: return 0;
+    }
+}
+
+int rk_block_bytes(int dtype) {
+    switch (dtype) {
+    case RK_F32: return 4;
+    case RK_F16: case RK_BF16: return 2;
+    case RK_Q8_0: return 34;
+    case RK_Q4_0: return 18;
+    case RK_Q4_1: return 20;
+    case RK_Q5_0: return 22;
+    case RK_Q5_1: return 24;
+    case RK_Q4_K: return 144;
+    case RK_Q5_K: return 176;
+    case RK_Q6_K: return 210;
+    default: return 0;
+    }
+}
+
+Q_INLINE float q_half(const uint8_t *p) {
+    const uint16_t h = (uint16_t)(p[0] | (p[1] << 8));
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (mant == 0) { bits = sign; }
+        else {
+            exp = 127 - 15 + 1;
+            while ((mant & 0x400) == 0) { mant <<= 1; exp--; }
+            mant &= 0x3ff;
+            bits = sign | (exp << 23) | (mant << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000 | (mant << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+    }
+    float f; memcpy(&f, &bits, 4); return f;
+}
+
+Q_INLINE void dq_q8_0(const uint8_t *b, float *y) {
+    const float d = q_half(b);
+    const int8_t *q = (const int8_t *)(b + 2);
+    for (int j = 0; j < 32; j++) y[j] = (float)q[j] * d;
+}
+
+// Q4_0 / Q4_1 / Q5_0 / Q5_1 share the nibble layout; `bits5` adds qh, `offset` is subtracted from q
+// (Q4_0 8, Q5_0 16) and `min` is added (the _1 types).
+Q_INLINE void dq_q4q5(const uint8_t *b, float *y, const int has_min, const int bits5) {
+    const float d = q_half(b);
+    const float m = has_min ? q_half(b + 2) : 0.0f;
+    const uint8_t *p = b + (has_min ? 4 : 2);
+    uint32_t qh = 0;
+    if (bits5) { qh = (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24); p += 4; }
+    const int offset = has_min ? 0 : (bits5 ? 16 : 8);
+    for (int j = 0; j < 16; j++) {
+        int lo = p[j] & 15, hi = p[j] >> 4;
+        if (bits5) { lo |= (int)((qh >> j) & 1) << 4; hi |= (int)((qh >> (j + 16)) & 1) << 4; }
+        if (has_min) {
+            y[j] = d * (float)lo + m;
+            y[j + 16] = d * (float)hi + m;
+        } else {
+            y[j] = d * (float)(lo - offset);
+            y[j + 16] = d * (float)(hi - offset);
+        }
+    }
+}
+
+// The eight 6-bit (scale, min) pairs of a Q4_K / Q5_K super-block: pairs 0–3 are the low six bits of
+// bytes 0–3 and 4–7; pairs 4–7 take their low four bits from bytes 8–11 (scale low nibble, min high
+// nibble) and their top two from the spare high bits of bytes 0–3 (scales) and 4–7 (mins).
+Q_INLINE void k_scale_min(const uint8_t *s, int i, int *sc, int *mn) {
+    if (i < 4) { *sc = s[i] & 63; *mn = s[i + 4] & 63; }
+    else {
+        *sc = (s[i + 4] & 15) | ((s[i - 4] >> 6) << 4);
+        *mn = (s[i + 4] >> 4) | ((s[i] >> 6) << 4);
+    }
+}
+
+Q_INLINE void dq_q4k_q5k(const uint8_t *b, float *y, const int bits5) {
+    const float d = q_half(b), dmin = q_half(b + 2);
+    const uint8_t *scales = b + 4, *qh = b + 16, *qs = b + (bits5 ? 48 : 16);
+    for (int g = 0; g < 4; g++) {
+        int s0, m0, s1, m1;
+        k_scale_min(scales, 2 * g, &s0, &m0);
+        k_scale_min(scales, 2 * g + 1, &s1, &m1);
+        const float d0 = d * (float)s0, dm0 = dmin * (float)m0;
+        const float d1 = d * (float)s1, dm1 = dmin * (float)m1;
+        const uint8_t *q = qs + 32 * g;
+        float *y0 = y + 64 * g, *y1 = y0 + 32;
+        for (int l = 0; l < 32; l++) {
+            int lo = q[l] & 15, hi = q[l] >> 4;
+            if (bits5) { lo |= ((qh[l] >> (2 * g)) & 1) << 4; hi |= ((qh[l] >> (2 * g + 1)) & 1) << 4; }
+            y0[l] = d0 * (float)lo - dm0;
+            y1[l] = d1 * (float)hi - dm1;
+        }
+    }
+}
+
+Q_INLINE void dq_q6k(const uint8_t *b, float *y) {
+    const uint8_t *ql = b, *qh = b + 128;
+    const int8_t *sc = (const int8_t *)(b + 192);
+    const float d = q_half(b + 208);
+    for (int h = 0; h < 2; h++) {
+        for (int t = 0; t < 4; t++) {
+            const uint8_t *lo = ql + 64 * h + 32 * (t & 1), *hi = qh + 32 * h;
+            const int shift = t >= 2 ? 4 : 0;
+            const int e0 = 128 * h + 32 * t;
+            const float dA = d * (float)sc[e0 / 16], dB = d * (float)sc[e0 / 16 + 1];
+            for (int l = 0; l < 32; l++) {
+                const int q = (((lo[l] >> shift) & 15) | (((hi[l] >> (2 * t)) & 3) << 4)) - 32;
+                y[e0 + l] = (l < 16 ? dA : dB) * (float)q;
+            }
+        }
+    }
+}
+
+// nb consecutive blocks of a quantised type to fp32. Written once as plain C and compiled for each
+// instruction set below, so the compiler vectorises it with that set's registers.
+Q_INLINE void dq_impl(const int dtype, const uint8_t *src, float *dst, int64_t nb) {
+    switch (dtype) {
+    case RK_Q8_0: for (int64_t i = 0; i < nb; i++) dq_q8_0(src + 34 * i, dst + 32 * i); break;
+    case RK_Q4_0: for (int64_t i = 0; i < nb; i++) dq_q4q5(src + 18 * i, dst + 32 * i, 0, 0); break;
+    case RK_Q4_1: for (int64_t i = 0; i < nb; i++) dq_q4q5(src + 20 * i, dst + 32 * i, 1, 0); break;
+    case RK_Q5_0: for (int64_t i = 0; i < nb; i++) dq_q4q5(src + 22 * i, dst + 32 * i, 0, 1); break;
+    case RK_Q5_1: for (int64_t i = 0; i < nb; i++) dq_q4q5(src + 24 * i, dst + 32 * i, 1, 1); break;
+    case RK_Q4_K: for (int64_t i = 0; i < nb; i++) dq_q4k_q5k(src + 144 * i, dst + 256 * i, 0); break;
+    case RK_Q5_K: for (int64_t i = 0; i < nb; i++) dq_q4k_q5k(src + 176 * i, dst + 256 * i, 1); break;
+    case RK_Q6_K: for (int64_t i = 0; i < nb; i++) dq_q6k(src + 210 * i, dst + 256 * i); break;
+    default: break;
+    }
+}
+
+// Weights dequantised per chunk of one row into an L1-resident buffer, then multiplied with each
+// input vector: a chunk is one K-quant super-block or eight 32-blocks.
+#define Q_CHUNK 256
+
+static void dq_portable(int dtype, const uint8_t *src, float *dst, int64_t nb) { dq_impl(dtype, src, dst, nb); }
+
+// Summation over each chunk, then across chunks.
+static void qmatvec_portable(int dtype, const void *W, const float *x, float *y, int nvec, int64_t cols,
+                             int64_t rows_total, int64_t rb, int64_t re) {
+    const int64_t be = rk_block_elems(dtype), bb = rk_block_bytes(dtype), row_bytes = cols / be * bb;
+    float buf[Q_CHUNK];
+    for (int64_t r = rb; r < re; r++) {
+        const uint8_t *row = (const uint8_t *)W + r * row_bytes;
+        for (int v = 0; v < nvec; v++) y[(int64_t)v * rows_total + r] = 0.0f;
+        for (int64_t k0 = 0; k0 < cols; k0 += Q_CHUNK) {
+            const int64_t n = cols - k0 < Q_CHUNK ? cols - k0 : Q_CHUNK;
+            dq_portable(dtype, row + k0 / be * bb, buf, n / be);
+            for (int v = 0; v < nvec; v++) {
+                const float *xv = x + (int64_t)v * cols + k0;
+                float s = 0.0f;
+                for (int64_t j = 0; j < n; j++) s += buf[j] * xv[j];
+                y[(int64_t)v * rows_total + r] += s;
+            }
+        }
+    }
+}
+
+#ifdef RK_X86
+#define Q_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define Q_A5 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+
+Q_AVX2 static void dq_avx2(int dtype, const uint8_t *src, float *dst, int64_t nb) { dq_impl(dtype, src, dst, nb); }
+Q_A5 static void dq_avx512(int dtype, const uint8_t *src, float *dst, int64_t nb) { dq_impl(dtype, src, dst, nb); }
+
+Q_AVX2 static inline float q_hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+// Up to four vectors per pass over the rows; chunk lengths are multiples of 32.
+Q_AVX2 static void qmatvec_avx2(int dtype, const void *W, const float *x, float *y, int nvec, int64_t cols,
+                                int64_t rows_total, int64_t rb, int64_t re) {
+    const int64_t be = rk_block_elems(dtype), bb = rk_block_bytes(dtype), row_bytes = cols / be * bb;
+    float buf[Q_CHUNK] __attribute__((aligned(32)));
+    for (int v0 = 0; v0 < nvec; v0 += 4) {
+        const int nv = nvec - v0 < 4 ? nvec - v0 : 4;
+        for (int64_t r = rb; r < re; r++) {
+            const uint8_t *row = (const uint8_t *)W + r * row_bytes;
+            __m256 a[4][2];
+            for (int q = 0; q < 4; q++) { a[q][0] = _mm256_setzero_ps(); a[q][1] = _mm256_setzero_ps(); }
+            for (int64_t k0 = 0; k0 < cols; k0 += Q_CHUNK) {
+                const int64_t n = cols - k0 < Q_CHUNK ? cols - k0 : Q_CHUNK;
+                dq_impl(dtype, row + k0 / be * bb, buf, n / be);
+                for (int q = 0; q < nv; q++) {
+                    const float *xv = x + (int64_t)(v0 + q) * cols + k0;
+                    for (int64_t j = 0; j < n; j += 16) {
+                        a[q][0] = _mm256_fmadd_ps(_mm256_load_ps(buf + j), _mm256_loadu_ps(xv + j), a[q][0]);
+                        a[q][1] = _mm256_fmadd_ps(_mm256_load_ps(buf + j + 8), _mm256_loadu_ps(xv + j + 8), a[q][1]);
+                    }
+                }
+            }
+            for (int q = 0; q < nv; q++) y[(int64_t)(v0 + q) * rows_total + r] = q_hsum8(_mm256_add_ps(a[q][0], a[q][1]));
+        }
+    }
+}
+
+// Fused AVX-512 kernels for one input vector (decoding):
+// the weights are widened in registers and never stored, and each block's (or sub-block's) scale is
+// applied once to its partial sums, w·x summed as d·Σq·x (− dmin·m·Σx for the K-quants' minimums).
+// That regrouping changes only the fp32 rounding, not what is computed. Two accumulators per row
+// halve the dependency chain through the adds.
+
+Q_A5 static inline __m512 z_bytes_i8(const uint8_t *p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p))); }
+Q_A5 static inline __m512i z_bytes_u8(const uint8_t *p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)); }
+Q_A5 static inline float z_half(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8))); }
+
+Q_A5 static float q8_0_row_avx512(const uint8_t *p, const float *x, int64_t nb) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2, p += 68, x += 64) {
+        __m512 s0 = _mm512_mul_ps(z_bytes_i8(p + 2), _mm512_loadu_ps(x));
+        s0 = _mm512_fmadd_ps(z_bytes_i8(p + 18), _mm512_loadu_ps(x + 16), s0);
+        __m512 s1 = _mm512_mul_ps(z_bytes_i8(p + 36), _mm512_loadu_ps(x + 32));
+        s1 = _mm512_fmadd_ps(z_bytes_i8(p + 52), _mm512_loadu_ps(x + 48), s1);
+        a0 = _mm512_fmadd_ps(_mm512_set1_ps(z_half(p)), s0, a0);
+        a1 = _mm512_fmadd_ps(_mm512_set1_ps(z_half(p + 34)), s1, a1);
+    }
+    if (b < nb) {
+        __m512 s0 = _mm512_mul_ps(z_bytes_i8(p + 2), _mm512_loadu_ps(x));
+        s0 = _mm512_fmadd_ps(z_bytes_i8(p + 18), _mm512_loadu_ps(x + 16), s0);
+        a0 = _mm512_fmadd_ps(_mm512_set1_ps(z_half(p)), s0, a0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+// xs[i] is the sum of x over sub-block i (computed once per call): the minimums' term is then one
+// scalar multiply–add per 32 weights.
+Q_A5 static float q4k_q5k_row_avx512(const uint8_t *p, const float *x, const float *xs, int64_t nb, const int bits5) {
+    const __m512i low4 = _mm512_set1_epi32(15), five = _mm512_set1_epi32(16);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t b = 0; b < nb; b++, p += bits5 ? 176 : 144, x += 256, xs += 8) {
+        const float d = z_half(p), dmin = z_half(p + 2);
+        const uint8_t *scales = p + 4, *qh = p + 16, *qs = p + (bits5 ? 48 : 16);
+        for (int g = 0; g < 4; g++) {
+            int s0, m0, s1, m1;
+            k_scale_min(scales, 2 * g, &s0, &m0);
+            k_scale_min(scales, 2 * g + 1, &s1, &m1);
+            const float *x0 = x + 64 * g, *x1 = x0 + 32;
+            __m512 dot0, dot1;
+            for (int h = 0; h < 32; h += 16) {
+                const __m512i q = z_bytes_u8(qs + 32 * g + h);
+                __m512i lo = _mm512_and_si512(q, low4), hi = _mm512_srli_epi32(q, 4);
+                if (bits5) {
+                    const __m512i hb = z_bytes_u8(qh + h);
+                    lo = _mm512_mask_or_epi32(lo, _mm512_test_epi32_mask(hb, _mm512_set1_epi32(1 << (2 * g))), lo, five);
+                    hi = _mm512_mask_or_epi32(hi, _mm512_test_epi32_mask(hb, _mm512_set1_epi32(2 << (2 * g))), hi, five);
+                }
+                if (h == 0) {
+                    dot0 = _mm512_mul_ps(_mm512_cvtepi32_ps(lo), _mm512_loadu_ps(x0));
+                    dot1 = _mm512_mul_ps(_mm512_cvtepi32_ps(hi), _mm512_loadu_ps(x1));
+                } else {
+                    dot0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), _mm512_loadu_ps(x0 + h), dot0);
+                    dot1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_loadu_ps(x1 + h), dot1);
+                }
+            }
+            a0 = _mm512_fmadd_ps(_mm512_set1_ps(d * (float)s0), dot0, a0);
+            a1 = _mm512_fmadd_ps(_mm512_set1_ps(d * (float)s1), dot1, a1);
+            mins += dmin * (float)m0 * xs[2 * g] + dmin * (float)m1 * xs[2 * g + 1];
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) - mins;
+}
+
+Q_A5 static float q6k_row_avx512(const uint8_t *p, const float *x, int64_t nb) {
+    const __m512i low4 = _mm512_set1_epi32(15), two = _mm512_set1_epi32(3), off = _mm512_set1_epi32(32);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, p += 210, x += 256) {
+        const int8_t *sc = (const int8_t *)(p + 192);
+        const float d = z_half(p + 208);
+        for (int h = 0; h < 2; h++) {
+            for (int t = 0; t < 4; t++) {
+                const uint8_t *lo = p + 64 * h + 32 * (t & 1), *hi = p + 128 + 32 * h;
+                const int e0 = 128 * h + 32 * t;
+                for (int l = 0; l < 32; l += 16) {
+                    __m512i q = z_bytes_u8(lo + l);
+                    if (t >= 2) q = _mm512_srli_epi32(q, 4);
+                    q = _mm512_and_si512(q, low4);
+                    const __m512i qhv = _mm512_and_si512(_mm512_srli_epi32(z_bytes_u8(hi + l), 2 * t), two);
+                    q = _mm512_sub_epi32(_mm512_or_si512(q, _mm512_slli_epi32(qhv, 4)), off);
+                    const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_loadu_ps(x + e0 + l));
+                    if (l == 0) a0 = _mm512_fmadd_ps(_mm512_set1_ps(d * (float)sc[(e0 + l) / 16]), v, a0);
+                    else a1 = _mm512_fmadd_ps(_mm512_set1_ps(d * (float)sc[(e0 + l) / 16]), v, a1);
+                }
+            }
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+// Q4_0, Q4_1, Q5_0, Q5_1: w = d·q − d·offset (the _0 types) or d·q + m (the _1 types), so
+// Σw·x = d·Σq·x + (m or −d·offset)·Σx with xs[b] = Σx over block b. The fifth bits (Q5) are
+// AVX-512 masks straight from qh.
+Q_A5 static float q4q5_row_avx512(const uint8_t *p, const float *x, const float *xs, int64_t nb, const int has_min,
+                                   const int bits5) {
+    const __m512i low4 = _mm512_set1_epi32(15), five = _mm512_set1_epi32(16);
+    const int64_t stride = 18 + (has_min ? 2 : 0) + (bits5 ? 4 : 0);
+    const float offset = has_min ? 0.0f : (bits5 ? 16.0f : 8.0f);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    float corr = 0.0f;
+    for (int64_t b = 0; b < nb; b++, p += stride, x += 32) {
+        const float d = z_half(p);
+        const uint8_t *q = p + (has_min ? 4 : 2);
+        uint32_t qh = 0;
+        if (bits5) { memcpy(&qh, q, 4); q += 4; }
+        const __m512i v = z_bytes_u8(q);
+        __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_srli_epi32(v, 4);
+        if (bits5) {
+            lo = _mm512_mask_or_epi32(lo, (__mmask16)(qh & 0xFFFF), lo, five);
+            hi = _mm512_mask_or_epi32(hi, (__mmask16)(qh >> 16), hi, five);
+        }
+        __m512 dot = _mm512_mul_ps(_mm512_cvtepi32_ps(lo), _mm512_loadu_ps(x));
+        dot = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_loadu_ps(x + 16), dot);
+        if (b & 1) a1 = _mm512_fmadd_ps(_mm512_set1_ps(d), dot, a1);
+        else a0 = _mm512_fmadd_ps(_mm512_set1_ps(d), dot, a0);
+        corr += (has_min ? z_half(p + 2) : -d * offset) * xs[b];
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + corr;
+}
+
+/// One input vector over rows [rb, re) with a fused kernel; 0 when the type has none (the caller then
+/// takes the general path).
+Q_A5 static int qmatvec1_fused_avx512(int dtype, const void *W, const float *x, float *y, int64_t cols, int64_t rb, int64_t re) {
+    const int64_t be = rk_block_elems(dtype), bb = rk_block_bytes(dtype), nb = cols / be, row_bytes = nb * bb;
+    const uint8_t *base = (const uint8_t *)W;
+    switch (dtype) {
+    case RK_Q8_0: for (int64_t r = rb; r < re; r++) y[r] = q8_0_row_avx512(base + r * row_bytes, x, nb); return 1;
+    case RK_Q4_0: case RK_Q4_1: case RK_Q5_0: case RK_Q5_1: case RK_Q4_K: case RK_Q5_K: {
+        // Sums of x per 32 weights, on the stack: rows of up to 64Ki weights (wider ones take the
+        // general path).
+        if (cols > 65536) return 0;
+        float xs[2048];
+        for (int64_t i = 0; i < cols / 32; i++) {
+            __m512 v = _mm512_add_ps(_mm512_loadu_ps(x + 32 * i), _mm512_loadu_ps(x + 32 * i + 16));
+            xs[i] = _mm512_reduce_add_ps(v);
+        }
+        const int has_min = dtype == RK_Q4_1 || dtype == RK_Q5_1, bits5 = dtype == RK_Q5_0 || dtype == RK_Q5_1;
+        for (int64_t r = rb; r < re; r++)
+            y[r] = dtype == RK_Q4_K || dtype == RK_Q5_K
+                 ? q4k_q5k_row_avx512(base + r * row_bytes, x, xs, nb, dtype == RK_Q5_K)
+                 : q4q5_row_avx512(base + r * row_bytes, x, xs, nb, has_min, bits5);
+        return 1;
+    }
+    case RK_Q6_K: for (int64_t r = rb; r < re; r++) y[r] = q6k_row_avx512(base + r * row_bytes, x, nb); return 1;
+    default: return 0;
+    }
+}
+
+Q_A5 static void qmatvec_avx512(int dtype, const void *W, const float *x, float *y, int nvec, int64_t cols,
+                                int64_t rows_total, int64_t rb, int64_t re) {
+    const int64_t be = rk_block_elems(dtype), bb = rk_block_bytes(dtype), row_bytes = cols / be * bb;
+    float buf[Q_CHUNK] __attribute__((aligned(64)));
+    for (int v0 = 0; v0 < nvec; v0 += 4) {
+        const int nv = nvec - v0 < 4 ? nvec - v0 : 4;
+        for (int64_t r = rb; r < re; r++) {
+            const uint8_t *row = (const uint8_t *)W + r * row_bytes;
+            __m512 a[4][2];
+            for (int q = 0; q < 4; q++) { a[q][0] = _mm512_setzero_ps(); a[q][1] = _mm512_setzero_ps(); }
+            for (int64_t k0 = 0; k0 < cols; k0 += Q_CHUNK) {
+                const int64_t n = cols - k0 < Q_CHUNK ? cols - k0 : Q_CHUNK;
+                dq_impl(dtype, row + k0 / be * bb, buf, n / be);
+                for (int q = 0; q < nv; q++) {
+                    const float *xv = x + (int64_t)(v0 + q) * cols + k0;
+                    for (int64_t j = 0; j < n; j += 32) {
+                        a[q][0] = _mm512_fmadd_ps(_mm512_load_ps(buf + j), _mm512_loadu_ps(xv + j), a[q][0]);
+                        a[q][1] = _mm512_fmadd_ps(_mm512_load_ps(buf + j + 16), _mm512_loadu_ps(xv + j + 16), a[q][1]);
+                    }
+                }
+            }
+            for (int q = 0; q < nv; q++) y[(int64_t)(v0 + q) * rows_total + r] = _mm512_reduce_add_ps(_mm512_add_ps(a[q][0], a[q][1]));
+        }
+    }
+}
+#endif
+
+void rk_dequant_blocks_at(int level, int dtype, const void *src, float *dst, int64_t nblocks) {
+#ifdef RK_X86
+    if (level >= 2 && rk_simd_level() >= 2) { dq_avx512(dtype, (const uint8_t *)src, dst, nblocks); return; }
+    if (level >= 1 && rk_simd_level() >= 1) { dq_avx2(dtype, (const uint8_t *)src, dst, nblocks); return; }
+#endif
+    dq_portable(dtype, (const uint8_t *)src, dst, nblocks);
+}
+
+void rk_dequant_blocks(int dtype, const void *src, float *dst, int64_t nblocks) {
+    rk_dequant_blocks_at(rk_simd_level(), dtype, src, dst, nblocks);
+}
+
+void rk_qmatvec(int dtype, const void *W, const float *x, float *y, int nvec, int64_t cols,
+                int64_t rows_total, int64_t rb, int64_t re) {
+#ifdef RK_X86
+    const int level = rk_simd_level();
+    if (level >= 2) {
+        if (nvec == 1 && qmatvec1_fused_avx512(dtype, W, x, y, cols, rb, re)) return;
+        qmatvec_avx512(dtype, W, x, y, nvec, cols, rows_total, rb, re);
+        return;
+    }
+    if (level >= 1) { qmatvec_avx2(dtype, W, x, y, nvec, cols, rows_total, rb, re); return; }
+#endif
+    qmatvec_portable(dtype, W, x, y, nvec, cols, rows_total, rb, re);
+}
