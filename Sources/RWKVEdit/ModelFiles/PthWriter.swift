@@ -26,8 +26,8 @@ public enum PthWriter {
 
     /// The file's bytes.
     public static func encode(_ tensors: [Tensor]) throws -> Data {
-        for t in tensors where t.shape.reduce(1, *) * t.dtype.byteSize != t.bytes.count {
-            throw RWKVError.invalidArgument("internal: tensor \(t.name) shape \(t.shape) does not match \(t.bytes.count) bytes of \(t.dtype)")
+        for t in tensors where t.dtype.isQuantized || t.dtype.byteCount(t.shape.reduce(1, *)) != t.bytes.count {
+            throw RWKVError.invalidArgument("internal: tensor \(t.name) shape \(t.shape) does not match \(t.bytes.count) bytes of \(t.dtype) (a torch file holds f32, f16 or bf16)")
         }
         var zip = ZipWriter()
         zip.add("\(archive)/data.pkl", pickle(tensors))
@@ -81,6 +81,8 @@ public enum PthWriter {
         case .f32: return "FloatStorage"
         case .f16: return "HalfStorage"
         case .bf16: return "BFloat16Storage"
+        // `encode` refuses quantized tensors before any storage is named.
+        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K: return "ByteStorage"
         }
     }
 

@@ -103,11 +103,17 @@ public struct SafeTensorsFile: Sendable {
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
         for t in tensors {
-            guard t.shape.reduce(1, *) * t.dtype.byteSize == t.bytes.count else {
+            let name: String
+            switch t.dtype {
+            case .f32: name = "F32"
+            case .f16: name = "F16"
+            case .bf16: name = "BF16"
+            case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K:
+                throw RWKVError.invalidArgument("internal: tensor \(t.name) is \(t.dtype); safetensors holds f32, f16 or bf16")
+            }
+            guard t.dtype.byteCount(t.shape.reduce(1, *)) == t.bytes.count else {
                 throw RWKVError.invalidArgument("internal: tensor \(t.name) shape \(t.shape) does not match \(t.bytes.count) bytes of \(t.dtype)")
             }
-            let name: String
-            switch t.dtype { case .f32: name = "F32"; case .f16: name = "F16"; case .bf16: name = "BF16" }
             header[t.name] = ["dtype": name, "shape": t.shape, "data_offsets": [offset, offset + t.bytes.count]]
             offset += t.bytes.count
         }
