@@ -9,6 +9,7 @@
 // (quant.c) are dequantised a row chunk at a time into a small buffer and packed from there, with
 // column blocks of Q_KC = 256 (a whole K-quant super-block, eight 32-blocks).
 #include "rwkv_kernels.h"
+#include "scalar.h"
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
@@ -27,34 +28,6 @@
 #else
 #define RK_UNROLL
 #endif
-
-static inline float g_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (mant == 0) { bits = sign; }
-        else {
-            exp = 127 - 15 + 1;
-            while ((mant & 0x400) == 0) { mant <<= 1; exp--; }
-            mant &= 0x3ff;
-            bits = sign | (exp << 23) | (mant << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000 | (mant << 13);
-    } else {
-        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-    }
-    float f; memcpy(&f, &bits, 4); return f;
-}
-
-static inline float g_load_weight(int dtype, const void *W, int64_t i) {
-    uint16_t h;
-    switch (dtype) {
-    case RK_F16: memcpy(&h, (const char *)W + 2 * i, 2); return g_f16_to_f32(h);
-    case RK_BF16: { memcpy(&h, (const char *)W + 2 * i, 2); uint32_t b = (uint32_t)h << 16; float f; memcpy(&f, &b, 4); return f; }
-    default: { float f; memcpy(&f, (const char *)W + 4 * i, 4); return f; }
-    }
-}
 
 static inline int64_t g_min(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -125,7 +98,7 @@ static void gemm_portable(int dtype, const void *W, const float *x, float *y, in
             for (int j = 0; j < P_NR; j++)
                 for (int k = 0; k < kc; k++)
                     wp[k * P_NR + j] = j >= nr ? 0.0f
-                                     : quant ? tmp[j * Q_KC + k] : g_load_weight(dtype, W, (r0 + j) * cols + k0 + k);
+                                     : quant ? tmp[j * Q_KC + k] : rk_load_weight(dtype, W, (r0 + j) * cols + k0 + k);
             for (int t0 = 0; t0 < T; t0 += P_MR) {
                 const int mr = (int)g_min(P_MR, T - t0);
                 const float *xr[P_MR];
@@ -406,13 +379,13 @@ AVX2G RK_INLINE void y_pack(const int dtype, const void *W, int64_t cols, int64_
                 for (int kk = kc8; kk < kc; kk++)
                     RK_UNROLL
                     for (int i = 0; i < 8; i++)
-                        dst[kk * Y_NR + g * 8 + i] = g_load_weight(dtype, W, (r0 + rbase + i) * cols + k0 + kk);
+                        dst[kk * Y_NR + g * 8 + i] = rk_load_weight(dtype, W, (r0 + rbase + i) * cols + k0 + kk);
             } else {
                 for (int kk = 0; kk < kc; kk++)
                     RK_UNROLL
                     for (int i = 0; i < 8; i++)
                         dst[kk * Y_NR + g * 8 + i] =
-                            i < nrow ? g_load_weight(dtype, W, (r0 + rbase + i) * cols + k0 + kk) : 0.0f;
+                            i < nrow ? rk_load_weight(dtype, W, (r0 + rbase + i) * cols + k0 + kk) : 0.0f;
             }
         }
     }

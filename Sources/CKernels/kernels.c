@@ -1,4 +1,5 @@
 #include "rwkv_kernels.h"
+#include "scalar.h"
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
@@ -7,45 +8,13 @@
 #define RK_X86 1
 #endif
 
-static inline float f16_to_f32_scalar(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (mant == 0) { bits = sign; }
-        else { // subnormal: normalise
-            exp = 127 - 15 + 1;
-            while ((mant & 0x400) == 0) { mant <<= 1; exp--; }
-            mant &= 0x3ff;
-            bits = sign | (exp << 23) | (mant << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000 | (mant << 13);
-    } else {
-        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-    }
-    float f; memcpy(&f, &bits, 4); return f;
-}
-
-static inline float bf16_to_f32_scalar(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16; float f; memcpy(&f, &bits, 4); return f;
-}
-
-static inline float load_weight(int dtype, const void *W, int64_t i) {
-    uint16_t h;
-    switch (dtype) {
-    case RK_F16: memcpy(&h, (const char *)W + 2 * i, 2); return f16_to_f32_scalar(h);
-    case RK_BF16: memcpy(&h, (const char *)W + 2 * i, 2); return bf16_to_f32_scalar(h);
-    default: { float f; memcpy(&f, (const char *)W + 4 * i, 4); return f; }
-    }
-}
-
 static void matvec_scalar(int dtype, const void *W, const float *x, float *y, int nvec,
                           int64_t cols, int64_t rows_total, int64_t rb, int64_t re) {
     for (int64_t r = rb; r < re; r++) {
         for (int v = 0; v < nvec; v++) {
             const float *xv = x + (int64_t)v * cols;
             float acc = 0;
-            for (int64_t c = 0; c < cols; c++) acc += load_weight(dtype, W, r * cols + c) * xv[c];
+            for (int64_t c = 0; c < cols; c++) acc += rk_load_weight(dtype, W, r * cols + c) * xv[c];
             y[(int64_t)v * rows_total + r] = acc;
         }
     }
@@ -92,7 +61,7 @@ AVX2 static void matvec_avx2_one(int dtype, const void *W, const float *x, float
         }
         float s[4] = {hsum8(a0), hsum8(a1), hsum8(a2), hsum8(a3)};
         for (int64_t c = c8; c < cols; c++)
-            for (int q = 0; q < 4; q++) s[q] += load_weight(dtype, W, (r + q) * cols + c) * x[c];
+            for (int q = 0; q < 4; q++) s[q] += rk_load_weight(dtype, W, (r + q) * cols + c) * x[c];
         for (int q = 0; q < 4; q++) y[r + q] = s[q];
     }
     for (; r < re; r++) {
@@ -100,7 +69,7 @@ AVX2 static void matvec_avx2_one(int dtype, const void *W, const float *x, float
         __m256 a0 = _mm256_setzero_ps();
         for (int64_t c = 0; c < c8; c += 8) a0 = _mm256_fmadd_ps(load8(dtype, w0 + c * es), _mm256_loadu_ps(x + c), a0);
         float s = hsum8(a0);
-        for (int64_t c = c8; c < cols; c++) s += load_weight(dtype, W, r * cols + c) * x[c];
+        for (int64_t c = c8; c < cols; c++) s += rk_load_weight(dtype, W, r * cols + c) * x[c];
         y[r] = s;
     }
 }
@@ -122,7 +91,7 @@ AVX2 static void matvec_avx2_multi(int dtype, const void *W, const float *x, flo
             }
             for (int q = 0; q < nv; q++) {
                 float s = hsum8(acc[q]);
-                for (int64_t c = c8; c < cols; c++) s += load_weight(dtype, W, r * cols + c) * x[(int64_t)(v0 + q) * cols + c];
+                for (int64_t c = c8; c < cols; c++) s += rk_load_weight(dtype, W, r * cols + c) * x[(int64_t)(v0 + q) * cols + c];
                 y[(int64_t)(v0 + q) * rows_total + r] = s;
             }
         }
@@ -133,7 +102,7 @@ AVX2 static void to_f32_avx2(int dtype, const void *src, float *dst, int64_t n) 
     int64_t i = 0;
     const int64_t es = dtype == RK_F32 ? 4 : 2;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load8(dtype, (const char *)src + i * es));
-    for (; i < n; i++) dst[i] = load_weight(dtype, src, i);
+    for (; i < n; i++) dst[i] = rk_load_weight(dtype, src, i);
 }
 
 AVX2 static void wkv7_avx2(float *S, int H, int N, const float *r, const float *w, const float *k,
@@ -246,7 +215,7 @@ void rk_to_f32(int dtype, const void *src, float *dst, int64_t n) {
 #ifdef RK_X86
     if (rk_simd_level() >= 1) { to_f32_avx2(dtype, src, dst, n); return; }
 #endif
-    for (int64_t i = 0; i < n; i++) dst[i] = load_weight(dtype, src, i);
+    for (int64_t i = 0; i < n; i++) dst[i] = rk_load_weight(dtype, src, i);
 }
 
 void rk_wkv7_step(float *S, int H, int N, const float *r, const float *w, const float *k,

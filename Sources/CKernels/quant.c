@@ -23,6 +23,7 @@
 // multiply–add), which is what the `gguf` Python package's numpy dequantiser computes, so the
 // results match it bit for bit (checked by the tests against fixtures made with that package).
 #include "rwkv_kernels.h"
+#include "scalar.h"
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -58,25 +59,7 @@ int rk_block_bytes(int dtype) {
     }
 }
 
-Q_INLINE float q_half(const uint8_t *p) {
-    const uint16_t h = (uint16_t)(p[0] | (p[1] << 8));
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (mant == 0) { bits = sign; }
-        else {
-            exp = 127 - 15 + 1;
-            while ((mant & 0x400) == 0) { mant <<= 1; exp--; }
-            mant &= 0x3ff;
-            bits = sign | (exp << 23) | (mant << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000 | (mant << 13);
-    } else {
-        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-    }
-    float f; memcpy(&f, &bits, 4); return f;
-}
+Q_INLINE float q_half(const uint8_t *p) { return rk_f16_to_f32((uint16_t)(p[0] | (p[1] << 8))); }
 
 Q_INLINE void dq_q8_0(const uint8_t *b, float *y) {
     const float d = q_half(b);
