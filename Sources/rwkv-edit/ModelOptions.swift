@@ -60,7 +60,9 @@ private struct JSONError: Encodable { let error, kind: String }
 func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch let e as any Error & CustomStringConvertible where !(e is ValidationError) {
         if CommandLine.arguments.contains("--json") {
-            let data = (try? JSONEncoder().encode(JSONError(error: e.description, kind: String(describing: type(of: e))))) ?? Data()
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let data = (try? encoder.encode(JSONError(error: e.description, kind: String(describing: type(of: e))))) ?? Data()
             FileHandle.standardError.write(data + Data("\n".utf8))
         } else {
             FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
