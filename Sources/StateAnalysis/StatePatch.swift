@@ -3,8 +3,8 @@ import RWKVEdit
 /// Activation patching on recurrent states: copy a donor's WKV matrices into a base state.
 public enum StatePatch {
     /// `base` with the WKV matrices of `heads` taken from `donor`.
-    public static func patched(_ base: State, from donor: State, heads: [HeadIndex]) -> State {
-        precondition(base.isCompatible(with: donor), "states of different models")
+    public static func patched(_ base: State, from donor: State, heads: [HeadIndex]) throws -> State {
+        try base.requireCompatible(with: donor)
         var s = base
         for h in heads {
             let o = s.wkvOffset(layer: h.layer, head: h.head)

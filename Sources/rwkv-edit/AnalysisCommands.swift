@@ -94,7 +94,7 @@ struct PatchCommand: ParsableCommand {
             let pDonor = try session.score(query: query, answer: answer, from: sd)
             var rows: [[String: Any]] = []
             for site in StatePatch.sites(g, config: m.config, blockSize: blockSize ?? max(1, m.config.nLayer / 4)) {
-                let s = try session.score(query: query, answer: answer, from: StatePatch.patched(sb, from: sd, heads: site.heads))
+                let s = try session.score(query: query, answer: answer, from: try StatePatch.patched(sb, from: sd, heads: site.heads))
                 rows.append(["site": site.name, "p": s.probability, "top1": s.isTop1])
             }
             if json {

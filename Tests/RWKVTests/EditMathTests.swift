@@ -1,6 +1,7 @@
 import Foundation
 import PackCompiler
 import RWKVEdit
+import StateAnalysis
 import XCTest
 
 final class EditMathTests: XCTestCase {
@@ -59,11 +60,11 @@ final class EditMathTests: XCTestCase {
                                                            options: EditOptions(method: .adaptive, ratio: 0.3))
         XCTAssertEqual(applied.stateNorm, before.wkvNorm(), accuracy: 1e-4)
         XCTAssertEqual(applied.alpha, 0.3 * applied.stateNorm / applied.deltaNorm, accuracy: 1e-5)
-        let change = live.subtracting(before).wkvNorm()
+        let change = try live.subtracting(before).wkvNorm()
         XCTAssertEqual(change, applied.alpha * applied.deltaNorm, accuracy: 1e-3)
         XCTAssertEqual(change, 0.3 * before.wkvNorm(), accuracy: 1e-3)
         // Only the upper half of the layers changed.
-        XCTAssertEqual(live.subtracting(before).wkvNorm(layers: 0..<6), 0)
+        XCTAssertEqual(try live.subtracting(before).wkvNorm(layers: 0..<6), 0)
         XCTAssertEqual(live.attXPrev, before.attXPrev)
     }
 
@@ -80,7 +81,7 @@ final class EditMathTests: XCTestCase {
         var a = live, b = live
         try editor.edit(&a, old: bytes(" Austin"), new: bytes(" Chicago"), options: EditOptions(), calibration: cal)
         try editor.edit(&b, old: bytes(" Austin"), new: bytes(" Chicago"), options: EditOptions(), calibration: flipped)
-        XCTAssertLessThan(a.maxAbsDifference(b), 1e-5)
+        XCTAssertLessThan(try a.maxAbsDifference(b), 1e-5)
         // With u₁ replaced by the online u, HYB-U is the online rank-1 edit at the same α.
         let probe = try editor.probe(live, old: bytes(" Austin"), new: bytes(" Chicago"))
         for h in heads {
@@ -91,7 +92,7 @@ final class EditMathTests: XCTestCase {
         let e1 = try editor.edit(&c, old: bytes(" Austin"), new: bytes(" Chicago"), options: EditOptions(method: .hybU, alpha: 1), calibration: cal)
         try editor.edit(&d, old: bytes(" Austin"), new: bytes(" Chicago"), options: EditOptions(method: .rank1, alpha: 1))
         XCTAssertEqual(e1.alpha, 1)
-        XCTAssertLessThan(c.maxAbsDifference(d), 1e-4)
+        XCTAssertLessThan(try c.maxAbsDifference(d), 1e-4)
     }
 
     func testUndoIsBitExactAndForgetEraseArithmetic() throws {
@@ -142,5 +143,19 @@ final class EditMathTests: XCTestCase {
         }
         XCTAssertEqual(session.state, s)
         XCTAssertTrue(session.undoStack.isEmpty)
+    }
+}
+
+/// States of different models, or a head matrix of the wrong size, are typed errors, not traps.
+final class StateShapeErrorTests: XCTestCase {
+    func testMismatchedStatesThrow() throws {
+        let a = State(nLayer: 2, nEmbd: 64, nHead: 1, headSize: 64), b = State(nLayer: 3, nEmbd: 64, nHead: 1, headSize: 64)
+        XCTAssertThrowsError(try a.subtracting(b))
+        XCTAssertThrowsError(try a.maxAbsDifference(b))
+        XCTAssertThrowsError(try StatePatch.patched(a, from: b, heads: [HeadIndex(layer: 0, head: 0)]))
+        var c = a
+        XCTAssertThrowsError(try c.setWKVHead(layer: 0, head: 0, [1, 2, 3]))
+        XCTAssertThrowsError(try c.setWKVHead(layer: 5, head: 0, [Float](repeating: 0, count: 64 * 64)))
+        XCTAssertEqual(c, a, "a refused write leaves the state as it was")
     }
 }

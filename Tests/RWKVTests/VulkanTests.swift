@@ -174,7 +174,7 @@ final class VulkanTests: XCTestCase {
         _ = try cpu.forward(tokens(6, vocab: vk.config.vocabSize, seed: 9), state: &s)
         var head = Array(s.wkvHead(layer: 1, head: 2))
         for i in head.indices { head[i] = head[i] * 0.5 + Float(i % 7) * 0.01 }
-        s.setWKVHead(layer: 1, head: 2, head)
+        try s.setWKVHead(layer: 1, head: 2, head)
         var sv = s, sc = s
         XCTAssertLessThan(relError(try vk.step(5, state: &sv), try cpu.step(5, state: &sc)), 1e-3)
         assertStatesClose(sv, sc, "edited state")

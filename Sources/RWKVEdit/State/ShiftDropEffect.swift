@@ -15,7 +15,7 @@ public struct ShiftDropEffect: Sendable, Equatable {
     public var top1Kept: Bool
 
     public static func measure(engine: any Engine, state: State, probe: [Int]) throws -> ShiftDropEffect {
-        precondition(!probe.isEmpty, "the probe needs at least one token")
+        guard !probe.isEmpty else { throw RWKVError.invalidArgument("the shift-drop probe needs at least one token") }
         var full = state
         var dropped = state
         for i in dropped.attXPrev.indices { dropped.attXPrev[i] = 0; dropped.ffnXPrev[i] = 0 }

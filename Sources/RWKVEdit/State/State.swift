@@ -34,8 +34,10 @@ public struct State: Sendable, Equatable {
         return wkv[o..<(o + headElementCount)]
     }
 
-    public mutating func setWKVHead(layer: Int, head: Int, _ values: [Float]) {
-        precondition(values.count == headElementCount, "a head matrix has headSize² values")
+    public mutating func setWKVHead(layer: Int, head: Int, _ values: [Float]) throws {
+        guard values.count == headElementCount, (0..<nLayer).contains(layer), (0..<nHead).contains(head) else {
+            throw RWKVError.invalidArgument("setWKVHead: layer \(layer), head \(head) with \(values.count) values; the state has \(nLayer) layers × \(nHead) heads of \(headElementCount) values")
+        }
         let o = wkvOffset(layer: layer, head: head)
         wkv.replaceSubrange(o..<(o + headElementCount), with: values)
     }
@@ -50,9 +52,16 @@ public struct State: Sendable, Equatable {
         nLayer == other.nLayer && nEmbd == other.nEmbd && nHead == other.nHead && headSize == other.headSize
     }
 
+    /// Throws unless `other` has this state's shape (states of one model).
+    public func requireCompatible(with other: State) throws {
+        guard isCompatible(with: other) else {
+            throw RWKVError.invalidArgument("states of different models: \(nLayer) layers × \(nHead) heads of \(headSize) (n_embd \(nEmbd)) against \(other.nLayer) × \(other.nHead) of \(other.headSize) (n_embd \(other.nEmbd))")
+        }
+    }
+
     /// `self − other`, every component.
-    public func subtracting(_ other: State) -> State {
-        precondition(isCompatible(with: other), "states of different models")
+    public func subtracting(_ other: State) throws -> State {
+        try requireCompatible(with: other)
         var d = self
         for i in d.wkv.indices { d.wkv[i] -= other.wkv[i] }
         for i in d.attXPrev.indices { d.attXPrev[i] -= other.attXPrev[i]; d.ffnXPrev[i] -= other.ffnXPrev[i] }
@@ -60,8 +69,8 @@ public struct State: Sendable, Equatable {
     }
 
     /// Largest absolute difference over every component.
-    public func maxAbsDifference(_ other: State) -> Float {
-        precondition(isCompatible(with: other), "states of different models")
+    public func maxAbsDifference(_ other: State) throws -> Float {
+        try requireCompatible(with: other)
         var m: Float = 0
         for (a, b) in zip(wkv, other.wkv) { m = max(m, abs(a - b)) }
         for (a, b) in zip(attXPrev, other.attXPrev) { m = max(m, abs(a - b)) }
