@@ -269,11 +269,6 @@ public final class EditSession {
                                               baselineSeconds: baselineSeconds, trialSeconds: trialSeconds))
     }
 
-    /// P(old), P(new) and the top tokens after the check's query, on `base` (default: the live state).
-    public func readTarget(_ check: EditCheck, from base: State? = nil) throws -> TargetReading {
-        try read(check, from: base).target
-    }
-
     /// The target and every control of `check`, read in one batch on branches of `base`.
     func read(_ check: EditCheck, from base: State? = nil) throws -> (target: TargetReading, controls: [AnswerReading]) {
         let targetPairs = [(check.query, check.old)] + (check.new.map { [(check.query, $0)] } ?? [])
