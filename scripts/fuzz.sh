@@ -4,6 +4,7 @@
 #   scripts/fuzz.sh TARGET SECONDS   build Fuzz/TARGET.swift and run it for SECONDS
 #   scripts/fuzz.sh --list           the targets
 #   scripts/fuzz.sh --smoke          every target for a few seconds (scripts/test.sh runs this)
+# RWKV_FUZZ_MAX_RUNS=N also stops a run after N executions (a campaign's "1M executions or 30 min").
 # Builds go to $RWKV_FUZZ_BUILD (default /tmp/rwkv-edit-fuzz/build-<checkout hash>), outside git;
 # crash inputs land in $RWKV_FUZZ_BUILD/artifacts/TARGET/. The seed corpus in Fuzz/corpus/TARGET
 # is read, never written: new inputs go to a scratch corpus beside the build.
@@ -79,7 +80,7 @@ run_target() {
     mkdir -p "$corpus" "$art"
     # -rss_limit_mb: the readers map files and bound their allocations; 2 GB is generous under ASan.
     "$BUILD/fuzz-$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
-        -artifact_prefix="$art" "$corpus" "Fuzz/corpus/$t" >"$log" 2>&1 && status=0 || status=$?
+        ${RWKV_FUZZ_MAX_RUNS:+-runs=$RWKV_FUZZ_MAX_RUNS} -artifact_prefix="$art" "$corpus" "Fuzz/corpus/$t" >"$log" 2>&1 && status=0 || status=$?
     local execs cov ft crashes
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo 0)
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || echo 0)
