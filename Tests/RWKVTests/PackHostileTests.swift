@@ -341,6 +341,8 @@ extension PackTests {
         // can compress to).
         let cases: [(String, [UInt8], Int, String)] = [
             ("raw_size 2^30", small, 1 << 30, "raw_size is 1073741824 bytes; its shape (6×64 f16, 0 scalars) takes \(shape.rawSize)"),
+            // Found by the `pack` fuzz target: a negative raw_size trapped while its checksum was computed.
+            ("raw_size -1", small, -1, "raw_size is -1 bytes"),
             ("frame header declares 2^30", Array(gigabyte.prefix(64)), shape.rawSize, "its zstd frame declares 1073741824 bytes, the blob is \(shape.rawSize)"),
             ("frame of 2^30 zeros", gigabyte, 1 << 30, "holds \(gigabyte.count) stored bytes, above the \(BlobCodec.compressedBound(shape.rawSize))"),
             ("frame declares 4096", small, shape.rawSize, "its zstd frame declares 4096 bytes"),

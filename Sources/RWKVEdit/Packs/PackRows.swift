@@ -93,7 +93,7 @@ extension PackManifest {
     package func rowChecksum(_ row: PackRow, rawSize: Int, payload: [UInt8]) -> String {
         var bytes = Array("rwkv-edit pack row v3\n\(values.sha256)\nlayers \(layers[0])-\(layers[1]) heads \(nHead)x\(headSize) \(dtype.rawValue)\n".utf8)
         bytes += row.identityBytes
-        withUnsafeBytes(of: UInt64(rawSize).littleEndian) { bytes += $0 }
+        withUnsafeBytes(of: UInt64(bitPattern: Int64(rawSize)).littleEndian) { bytes += $0 }
         bytes += payload
         if case .staged = row { return "x64:" + XXH64.hex(bytes) }
         return String(SHA256.hexDigest(bytes).prefix(16))
