@@ -44,6 +44,9 @@ struct ApplyCommand: ParsableCommand {
     @Option(name: .long, help: "The expected answer of each --control-query, in order.")
     var controlAnswer: [String] = []
 
+    @Flag(name: .long, help: "Edit an entity the context does not mention, writing a new fact (default: an error, as a misspelt name would be).")
+    var allowNewEntity = false
+
     @Flag(name: .long, help: "Print one JSON object: for one edit the shape of `rwkv-edit edit --json` plus a \"pack\" member; for several {\"verdict\", \"warnings\", \"edits\": [one such object per edit]}.")
     var json = false
 
@@ -83,7 +86,7 @@ struct ApplyCommand: ParsableCommand {
             for line in lines {
                 let p = try Self.pack(for: line.edit, in: packs)
                 let r = try session.edit(line.edit, pack: p, query: line.query, answers: (line.old, line.new), controls: controls,
-                                         options: options, strength: methodOptions.strength, keepUnverified: methodOptions.allowWeak,
+                                         options: options, strength: methodOptions.strength, keepUnverified: methodOptions.allowWeak, allowNewEntity: allowNewEntity,
                                          probeTemplate: probe, preferComposed: composed)
                 if !json {
                     print("pack \(p.name): \(r.entity): \(r.from) → \(r.to) (u₁ from \(r.source.rawValue) entry; probes \"\(r.oldProbe)\" / \"\(r.newProbe)\")")
@@ -123,22 +126,26 @@ struct ApplyCommand: ParsableCommand {
 }
 
 extension ChatLoop {
-    /// Handles `/edit PACK Entity: A -> B [--method m] [--ratio r] …` as a verified edit (strength
-    /// searched unless --ratio/--alpha is given; an edit that does not verify is undone); returns nil
-    /// when the line is the two-sentence form, else the outcome in words.
+    /// Handles `/edit PACK Entity: A -> B [--method m] [--ratio r] [--allow-new-entity] …` as a verified
+    /// edit (strength searched unless --ratio/--alpha is given; an edit that does not verify is undone);
+    /// returns nil when the line is the two-sentence form, else the outcome in words.
     mutating func packEdit(_ line: String) throws -> String? {
         let body = line.dropFirst("/edit".count).trimmingCharacters(in: .whitespaces)
         guard !body.hasPrefix("\""), !body.hasPrefix("'"), body.contains(":"), body.contains("->") || body.contains("→") else { return nil }
-        let args = try ShellWords.split(body)
+        var args = try ShellWords.split(body)
+        let allowNewEntity = args.contains("--allow-new-entity")
+        args.removeAll { $0 == "--allow-new-entity" }
         let optStart = args.firstIndex { $0.hasPrefix("--") } ?? args.count
         let (_, opts) = try SlashOptions.parse(Array(args[optStart...]), defaultRatio: ratios.edit)
         guard optStart >= 2 else { throw EditError.invalid("usage: /edit PACK Entity: A -> B [--method m] [--ratio r]") }
         let pack = try packs[args[0]] ?? EditPack.open(args[0], shippedIn: ModelCard.beside(modelPath: session.engine.model.path).packsFolder)
         packs[args[0]] = pack
         let fixed = SlashOptions.fixesStrength(Array(args[optStart...]))
-        let r = try session.edit(args[1..<optStart].joined(separator: " "), pack: pack, options: opts, strength: fixed ? .fixed : .search)
+        let r = try session.edit(args[1..<optStart].joined(separator: " "), pack: pack, options: opts, strength: fixed ? .fixed : .search,
+                                 allowNewEntity: allowNewEntity)
         if r.verdict != .applied { unverifiedEdits += 1 }
         return Self.describe(r.outcome, "\(r.entity): \(r.from) → \(r.to) with pack \(pack.name)")
+            + r.prechecks.map { "\nwarning: \($0.message)" }.joined()
     }
 
     /// One line for a verified edit, forget or erasure: the verdict, the strength, the query's answers

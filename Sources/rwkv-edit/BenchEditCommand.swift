@@ -216,16 +216,18 @@ struct BenchEditCommand: ParsableCommand {
         let held = Set(ctx.facts.map(\.value.name))
         let candidates = fact.property.values.filter { !held.contains($0.name) }
         let new = candidates[Int(rng.next() % UInt64(candidates.count))]
-        do {
-            let r = try session.edit("\(fact.name): \(fact.value.name) -> \(new.name)", pack: fact.property.pack)
-            cost.add(r.outcome.timing, trials: r.outcome.trials.count)
-            switch r.verdict {
-            case .applied: cell.applied += 1; return new
-            case .weak: cell.weak += 1
-            case .collateral: cell.collateral += 1
-            }
-        } catch EditError.notInContext {
-            cell.notRecalled += 1   // the model does not answer the stated value: nothing to edit
+        let r = try session.edit("\(fact.name): \(fact.value.name) -> \(new.name)", pack: fact.property.pack)
+        if r.prechecks.contains(where: { if case .oldValueNotAnswered = $0 { return true }; return false }) {
+            // The model does not answer the stated value: nothing of the context's to edit.
+            if r.outcome.kept { _ = try session.undo() }
+            cell.notRecalled += 1
+            return nil
+        }
+        cost.add(r.outcome.timing, trials: r.outcome.trials.count)
+        switch r.verdict {
+        case .applied: cell.applied += 1; return new
+        case .weak: cell.weak += 1
+        case .collateral: cell.collateral += 1
         }
         return nil
     }

@@ -34,8 +34,9 @@ struct EditReport: Encodable {
 
     let verdict: EditVerdict
     let kept: Bool
-    /// Why the verdict is not `applied`, in words; empty when it is.
-    let warnings: [String]
+    /// What the checks before an edit by name noticed, and why the verdict is not `applied`, in
+    /// words; empty for an applied edit with nothing noticed.
+    private(set) var warnings: [String]
     let method: String
     let alpha: Float
     let ratio: Float?
@@ -68,6 +69,7 @@ struct EditReport: Encodable {
 
     init(_ r: PackEditOutcome, file: String, name: String) {
         self.init(r.outcome)
+        warnings = r.prechecks.map(\.message) + warnings
         pack = Pack(file: file, name: name, source: r.source.rawValue, entity: r.entity, from: r.from, to: r.to,
                     oldProbe: r.oldProbe, newProbe: r.newProbe)
     }

@@ -97,16 +97,46 @@ final class VerifiedEditTests: XCTestCase {
         XCTAssertTrue(weak.stdout.contains("not applied (weak; the state is unchanged)"), weak.stdout)
     }
 
-    func testEditsOfWhatTheConversationDoesNotHoldAreRefused() throws {
+    /// Pre-checks: an entity the conversation does not mention is an error unless new entities are
+    /// allowed; an old value the model does not answer is a warning saying what it answers.
+    func testPrechecksOfEditsByName() throws {
         let b = try bundle()
         let session = b.session(threads: 1)
         try session.feed(Self.twoCities)
         let pack = try b.pack("cities")
-        for spec in ["Zoe: Austin -> Chicago", "Bob: Paris -> Chicago"] {
-            XCTAssertThrowsError(try session.edit(spec, pack: pack), spec) { error in
-                guard case EditError.notInContext = error else { return XCTFail("\(spec): \(error)") }
-            }
+        XCTAssertThrowsError(try session.edit("Zoe: Austin -> Chicago", pack: pack)) { error in
+            guard case EditError.notInContext(let why) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(why.contains("Zoe does not occur") && why.contains("--allow-new-entity"), why)
         }
+        let wrongOld = try session.edit("Bob: Paris -> Chicago", pack: pack)
+        guard case .oldValueNotAnswered(let entity, let old, let answer, let p)? = wrongOld.prechecks.first else {
+            return XCTFail("\(wrongOld.prechecks)")
+        }
+        XCTAssertEqual(entity, "Bob"); XCTAssertEqual(old, "Paris"); XCTAssertLessThan(p, 0.5)
+        XCTAssertEqual(answer?.text, " Austin")
+        XCTAssertTrue(wrongOld.prechecks[0].message.contains("answered \" Austin\""), wrongOld.prechecks[0].message)
+        if wrongOld.outcome.kept { _ = try session.undo() }
+        let zoe = try session.edit("Zoe: Austin -> Chicago", pack: pack, allowNewEntity: true)
+        XCTAssertEqual(zoe.prechecks, [.newEntity("Zoe")])
+        XCTAssertTrue(zoe.prechecks[0].message.contains("writes a new fact"))
+    }
+
+    /// The CLI: a new entity is an error (exit 1) without --allow-new-entity; with it, or with a wrong
+    /// old value, the warning is on stderr and in the JSON's warnings.
+    func testApplyReportsPrechecks() throws {
+        try CLI.requireBinary()
+        _ = try bundle()
+        let pack = Fixtures.repoRoot.appendingPathComponent("packs/cities.rwkvpack").path
+        let base = ["apply", "--model", Self.modelPath, "--pack", pack, "--context", Self.twoCities, "--json", "--threads", "1"]
+        let zoe = try CLI.run(base + ["--edit", "Zoe: Austin -> Chicago"])
+        XCTAssertEqual(zoe.status, 1, zoe.stderr)
+        XCTAssertTrue(zoe.stderr.contains("--allow-new-entity"), zoe.stderr)
+        let allowed = try CLI.run(base + ["--edit", "Zoe: Austin -> Chicago", "--allow-new-entity", "--allow-weak"])
+        XCTAssertEqual(allowed.status, 0, allowed.stderr)
+        XCTAssertTrue(try XCTUnwrap(CLI.json(allowed.stdout)["warnings"] as? [String]).contains { $0.contains("Zoe does not occur") }, allowed.stdout)
+        let wrongOld = try CLI.run(base + ["--edit", "Bob: Paris -> Chicago", "--allow-weak"])
+        XCTAssertEqual(wrongOld.status, 0, wrongOld.stderr)
+        XCTAssertTrue(wrongOld.stderr.contains("warning: before the edit the model answered \" Austin\""), wrongOld.stderr)
     }
 
     /// `apply` exits 0 only for `applied`: 2 for weak, 3 for collateral, 0 again with --allow-weak; the

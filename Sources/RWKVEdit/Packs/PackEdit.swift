@@ -50,8 +50,29 @@ public struct PackEditOutcome: Sendable {
     /// The sentences probed on the two live-state branches (online v₁ and σ).
     public let oldProbe: String
     public let newProbe: String
+    /// What the checks before the edit noticed; the verdict still decides whether the edit holds.
+    public let prechecks: [EditPrecheck]
 
     public var verdict: EditVerdict { outcome.verdict }
+}
+
+/// A finding of the checks made before an edit by name, reported beside its verdict.
+public enum EditPrecheck: Sendable, Equatable {
+    /// The entity does not occur in the conversation; the caller allowed writing it as a new fact.
+    case newEntity(String)
+    /// Before the edit, the query did not answer the old value: the conversation may not hold the fact
+    /// the edit names (another value, a misspelt entity), so the edit may change something else.
+    case oldValueNotAnswered(entity: String, old: String, answer: TokenProbability?, oldProbability: Double)
+
+    public var message: String {
+        switch self {
+        case .newEntity(let e):
+            return "\(e) does not occur in the conversation: the edit writes a new fact"
+        case .oldValueNotAnswered(let e, let old, let answer, let p):
+            let said = answer.map { "\"\($0.text)\" (P = \(String(format: "%.3f", $0.probability)))" } ?? "nothing"
+            return "before the edit the model answered \(said) for \(e), not \(old) (P(\(old)) = \(String(format: "%.3f", p))); check the entity and the old value"
+        }
+    }
 }
 
 extension EditPack {
@@ -164,15 +185,17 @@ extension EditSession {
     /// and the other statements of the property in the conversation (found with the pack's @probe)
     /// must keep theirs. The strength is searched per context from `options.ratio` (default: the
     /// session's edit ratio). `answers` override the values' surface texts as the query's answers;
-    /// `controls` are checked beside the ones found. Throws when the conversation does not hold the
-    /// old value for the entity.
+    /// `controls` are checked beside the ones found. Throws when the entity does not occur in the
+    /// conversation unless `allowNewEntity`; when the query does not answer the old value before the
+    /// edit, the outcome's `prechecks` say what it answered.
     public func edit(_ spec: String, pack: EditPack, query: String? = nil, answers: (old: String?, new: String?) = (nil, nil),
                      controls extraControls: [ControlQuery] = [], options: EditOptions? = nil,
-                     strength: StrengthPolicy = .search, keepUnverified: Bool = false,
+                     strength: StrengthPolicy = .search, keepUnverified: Bool = false, allowNewEntity: Bool = false,
                      probeTemplate: String? = nil, preferComposed: Bool = false) throws -> PackEditOutcome {
         let (entity, old, new) = try EditPack.parseEdit(spec)
-        if !transcript.isEmpty, !transcript.contains(entity) {
-            throw EditError.notInContext("\(entity) does not appear in the conversation; an edit changes a fact the conversation holds (feed it first, or check the name)")
+        let isNew = transcriptIsComplete && !transcript.contains(entity)
+        if isNew && !allowNewEntity {
+            throw EditError.notInContext("\(entity) does not occur in the conversation; an edit changes a fact the conversation holds (feed it first, check the name, or allow a new entity: --allow-new-entity)")
         }
         let plan = try packEditPlan(pack: pack, entity: entity, from: old, to: new, options: options ?? EditOptions(ratio: ratios.edit),
                                     probeTemplate: probeTemplate, preferComposed: preferComposed)
@@ -184,14 +207,16 @@ extension EditSession {
                               controls: controls.filter { c in !extraControls.contains { $0.query == c.query } } + extraControls)
         let baseline = try baseline(check)
         let before = baseline.target
-        guard before.old.isTop1 else {
-            let answer = before.top.first.map { "\"\($0.text)\" (P = \(String(format: "%.3f", $0.probability)))" } ?? "nothing"
-            throw EditError.notInContext("the conversation does not give \(entity) the value \(check.old): asked \"\(q)\", the model answers \(answer) and P(\(check.old)) = \(String(format: "%.3f", before.old.probability)); check the entity and the old value")
+        var prechecks: [EditPrecheck] = []
+        if isNew {
+            prechecks.append(.newEntity(entity))
+        } else if !before.old.isTop1 {
+            prechecks.append(.oldValueNotAnswered(entity: entity, old: check.old, answer: before.top.first, oldProbability: before.old.probability))
         }
         let outcome = try verifiedEdit(from: plan.oldProbe, to: plan.newProbe, check: check, options: plan.options,
                                        calibration: plan.calibration, strength: strength, keepUnverified: keepUnverified,
                                        baseline: baseline)
         return PackEditOutcome(outcome: outcome, entity: entity, source: plan.source, from: plan.old, to: plan.new,
-                               oldProbe: plan.oldProbe, newProbe: plan.newProbe)
+                               oldProbe: plan.oldProbe, newProbe: plan.newProbe, prechecks: prechecks)
     }
 }

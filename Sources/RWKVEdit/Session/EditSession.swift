@@ -24,6 +24,9 @@ public final class EditSession {
     /// The text the state has read since it was empty: fed text and committed replies. Empty after
     /// `replaceState` (a loaded state's text is unknown). Controls of verified edits are found here.
     public private(set) var transcript = ""
+    /// Whether `transcript` is all the state has read (false once a state was loaded), so that an
+    /// entity missing from it is missing from the state.
+    public private(set) var transcriptIsComplete = true
     /// States before each edit, newest last, with the edit's record.
     public private(set) var undoStack: [(record: EditRecord, state: State)] = []
     /// Edits made before the state was resumed from a file: part of its history, not undoable here.
@@ -360,6 +363,7 @@ public final class EditSession {
         resumedEdits = []
         tokensFed = 0
         transcript = ""
+        transcriptIsComplete = false
         atBoundary = false
     }
 }
