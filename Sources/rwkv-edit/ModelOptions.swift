@@ -59,15 +59,20 @@ private struct JSONError: Encodable { let error, kind: String }
 /// so that a script reading JSON gets JSON either way.
 func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch let e as any Error & CustomStringConvertible where !(e is ValidationError) {
-        if CommandLine.arguments.contains("--json") {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            let data = (try? encoder.encode(JSONError(error: e.description, kind: String(describing: type(of: e))))) ?? Data()
-            FileHandle.standardError.write(data + Data("\n".utf8))
-        } else {
-            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
-        }
+        printError(e.description, kind: String(describing: type(of: e)))
         throw ExitCode.failure
+    }
+}
+
+/// An error on stderr: `{"error", "kind"}` in a `--json` run, else one line.
+func printError(_ message: String, kind: String) {
+    if CommandLine.arguments.contains("--json") {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = (try? encoder.encode(JSONError(error: message, kind: kind))) ?? Data()
+        FileHandle.standardError.write(data + Data("\n".utf8))
+    } else {
+        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
     }
 }
 

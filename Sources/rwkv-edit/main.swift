@@ -14,4 +14,5 @@ struct RWKVEditCommand: ParsableCommand {
 // The tool's own choice, not the library's: the engines and the pack compiler split work over their
 // own threads, so OpenBLAS (used by the compiler's Gram matrices) runs single-threaded inside them.
 openblas_set_num_threads(1)
+Misspellings.exitIfMisspelt(Array(CommandLine.arguments.dropFirst()), root: RWKVEditCommand.self)
 RWKVEditCommand.main()

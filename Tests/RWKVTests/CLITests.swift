@@ -226,4 +226,30 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(badMethod.status, 64)
         XCTAssertTrue(badMethod.stderr.contains("'nope' is invalid for '--method") && badMethod.stderr.contains("hyb-u"), badMethod.stderr)
     }
+
+    /// A misspelt subcommand or option is named with the nearest correct one (usage status 64),
+    /// before ArgumentParser would call it an unknown option or a missing required one.
+    func testMisspellingsSuggestTheNearestName() throws {
+        let cases: [([String], String)] = [
+            (["aply", "--model", "m"], "'aply' is not a subcommand of rwkv-edit; did you mean 'apply'?"),
+            (["packs", "inspct", "x"], "'inspct' is not a subcommand of rwkv-edit packs; did you mean 'inspect'?"),
+            (["apply", "--modle", "m", "--pack", "p"], "unknown option '--modle' for rwkv-edit apply; did you mean '--model'?"),
+            (["compile", "--valeus=v.txt"], "unknown option '--valeus' for rwkv-edit compile; did you mean '--values'?"),
+            (["state", "convert", "--too", "pth"], "unknown option '--too' for rwkv-edit state convert; did you mean '--to'?"),
+        ]
+        for (args, message) in cases {
+            let r = try run(args)
+            XCTAssertEqual(r.status, 64, "\(args)")
+            XCTAssertTrue(r.stderr.contains(message), "\(args): \(r.stderr)")
+        }
+        let json = try run(["apply", "--modle", "m", "--json"])
+        XCTAssertEqual(try self.json(json.stderr)["kind"] as? String, "UsageError", json.stderr)
+        // Nothing close: ArgumentParser's own message.
+        let far = try run(["apply", "--zzzzzzzz"])
+        XCTAssertEqual(far.status, 64)
+        XCTAssertFalse(far.stderr.contains("did you mean"), far.stderr)
+        // Right spellings pass through (values after an option are not names).
+        let ok = try run(["logits", "--model", Fixtures.tinySafetensors, "--tokens", "1", "--json"])
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+    }
 }
