@@ -11,11 +11,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-TARGETS=(pth safetensors gguf state stateformats worldvocab values evalsuite)
+TARGETS=(pth safetensors gguf state stateformats worldvocab values evalsuite pack)
 file_of() {
     case "$1" in
         pth) echo FuzzPth ;; safetensors) echo FuzzSafeTensors ;; gguf) echo FuzzGGUF ;; state) echo FuzzState ;; stateformats) echo FuzzStateFormats ;;
-        worldvocab) echo FuzzWorldVocab ;; values) echo FuzzValues ;; evalsuite) echo FuzzEvalSuite ;;
+        worldvocab) echo FuzzWorldVocab ;; values) echo FuzzValues ;; evalsuite) echo FuzzEvalSuite ;; pack) echo FuzzPack ;;
         *) echo "unknown fuzz target '$1'; targets: ${TARGETS[*]}" >&2; exit 64 ;;
     esac
 }
