@@ -88,6 +88,16 @@ public final class PackCompiler {
 
     static func now() -> Double { Date().timeIntervalSince1970 }
 
+    /// What a compile of `values` values over `layers` needs besides the finished pack: the work file
+    /// holds one staged state per value (every edited head's n×n matrix in f32; zstd barely shrinks
+    /// them), the same states stay in memory for finalize, which adds one stack of every value's
+    /// matrix per head it works on at once (`threads` of them).
+    public static func workEstimate(values: Int, config c: ModelConfig, layers: ClosedRange<Int>, threads: Int) -> (workFileBytes: Int, memoryBytes: Int) {
+        let heads = layers.count * c.nHead, matrix = c.headSize * c.headSize * MemoryLayout<Float>.size
+        let staged = values * heads * matrix
+        return (staged, staged + min(max(threads, 1), heads) * values * matrix)
+    }
+
     public func compile(vocabulary vocab: Vocabulary, options o: CompileOptions, output: String,
                         progress: ((CompileProgress) -> Void)? = nil) throws -> CompileResult {
         let c = engine.config

@@ -135,8 +135,16 @@ struct CompileCommand: ParsableCommand {
                 let c = m.config, layers = o.layers ?? c.upperHalfLayers
                 let element = switch d { case .f32: 4; case .f16: 2; case .int8: 1 }
                 let bytes = Double(vocabulary.values.count * layers.count * c.nHead * c.headSize * element)
+                let work = PackCompiler.workEstimate(values: vocabulary.values.count, config: c, layers: layers,
+                                                     threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
                 FileHandle.standardError.write(Data(("compiling \(vocabulary.values.count) values × \(1 + o.extraTemplates.count) templates over layers \(layers.lowerBound)-\(layers.upperBound) × \(c.nHead) heads: "
-                    + String(format: "about %.1f MB of vectors before compression", bytes / 1e6) + "\n").utf8))
+                    + String(format: "about %.1f MB of vectors before compression; needs a work file of up to %.1f MB beside the output (removed when the pack is finished) and about %.1f MB of memory",
+                             bytes / 1e6, Double(work.workFileBytes) / 1e6, Double(work.memoryBytes) / 1e6) + "\n").utf8))
+                let folder = URL(fileURLWithPath: output).deletingLastPathComponent().path
+                if let free = (try? FileManager.default.attributesOfFileSystem(forPath: folder))?[.systemFreeSize] as? Int, free < work.workFileBytes {
+                    FileHandle.standardError.write(Data(("warning: \(folder) has " + String(format: "%.1f MB free, less than the work file's %.1f MB", Double(free) / 1e6, Double(work.workFileBytes) / 1e6)
+                        + "; the compile will stop with \"disk is full\" (run it again with more room: it resumes where it stopped)\n").utf8))
+                }
             }
             var lastLine = Date()
             let r = try compiler.compile(vocabulary: vocabulary, options: o, output: output) { p in

@@ -20,6 +20,8 @@ final class CLITests: XCTestCase {
         let named = try run(["compile", "--model", Fixtures.tinySafetensors, "--values", values, "--name", "hat-colours", "-o", out, "--threads", "1"])
         XCTAssertEqual(named.status, 0, named.stderr)
         XCTAssertTrue(named.stderr.contains("compiling 3 values"), named.stderr)
+        // 3 values × layers 6-11 × 1 head × 64×64 f32 staged: 294,912 bytes; +1 thread's stack in memory.
+        XCTAssertTrue(named.stderr.contains("needs a work file of up to 0.3 MB beside the output (removed when the pack is finished) and about 0.3 MB of memory"), named.stderr)
         let list = try run(["packs", "list", out, "--json"])
         XCTAssertTrue(list.stdout.contains("hat-colours"), list.stdout)
         let shipped = Fixtures.repoRoot.appendingPathComponent("packs/cities.rwkvpack").path
