@@ -128,8 +128,8 @@ struct CompileCommand: ParsableCommand {
             let tty = isatty(fileno(stderr)) != 0 && !json
             if !json {
                 // Verdicts read an answer's first token: values that share one cannot be told apart by top-1.
-                for group in Self.sharedFirstTokens(vocabulary, tok) {
-                    FileHandle.standardError.write(Data("warning: \(group.values.joined(separator: ", ")) begin with the same token \(group.token.debugDescription) after a space; edits between them cannot be verified by the top-1 answer\n".utf8))
+                for group in SharedFirstToken.groups(vocabulary.values, tokenizer: tok) {
+                    FileHandle.standardError.write(Data("warning: \(group.warning)\n".utf8))
                 }
                 // What the pack will hold, before hours of work: one u vector per value and edited head.
                 let c = m.config, layers = o.layers ?? c.upperHalfLayers
@@ -184,14 +184,6 @@ struct CompileCommand: ParsableCommand {
     }
 }
 
-extension CompileCommand {
-    /// Groups of values whose answer text (" " + surface, as after a query) starts with the same token.
-    static func sharedFirstTokens(_ v: Vocabulary, _ tok: WorldTokenizer) -> [(token: String, values: [String])] {
-        var byToken: [Int: [String]] = [:]
-        for value in v.values { if let first = tok.encode(" " + value.surface).first { byToken[first, default: []].append(value.name) } }
-        return byToken.filter { $0.value.count > 1 }.sorted { $0.key < $1.key }.map { (tok.decode([$0.key]), $0.value) }
-    }
-}
 
 /// The model a compile runs on: a file, or random f16 weights of a released shape (0.1b, 0.4b, 1.5b),
 /// which need a tokenizer file; with the options that load its tokenizer and build its engine, and a name.

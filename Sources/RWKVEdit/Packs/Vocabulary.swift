@@ -123,3 +123,24 @@ public struct Vocabulary: Sendable, Equatable {
 public func fillTemplate(_ t: String, value: String, entity: String) -> String {
     t.replacingOccurrences(of: "{value}", with: value).replacingOccurrences(of: "{entity}", with: entity)
 }
+
+/// Values whose answers begin with the same token (" " + surface, as the answer after a query): a
+/// verdict reads an answer's first token, so an edit between two of them cannot be judged by top-1.
+public struct SharedFirstToken: Sendable, Equatable {
+    /// The shared token's text.
+    public let token: String
+    /// The values' names, in the order given.
+    public let values: [String]
+
+    /// The groups of two or more values sharing a first token, in token order.
+    public static func groups(_ values: [(name: String, surface: String)], tokenizer: WorldTokenizer) -> [SharedFirstToken] {
+        var byToken: [Int: [String]] = [:]
+        for v in values { if let first = tokenizer.encode(" " + v.surface).first { byToken[first, default: []].append(v.name) } }
+        return byToken.filter { $0.value.count > 1 }.sorted { $0.key < $1.key }.map { SharedFirstToken(token: tokenizer.decode([$0.key]), values: $0.value) }
+    }
+
+    /// The warning `compile` and `packs inspect` print.
+    public var warning: String {
+        "\(values.joined(separator: ", ")) begin with the same token \(token.debugDescription) after a space; edits between them cannot be verified by the top-1 answer"
+    }
+}
