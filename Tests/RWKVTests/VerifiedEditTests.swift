@@ -70,6 +70,27 @@ final class VerifiedEditTests: XCTestCase {
         XCTAssertGreaterThan(ratios.count, 1, "ratio 0.1 alone is too weak on the demo model, so the search climbed")
     }
 
+    /// A rung that flips the target but costs a control is bisected against the weak strength below
+    /// it (half the first rung when it is the first): at most `bisections` more trials, and when none is
+    /// applied the weakest collateral strength is tried last, so it is the one reported.
+    func testCollateralRungIsBisected() throws {
+        let b = try bundle()
+        let session = b.session(threads: 1)
+        try session.feed(Self.twoCities)
+        let before = session.state
+        let r = try session.edit("Bob: Austin -> Chicago", pack: b.pack("cities"), options: EditOptions(ratio: 100))
+        let trials = r.outcome.trials
+        XCTAssertEqual(trials.first?.verdict, .collateral, "ratio 100 breaks Alice's city")
+        XCTAssertEqual(trials.compactMap(\.applied.ratio).dropFirst().first, 75, "the first bisection lies between 50 and 100")
+        XCTAssertLessThanOrEqual(trials.count, 1 + StrengthPolicy.bisections + 1)
+        if r.verdict != .applied {
+            XCTAssertEqual(r.verdict, .collateral)
+            let collateral = trials.filter { $0.verdict == .collateral }.compactMap(\.applied.ratio)
+            XCTAssertEqual(trials.last?.applied.ratio, collateral.min())
+            XCTAssertEqual(try session.state.maxAbsDifference(before), 0, "not kept")
+        }
+    }
+
     /// Chat measures /edit, /forget and /erase when a loaded pack describes the fact; a piped session
     /// whose edit did not verify ends with status 2.
     func testChatVerifiesSentenceEditsForgetAndErase() throws {

@@ -67,10 +67,14 @@ public enum StrengthPolicy: Sendable, Equatable {
     /// Exactly the given options (one trial), for experiments.
     case fixed
     /// The smallest ratio of a ladder starting at the options' ratio (×1, 1.5, 2, 3, 4) that reaches
-    /// `applied`, with an exact undo between trials. Falls back to one trial for fixed-α methods or a given α.
+    /// `applied`, with an exact undo between trials; a rung that flips the target but costs a control
+    /// is bisected against the weak strength below it (`bisections` times). Falls back to one trial
+    /// for fixed-α methods or a given α.
     case search
 
     public static let ladder: [Float] = [1, 1.5, 2, 3, 4]
+    /// Strengths tried between a collateral rung and the weak strength below it.
+    public static let bisections = 2
 }
 
 /// One strength tried by an edit.

@@ -240,10 +240,9 @@ public final class EditSession {
         var trialSeconds: [Double] = []
         let plan = try planEdit(from: old, to: new, options: options, calibration: calibration)
         let searchable = strength == .search && options.alpha == nil && !options.method.usesFixedAlpha
-        let ratios = searchable ? StrengthPolicy.ladder.map { $0 * options.ratio } : [options.ratio]
         var trials: [EditTrial] = []
         var chosen: (state: State, controls: [AnswerReading])?
-        for ratio in ratios {
+        func attempt(_ ratio: Float) throws -> EditVerdict {
             var opts = options
             opts.ratio = ratio
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -256,8 +255,35 @@ public final class EditSession {
                 : (after.new?.isTop1 ?? true) && after.old.probability < EditVerdict.oldProbabilityLimit ? .applied : .weak
             trials.append(EditTrial(applied: applied, verdict: verdict, target: after))
             chosen = (edited, controlsAfter)
-            // A stronger edit only adds collateral damage once a control is lost.
-            if verdict != .weak { break }
+            return verdict
+        }
+        if searchable {
+            // Up the ladder until the edit is applied; a stronger edit only adds collateral damage once a
+            // control is lost, so a collateral rung is bisected against the weak strength below it (or
+            // half the first rung) a bounded number of times.
+            var weak = options.ratio * StrengthPolicy.ladder[0] / 2
+            for step in StrengthPolicy.ladder {
+                let ratio = step * options.ratio
+                let verdict = try attempt(ratio)
+                if verdict == .weak { weak = ratio; continue }
+                guard verdict == .collateral else { break }
+                var collateral = ratio
+                for _ in 0..<StrengthPolicy.bisections {
+                    let mid = (weak + collateral) / 2
+                    switch try attempt(mid) {
+                    case .applied: break
+                    case .weak: weak = mid; continue
+                    case .collateral: collateral = mid; continue
+                    }
+                    break
+                }
+                // None applied: the outcome reports (and with keepUnverified keeps) the weakest
+                // strength that flipped the target, tried last.
+                if trials.last?.verdict == .weak { _ = try attempt(collateral) }
+                break
+            }
+        } else {
+            _ = try attempt(options.ratio)
         }
         guard let last = trials.last, let chosen else { throw EditError.invalid("no edit strength to try") }
         let kept = last.verdict == .applied || keepUnverified
