@@ -60,21 +60,13 @@ private struct JSONError: Encodable { let error, kind: String }
 func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch let e as any Error & CustomStringConvertible where !(e is ValidationError) {
         if CommandLine.arguments.contains("--json") {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            let data = (try? encoder.encode(JSONError(error: e.description, kind: String(describing: type(of: e))))) ?? Data()
+            let data = (try? reportEncoder().encode(JSONError(error: e.description, kind: String(describing: type(of: e))))) ?? Data()
             FileHandle.standardError.write(data + Data("\n".utf8))
         } else {
             FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
         }
         throw ExitCode.failure
     }
-}
-
-func printJSON(_ object: Any) throws {
-    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-    FileHandle.standardOutput.write(data)
-    FileHandle.standardOutput.write(Data("\n".utf8))
 }
 
 /// A printable form of a token's text: escapes control characters and shows invalid UTF-8 as bytes.
