@@ -228,79 +228,182 @@ public enum EvalReport {
 
     // MARK: JSON
 
-    static func j(_ x: Double?) -> Any { x.map { $0.isFinite ? $0 as Any : NSNull() } ?? NSNull() }
+    /// Every suite, case, point, aggregate and sweep summary, for a JSON encoder with snake_case keys.
+    /// Rates and means that are missing or not finite (nothing to average) are null.
+    public struct JSON: Encodable {
+        let suites: [Suite]
+        /// The model file and the whole run's seconds, when the caller adds them.
+        public var model: String?
+        public var seconds: Double?
 
-    static func prop(_ p: Proportion) -> [String: Any] {
-        var d: [String: Any] = ["successes": p.successes, "total": p.total, "value": j(p.value)]
-        if let w = p.wilson { d["wilson95"] = [w.low, w.high] }
-        return d
-    }
+        struct Suite: Encodable {
+            let name: String
+            let file: OrNull<String>
+            let seconds: Double
+            let cases: [Case]
+            let aggregates: [Aggregate]
+            /// Empty unless the suite sweeps strengths.
+            let sweep: [Sweep]
+        }
 
-    static func q(_ qs: [EvalQuery], _ ps: [QueryProbs]) -> [[String: Any]] {
-        zip(qs, ps).map { q, p in
-            ["query": q.query, "old": q.old, "new": q.new ?? NSNull(), "p_old": p.pOld, "p_new": j(p.pNew),
-             "old_top1": p.oldTop1, "new_top1": p.newTop1 ?? NSNull()] as [String: Any]
+        struct Case: Encodable {
+            let id, group, edit: String
+            let contextTokens, fillerTokens: Int
+            let seconds: Double
+            /// σ₁ of the probe delta per layer and head.
+            let sigma1: OrNull<[[Double]]>
+            let before: Before
+            let points: [Point]
+        }
+
+        /// The unedited model's answers.
+        struct Before: Encodable {
+            let targets, paraphrases: [Query]
+            let neighbours: [Neighbour]
+            let continuation: String
+            let fluency: Double
+        }
+
+        /// One edit; a point that failed has only its method, strength, step, seconds and error.
+        struct Point: Encodable {
+            let method: String
+            let strength: StrengthValue
+            let step: Int
+            let seconds: Double
+            let error: String?
+            let alpha: OrNull<Double>?
+            let flipped, leaked: Bool?
+            let es, esTop1, ps, psTop1, ns: Rate?
+            let score, selectivity: OrNull<Double>?
+            let targets, paraphrases: [Query]?
+            let neighbours: [Neighbour]?
+            let continuation: String?
+            let fluency: OrNull<Double>?
+        }
+
+        struct Aggregate: Encodable {
+            let method: String
+            let step: Int
+            let strength: StrengthValue
+            let points, errors: Int
+            let es, esTop1, ps, psTop1, ns: Rate
+            let score: OrNull<Double>
+            let flips, cleanFlips: Rate
+            let pOldBefore, pOldAfter, pNewBefore, pNewAfter, pCtrlAfter, selectivity, fluencyBefore, fluencyAfter, meanAlpha: OrNull<Double>
+        }
+
+        struct Sweep: Encodable {
+            let method: String
+            let flips: Rate
+            let bestStrength, pCtrl, selectivity, pTgt: OrNull<Double>
+            let flipsByStep: [Rate]
+            let strengths: [StrengthValue]
+        }
+
+        /// A proportion with its Wilson 95% interval (left out when there are no cases).
+        struct Rate: Encodable {
+            let successes, total: Int
+            let value: OrNull<Double>
+            let wilson95: [Double]?
+
+            init(_ p: Proportion) {
+                successes = p.successes; total = p.total; value = OrNull(finite: p.value)
+                wilson95 = p.wilson.map { [$0.low, $0.high] }
+            }
+        }
+
+        /// {"ratio": r} or {"alpha": a}, each through its shortest decimal form.
+        struct StrengthValue: Encodable {
+            let ratio, alpha: Double?
+
+            init(_ s: Strength) {
+                switch s {
+                case .ratio(let r): ratio = EvalReport.shortest(r); alpha = nil
+                case .alpha(let a): ratio = nil; alpha = EvalReport.shortest(a)
+                }
+            }
+        }
+
+        struct Query: Encodable {
+            let query, old: String
+            let new: OrNull<String>
+            let pOld: Double
+            let pNew: OrNull<Double>
+            let oldTop1: Bool
+            let newTop1: OrNull<Bool>
+        }
+
+        struct Neighbour: Encodable {
+            let query, answer: String
+            let p: Double
+            let top1: Bool
+            let pNew: OrNull<Double>
+        }
+
+        static func queries(_ qs: [EvalQuery], _ ps: [QueryProbs]) -> [Query] {
+            zip(qs, ps).map { q, p in
+                Query(query: q.query, old: q.old, new: OrNull(q.new), pOld: p.pOld, pNew: OrNull(finite: p.pNew), oldTop1: p.oldTop1,
+                      newTop1: OrNull(p.newTop1))
+            }
+        }
+
+        static func neighbours(_ qs: [NeighbourQuery], _ ps: [NeighbourProbs]) -> [Neighbour] {
+            zip(qs, ps).map { q, p in Neighbour(query: q.query, answer: q.answer, p: p.pTrue, top1: p.trueTop1, pNew: OrNull(finite: p.pNew)) }
+        }
+
+        static func point(_ p: EvalPoint, _ ec: EvalCase) -> Point {
+            let strength = StrengthValue(p.strength)
+            if let e = p.error {
+                return Point(method: p.method.rawValue, strength: strength, step: p.strengthIndex, seconds: p.seconds, error: e,
+                             alpha: nil, flipped: nil, leaked: nil, es: nil, esTop1: nil, ps: nil, psTop1: nil, ns: nil, score: nil,
+                             selectivity: nil, targets: nil, paraphrases: nil, neighbours: nil, continuation: nil, fluency: nil)
+            }
+            return Point(method: p.method.rawValue, strength: strength, step: p.strengthIndex, seconds: p.seconds, error: nil,
+                         alpha: OrNull(p.alpha.map(EvalReport.shortest)), flipped: p.flipped, leaked: p.leaked,
+                         es: Rate(p.es), esTop1: Rate(p.esTop1), ps: Rate(p.ps), psTop1: Rate(p.psTop1), ns: Rate(p.ns),
+                         score: OrNull(finite: p.score), selectivity: OrNull(finite: p.selectivity),
+                         targets: queries(ec.targets, p.targets), paraphrases: queries(ec.paraphrases, p.paraphrases),
+                         neighbours: neighbours(ec.neighbours, p.neighbours), continuation: p.continuation ?? "",
+                         fluency: OrNull(finite: p.fluency))
+        }
+
+        init(_ results: [EvalSuiteResult]) {
+            suites = results.map { r in
+                Suite(
+                    name: r.suite.name, file: OrNull(r.file), seconds: r.seconds,
+                    cases: r.cases.map { c in
+                        let ec = c.evalCase
+                        return Case(id: ec.id, group: ec.group, edit: ec.edit.summary, contextTokens: c.contextTokens, fillerTokens: c.fillerTokens,
+                                    seconds: c.seconds, sigma1: OrNull(c.sigma.map { $0.map { $0.map(Double.init) } }),
+                                    before: Before(targets: Self.queries(ec.targets, c.targets), paraphrases: Self.queries(ec.paraphrases, c.paraphrases),
+                                                   neighbours: Self.neighbours(ec.neighbours, c.neighbours), continuation: c.continuation,
+                                                   fluency: c.fluency),
+                                    points: c.points.map { Self.point($0, ec) })
+                    },
+                    aggregates: r.aggregates().map { a in
+                        Aggregate(method: a.method.rawValue, step: a.strengthIndex, strength: StrengthValue(a.strength), points: a.points,
+                                  errors: a.errors, es: Rate(a.es), esTop1: Rate(a.esTop1), ps: Rate(a.ps), psTop1: Rate(a.psTop1),
+                                  ns: Rate(a.ns), score: OrNull(finite: a.score), flips: Rate(a.flips), cleanFlips: Rate(a.cleanFlips),
+                                  pOldBefore: OrNull(finite: a.pOldBefore), pOldAfter: OrNull(finite: a.pOldAfter),
+                                  pNewBefore: OrNull(finite: a.pNewBefore), pNewAfter: OrNull(finite: a.pNewAfter),
+                                  pCtrlAfter: OrNull(finite: a.pControlAfter), selectivity: OrNull(finite: a.selectivity),
+                                  fluencyBefore: OrNull(finite: a.fluencyBefore), fluencyAfter: OrNull(finite: a.fluencyAfter),
+                                  meanAlpha: OrNull(finite: a.meanAlpha))
+                    },
+                    sweep: r.isSweep ? r.sweepSummaries().map { s in
+                        Sweep(method: s.method.rawValue, flips: Rate(s.flips), bestStrength: OrNull(finite: s.bestStrength),
+                              pCtrl: OrNull(finite: s.pControl), selectivity: OrNull(finite: s.selectivity), pTgt: OrNull(finite: s.pTarget),
+                              flipsByStep: s.flipsByStep.map(Rate.init), strengths: s.strengths.map(StrengthValue.init))
+                    } : [])
+            }
         }
     }
 
-    static func n(_ qs: [NeighbourQuery], _ ps: [NeighbourProbs]) -> [[String: Any]] {
-        zip(qs, ps).map { q, p in
-            ["query": q.query, "answer": q.answer, "p": p.pTrue, "top1": p.trueTop1, "p_new": j(p.pNew)] as [String: Any]
-        }
-    }
+    /// The JSON report of `results` (see `JSON`).
+    public static func json(_ results: [EvalSuiteResult]) -> JSON { JSON(results) }
 
-    static func strength(_ s: Strength) -> [String: Any] {
-        switch s {
-        // Through the shortest decimal form, so 0.2 prints as 0.2 rather than 0.20000000298023224.
-        case .ratio(let r): return ["ratio": Double(r.description) ?? Double(r)]
-        case .alpha(let a): return ["alpha": Double(a.description) ?? Double(a)]
-        }
-    }
-
-    /// One JSON-serialisable object with every suite, case, point, aggregate and sweep summary.
-    public static func json(_ results: [EvalSuiteResult]) -> [String: Any] {
-        ["suites": results.map { r -> [String: Any] in
-            [
-                "name": r.suite.name, "file": r.file ?? NSNull(), "seconds": r.seconds,
-                "cases": r.cases.map { c -> [String: Any] in
-                    let ec = c.evalCase
-                    return [
-                        "id": ec.id, "group": ec.group, "edit": ec.edit.summary, "context_tokens": c.contextTokens, "filler_tokens": c.fillerTokens,
-                        "seconds": c.seconds,
-                        "sigma1": c.sigma.map { $0.map { $0.map(Double.init) } } ?? NSNull(),
-                        "before": ["targets": q(ec.targets, c.targets), "paraphrases": q(ec.paraphrases, c.paraphrases),
-                                   "neighbours": n(ec.neighbours, c.neighbours), "continuation": c.continuation, "fluency": c.fluency] as [String: Any],
-                        "points": c.points.map { p -> [String: Any] in
-                            var d: [String: Any] = ["method": p.method.rawValue, "strength": strength(p.strength), "step": p.strengthIndex,
-                                                    "seconds": p.seconds]
-                            if let e = p.error { d["error"] = e; return d }
-                            d["alpha"] = p.alpha.map { Double($0.description) ?? Double($0) } ?? NSNull()
-                            d["flipped"] = p.flipped; d["leaked"] = p.leaked
-                            d["es"] = prop(p.es); d["es_top1"] = prop(p.esTop1); d["ps"] = prop(p.ps); d["ps_top1"] = prop(p.psTop1)
-                            d["ns"] = prop(p.ns); d["score"] = j(p.score); d["selectivity"] = j(p.selectivity)
-                            d["targets"] = q(ec.targets, p.targets); d["paraphrases"] = q(ec.paraphrases, p.paraphrases)
-                            d["neighbours"] = n(ec.neighbours, p.neighbours)
-                            d["continuation"] = p.continuation ?? ""; d["fluency"] = j(p.fluency)
-                            return d
-                        },
-                    ]
-                },
-                "aggregates": r.aggregates().map { a -> [String: Any] in
-                    ["method": a.method.rawValue, "step": a.strengthIndex, "strength": strength(a.strength), "points": a.points,
-                     "errors": a.errors, "es": prop(a.es), "es_top1": prop(a.esTop1), "ps": prop(a.ps), "ps_top1": prop(a.psTop1),
-                     "ns": prop(a.ns), "score": j(a.score), "flips": prop(a.flips), "clean_flips": prop(a.cleanFlips),
-                     "p_old_before": j(a.pOldBefore), "p_old_after": j(a.pOldAfter), "p_new_before": j(a.pNewBefore), "p_new_after": j(a.pNewAfter),
-                     "p_ctrl_after": j(a.pControlAfter), "selectivity": j(a.selectivity), "fluency_before": j(a.fluencyBefore),
-                     "fluency_after": j(a.fluencyAfter), "mean_alpha": j(a.meanAlpha)]
-                },
-                "sweep": r.isSweep ? r.sweepSummaries().map { s -> [String: Any] in
-                    ["method": s.method.rawValue, "flips": prop(s.flips), "best_strength": j(s.bestStrength), "p_ctrl": j(s.pControl),
-                     "selectivity": j(s.selectivity), "p_tgt": j(s.pTarget), "flips_by_step": s.flipsByStep.map(prop),
-                     "strengths": s.strengths.map(strength)]
-                } : [],
-            ]
-        }]
-    }
+    /// A Float through its shortest decimal form, so 0.2 becomes 0.2 rather than 0.20000000298023224.
+    static func shortest(_ x: Float) -> Double { Double(x.description) ?? Double(x) }
 
     // MARK: SVG
 

@@ -82,10 +82,8 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
             throw VulkanError.unsupportedModel("dimensions must be multiples of 8 (n_embd \(c.nEmbd), ffn \(c.ffnSize), LoRA \(c.loraW)/\(c.loraA)/\(c.loraV)/\(c.loraG)) and heads of 64 (this model: \(c.headSize))")
         }
         // The shaders read f32/f16/bf16 weights only; below, element sizes are those types'.
-        let matrices = [model.embedding, model.head] + model.layers.flatMap { l in
-            [l.receptance, l.key, l.value, l.output, l.ffnKey, l.ffnValue, l.w1, l.w2, l.a1, l.a2, l.g1, l.g2] + [l.v1, l.v2].compactMap { $0 }
-        }
-        if let q = matrices.first(where: { $0.dtype.isQuantized }) {
+        let matrices = model.matrices()
+        if let q = matrices.map(\.matrix).first(where: { $0.dtype.isQuantized }) {
             throw VulkanError.unsupportedModel("\(q.dtype.rawValue) weights: the Vulkan engine reads f32, f16 and bf16 only; use --backend cpu")
         }
         let context = try VulkanContext(selector: selector)
@@ -105,11 +103,7 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
 
         // Memory check before any upload: every matrix plus the small vectors.
         var weightBytes = model.head.rows * model.head.cols * model.head.dtype.blockBytes
-        for l in model.layers {
-            for m in [l.receptance, l.key, l.value, l.output, l.ffnKey, l.ffnValue, l.w1, l.w2, l.a1, l.a2, l.g1, l.g2] + [l.v1, l.v2].compactMap({ $0 }) {
-                weightBytes += m.rows * m.cols * m.dtype.blockBytes
-            }
-        }
+        for (spec, _, m) in matrices where spec.scope == .layer { weightBytes += m.rows * m.cols * m.dtype.blockBytes }
         weightBytes += (c.nLayer * 20 + 4) * c.nEmbd * 4
         let budget = memoryBudget ?? (device.deviceLocalBytes > 0 ? device.deviceLocalBytes * 9 / 10 : Int.max)
         if weightBytes > budget {

@@ -22,6 +22,13 @@ struct SVDCommand: ParsableCommand {
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
+    /// `--json`: the prompts and σ₁, σ₂, r1 of each head's delta.
+    struct Report: Encodable {
+        struct Head: Encodable { let layer, head: Int; let sigma1, sigma2, r1: Double }
+        let a, b: String
+        let heads: [Head]
+    }
+
     func run() throws {
         try reportingErrors {
             let m = try modelOptions.loadModel()
@@ -33,20 +40,19 @@ struct SVDCommand: ParsableCommand {
             opts.layers = try layers.map(EditOptions.parseLayers) ?? 0...(m.config.nLayer - 1)
             let heads = try opts.targetHeads(m.config)
             let (sa, sb) = try StateEditor(engine: engine).probe(engine.newState(), old: ta, new: tb)
-            var rows: [[String: Any]] = []
+            var rows: [Report.Head] = []
             for h in heads {
                 let svd = try HeadSVD(matrix: StateDelta.head(sa, sb, h), n: m.config.headSize)
-                rows.append(["layer": h.layer, "head": h.head, "sigma1": Double(svd.sigma[0]),
-                             "sigma2": Double(svd.sigma.count > 1 ? svd.sigma[1] : 0), "r1": Double(svd.r1)])
+                rows.append(Report.Head(layer: h.layer, head: h.head, sigma1: Double(svd.sigma[0]),
+                                        sigma2: Double(svd.sigma.count > 1 ? svd.sigma[1] : 0), r1: Double(svd.r1)))
             }
             if json {
-                try printJSON(["a": a, "b": b, "heads": rows])
+                try printJSON(Report(a: a, b: b, heads: rows))
                 return
             }
             print("layer head      σ₁        σ₂       r1")
             for r in rows {
-                print(String(format: "%5d %4d %9.4f %9.4f %8.4f", r["layer"] as? Int ?? 0, r["head"] as? Int ?? 0,
-                             r["sigma1"] as? Double ?? 0, r["sigma2"] as? Double ?? 0, r["r1"] as? Double ?? 0))
+                print(String(format: "%5d %4d %9.4f %9.4f %8.4f", r.layer, r.head, r.sigma1, r.sigma2, r.r1))
             }
         }
     }
@@ -80,6 +86,14 @@ struct PatchCommand: ParsableCommand {
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
+    /// `--json`: P(answer) from the base and donor states, and after patching each site.
+    struct Report: Encodable {
+        struct Site: Encodable { let site: String; let p: Double; let top1: Bool }
+        let baseP, donorP: Double
+        let answer: String
+        let sites: [Site]
+    }
+
     func run() throws {
         try reportingErrors {
             guard let g = StatePatch.Granularity(rawValue: mode) else { throw ValidationError("--mode must be layer, block or head") }
@@ -92,19 +106,18 @@ struct PatchCommand: ParsableCommand {
             try session.replaceState(sb)
             let pBase = try session.score(query: query, answer: answer)
             let pDonor = try session.score(query: query, answer: answer, from: sd)
-            var rows: [[String: Any]] = []
+            var rows: [Report.Site] = []
             for site in StatePatch.sites(g, config: m.config, blockSize: blockSize ?? max(1, m.config.nLayer / 4)) {
                 let s = try session.score(query: query, answer: answer, from: try StatePatch.patched(sb, from: sd, heads: site.heads))
-                rows.append(["site": site.name, "p": s.probability, "top1": s.isTop1])
+                rows.append(Report.Site(site: site.name, p: s.probability, top1: s.isTop1))
             }
             if json {
-                try printJSON(["base_p": pBase.probability, "donor_p": pDonor.probability, "answer": answer, "sites": rows])
+                try printJSON(Report(baseP: pBase.probability, donorP: pDonor.probability, answer: answer, sites: rows))
                 return
             }
             print(String(format: "P(%@): base %.4f, donor %.4f", answer, pBase.probability, pDonor.probability))
             for r in rows {
-                print(String(format: "%-28@ P = %.4f %@", (r["site"] as? String ?? "") as NSString, r["p"] as? Double ?? 0,
-                             (r["top1"] as? Bool ?? false) ? "top-1" : ""))
+                print(String(format: "%-28@ P = %.4f %@", r.site as NSString, r.p, r.top1 ? "top-1" : ""))
             }
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CKernels
+import EditEval
 import Foundation
 import RWKVEdit
 
@@ -31,6 +32,13 @@ struct BenchSpeedCommand: ParsableCommand {
         guard decodeTokens ?? 1 > 0 else { throw ValidationError("--decode-tokens must be > 0") }
     }
 
+    /// One model's line of `--json`; `threads` is null for an engine that has none (Vulkan).
+    struct Report: Encodable {
+        let model, dtype, weightTypes, kernels, backend: String
+        let threads: OrNull<Int>
+        let prefillTokS, decodeTokS, decodeGbS, bandwidthGbS: Double
+    }
+
     func run() throws {
         try reportingErrors {
             if backend == .vulkan {
@@ -51,9 +59,9 @@ struct BenchSpeedCommand: ParsableCommand {
                 let r = try measurePrefillDecode(engine, promptTokens: source.promptTokens, decodeTokens: decodeTokens ?? 32, repeats: 3)
                 let gbs = Double(m.bytesPerDecodedToken) * r.decode / 1e9
                 if json {
-                    try printJSON(["model": name, "dtype": m.weightDType.rawValue, "weight_types": m.weightTypes,
-                                   "kernels": KernelPath.current.rawValue, "backend": engine.backendName, "threads": engineThreads.map { $0 as Any } ?? NSNull(),
-                                   "prefill_tok_s": r.prefill, "decode_tok_s": r.decode, "decode_gb_s": gbs, "bandwidth_gb_s": bandwidth])
+                    try printJSON(Report(model: name, dtype: m.weightDType.rawValue, weightTypes: m.weightTypes, kernels: KernelPath.current.rawValue,
+                                         backend: engine.backendName, threads: OrNull(engineThreads), prefillTokS: r.prefill, decodeTokS: r.decode,
+                                         decodeGbS: gbs, bandwidthGbS: bandwidth))
                 } else {
                     print(String(format: "%-20@ %-11@ %7@  %13.1f  %12.1f  %11.1f", name as NSString, m.weightTypes as NSString,
                                  (engineThreads.map(String.init) ?? engine.backendName) as NSString, r.prefill, r.decode, gbs))

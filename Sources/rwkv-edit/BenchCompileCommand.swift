@@ -79,12 +79,12 @@ struct BenchCompileCommand: ParsableCommand {
                 let work = r.engineSeconds + r.svdSeconds + r.storageSeconds
                 let overhead = work > 0 ? (r.svdSeconds + r.storageSeconds) / work : 0
                 if json {
-                    var obj = r.report
-                    obj["output"] = nil
-                    obj["model"] = name
-                    obj["dtype"] = d.rawValue
-                    obj["svd_storage_share"] = overhead
-                    try printJSON(obj)
+                    var report = CompileReport(r)
+                    report.output = nil
+                    report.model = name
+                    report.dtype = d.rawValue
+                    report.svdStorageShare = overhead
+                    try printJSON(report)
                 } else {
                     print(String(format: "%-5@  %8.1f  %8.2f  %6.2f  %9.2f  %10.1f%%  %20.1f  %11.0f", d.rawValue as NSString,
                                  r.valuesPerSecond, r.engineSeconds, r.svdSeconds, r.storageSeconds, overhead * 100,

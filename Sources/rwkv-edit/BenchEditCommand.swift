@@ -108,10 +108,7 @@ struct BenchEditCommand: ParsableCommand {
                 report.costs = [cost]
             }
             if json {
-                let e = JSONEncoder()
-                e.keyEncodingStrategy = .convertToSnakeCase
-                e.outputFormatting = [.sortedKeys]
-                FileHandle.standardOutput.write(try e.encode(report) + Data("\n".utf8))
+                try printJSON(report)
             } else {
                 printTable(report)
             }

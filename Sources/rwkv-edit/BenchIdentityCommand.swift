@@ -75,10 +75,7 @@ struct BenchIdentityCommand: ParsableCommand {
             report.msCheck = try best { try pack.requireModel(m, tokenizer: tok) }
 
             if json {
-                let e = JSONEncoder()
-                e.keyEncodingStrategy = .convertToSnakeCase
-                e.outputFormatting = [.sortedKeys]
-                FileHandle.standardOutput.write(try e.encode(report) + Data("\n".utf8))
+                try printJSON(report)
                 return
             }
             print("model \(name) (\(report.dtype) weights, \(m.config.nLayer) layers, n_embd \(m.config.nEmbd)), vocabulary of \(tok.count) tokens, "

@@ -79,12 +79,10 @@ struct VulkanComparison {
                 let (prefill, decode) = try measurePrefillDecode(engine, promptTokens: source.promptTokens, decodeTokens: decodeTokens, repeats: 2)
                 let batched = try measureBatched(engine, sizes)
                 if json {
-                    var o: [String: Any] = ["model": name, "dtype": m.weightDType.rawValue, "backend": backend, "device": device,
-                                            "prompt_tokens": source.promptTokens, "prefill_tok_s": prefill, "decode_tok_s": decode,
-                                            "decode_gb_s": Double(m.bytesPerDecodedToken) * decode / 1e9, "bandwidth_gb_s": bandwidth]
-                    for (b, v) in zip(sizes, batched) { o["batched_B\(b)_seq_tok_s"] = v }
-                    for (b, x) in scaling(sizes, batched) { o["batched_B\(b)_over_B1"] = x }
-                    try printJSON(o)
+                    try printJSON(Measurement(model: name, dtype: m.weightDType.rawValue, backend: backend, device: device,
+                                              promptTokens: source.promptTokens, prefillTokS: prefill, decodeTokS: decode,
+                                              decodeGbS: Double(m.bytesPerDecodedToken) * decode / 1e9, bandwidthGbS: bandwidth,
+                                              batched: Array(zip(sizes, batched)), overB1: scaling(sizes, batched)))
                 } else {
                     let cols = batched.map { String(format: "%15.1f", $0) }.joined(separator: "  ")
                     let pad = { (t: String, n: Int) in t.count >= n ? String(t.prefix(n)) : t + String(repeating: " ", count: n - t.count) }
@@ -95,6 +93,41 @@ struct VulkanComparison {
                 }
             }
         }
+    }
+
+    /// One backend's line of `--json`: prefill and decode figures, then per batch size B
+    /// "batched_B<B>_seq_tok_s" and, when B = 1 was measured, "batched_B<B>_over_B1" for the others.
+    struct Measurement: Encodable {
+        let model, dtype, backend, device: String
+        let promptTokens: Int
+        let prefillTokS, decodeTokS, decodeGbS, bandwidthGbS: Double
+        let batched: [(Int, Double)]
+        let overB1: [(Int, Double)]
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: ReportKey.self)
+            try c.encode(model, forKey: ReportKey("model"))
+            try c.encode(dtype, forKey: ReportKey("dtype"))
+            try c.encode(backend, forKey: ReportKey("backend"))
+            try c.encode(device, forKey: ReportKey("device"))
+            try c.encode(promptTokens, forKey: ReportKey("prompt_tokens"))
+            try c.encode(prefillTokS, forKey: ReportKey("prefill_tok_s"))
+            try c.encode(decodeTokS, forKey: ReportKey("decode_tok_s"))
+            try c.encode(decodeGbS, forKey: ReportKey("decode_gb_s"))
+            try c.encode(bandwidthGbS, forKey: ReportKey("bandwidth_gb_s"))
+            for (b, v) in batched { try c.encode(v, forKey: ReportKey("batched_B\(b)_seq_tok_s")) }
+            for (b, x) in overB1 { try c.encode(x, forKey: ReportKey("batched_B\(b)_over_B1")) }
+        }
+    }
+
+    /// A line of `--profile --json`: one kernel's time over one decode step of B sequences.
+    struct ProfileRow: Encodable {
+        let profileB: Int
+        let kernel: String
+        let ms: Double
+        let dispatches: Int
+
+        enum CodingKeys: String, CodingKey { case profileB = "profile_B", kernel, ms, dispatches }
     }
 
     /// Each batch size's throughput over the B = 1 throughput (when B = 1 was measured).
@@ -112,7 +145,7 @@ struct VulkanComparison {
         let rows = try engine.kernelProfile { _ = try engine.forward(tokens, states: &states, allLogits: false) }
         let total = Date().timeIntervalSince(t0)
         if json {
-            for r in rows { try printJSON(["profile_B": B, "kernel": r.kernel, "ms": r.seconds * 1e3, "dispatches": r.dispatches]) }
+            for r in rows { try printJSON(ProfileRow(profileB: B, kernel: r.kernel, ms: r.seconds * 1e3, dispatches: r.dispatches)) }
             return
         }
         print(String(format: "profile B=%d: one decode step %.1f ms with a submission per dispatch", B, total * 1e3))

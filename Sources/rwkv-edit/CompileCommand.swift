@@ -162,10 +162,10 @@ struct CompileCommand: ParsableCommand {
                 FileHandle.standardError.write(Data(line.utf8))
             }
             if tty { FileHandle.standardError.write(Data("\n".utf8)) }
-            var obj = r.report
-            obj["seconds_total"] = Date().timeIntervalSince(t0)
-            obj["dtype"] = d.rawValue
-            if json { try printJSON(obj); return }
+            var report = CompileReport(r)
+            report.secondsTotal = Date().timeIntervalSince(t0)
+            report.dtype = d.rawValue
+            if json { try printJSON(report); return }
             print("\(r.path): \(r.status.rawValue); \(r.valuesCompiled) values compiled, \(r.valuesSkipped) already done")
             if r.valuesCompiled == 0 && r.status == .complete && r.bytesPerValue == nil {
                 print("nothing to do: the pack is finished and was compiled for this model with these settings")
@@ -178,7 +178,7 @@ struct CompileCommand: ParsableCommand {
                       + (r.storageCosine.map { String(format: "; cosine to f32 min %.6f, mean %.6f", $0.min, $0.mean) } ?? ""))
             }
             if let c = r.composedCosine {
-                print(String(format: "composed vs pair u₁: mean |cos| %.4f over %d pairs × %d heads", obj["composed_vs_pair_cosine_mean"] as? Double ?? 0, r.pairCount, c.count))
+                print(String(format: "composed vs pair u₁: mean |cos| %.4f over %d pairs × %d heads", report.composedVsPairCosineMean ?? 0, r.pairCount, c.count))
             }
         }
     }
@@ -212,20 +212,37 @@ extension CompileResult {
 
     /// The bound if SVD and storage cost nothing.
     var valuesPerSecondEngineOnly: Double { engineSeconds > 0 ? Double(valuesCompiled) / engineSeconds : 0 }
+}
 
-    /// The JSON object `compile --json` and `bench compile --json` print.
-    var report: [String: Any] {
-        var obj: [String: Any] = [
-            "output": path, "status": status.rawValue, "values_compiled": valuesCompiled, "values_skipped": valuesSkipped,
-            "pairs": pairCount, "seconds_engine": engineSeconds, "seconds_svd": svdSeconds, "seconds_storage": storageSeconds,
-            "values_per_second": valuesPerSecond, "values_per_second_engine_only": valuesPerSecondEngineOnly,
-        ]
-        if let b = bytesPerValue { obj["bytes_per_value"] = b }
-        if let c = storageCosine { obj["storage_cosine_to_f32_min"] = c.min; obj["storage_cosine_to_f32_mean"] = c.mean }
-        if let c = composedCosine {
-            obj["composed_vs_pair_cosine_mean"] = c.values.reduce(0, +) / Double(max(c.count, 1))
-            obj["composed_vs_pair_cosine_per_head"] = c.keys.sorted().map { ["layer": $0.layer, "head": $0.head, "cos": c[$0] ?? 0] as [String: Any] }
-        }
-        return obj
+/// The JSON object `compile --json` and `bench compile --json` print; fields that do not apply are left out.
+struct CompileReport: Encodable {
+    struct HeadCosine: Encodable { let layer, head: Int; let cos: Double }
+    /// The pack written (left out by `bench compile`, which writes to a temporary folder).
+    var output: String?
+    let status: String
+    let valuesCompiled, valuesSkipped, pairs: Int
+    let secondsEngine, secondsSvd, secondsStorage: Double
+    let valuesPerSecond, valuesPerSecondEngineOnly: Double
+    let bytesPerValue: Double?
+    let storageCosineToF32Min, storageCosineToF32Mean: Double?
+    let composedVsPairCosineMean: Double?
+    let composedVsPairCosinePerHead: [HeadCosine]?
+    var dtype: String?
+    /// Set by `compile`.
+    var secondsTotal: Double?
+    /// Set by `bench compile`.
+    var model: String?
+    var svdStorageShare: Double?
+
+    init(_ r: CompileResult) {
+        output = r.path; status = r.status.rawValue
+        valuesCompiled = r.valuesCompiled; valuesSkipped = r.valuesSkipped; pairs = r.pairCount
+        secondsEngine = r.engineSeconds; secondsSvd = r.svdSeconds; secondsStorage = r.storageSeconds
+        valuesPerSecond = r.valuesPerSecond; valuesPerSecondEngineOnly = r.valuesPerSecondEngineOnly
+        bytesPerValue = r.bytesPerValue
+        storageCosineToF32Min = r.storageCosine?.min; storageCosineToF32Mean = r.storageCosine?.mean
+        let c = r.composedCosine
+        composedVsPairCosineMean = c.map { $0.values.reduce(0, +) / Double(max($0.count, 1)) }
+        composedVsPairCosinePerHead = c.map { c in c.keys.sorted().map { HeadCosine(layer: $0.layer, head: $0.head, cos: c[$0] ?? 0) } }
     }
 }

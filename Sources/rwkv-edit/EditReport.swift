@@ -74,10 +74,6 @@ struct EditReport: Encodable {
                     oldProbe: r.oldProbe, newProbe: r.newProbe)
     }
 
-    func printJSON() throws {
-        try printReportJSON(self)
-    }
-
     /// The report as a table.
     func printText() {
         func top(_ r: Reading) -> String { r.top.prefix(3).map { "\($0.text.debugDescription) \(String(format: "%.3f", $0.prob))" }.joined(separator: ", ") }
@@ -127,7 +123,7 @@ struct EditBatchReport: Encodable {
     /// batch's exit status.
     func emit(json: Bool, allowWeak: Bool) throws {
         if json {
-            if edits.count == 1 { try edits[0].printJSON() } else { try printJSON() }
+            if edits.count == 1 { try printJSON(edits[0]) } else { try printJSON(self) }
         } else if edits.count > 1 {
             print("\(edits.filter { $0.verdict == .applied }.count) of \(edits.count) edits applied")
         }
@@ -135,20 +131,6 @@ struct EditBatchReport: Encodable {
         let status = EditReport.exitStatus(verdict)
         if status != 0 && !allowWeak { throw ExitCode(status) }
     }
-
-    func printJSON() throws {
-        try printReportJSON(self)
-    }
-}
-
-/// Prints a report as one JSON object: snake_case keys, sorted, non-finite numbers as strings.
-func printReportJSON(_ value: some Encodable) throws {
-    let e = JSONEncoder()
-    e.keyEncodingStrategy = .convertToSnakeCase
-    e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-    FileHandle.standardOutput.write(try e.encode(value))
-    FileHandle.standardOutput.write(Data("\n".utf8))
 }
 
 /// Why a weak edit is weak, in words.

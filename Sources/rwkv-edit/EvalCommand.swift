@@ -112,10 +112,10 @@ struct EvalCommand: ParsableCommand {
                 try EvalReport.markdown(results, title: title, preamble: preamble, plots: plots).write(to: url, atomically: true, encoding: .utf8)
             }
             if json {
-                var j = EvalReport.json(results)
-                j["model"] = modelOptions.model
-                j["seconds"] = seconds
-                try printJSON(j)
+                var report = EvalReport.json(results)
+                report.model = modelOptions.model
+                report.seconds = seconds
+                try printJSON(report)
             } else {
                 print(EvalReport.text(results))
                 print(String(format: "total %.1f s", seconds))

@@ -11,22 +11,33 @@ struct InfoCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
+    /// What `info` prints, in this order as text ("n_layer  6") or as one JSON object.
+    struct Report: Encodable {
+        let file, format, architecture: String
+        let nLayer, nEmbd, nHead, headSize, vocabSize, ffnSize: Int
+        let loraW, loraA, loraV, loraG: Int
+        let parameters: Int
+        let dtype, weightTypes, kernels: String
+
+        init(_ m: RWKVModel) {
+            let c = m.config
+            file = m.path; format = m.format.rawValue; architecture = "rwkv7 (x070)"
+            nLayer = c.nLayer; nEmbd = c.nEmbd; nHead = c.nHead; headSize = c.headSize; vocabSize = c.vocabSize; ffnSize = c.ffnSize
+            loraW = c.loraW; loraA = c.loraA; loraV = c.loraV; loraG = c.loraG
+            parameters = m.parameterCount; dtype = m.weightDType.rawValue; weightTypes = m.weightTypes; kernels = KernelPath.current.rawValue
+        }
+    }
+
     func run() throws {
         try reportingErrors {
-            let m = try ModelLoader.load(path: model)
-            let c = m.config
-            let fields: [(String, Any)] = [
-                ("file", m.path), ("format", m.format.rawValue), ("architecture", "rwkv7 (x070)"),
-                ("n_layer", c.nLayer), ("n_embd", c.nEmbd), ("n_head", c.nHead), ("head_size", c.headSize),
-                ("vocab_size", c.vocabSize), ("ffn_size", c.ffnSize),
-                ("lora_w", c.loraW), ("lora_a", c.loraA), ("lora_v", c.loraV), ("lora_g", c.loraG),
-                ("parameters", m.parameterCount), ("dtype", m.weightDType.rawValue),
-                ("weight_types", m.weightTypes), ("kernels", KernelPath.current.rawValue),
-            ]
+            let report = Report(try ModelLoader.load(path: model))
             if json {
-                try printJSON(Dictionary(uniqueKeysWithValues: fields))
+                try printJSON(report)
             } else {
-                for (k, v) in fields { print(k.padding(toLength: 14, withPad: " ", startingAt: 0), v) }
+                // The fields in declaration order, named as in the JSON.
+                for field in Mirror(reflecting: report).children {
+                    print(snakeCase(field.label ?? "").padding(toLength: 14, withPad: " ", startingAt: 0), field.value)
+                }
             }
         }
     }

@@ -15,6 +15,14 @@ struct LogitsCommand: ParsableCommand {
     @Flag(name: .long, help: "Print {\"tokens\",\"logits\",\"top\"} as JSON.")
     var json = false
 
+    /// `--json`: the prompt's tokens, every next-token logit and the top tokens.
+    struct Report: Encodable {
+        struct Top: Encodable { let id: Int; let text: String; let logit, prob: Double }
+        let tokens: [Int]
+        let logits: [Double]
+        let top: [Top]
+    }
+
     func run() throws {
         try reportingErrors {
             let m = try modelOptions.loadModel()
@@ -42,8 +50,8 @@ struct LogitsCommand: ParsableCommand {
             let textOf: (Int) -> String = { id in (try? tok()).map { displayToken($0, id) } ?? "" }
             let best = topK(logits, max(0, top))
             if json {
-                let topObjects: [[String: Any]] = best.map { ["id": $0, "text": textOf($0), "logit": Double(logits[$0]), "prob": Double(probs[$0])] }
-                try printJSON(["tokens": ids, "logits": logits.map(Double.init), "top": topObjects])
+                try printJSON(Report(tokens: ids, logits: logits.map(Double.init),
+                                     top: best.map { Report.Top(id: $0, text: textOf($0), logit: Double(logits[$0]), prob: Double(probs[$0])) }))
             } else {
                 print("tokens: \(ids.map(String.init).joined(separator: ","))")
                 print("rank  id      logit      prob  text")

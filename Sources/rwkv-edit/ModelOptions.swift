@@ -67,19 +67,11 @@ func reportingErrors<T>(_ body: () throws -> T) throws -> T {
 /// An error on stderr: `{"error", "kind"}` in a `--json` run, else one line.
 func printError(_ message: String, kind: String) {
     if CommandLine.arguments.contains("--json") {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let data = (try? encoder.encode(JSONError(error: message, kind: kind))) ?? Data()
+        let data = (try? reportEncoder().encode(JSONError(error: message, kind: kind))) ?? Data()
         FileHandle.standardError.write(data + Data("\n".utf8))
     } else {
         FileHandle.standardError.write(Data("error: \(message)\n".utf8))
     }
-}
-
-func printJSON(_ object: Any) throws {
-    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-    FileHandle.standardOutput.write(data)
-    FileHandle.standardOutput.write(Data("\n".utf8))
 }
 
 /// A printable form of a token's text: escapes control characters and shows invalid UTF-8 as bytes.

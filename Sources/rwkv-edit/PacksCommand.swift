@@ -51,7 +51,7 @@ struct PacksCommand: ParsableCommand {
                     }
                 }
                 if json {
-                    if packs.count == 1 { try printReportJSON(out[0]) } else { try printReportJSON(Many(packs: out)) }
+                    if packs.count == 1 { try printJSON(out[0]) } else { try printJSON(Many(packs: out)) }
                 }
             }
         }
@@ -63,15 +63,27 @@ struct PacksCommand: ParsableCommand {
         @Option(name: .long, help: "Also write the σ heat map (layers × heads) as an SVG file.") var svg: String?
         @Flag(name: .long, help: "Print JSON.") var json = false
 
+        /// `--json`: the manifest, row counts and size; for a finished pack also the storage per value and
+        /// pair, the σ heat map (layers × heads) and, with pair entries, the composed-vs-pair cosines.
+        struct Report: Encodable {
+            struct Cosine: Encodable { let pairs: Int; let mean: Double; let perLayer: [[Double]] }
+            let file, status: String
+            let counts: [String: Int]
+            let manifest: PackManifest
+            let fileBytes: Int
+            var bytesPerValue, bytesPerPair: Double?
+            var sigmaHeat: [[Double]]?
+            var svg: String?
+            var composedVsPairCosine: Cosine?
+        }
+
         func run() throws {
             try reportingErrors {
                 let p = try EditPack(path: pack)
                 let m = p.manifest
                 let c = try p.counts()
-                var obj: [String: Any] = ["file": pack, "status": p.status.rawValue, "counts": c]
-                if let mj = try JSONSerialization.jsonObject(with: Data(m.json().utf8)) as? [String: Any] { obj["manifest"] = mj }
                 let size = (try? FileManager.default.attributesOfItem(atPath: pack)[.size] as? Int) ?? 0
-                obj["file_bytes"] = size
+                var report = Report(file: pack, status: p.status.rawValue, counts: c, manifest: m, fileBytes: size)
                 if !json {
                     print("\(pack): pack '\(m.name)'\(m.property.map { " (\($0))" } ?? ""), schema \(m.schemaVersion), \(p.status.rawValue), \(size) bytes")
                     let id = m.model.identity
@@ -80,26 +92,29 @@ struct PacksCommand: ParsableCommand {
                     print("rows: \(c.keys.sorted().map { "\($0) \(c[$0] ?? 0)" }.joined(separator: ", "))")
                 }
                 guard p.status == .complete else {
-                    if json { try printJSON(obj) } else { print("(unfinished compile: no entries to inspect yet)") }
+                    if json { try printJSON(report) } else { print("(unfinished compile: no entries to inspect yet)") }
                     return
                 }
                 let bytes = try p.storedBytes()
                 let nv = max(c["vocab"] ?? 1, 1)
-                obj["bytes_per_value"] = Double(bytes.vocab) / Double(nv)
-                obj["bytes_per_pair"] = (c["pair_entries"] ?? 0) > 0 ? Double(bytes.pairs) / Double(c["pair_entries"] ?? 1) : 0
+                let perValue = Double(bytes.vocab) / Double(nv)
+                let perPair = (c["pair_entries"] ?? 0) > 0 ? Double(bytes.pairs) / Double(c["pair_entries"] ?? 1) : 0
+                report.bytesPerValue = perValue
+                report.bytesPerPair = perPair
                 let heat = try p.sigmaHeat()
-                obj["sigma_heat"] = heat
+                report.sigmaHeat = heat
                 if let svg {
                     try heatSVG(heat, firstLayer: m.layers[0], title: "\(m.name): mean σ per head").write(toFile: svg, atomically: true, encoding: .utf8)
-                    obj["svg"] = svg
+                    report.svg = svg
                 }
                 let cos = try p.composedVsPairCosine()
                 if cos.pairs > 0 {
-                    obj["composed_vs_pair_cosine"] = ["pairs": cos.pairs, "mean": cos.perHead.values.reduce(0, +) / Double(max(cos.perHead.count, 1)),
-                                                      "per_layer": heat.indices.map { l in (0..<m.nHead).map { h in cos.perHead[HeadIndex(layer: m.layers[0] + l, head: h)] ?? 0 } }] as [String: Any]
+                    report.composedVsPairCosine = Report.Cosine(
+                        pairs: cos.pairs, mean: cos.perHead.values.reduce(0, +) / Double(max(cos.perHead.count, 1)),
+                        perLayer: heat.indices.map { l in (0..<m.nHead).map { h in cos.perHead[HeadIndex(layer: m.layers[0] + l, head: h)] ?? 0 } })
                 }
-                if json { try printJSON(obj); return }
-                print(String(format: "storage: %.0f bytes per value, %.0f bytes per pair (compressed)", obj["bytes_per_value"] as? Double ?? 0, obj["bytes_per_pair"] as? Double ?? 0))
+                if json { try printJSON(report); return }
+                print(String(format: "storage: %.0f bytes per value, %.0f bytes per pair (compressed)", perValue, perPair))
                 let mx = heat.flatMap { $0 }.max() ?? 1
                 let shades = Array(" ░▒▓█")
                 print("mean σ per head (‖σ_X u_X‖ over values; shade relative to max \(String(format: "%.3g", mx))):")
@@ -129,6 +144,10 @@ struct PacksCommand: ParsableCommand {
         @Option(name: .long, help: "World vocabulary (tokenizer) file for --model.") var tokenizer: String?
         @Flag(name: .long, help: "Print JSON.") var json = false
 
+        /// `--json`: {"packs": [one row per pack]}.
+        struct Row: Encodable { let file: String; let blobs: Int; let ok, modelChecked: Bool }
+        struct Report: Encodable { let packs: [Row] }
+
         func run() throws {
             try reportingErrors {
                 var loaded: (RWKVModel, WorldTokenizer)?
@@ -137,15 +156,15 @@ struct PacksCommand: ParsableCommand {
                     let m = try mo.loadModel()
                     loaded = (m, try mo.tokenizer(for: m))
                 }
-                var out: [[String: Any]] = []
+                var out: [Row] = []
                 for path in packs {
                     let p = try EditPack(path: path)
                     let n = try p.verify()
                     if let (m, t) = loaded { try p.requireModel(m, tokenizer: t) }
-                    out.append(["file": path, "blobs": n, "ok": true, "model_checked": loaded != nil])
+                    out.append(Row(file: path, blobs: n, ok: true, modelChecked: loaded != nil))
                     if !json { print("\(path): ok, \(n) blobs verified\(loaded != nil ? ", compiled for this model" : "")") }
                 }
-                if json { try printJSON(["packs": out]) }
+                if json { try printJSON(Report(packs: out)) }
             }
         }
     }
@@ -156,12 +175,19 @@ struct PacksCommand: ParsableCommand {
         @Option(name: .shortAndLong, help: "Output pack file.") var output: String
         @Flag(name: .long, help: "Print JSON.") var json = false
 
+        /// `--json`: the finished pack and what merging it cost.
+        struct Report: Encodable {
+            let output, status: String
+            let pairs: Int
+            let bytesPerValue, secondsSvd, secondsStorage: Double
+        }
+
         func run() throws {
             try reportingErrors {
                 let r = try PackCompiler.merge(shards: shards, output: output)
                 if json {
-                    try printJSON(["output": r.path, "status": r.status.rawValue, "pairs": r.pairCount, "bytes_per_value": r.bytesPerValue ?? 0,
-                                   "seconds_svd": r.svdSeconds, "seconds_storage": r.storageSeconds])
+                    try printJSON(Report(output: r.path, status: r.status.rawValue, pairs: r.pairCount, bytesPerValue: r.bytesPerValue ?? 0,
+                                         secondsSvd: r.svdSeconds, secondsStorage: r.storageSeconds))
                 } else {
                     print("\(r.path): \(r.status.rawValue) (\(shards.count) shards merged, \(r.pairCount) pairs)")
                 }
@@ -185,6 +211,20 @@ struct PacksCommand: ParsableCommand {
         @Flag(name: .long, help: "Also run the free-form edit (zero-state calibration of the probe sentences) as a reference.") var free = false
         @Flag(name: .long, help: "Print JSON.") var json = false
 
+        /// `--json`: the templates and ratio used, and per entity count and u₁ source the rates over the contexts.
+        struct Report: Encodable {
+            struct Result: Encodable {
+                let entities: Int
+                let source: String
+                let contexts: Int
+                let targetTop1Before, flippedTop1, pNewGtPOld, controlsKept: Double
+                let controlsCounted: Int
+            }
+            let pack, queryTemplate, probeTemplate: String
+            let ratio: Double
+            let results: [Result]
+        }
+
         func run() throws {
             try reportingErrors {
                 let p = try EditPack(path: pack)
@@ -203,7 +243,7 @@ struct PacksCommand: ParsableCommand {
                 // the free-form edit, whose zero-state calibration runs the two probe sentences themselves.
                 let sources: [String] = (try p.pairCount() > 0 ? ["pair"] : []) + ["composed"] + (free ? ["free-form"] : [])
                 var rng = RWKVEdit.SplitMix64(seed: seed)
-                var rows: [[String: Any]] = []
+                var rows: [Report.Result] = []
                 for k in entities {
                     var stats: [String: (base: Int, flip: Int, pnew: Int, ctrlKept: Int, ctrlBase: Int)] = [:]
                     for _ in 0..<contexts {
@@ -241,22 +281,24 @@ struct PacksCommand: ParsableCommand {
                     }
                     for source in sources {
                         guard let s = stats[source] else { continue }
-                        rows.append(["entities": k, "source": source, "contexts": contexts,
-                                     "target_top1_before": Double(s.base) / Double(contexts),
-                                     "flipped_top1": Double(s.flip) / Double(contexts),
-                                     "p_new_gt_p_old": Double(s.pnew) / Double(contexts),
-                                     "controls_kept": s.ctrlBase > 0 ? Double(s.ctrlKept) / Double(s.ctrlBase) : 1,
-                                     "controls_counted": s.ctrlBase])
+                        rows.append(Report.Result(entities: k, source: source, contexts: contexts,
+                                                  targetTop1Before: Double(s.base) / Double(contexts),
+                                                  flippedTop1: Double(s.flip) / Double(contexts),
+                                                  pNewGtPOld: Double(s.pnew) / Double(contexts),
+                                                  controlsKept: s.ctrlBase > 0 ? Double(s.ctrlKept) / Double(s.ctrlBase) : 1,
+                                                  controlsCounted: s.ctrlBase))
                     }
                 }
-                if json { try printJSON(["pack": pack, "query_template": queryTemplate, "probe_template": probe, "ratio": Double(editRatio), "results": rows]); return }
+                if json {
+                    try printJSON(Report(pack: pack, queryTemplate: queryTemplate, probeTemplate: probe, ratio: Double(editRatio), results: rows))
+                    return
+                }
                 print("pack \(p.name): contexts from \"\(probe)\", query \"\(queryTemplate)\", ratio \(editRatio), \(contexts) contexts each")
                 print("entities  u₁ source   old top-1 before  new top-1 after  P(new)>P(old) after  controls kept (top-1)")
                 for r in rows {
-                    let src = (r["source"] as? String ?? "").padding(toLength: 10, withPad: " ", startingAt: 0)
-                    print(String(format: "%8d  ", r["entities"] as? Int ?? 0) + src + String(format: "  %16.2f  %15.2f  %19.2f  %10.2f of %d",
-                                 r["target_top1_before"] as? Double ?? 0, r["flipped_top1"] as? Double ?? 0, r["p_new_gt_p_old"] as? Double ?? 0,
-                                 r["controls_kept"] as? Double ?? 0, r["controls_counted"] as? Int ?? 0))
+                    let src = r.source.padding(toLength: 10, withPad: " ", startingAt: 0)
+                    print(String(format: "%8d  ", r.entities) + src + String(format: "  %16.2f  %15.2f  %19.2f  %10.2f of %d",
+                                 r.targetTop1Before, r.flippedTop1, r.pNewGtPOld, r.controlsKept, r.controlsCounted))
                 }
             }
         }

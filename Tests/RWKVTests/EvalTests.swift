@@ -276,7 +276,7 @@ final class EvalTests: XCTestCase {
         XCTAssertTrue(EvalReport.text([r]).contains("Alice"))
         XCTAssertTrue(EvalReport.markdown([r]).contains("| hyb-u | r=0.20 |"))
         XCTAssertTrue(EvalReport.svg(r).hasPrefix("<svg"))
-        XCTAssertNoThrow(try JSONSerialization.data(withJSONObject: EvalReport.json([r])))
+        XCTAssertNoThrow(try JSONEncoder().encode(EvalReport.json([r])))
     }
 
     // MARK: End to end through the CLI

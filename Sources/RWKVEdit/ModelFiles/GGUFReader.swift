@@ -275,16 +275,11 @@ public enum GGUFReader {
         }
 
         var out: [String: RawTensor] = [:]
-        let emb = try raw("token_embd.weight")
-        guard emb.shape.count == 2 else { throw RWKVError.shapeMismatch(file: path, name: "token_embd.weight", expected: [-1, -1], found: emb.shape) }
+        let embName = TensorSpec.embedding.ggufName(layer: 0) ?? ""
+        let emb = try raw(embName)
+        guard emb.shape.count == 2 else { throw RWKVError.shapeMismatch(file: path, name: embName, expected: [-1, -1], found: emb.shape) }
         let (vocab, C) = (emb.shape[0], emb.shape[1])
         guard C % headSize == 0 else { throw bad("embedding width \(C) is not a multiple of rwkv7.wkv.head_size \(headSize)") }
-        out["emb.weight"] = emb
-        out["blocks.0.ln0.weight"] = try raw("token_embd_norm.weight")
-        out["blocks.0.ln0.bias"] = try raw("token_embd_norm.bias")
-        out["ln_out.weight"] = try raw("output_norm.weight")
-        out["ln_out.bias"] = try raw("output_norm.bias")
-        out["head.weight"] = try raw("output.weight")
 
         var nLayer = 0
         for t in g.tensorInfos where t.name.hasPrefix("blk.") {
@@ -294,51 +289,42 @@ public enum GGUFReader {
         }
         guard nLayer > 0 else { throw bad("no layer tensors (blk.N.*)") }
 
-        for i in 0..<nLayer {
-            let (b, a, f, s) = ("blocks.\(i).", "blocks.\(i).att.", "blocks.\(i).ffn.", "blk.\(i).")
-            out[b + "ln1.weight"] = try raw(s + "attn_norm.weight")
-            out[b + "ln1.bias"] = try raw(s + "attn_norm.bias")
-            out[b + "ln2.weight"] = try raw(s + "attn_norm_2.weight")
-            out[b + "ln2.bias"] = try raw(s + "attn_norm_2.bias")
-            // Six token-shift mixes stacked [6][1][1][C] in the order r, w, k, v, a, g.
-            let lerpName = s + "time_mix_lerp_fused.weight"
-            var lerp = try raw(lerpName)
-            // Sliced by bytes below: a quantised copy (blocks may straddle the slices) is dequantised first.
-            if lerp.dtype.isQuantized { lerp = RawTensor(shape: lerp.shape, floats: lerp.floats()) }
-            guard lerp.elementCount == 6 * C, lerp.shape.first == 6 else {
-                throw RWKVError.shapeMismatch(file: path, name: lerpName, expected: [6, 1, 1, C], found: lerp.shape)
+        // The token-shift mixes of layer i, sliced by bytes: a quantised copy (blocks may straddle the
+        // slices) is dequantised first.
+        func lerp(_ i: Int) throws -> RawTensor {
+            let name = "blk.\(i)." + TensorSpec.GGUFName.lerpFused
+            var t = try raw(name)
+            if t.dtype.isQuantized { t = RawTensor(shape: t.shape, floats: t.floats()) }
+            guard t.elementCount == 6 * C, t.shape.first == 6 else {
+                throw RWKVError.shapeMismatch(file: path, name: name, expected: [6, 1, 1, C], found: t.shape)
             }
-            let sliceBytes = lerp.dtype.byteCount(C)
-            for (j, n) in ["r", "w", "k", "v", "a", "g"].enumerated() {
-                out[a + "x_" + n] = RawTensor(shape: [1, 1, C], dtype: lerp.dtype,
-                                              data: ByteRegion(base: lerp.data.base + j * sliceBytes, count: sliceBytes, owner: lerp.data.owner))
+            return t
+        }
+        var lerps: [Int: RawTensor] = [:]
+        for (spec, i) in TensorSpec.all(nLayer: nLayer) {
+            let b = spec.blinkDLName(layer: i)
+            guard let name = spec.ggufName(layer: i) else {
+                guard case .lerpSlice(let j) = spec.gguf else { continue }
+                let fused = try lerps[i] ?? lerp(i)
+                lerps[i] = fused
+                let sliceBytes = fused.dtype.byteCount(C)
+                out[b] = RawTensor(shape: [1, 1, C], dtype: fused.dtype,
+                                   data: ByteRegion(base: fused.data.base + j * sliceBytes, count: sliceBytes, owner: fused.data.owner))
+                continue
             }
-            for key in ["w", "a", "v", "g"] {
-                if key == "v" && i == 0 { continue }      // layer 0 carries unused copies
-                if key != "g" {
-                    let name = s + "time_mix_\(key)0.weight"
-                    out[a + key + "0"] = try reshaped(try raw(name), [1, 1, C], name)
-                }
-                // LoRA factors are stored transposed relative to BlinkDL's x·W1, h·W2.
-                for n in ["1", "2"] {
-                    let name = s + "time_mix_\(key)\(n).weight"
-                    let t = try raw(name)
-                    guard t.shape.count == 2 else { throw RWKVError.shapeMismatch(file: path, name: name, expected: [-1, -1], found: t.shape) }
-                    out[a + key + n] = t.transposed()
-                }
+            let t = try raw(name)
+            switch spec.role {
+            case .matrix, .norm:
+                out[b] = t
+            case .loraIn, .loraOut:
+                // Stored transposed relative to BlinkDL's x·W1, h·W2.
+                guard t.shape.count == 2 else { throw RWKVError.shapeMismatch(file: path, name: name, expected: [-1, -1], found: t.shape) }
+                out[b] = t.transposed()
+            case .mix:
+                out[b] = try reshaped(t, [1, 1, C], name)
+            case .heads:
+                out[b] = try reshaped(t, [C / headSize, headSize], name)
             }
-            out[a + "k_k"] = try reshaped(try raw(s + "time_mix_k_k.weight"), [1, 1, C], s + "time_mix_k_k.weight")
-            out[a + "k_a"] = try reshaped(try raw(s + "time_mix_k_a.weight"), [1, 1, C], s + "time_mix_k_a.weight")
-            out[a + "r_k"] = try reshaped(try raw(s + "time_mix_r_k.weight"), [C / headSize, headSize], s + "time_mix_r_k.weight")
-            out[a + "receptance.weight"] = try raw(s + "time_mix_receptance.weight")
-            out[a + "key.weight"] = try raw(s + "time_mix_key.weight")
-            out[a + "value.weight"] = try raw(s + "time_mix_value.weight")
-            out[a + "output.weight"] = try raw(s + "time_mix_output.weight")
-            out[a + "ln_x.weight"] = try raw(s + "time_mix_ln.weight")
-            out[a + "ln_x.bias"] = try raw(s + "time_mix_ln.bias")
-            out[f + "x_k"] = try reshaped(try raw(s + "channel_mix_lerp_k.weight"), [1, 1, C], s + "channel_mix_lerp_k.weight")
-            out[f + "key.weight"] = try raw(s + "channel_mix_key.weight")
-            out[f + "value.weight"] = try raw(s + "channel_mix_value.weight")
         }
 
         // Hyper-parameters in the metadata must agree with the tensors.
@@ -348,11 +334,11 @@ public enum GGUFReader {
         }
         try check("block_count", nLayer)
         try check("embedding_length", C)
-        try check("feed_forward_length", out["blocks.0.ffn.key.weight"]?.shape.first)
-        try check("attention.decay_lora_rank", out["blocks.0.att.w1"]?.shape.last)
-        try check("attention.iclr_lora_rank", out["blocks.0.att.a1"]?.shape.last)
-        try check("attention.gate_lora_rank", out["blocks.0.att.g1"]?.shape.last)
-        if nLayer > 1 { try check("attention.value_residual_mix_lora_rank", out["blocks.1.att.v1"]?.shape.last) }
+        try check("feed_forward_length", out[TensorSpec.ffnKey.blinkDLName(layer: 0)]?.shape.first)
+        try check("attention.decay_lora_rank", out[TensorSpec.w1.blinkDLName(layer: 0)]?.shape.last)
+        try check("attention.iclr_lora_rank", out[TensorSpec.a1.blinkDLName(layer: 0)]?.shape.last)
+        try check("attention.gate_lora_rank", out[TensorSpec.g1.blinkDLName(layer: 0)]?.shape.last)
+        if nLayer > 1 { try check("attention.value_residual_mix_lora_rank", out[TensorSpec.v1.blinkDLName(layer: 1)]?.shape.last) }
 
         var vocabulary: [Data]?
         if case .array(let tokens)? = g.metadata["tokenizer.ggml.tokens"] {

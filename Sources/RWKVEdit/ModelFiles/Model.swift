@@ -94,34 +94,21 @@ public final class RWKVModel: @unchecked Sendable {
     /// "q4_K+q6_K" for a Q4_K_M file, whose head stays Q6_K.
     public var weightTypes: String {
         var count: [DType: Int] = [:]
-        for m in [embedding, head] + layers.flatMap({ [$0.receptance, $0.key, $0.value, $0.output, $0.ffnKey, $0.ffnValue] }) {
-            count[m.dtype, default: 0] += m.rows * m.cols
-        }
+        for (_, _, m) in matrices([.matrix]) { count[m.dtype, default: 0] += m.rows * m.cols }
         return count.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key.rawValue < $1.key.rawValue }
             .map(\.key.rawValue).joined(separator: "+")
     }
 
     public var parameterCount: Int {
         let c = config
-        var n = 2 * c.vocabSize * c.nEmbd + 4 * c.nEmbd
-        for l in layers {
-            n += [l.receptance, l.key, l.value, l.output, l.ffnKey, l.ffnValue, l.w1, l.w2, l.a1, l.a2, l.g1, l.g2]
-                .reduce(0) { $0 + $1.rows * $1.cols }
-            n += (l.v1.map { $0.rows * $0.cols } ?? 0) + (l.v2.map { $0.rows * $0.cols } ?? 0)
-            n += 16 * c.nEmbd + c.nHead * c.headSize
-        }
-        return n
+        // Every matrix, then the vectors: ln0 and ln_out, and per block 16 of C and r_k.
+        return matrices().reduce(0) { $0 + $1.matrix.rows * $1.matrix.cols } + 4 * c.nEmbd
+            + c.nLayer * (16 * c.nEmbd + c.nHead * c.headSize)
     }
 
     /// Bytes of weights one decoded token reads (all matrices plus one embedding row).
     public var bytesPerDecodedToken: Int {
-        var n = head.byteCount + embedding.rowBytes
-        for l in layers {
-            n += [l.receptance, l.key, l.value, l.output, l.ffnKey, l.ffnValue, l.w1, l.w2, l.a1, l.a2, l.g1, l.g2]
-                .reduce(0) { $0 + $1.byteCount }
-            n += (l.v1?.byteCount ?? 0) + (l.v2?.byteCount ?? 0)
-        }
-        return n
+        matrices().filter { $0.spec.scope == .layer }.reduce(head.byteCount + embedding.rowBytes) { $0 + $1.matrix.byteCount }
     }
 
     /// Builds a model from tensors named as in BlinkDL's state dict, checking every shape.
@@ -132,13 +119,15 @@ public final class RWKVModel: @unchecked Sendable {
         self.embeddedVocabulary = vocabulary
         let b = TensorBinder(tensors: t, file: path)
 
-        let emb = try b.raw("emb.weight")
-        guard emb.shape.count == 2 else { throw RWKVError.shapeMismatch(file: path, name: "emb.weight", expected: [-1, -1], found: emb.shape) }
+        let embName = TensorSpec.embedding.blinkDL
+        let emb = try b.raw(embName)
+        guard emb.shape.count == 2 else { throw RWKVError.shapeMismatch(file: path, name: embName, expected: [-1, -1], found: emb.shape) }
         let (vocab, C) = (emb.shape[0], emb.shape[1])
-        let rk = try b.raw("blocks.0.att.r_k")
+        let rkName = TensorSpec.rK.blinkDLName(layer: 0)
+        let rk = try b.raw(rkName)
         let (H, N): (Int, Int) = rk.shape.count == 2 ? (rk.shape[0], rk.shape[1]) : (1, rk.elementCount)
         guard H * N == C, N > 0, C > 0, vocab > 0 else {
-            throw RWKVError.malformed(file: path, reason: "blocks.0.att.r_k shape \(rk.shape) does not split n_embd \(C) into heads")
+            throw RWKVError.malformed(file: path, reason: "\(rkName) shape \(rk.shape) does not split n_embd \(C) into heads")
         }
         var nLayer = 0
         for name in t.keys where name.hasPrefix("blocks.") {
@@ -146,44 +135,35 @@ public final class RWKVModel: @unchecked Sendable {
             if parts.count > 1, let i = Int(parts[1]) { nLayer = max(nLayer, i + 1) }
         }
         guard nLayer > 0, nLayer < 4096 else { throw RWKVError.malformed(file: path, reason: "no layers (blocks.N.*) found") }
-        let ffn = try b.raw("blocks.0.ffn.key.weight").shape.first ?? 0
-        func rank(_ n: String, layer: Int = 0) throws -> Int { (try b.raw("blocks.\(layer).att.\(n)").shape.last) ?? 0 }
-        let loraV = nLayer > 1 ? try rank("v1", layer: 1) : 0
+        let ffn = try b.raw(TensorSpec.ffnKey.blinkDLName(layer: 0)).shape.first ?? 0
+        func rank(_ s: TensorSpec, layer: Int = 0) throws -> Int { (try b.raw(s.blinkDLName(layer: layer)).shape.last) ?? 0 }
+        let loraV = nLayer > 1 ? try rank(.v1, layer: 1) : 0
         config = ModelConfig(nLayer: nLayer, nEmbd: C, nHead: H, headSize: N, vocabSize: vocab, ffnSize: ffn,
-                             loraW: try rank("w1"), loraA: try rank("a1"), loraV: loraV, loraG: try rank("g1"))
-
-        embedding = try b.matrix("emb.weight", rows: vocab, cols: C)
-        ln0Weight = try b.vector("blocks.0.ln0.weight", C)
-        ln0Bias = try b.vector("blocks.0.ln0.bias", C)
-        lnOutWeight = try b.vector("ln_out.weight", C)
-        lnOutBias = try b.vector("ln_out.bias", C)
-        head = try b.matrix("head.weight", rows: vocab, cols: C)
+                             loraW: try rank(.w1), loraA: try rank(.a1), loraV: loraV, loraG: try rank(.g1))
 
         let cfg = config
+        embedding = try b.matrix(.embedding, 0, cfg)
+        ln0Weight = try b.vector(.ln0Weight, 0, cfg)
+        ln0Bias = try b.vector(.ln0Bias, 0, cfg)
+        lnOutWeight = try b.vector(.lnOutWeight, 0, cfg)
+        lnOutBias = try b.vector(.lnOutBias, 0, cfg)
+        head = try b.matrix(.head, 0, cfg)
+
         layers = try (0..<nLayer).map { i in
-            let p = "blocks.\(i)."
-            let a = p + "att."
+            func v(_ s: TensorSpec) throws -> [Float] { try b.vector(s, i, cfg) }
+            func m(_ s: TensorSpec) throws -> Matrix { try b.matrix(s, i, cfg) }
+            func lora(_ s: TensorSpec) throws -> Matrix { try b.lora(s, i, cfg) }
+            let hasV = i >= TensorSpec.v0.firstLayer
             return LayerWeights(
-                ln1Weight: try b.vector(p + "ln1.weight", C), ln1Bias: try b.vector(p + "ln1.bias", C),
-                ln2Weight: try b.vector(p + "ln2.weight", C), ln2Bias: try b.vector(p + "ln2.bias", C),
-                xR: try b.vector(a + "x_r", C), xW: try b.vector(a + "x_w", C), xK: try b.vector(a + "x_k", C),
-                xV: try b.vector(a + "x_v", C), xA: try b.vector(a + "x_a", C), xG: try b.vector(a + "x_g", C),
-                w0: try b.vector(a + "w0", C), a0: try b.vector(a + "a0", C),
-                w1: try b.loraIn(a + "w1", C, cfg.loraW), w2: try b.loraOut(a + "w2", cfg.loraW, C),
-                a1: try b.loraIn(a + "a1", C, cfg.loraA), a2: try b.loraOut(a + "a2", cfg.loraA, C),
-                g1: try b.loraIn(a + "g1", C, cfg.loraG), g2: try b.loraOut(a + "g2", cfg.loraG, C),
-                v0: i == 0 ? nil : try b.vector(a + "v0", C),
-                v1: i == 0 ? nil : try b.loraIn(a + "v1", C, cfg.loraV),
-                v2: i == 0 ? nil : try b.loraOut(a + "v2", cfg.loraV, C),
-                kK: try b.vector(a + "k_k", C), kA: try b.vector(a + "k_a", C), rK: try b.vector(a + "r_k", C),
-                receptance: try b.matrix(a + "receptance.weight", rows: C, cols: C),
-                key: try b.matrix(a + "key.weight", rows: C, cols: C),
-                value: try b.matrix(a + "value.weight", rows: C, cols: C),
-                output: try b.matrix(a + "output.weight", rows: C, cols: C),
-                lnXWeight: try b.vector(a + "ln_x.weight", C), lnXBias: try b.vector(a + "ln_x.bias", C),
-                ffnXK: try b.vector(p + "ffn.x_k", C),
-                ffnKey: try b.matrix(p + "ffn.key.weight", rows: cfg.ffnSize, cols: C),
-                ffnValue: try b.matrix(p + "ffn.value.weight", rows: C, cols: cfg.ffnSize))
+                ln1Weight: try v(.ln1Weight), ln1Bias: try v(.ln1Bias), ln2Weight: try v(.ln2Weight), ln2Bias: try v(.ln2Bias),
+                xR: try v(.xR), xW: try v(.xW), xK: try v(.xK), xV: try v(.xV), xA: try v(.xA), xG: try v(.xG),
+                w0: try v(.w0), a0: try v(.a0),
+                w1: try lora(.w1), w2: try lora(.w2), a1: try lora(.a1), a2: try lora(.a2), g1: try lora(.g1), g2: try lora(.g2),
+                v0: hasV ? try v(.v0) : nil, v1: hasV ? try lora(.v1) : nil, v2: hasV ? try lora(.v2) : nil,
+                kK: try v(.kK), kA: try v(.kA), rK: try v(.rK),
+                receptance: try m(.receptance), key: try m(.key), value: try m(.value), output: try m(.output),
+                lnXWeight: try v(.lnXWeight), lnXBias: try v(.lnXBias),
+                ffnXK: try v(.ffnXK), ffnKey: try m(.ffnKey), ffnValue: try m(.ffnValue))
         }
     }
 }
@@ -198,31 +178,27 @@ private struct TensorBinder {
         return t
     }
 
-    /// A vector of n elements, whatever singleton dimensions surround it ([1,1,C], [H,N], [C]).
-    func vector(_ name: String, _ n: Int) throws -> [Float] {
+    /// A vector of its BlinkDL shape's element count, whatever singleton dimensions surround it ([1,1,C], [H,N], [C]).
+    func vector(_ s: TensorSpec, _ layer: Int, _ c: ModelConfig) throws -> [Float] {
+        let name = s.blinkDLName(layer: layer), n = s.dims(c).reduce(1, *)
         let t = try raw(name)
         guard t.elementCount == n else { throw RWKVError.shapeMismatch(file: file, name: name, expected: [n], found: t.shape) }
         return t.floats()
     }
 
-    func matrix(_ name: String, rows: Int, cols: Int) throws -> Matrix {
+    /// A big matrix of its BlinkDL shape, kept in its file type.
+    func matrix(_ s: TensorSpec, _ layer: Int, _ c: ModelConfig) throws -> Matrix {
+        let name = s.blinkDLName(layer: layer), d = s.dims(c), (rows, cols) = (d[0], d[1])
         let t = try raw(name)
         guard t.shape == [rows, cols] else { throw RWKVError.shapeMismatch(file: file, name: name, expected: [rows, cols], found: t.shape) }
         if t.isTransposedView { return Matrix(rows: rows, cols: cols, floats: t.floats()) }
         return Matrix(rows: rows, cols: cols, dtype: t.dtype, data: t.data)
     }
 
-    /// BlinkDL's first LoRA factor is [C][r] applied as x·W; stored transposed as [r][C].
-    func loraIn(_ name: String, _ c: Int, _ r: Int) throws -> Matrix {
-        try transposed(name, rows: c, cols: r)
-    }
-
-    /// The second factor is [r][C] applied as h·W; stored transposed as [C][r].
-    func loraOut(_ name: String, _ r: Int, _ c: Int) throws -> Matrix {
-        try transposed(name, rows: r, cols: c)
-    }
-
-    private func transposed(_ name: String, rows: Int, cols: Int) throws -> Matrix {
+    /// A LoRA factor, held transposed so every product is W·x: BlinkDL's first factor [C][r] (applied
+    /// as x·W) as [r][C], the second [r][C] (applied as h·W) as [C][r].
+    func lora(_ s: TensorSpec, _ layer: Int, _ c: ModelConfig) throws -> Matrix {
+        let name = s.blinkDLName(layer: layer), d = s.dims(c), (rows, cols) = (d[0], d[1])
         let t = try raw(name)
         guard t.shape == [rows, cols] else { throw RWKVError.shapeMismatch(file: file, name: name, expected: [rows, cols], found: t.shape) }
         // A transposed view already holds [cols][rows] row-major: used in place, in its stored type.

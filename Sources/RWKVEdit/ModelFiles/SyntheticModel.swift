@@ -32,43 +32,43 @@ public enum SyntheticModel {
     public static func tensors(_ s: Shape, dtype: DType, seed: UInt64 = 1) -> [String: RawTensor] {
         precondition(!dtype.isQuantized, "SyntheticModel builds f32, f16 or bf16 weights")
         var rng = SplitMix64(seed: seed)
-        let C = s.nEmbd, F = 4 * s.nEmbd, H = C / s.headSize
+        let config = ModelConfig(nLayer: s.nLayer, nEmbd: s.nEmbd, nHead: s.nEmbd / s.headSize, headSize: s.headSize, vocabSize: s.vocab,
+                                 ffnSize: 4 * s.nEmbd, loraW: s.loraW, loraA: s.loraA, loraV: s.loraV, loraG: s.loraG)
         var t: [String: RawTensor] = [:]
         func uniform(_ n: Int, _ lo: Float, _ hi: Float) -> [Float] { (0..<n).map { _ in lo + (hi - lo) * rng.nextFloat() } }
-        func vec(_ name: String, _ shape: [Int], _ lo: Float, _ hi: Float) {
+        // Drawn in table order, so a seed gives the same weights whatever reads them.
+        for (spec, l) in TensorSpec.all(nLayer: s.nLayer) {
+            let name = spec.blinkDLName(layer: l), shape = spec.dims(config)
+            guard spec.role != .matrix && spec.role != .loraIn && spec.role != .loraOut else {
+                let (rows, cols) = (shape[0], shape[1])
+                let scale = 1 / Float(cols).squareRoot()
+                let values = uniform(rows * cols, -scale, scale)
+                // The big matrices in `dtype`; LoRA factors stay f32, as converters keep them.
+                if spec.role != .matrix || dtype == .f32 { t[name] = RawTensor(shape: [rows, cols], floats: values); continue }
+                let bits = dtype == .f16 ? Half.f16Bits(values) : Half.bf16Bits(values)
+                let region = bits.withUnsafeBytes { ByteRegion.owning(bytes: $0) }
+                t[name] = RawTensor(shape: [rows, cols], dtype: dtype, data: region)
+                continue
+            }
+            let (lo, hi) = range(spec)
             t[name] = RawTensor(shape: shape, floats: uniform(shape.reduce(1, *), lo, hi))
         }
-        func mat(_ name: String, _ rows: Int, _ cols: Int, big: Bool) {
-            let scale = 1 / Float(cols).squareRoot()
-            let values = uniform(rows * cols, -scale, scale)
-            if !big || dtype == .f32 { t[name] = RawTensor(shape: [rows, cols], floats: values); return }
-            let bits = dtype == .f16 ? Half.f16Bits(values) : Half.bf16Bits(values)
-            let region = bits.withUnsafeBytes { ByteRegion.owning(bytes: $0) }
-            t[name] = RawTensor(shape: [rows, cols], dtype: dtype, data: region)
-        }
-        mat("emb.weight", s.vocab, C, big: true)
-        mat("head.weight", s.vocab, C, big: true)
-        vec("blocks.0.ln0.weight", [C], 0.9, 1.1); vec("blocks.0.ln0.bias", [C], -0.1, 0.1)
-        vec("ln_out.weight", [C], 0.9, 1.1); vec("ln_out.bias", [C], -0.1, 0.1)
-        for l in 0..<s.nLayer {
-            let p = "blocks.\(l).", a = p + "att."
-            for n in ["ln1", "ln2"] { vec(p + n + ".weight", [C], 0.9, 1.1); vec(p + n + ".bias", [C], -0.1, 0.1) }
-            for n in ["x_r", "x_w", "x_k", "x_v", "x_a", "x_g"] { vec(a + n, [1, 1, C], 0, 1) }
-            vec(a + "w0", [1, 1, C], -2, 1); vec(a + "a0", [1, 1, C], -1, 1)
-            mat(a + "w1", C, s.loraW, big: false); mat(a + "w2", s.loraW, C, big: false)
-            mat(a + "a1", C, s.loraA, big: false); mat(a + "a2", s.loraA, C, big: false)
-            mat(a + "g1", C, s.loraG, big: false); mat(a + "g2", s.loraG, C, big: false)
-            if l > 0 {
-                vec(a + "v0", [1, 1, C], -1, 1)
-                mat(a + "v1", C, s.loraV, big: false); mat(a + "v2", s.loraV, C, big: false)
-            }
-            vec(a + "k_k", [1, 1, C], 0.5, 1.5); vec(a + "k_a", [1, 1, C], 0.5, 1.5); vec(a + "r_k", [H, s.headSize], -0.5, 0.5)
-            for n in ["receptance", "key", "value", "output"] { mat(a + n + ".weight", C, C, big: true) }
-            vec(a + "ln_x.weight", [C], 0.9, 1.1); vec(a + "ln_x.bias", [C], -0.1, 0.1)
-            vec(p + "ffn.x_k", [1, 1, C], 0, 1)
-            mat(p + "ffn.key.weight", F, C, big: true); mat(p + "ffn.value.weight", C, F, big: true)
-        }
         return t
+    }
+
+    /// The range a vector's values are drawn from, near a trained model's.
+    static func range(_ spec: TensorSpec) -> (Float, Float) {
+        switch spec.role {
+        case .norm: return spec.blinkDL.hasSuffix(".weight") ? (0.9, 1.1) : (-0.1, 0.1)
+        case .heads: return (-0.5, 0.5)
+        default:
+            switch spec.blinkDL {
+            case TensorSpec.w0.blinkDL: return (-2, 1)
+            case TensorSpec.a0.blinkDL, TensorSpec.v0.blinkDL: return (-1, 1)
+            case TensorSpec.kK.blinkDL, TensorSpec.kA.blinkDL: return (0.5, 1.5)
+            default: return (0, 1)      // the token-shift mixes
+            }
+        }
     }
 
     public static func model(_ s: Shape, dtype: DType, seed: UInt64 = 1) throws -> RWKVModel {

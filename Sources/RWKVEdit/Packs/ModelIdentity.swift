@@ -64,23 +64,18 @@ public struct ModelIdentity: Codable, Equatable, Sendable {
 
     // MARK: The recipe
 
-    /// The tensors sampled, in order: `emb.weight` and `head.weight` [vocab][C], then per layer the
-    /// attention projections receptance, key, value, output [C][C] and the FFN key [F][C] and value
-    /// [C][F] (BlinkDL names). Their orientation is the same in every format (.pth, .safetensors with
-    /// BlinkDL or fla keys, GGUF) and no loader transforms them. Left out on purpose: the LoRA factors
-    /// (fla and GGUF store them transposed relative to BlinkDL, and a loader may keep either) and ln0
-    /// (a loader may fold it into the embedding).
+    /// The tensors sampled, in `TensorSpec` order: the big matrices (role `.matrix`), i.e. `emb.weight`
+    /// and `head.weight` [vocab][C], then per layer the attention projections receptance, key, value,
+    /// output [C][C] and the FFN key [F][C] and value [C][F] (BlinkDL names). Their orientation is the
+    /// same in every format (.pth, .safetensors with BlinkDL or fla keys, GGUF) and no loader transforms
+    /// them. Left out on purpose: the LoRA factors (fla and GGUF store them transposed relative to
+    /// BlinkDL, and a loader may keep either) and ln0 (a loader may fold it into the embedding).
     public static func tensorNames(_ c: ModelConfig) -> [String] {
-        ["emb.weight", "head.weight"] + (0..<c.nLayer).flatMap { l in
-            ["receptance", "key", "value", "output"].map { "blocks.\(l).att.\($0).weight" }
-                + ["blocks.\(l).ffn.key.weight", "blocks.\(l).ffn.value.weight"]
-        }
+        TensorSpec.all(nLayer: c.nLayer).filter { $0.spec.role == .matrix }.map { $0.spec.blinkDLName(layer: $0.layer) }
     }
 
     static func signatureTensors(_ m: RWKVModel) -> [(name: String, matrix: Matrix)] {
-        let names = tensorNames(m.config)
-        let mats = [m.embedding, m.head] + m.layers.flatMap { [$0.receptance, $0.key, $0.value, $0.output, $0.ffnKey, $0.ffnValue] }
-        return Array(zip(names, mats)).map { (name: $0.0, matrix: $0.1) }
+        m.matrices([.matrix]).map { (name: $0.spec.blinkDLName(layer: $0.layer), matrix: $0.matrix) }
     }
 
     /// The flat positions (row · cols + col) sampled in a rows × cols tensor: SplitMix64 seeded with a
