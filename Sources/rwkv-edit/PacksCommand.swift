@@ -61,12 +61,16 @@ struct PacksCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a pack's manifest, sizes, per-layer σ heat and composed-vs-pair cosines.")
         @Argument(help: "Pack file.") var pack: String
         @Option(name: .long, help: "Also write the σ heat map (layers × heads) as an SVG file.") var svg: String?
+        @Option(name: .long, help: "The model the pack is for: checks the pack against it and lists values whose answers begin with the same token.") var model: String?
+        @Option(name: .long, help: "World vocabulary (tokenizer) file for --model.") var tokenizer: String?
         @Flag(name: .long, help: "Print JSON.") var json = false
 
         /// `--json`: the manifest, row counts and size; for a finished pack also the storage per value and
-        /// pair, the σ heat map (layers × heads) and, with pair entries, the composed-vs-pair cosines.
+        /// pair, the σ heat map (layers × heads) and, with pair entries, the composed-vs-pair cosines;
+        /// with --model, the groups of values sharing a first token.
         struct Report: Encodable {
             struct Cosine: Encodable { let pairs: Int; let mean: Double; let perLayer: [[Double]] }
+            struct Shared: Encodable { let token: String; let values: [String] }
             let file, status: String
             let counts: [String: Int]
             let manifest: PackManifest
@@ -75,6 +79,7 @@ struct PacksCommand: ParsableCommand {
             var sigmaHeat: [[Double]]?
             var svg: String?
             var composedVsPairCosine: Cosine?
+            var sharedFirstToken: [Shared]?
         }
 
         func run() throws {
@@ -84,12 +89,23 @@ struct PacksCommand: ParsableCommand {
                 let c = try p.counts()
                 let size = (try? FileManager.default.attributesOfItem(atPath: pack)[.size] as? Int) ?? 0
                 var report = Report(file: pack, status: p.status.rawValue, counts: c, manifest: m, fileBytes: size)
+                var shared: [SharedFirstToken]?
+                if let (model, tok) = try loadModel(model, tokenizer: tokenizer) {
+                    try p.requireModel(model, tokenizer: tok)
+                    shared = SharedFirstToken.groups(try p.values(), tokenizer: tok)
+                    report.sharedFirstToken = shared?.map { Report.Shared(token: $0.token, values: $0.values) }
+                }
                 if !json {
                     print("\(pack): pack '\(m.name)'\(m.property.map { " (\($0))" } ?? ""), schema \(m.schemaVersion), \(p.status.rawValue), \(size) bytes")
                     let id = m.model.identity
                     print("model \(m.model.file): \(m.model.nLayer) layers × \(m.nHead) heads of \(m.headSize), vocab \(m.model.vocabSize); identity v\(id.version): vocabulary SHA-256 \(id.vocabSha256.prefix(12))…, \(id.samples.count) sampled weights")
                     print("template \"\(m.template)\"  probe \(m.probeTemplate.map { "\"\($0)\"" } ?? "none")  layers \(m.layers[0])-\(m.layers[1])  dtype \(m.dtype.rawValue)  created \(m.createdAt)")
                     print("rows: \(c.keys.sorted().map { "\($0) \(c[$0] ?? 0)" }.joined(separator: ", "))")
+                    switch shared {
+                    case nil: print("(give --model to list the values whose answers begin with the same token)")
+                    case let groups? where groups.isEmpty: print("compiled for \(model ?? ""); no two values' answers begin with the same token")
+                    case let groups?: print("compiled for \(model ?? ""); " + groups.map(\.warning).joined(separator: "\n"))
+                    }
                 }
                 guard p.status == .complete else {
                     if json { try printJSON(report) } else { print("(unfinished compile: no entries to inspect yet)") }
@@ -150,12 +166,7 @@ struct PacksCommand: ParsableCommand {
 
         func run() throws {
             try reportingErrors {
-                var loaded: (RWKVModel, WorldTokenizer)?
-                if let model {
-                    let mo = try ModelOptions.parse(["--model", model] + (tokenizer.map { ["--vocab", $0] } ?? []))
-                    let m = try mo.loadModel()
-                    loaded = (m, try mo.tokenizer(for: m))
-                }
+                let loaded = try loadModel(model, tokenizer: tokenizer)
                 var out: [Row] = []
                 for path in packs {
                     let p = try EditPack(path: path)
@@ -332,4 +343,13 @@ func heatSVG(_ heat: [[Double]], firstLayer: Int, title: String) -> String {
         }
     }
     return out + "</svg>\n"
+}
+
+/// The model and tokenizer of a `--model` (and `--tokenizer`) option of the packs commands, found the
+/// way every command finds them; nil without --model.
+private func loadModel(_ model: String?, tokenizer: String?) throws -> (RWKVModel, WorldTokenizer)? {
+    guard let model else { return nil }
+    let options = try ModelOptions.parse(["--model", model] + (tokenizer.map { ["--vocab", $0] } ?? []))
+    let m = try options.loadModel()
+    return (m, try options.tokenizer(for: m))
 }

@@ -52,6 +52,15 @@ final class CLITests: XCTestCase {
         let shared = try run(["compile", "--model", demo, "--values", sharing, "-o", "\(dir)/c.rwkvpack", "--threads", "1"])
         XCTAssertEqual(shared.status, 0, shared.stderr)
         XCTAssertTrue(shared.stderr.contains("New York, New Delhi begin with the same token"), shared.stderr)
+        // packs inspect lists them too, given the model (and checks the pack is for it).
+        let inspect = try run(["packs", "inspect", "\(dir)/c.rwkvpack", "--model", demo, "--json"])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        let groups = try XCTUnwrap(try json(inspect.stdout)["shared_first_token"] as? [[String: Any]], inspect.stdout)
+        XCTAssertEqual(groups.map { $0["values"] as? [String] }, [["New York", "New Delhi"]])
+        let inspectText = try run(["packs", "inspect", "\(dir)/c.rwkvpack", "--model", demo])
+        XCTAssertTrue(inspectText.stdout.contains("New York, New Delhi begin with the same token"), inspectText.stdout)
+        let otherModel = try run(["packs", "inspect", "\(dir)/c.rwkvpack", "--model", Fixtures.tinySafetensors])
+        XCTAssertEqual(otherModel.status, 1, otherModel.stderr)
 
         let version = try run(["--version"])
         XCTAssertEqual(version.status, 0)
