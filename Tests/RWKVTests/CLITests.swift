@@ -149,6 +149,19 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(clean.stdout.contains("exits with status 1 if any line failed"), clean.stdout)
     }
 
+    /// `bench speed --prompt-lengths` measures prefill at each length (issue: tok/s at 64, 512, 4096).
+    func testBenchSpeedMeasuresPrefillByPromptLength() throws {
+        let r = try run(["bench", "speed", "--model", Fixtures.tinySafetensors, "--prompt-lengths", "8,32", "--decode-tokens", "2",
+                         "--threads", "1", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let rows = try XCTUnwrap(try json(r.stdout)["prefill_by_length"] as? [[String: Any]], r.stdout)
+        XCTAssertEqual(rows.map { $0["prompt_tokens"] as? Int }, [8, 32])
+        XCTAssertTrue(rows.allSatisfy { ($0["tok_s"] as? Double ?? 0) > 0 }, r.stdout)
+        let bad = try run(["bench", "speed", "--model", Fixtures.tinySafetensors, "--prompt-lengths", "8,0"])
+        XCTAssertEqual(bad.status, 64)
+        XCTAssertTrue(bad.stderr.contains("--prompt-lengths takes"), bad.stderr)
+    }
+
     func testBenchCompileReportsTheSplitAndSizePerDType() throws {
         let colours = Fixtures.repoRoot.appendingPathComponent("prompts/colours.txt").path
         let r = try run(["bench", "compile", "--model", Fixtures.tinySafetensors, "--values", colours, "--pack-dtype", "f16,int8", "--json"])
