@@ -137,6 +137,10 @@ def main():
     py = venv_python()
     bins = build_llama(py)
     files = make_models(py, bins, a.sizes.split(","), a.types.split(","))
+    if a.rounds < 1:   # --rounds 0 only builds llama.cpp and makes the files
+        for path in files.values():
+            print(path)
+        return
     res = {k: {"lpp": [], "ltg": [], "opp": [], "otg": [], "bw": []} for k in files}
     kernels = "?"
     for r in range(a.rounds):
