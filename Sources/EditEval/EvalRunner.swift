@@ -116,17 +116,17 @@ public struct EvalRunner {
 
     func measure(_ s: EditSession, _ qs: [EvalQuery]) throws -> [QueryProbs] {
         try qs.map { q in
-            let o = try s.evalScore(query: q.query, answer: q.old)
-            let n = try q.new.map { try s.evalScore(query: q.query, answer: $0) }
-            return QueryProbs(pOld: o.probability, pNew: n?.probability, oldTop1: o.greedy, newTop1: n?.greedy)
+            let o = try s.score(query: q.query, answer: q.old)
+            let n = try q.new.map { try s.score(query: q.query, answer: $0) }
+            return QueryProbs(pOld: o.probability, pNew: n?.probability, oldTop1: o.isGreedy, newTop1: n?.isGreedy)
         }
     }
 
     func measure(_ s: EditSession, _ ns: [NeighbourQuery], newValue: String?) throws -> [NeighbourProbs] {
         try ns.map { q in
-            let t = try s.evalScore(query: q.query, answer: q.answer)
-            let n = try newValue.map { try s.evalScore(query: q.query, answer: $0) }
-            return NeighbourProbs(pTrue: t.probability, trueTop1: t.greedy, pNew: n?.probability)
+            let t = try s.score(query: q.query, answer: q.answer)
+            let n = try newValue.map { try s.score(query: q.query, answer: $0) }
+            return NeighbourProbs(pTrue: t.probability, trueTop1: t.isGreedy, pNew: n?.probability)
         }
     }
 
@@ -341,35 +341,5 @@ extension EvalSuiteResult {
                 },
                 strengths: strengths)
         }
-    }
-}
-
-// MARK: Scoring
-
-/// P(answer | live state + query) and whether greedy decoding yields the whole answer.
-struct EvalScore {
-    let probability: Double
-    /// Every answer token is the most likely next token (for one-token answers: the answer is top-1).
-    let greedy: Bool
-}
-
-extension EditSession {
-    /// Like `score`, but "top-1" means greedy decoding from the query produces every token of the
-    /// answer, so multi-token answers that share a first token (" Madrid"/" Moscow" in a byte
-    /// vocabulary) are not counted as top-1 together.
-    func evalScore(query: String, answer: String) throws -> EvalScore {
-        let (q, a) = try queryAndAnswerTokens(query: query, answer: answer)
-        var states = [state]
-        let logits = try engine.forward([q + a.dropLast()], states: &states, allLogits: true)[0]
-        let V = engine.config.vocabSize
-        var p = 1.0
-        var greedy = true
-        for (i, tok) in a.enumerated() {
-            let row = Array(logits[((q.count - 1 + i) * V)..<((q.count + i) * V)])
-            let probs = softmax(row)
-            p *= probs[tok]
-            if greedy, let best = probs.indices.max(by: { probs[$0] < probs[$1] }), best != tok { greedy = false }
-        }
-        return EvalScore(probability: p, greedy: greedy)
     }
 }

@@ -4,8 +4,12 @@ import Foundation
 public struct AnswerScore: Sendable {
     /// P(answer | context, query): the product over the answer's tokens.
     public let probability: Double
-    /// Whether the answer's first token is the most likely next token.
+    /// Whether the answer's first token is the most likely next token (what verdicts read).
     public let isTop1: Bool
+    /// Whether every token of the answer is the most likely next token in turn, i.e. greedy decoding
+    /// from the query yields the whole answer (what the eval suites' metrics read: answers sharing a
+    /// first token, " Madrid"/" Moscow" in a byte vocabulary, are not both counted).
+    public let isGreedy: Bool
     /// The most likely next tokens after the query: (id, text, probability).
     public let top: [(id: Int, text: String, probability: Double)]
 }
@@ -174,13 +178,18 @@ public final class EditSession {
         let V = engine.config.vocabSize
         return tokens.indices.map { n in
             let t = tokens[n], probs = firstProbs[queryOf[n]]
-            var p = probs[t.answer[0]]
-            if let r = long.firstIndex(of: n) {
-                for i in 1..<t.answer.count { p *= softmax(Array(restLogits[r][((i - 1) * V)..<(i * V)]))[t.answer[i]] }
-            }
             let order = topK(probs, k)
+            var p = probs[t.answer[0]]
+            var greedy = order.first == t.answer[0]
+            if let r = long.firstIndex(of: n) {
+                for i in 1..<t.answer.count {
+                    let next = softmax(Array(restLogits[r][((i - 1) * V)..<(i * V)]))
+                    p *= next[t.answer[i]]
+                    if greedy, topK(next, 1).first != t.answer[i] { greedy = false }
+                }
+            }
             let top = order.map { (id: $0, text: tokenizer.decode([$0]), probability: probs[$0]) }
-            return AnswerScore(probability: p, isTop1: order.first == t.answer[0], top: top)
+            return AnswerScore(probability: p, isTop1: order.first == t.answer[0], isGreedy: greedy, top: top)
         }
     }
 
