@@ -26,6 +26,11 @@ enum Misspellings {
             path.append(word)
             index += 1
         }
+        // Options after a command with a default subcommand (`bench --model …`) are the default's.
+        if let d = command.configuration.defaultSubcommand {
+            command = d
+            path.append(commandName(d))
+        }
         let known = optionNames(of: command, root: root)
         for arg in args[index...] {
             if arg == "--" { break }

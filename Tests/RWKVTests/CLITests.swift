@@ -260,6 +260,7 @@ final class CLITests: XCTestCase {
             (["apply", "--modle", "m", "--pack", "p"], "unknown option '--modle' for rwkv-edit apply; did you mean '--model'?"),
             (["compile", "--valeus=v.txt"], "unknown option '--valeus' for rwkv-edit compile; did you mean '--values'?"),
             (["state", "convert", "--too", "pth"], "unknown option '--too' for rwkv-edit state convert; did you mean '--to'?"),
+            (["bench", "--modle", "m"], "unknown option '--modle' for rwkv-edit bench speed; did you mean '--model'?"),
         ]
         for (args, message) in cases {
             let r = try run(args)
