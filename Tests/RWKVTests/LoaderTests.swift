@@ -556,4 +556,16 @@ final class LoaderTests: XCTestCase {
         XCTAssertEqual(FLAKeys.blinkDLName("lm_head.weight")?.name, "head.weight")
         XCTAssertNil(FLAKeys.blinkDLName("model.layers.2.attn.unknown"))
     }
+
+    /// Public entry points refuse bad arguments with typed errors instead of trapping: a transpose of a
+    /// tensor that is not 2-D (a LoRA factor of another rank in a file), random weights in a quantised type.
+    func testTransposeAndSyntheticWeightsRefuseBadArgumentsWithTypedErrors() {
+        XCTAssertThrowsError(try RawTensor(shape: [4], floats: [1, 2, 3, 4]).transposed(file: "m.gguf", name: "blk.0.time_mix_w1.weight")) {
+            XCTAssertEqual($0 as? RWKVError, .shapeMismatch(file: "m.gguf", name: "blk.0.time_mix_w1.weight", expected: [-1, -1], found: [4]))
+        }
+        XCTAssertEqual(try RawTensor(shape: [2, 3], floats: Array(repeating: 0, count: 6)).transposed(file: "f", name: "n").shape, [3, 2])
+        XCTAssertThrowsError(try SyntheticModel.tensors(SyntheticModel.Shape.named("0.1b")!, dtype: .q8_0)) {
+            XCTAssertTrue(($0 as? RWKVError)?.description.contains("not q8_0") ?? false, "\($0)")
+        }
+    }
 }

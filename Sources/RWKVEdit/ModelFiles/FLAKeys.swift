@@ -36,10 +36,7 @@ public enum FLAKeys {
             // The table maps distinct fla names to distinct BlinkDL names: nothing is overwritten.
             let b = s.blinkDLName(layer: layer)
             if s.isTransposed(in: .safetensorsFLA) {
-                guard t.shape.count == 2 else {
-                    throw RWKVError.shapeMismatch(file: file, name: name, expected: [-1, -1], found: t.shape)
-                }
-                out[b] = t.transposed()
+                out[b] = try t.transposed(file: file, name: name)
             } else if t.shape.count == 1, s.role == .mix {
                 out[b] = RawTensor(shape: [1, 1, t.shape[0]], dtype: t.dtype, data: t.data)
             } else {

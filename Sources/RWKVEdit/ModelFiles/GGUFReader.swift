@@ -318,8 +318,7 @@ public enum GGUFReader {
                 out[b] = t
             case .loraIn, .loraOut:
                 // Stored transposed relative to BlinkDL's x·W1, h·W2.
-                guard t.shape.count == 2 else { throw RWKVError.shapeMismatch(file: path, name: name, expected: [-1, -1], found: t.shape) }
-                out[b] = t.transposed()
+                out[b] = try t.transposed(file: path, name: name)
             case .mix:
                 out[b] = try reshaped(t, [1, 1, C], name)
             case .heads:

@@ -29,8 +29,10 @@ public enum SyntheticModel {
     }
 
     /// BlinkDL-named tensors with plausible magnitudes; big matrices in `dtype` (f32, f16 or bf16).
-    public static func tensors(_ s: Shape, dtype: DType, seed: UInt64 = 1) -> [String: RawTensor] {
-        precondition(!dtype.isQuantized, "SyntheticModel builds f32, f16 or bf16 weights")
+    public static func tensors(_ s: Shape, dtype: DType, seed: UInt64 = 1) throws -> [String: RawTensor] {
+        guard !dtype.isQuantized else {
+            throw RWKVError.invalidArgument("random weights are built in f32, f16 or bf16, not \(dtype.rawValue): quantised models come from files")
+        }
         var rng = SplitMix64(seed: seed)
         let config = ModelConfig(nLayer: s.nLayer, nEmbd: s.nEmbd, nHead: s.nEmbd / s.headSize, headSize: s.headSize, vocabSize: s.vocab,
                                  ffnSize: 4 * s.nEmbd, loraW: s.loraW, loraA: s.loraA, loraV: s.loraV, loraG: s.loraG)

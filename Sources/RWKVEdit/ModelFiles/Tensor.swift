@@ -64,8 +64,9 @@ public struct RawTensor: Sendable {
     public var elementCount: Int { shape.reduce(1, *) }
 
     /// The 2-D transpose, without copying: a view of the same bytes (or the plain tensor behind a view).
-    public func transposed() -> RawTensor {
-        precondition(shape.count == 2, "transposing a \(shape.count)-D tensor")
+    /// A tensor of another rank is a `shapeMismatch` naming `file` and the tensor `name`.
+    public func transposed(file: String, name: String) throws -> RawTensor {
+        guard shape.count == 2 else { throw RWKVError.shapeMismatch(file: file, name: name, expected: [-1, -1], found: shape) }
         return RawTensor(shape: [shape[1], shape[0]], dtype: dtype, data: data, isTransposedView: !isTransposedView)
     }
 
