@@ -267,29 +267,23 @@ public final class EditSession {
             return verdict
         }
         if searchable {
-            // Up the ladder until the edit is applied; a stronger edit only adds collateral damage once a
-            // control is lost, so a collateral rung is bisected against the weak strength below it (or
-            // half the first rung) a bounded number of times.
-            var weak = options.ratio * StrengthPolicy.ladder[0] / 2
+            // Up the ladder until the edit is not weak. A stronger edit only adds collateral damage once
+            // a control is lost, so a collateral rung is bisected against the weak strength below it (or
+            // half the first rung); when none is applied, the weakest strength that flipped the target is
+            // tried last, so it is the one reported (and, with keepUnverified, kept).
+            var weak = options.ratio * StrengthPolicy.ladder[0] / 2, strongest = options.ratio
             for step in StrengthPolicy.ladder {
-                let ratio = step * options.ratio
-                let verdict = try attempt(ratio)
-                if verdict == .weak { weak = ratio; continue }
-                guard verdict == .collateral else { break }
-                var collateral = ratio
-                for _ in 0..<StrengthPolicy.bisections {
+                strongest = step * options.ratio
+                guard try attempt(strongest) == .weak else { break }
+                weak = strongest
+            }
+            if trials.last?.verdict == .collateral {
+                var collateral = strongest
+                for _ in 0..<StrengthPolicy.bisections where trials.last?.verdict != .applied {
                     let mid = (weak + collateral) / 2
-                    switch try attempt(mid) {
-                    case .applied: break
-                    case .weak: weak = mid; continue
-                    case .collateral: collateral = mid; continue
-                    }
-                    break
+                    if try attempt(mid) == .weak { weak = mid } else { collateral = mid }
                 }
-                // None applied: the outcome reports (and with keepUnverified keeps) the weakest
-                // strength that flipped the target, tried last.
                 if trials.last?.verdict == .weak { _ = try attempt(collateral) }
-                break
             }
         } else {
             _ = try attempt(options.ratio)
