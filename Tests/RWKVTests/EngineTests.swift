@@ -61,6 +61,37 @@ final class EngineTests: XCTestCase {
         XCTAssertLessThan(Fixtures.maxAbsDiff(Array(all[200...]), last), 1e-5)
     }
 
+    /// A pass resumed from a kept layer on a state edited only in that layer and above gives exactly
+    /// the full pass's logits and upper states (what a verified edit's trials rely on), for both
+    /// batch shapes the kernels distinguish (matrix–vector and tiled GEMM).
+    func testResumingFromAKeptLayerMatchesAFullPass() throws {
+        let shape = SyntheticModel.Shape(nLayer: 4, nEmbd: 128, vocab: 300, loraW: 16, loraA: 16, loraV: 8, loraG: 16)
+        let engine = CPUEngine(model: try SyntheticModel.model(shape, dtype: .f16, seed: 5))
+        var live = engine.newState()
+        _ = try engine.forward([3, 14, 15, 92, 65], state: &live)
+        var edited = live
+        let kept = 2
+        for i in edited.wkvOffset(layer: kept, head: 0)..<edited.wkv.count { edited.wkv[i] += Float(i % 7) * 0.05 - 0.15 }
+        for batch in [[[7, 8], [9]], [[11, 12, 13, 14, 15], [16, 17, 18, 19], [20, 21, 22]]] {
+            for allLogits in [false, true] {
+                var before = [State](repeating: live, count: batch.count)
+                let first = try engine.forward(batch, states: &before, allLogits: allLogits, keepingInputsOf: kept)
+                XCTAssertEqual(first.inputs.layer, kept)
+                var full = [State](repeating: edited, count: batch.count)
+                let expected = try engine.forward(batch, states: &full, allLogits: allLogits)
+                var resumed = [State](repeating: edited, count: batch.count)
+                let got = try engine.forward(resuming: first.inputs, states: &resumed, allLogits: allLogits)
+                XCTAssertEqual(got, expected, "\(batch) allLogits \(allLogits)")
+                XCTAssertNotEqual(got, first.logits, "the edit must change the logits for this test to mean anything")
+                for (r, f) in zip(resumed, full) {
+                    XCTAssertEqual(Array(r.wkv[r.wkvOffset(layer: kept, head: 0)...]), Array(f.wkv[f.wkvOffset(layer: kept, head: 0)...]))
+                }
+            }
+        }
+        var s = [live]
+        XCTAssertThrowsError(try engine.forward([[1]], states: &s, allLogits: false, keepingInputsOf: 4))
+    }
+
     func testStateHandOverContinuesTheSequence() throws {
         let engine = CPUEngine(model: try ModelLoader.load(path: Fixtures.tinySafetensors))
         var whole = engine.newState()

@@ -28,6 +28,12 @@ final class VerifiedEditTests: XCTestCase {
         XCTAssertEqual(r.outcome.controls.map(\.control.answer), ["Paris"])
         XCTAssertTrue(r.outcome.controls[0].after.isTop1)
         XCTAssertEqual(try session.generate(after: "Where does Bob live? Bob lives in", maxTokens: 2, commit: false), " Chicago.")
+        // The trial's reading ran only the edited layers (3-5) from the baseline's kept inputs: it must
+        // be the reading of a full pass on the state that was kept.
+        let full = try session.score([(r.outcome.check.query, r.outcome.check.old), (r.outcome.check.query, r.outcome.check.new!),
+                                      (r.outcome.check.controls[0].query, r.outcome.check.controls[0].answer)])
+        XCTAssertEqual(full.map(\.probability), [r.outcome.after.old.probability, r.outcome.after.new!.probability,
+                                                 r.outcome.controls[0].after.probability])
     }
 
     func testTooWeakAndTooStrongEditsAreJudgedAndUndone() throws {

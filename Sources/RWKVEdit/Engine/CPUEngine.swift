@@ -21,29 +21,67 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     }
 
     public func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool = false) throws -> [[Float]] {
+        try run(batch, states: &states, allLogits: allLogits, resuming: nil, keeping: nil).logits
+    }
+
+    public func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool,
+                        keepingInputsOf layer: Int) throws -> (logits: [[Float]], inputs: LayerInputs) {
+        guard (0..<model.config.nLayer).contains(layer) else {
+            throw RWKVError.invalidArgument("forward: layer \(layer) is outside the model's layers 0..<\(model.config.nLayer)")
+        }
+        let r = try run(batch, states: &states, allLogits: allLogits, resuming: nil, keeping: layer)
+        return (r.logits, r.inputs ?? LayerInputs(tokens: batch, layer: nil))
+    }
+
+    public func forward(resuming inputs: LayerInputs, states: inout [State], allLogits: Bool) throws -> [[Float]] {
+        guard inputs.layer != nil else { return try forward(inputs.tokens, states: &states, allLogits: allLogits) }
+        return try run(inputs.tokens, states: &states, allLogits: allLogits, resuming: inputs, keeping: nil).logits
+    }
+
+    /// A forward pass from the embeddings, or from the inputs of `resuming`'s layer; `keeping` copies
+    /// what enters that layer.
+    private func run(_ batch: [[Int]], states: inout [State], allLogits: Bool, resuming: LayerInputs?,
+                     keeping: Int?) throws -> (logits: [[Float]], inputs: LayerInputs?) {
         try validate(batch, states: states)
-        lock.lock()
-        defer { lock.unlock() }
         let c = model.config
         let C = c.nEmbd
         let T = batch.reduce(0) { $0 + $1.count }
+        let first = resuming?.layer ?? 0
+        if let resuming {
+            guard first < c.nLayer, resuming.x.count == T * C, resuming.vFirst.count == (first > 0 ? T * C : 0) else {
+                throw RWKVError.invalidArgument("forward: the kept layer inputs do not match the model or the batch")
+            }
+        }
+        lock.lock()
+        defer { lock.unlock() }
         var starts: [Int] = []
         var acc = 0
         for s in batch { starts.append(acc); acc += s.count }
         let ws = Workspace(rows: T, config: c)
 
-        // Embedding lookup + ln0.
-        var row = 0
-        for seq in batch {
-            for tok in seq {
-                let x = ws.x + row * C
-                rk_to_f32(model.embedding.dtype.kernelCode, model.embedding.data.base + tok * model.embedding.rowBytes, x, Int64(C))
-                layerNorm(x, x, model.ln0Weight, model.ln0Bias, C)
-                row += 1
+        if let resuming {
+            ws.x.update(from: resuming.x, count: T * C)
+            if first > 0 { ws.vFirst.update(from: resuming.vFirst, count: T * C) }
+        } else {
+            // Embedding lookup + ln0.
+            var row = 0
+            for seq in batch {
+                for tok in seq {
+                    let x = ws.x + row * C
+                    rk_to_f32(model.embedding.dtype.kernelCode, model.embedding.data.base + tok * model.embedding.rowBytes, x, Int64(C))
+                    layerNorm(x, x, model.ln0Weight, model.ln0Bias, C)
+                    row += 1
+                }
             }
         }
 
-        for (l, w) in model.layers.enumerated() {
+        var kept: LayerInputs?
+        for l in first..<c.nLayer {
+            if l == keeping {
+                kept = LayerInputs(tokens: batch, layer: l, x: Array(UnsafeBufferPointer(start: ws.x, count: T * C)),
+                                   vFirst: l > 0 ? Array(UnsafeBufferPointer(start: ws.vFirst, count: T * C)) : [])
+            }
+            let w = model.layers[l]
             timeMix(layer: l, weights: w, ws: ws, batch: batch, starts: starts, states: &states)
             channelMix(layer: l, weights: w, ws: ws, batch: batch, starts: starts, states: &states)
         }
@@ -63,9 +101,9 @@ public final class CPUEngine: Engine, @unchecked Sendable {
             linear(model.head, xo, lp.baseAddress!, outRows.count)
         }
         if allLogits {
-            return batch.indices.map { i in Array(logits[(starts[i] * V)..<((starts[i] + batch[i].count) * V)]) }
+            return (batch.indices.map { i in Array(logits[(starts[i] * V)..<((starts[i] + batch[i].count) * V)]) }, kept)
         }
-        return batch.indices.map { i in Array(logits[(i * V)..<((i + 1) * V)]) }
+        return (batch.indices.map { i in Array(logits[(i * V)..<((i + 1) * V)]) }, kept)
     }
 
     // MARK: - Blocks

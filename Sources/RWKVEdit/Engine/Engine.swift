@@ -9,10 +9,46 @@ public protocol Engine: AnyObject, Sendable {
     /// leaves the states after the last token. Returns, per sequence, the logits after its last
     /// token, or after every token when `allLogits` (then [T × vocab] flattened).
     func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool) throws -> [[Float]]
+
+    /// `forward`, also keeping what enters layer `layer` for every token, so that the same sequences
+    /// can be run again from there (`forward(resuming:)`) on states that differ only in that layer
+    /// and above. A backend that cannot resume keeps only the tokens.
+    func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool,
+                 keepingInputsOf layer: Int) throws -> (logits: [[Float]], inputs: LayerInputs)
+
+    /// The sequences of `inputs` run again from their kept layer, on `states` whose lower layers are
+    /// the ones the inputs were taken on (those layers of `states` are then left as they are), or
+    /// from the tokens when nothing was kept.
+    func forward(resuming inputs: LayerInputs, states: inout [State], allLogits: Bool) throws -> [[Float]]
+}
+
+/// What enters one layer for every token of a batch: the residual stream and layer 0's values (which
+/// later layers mix towards). A state edit confined to this layer and above leaves all of it unchanged,
+/// so a reading repeated after such an edit need not run the layers below (`Engine.forward(resuming:)`).
+public struct LayerInputs: Sendable {
+    public let tokens: [[Int]]
+    /// The layer they enter; nil when only the tokens were kept.
+    public let layer: Int?
+    /// [T][C] each, T the batch's tokens in order; `vFirst` is empty for layer 0.
+    let x: [Float]
+    let vFirst: [Float]
+
+    init(tokens: [[Int]], layer: Int?, x: [Float] = [], vFirst: [Float] = []) {
+        self.tokens = tokens; self.layer = layer; self.x = x; self.vFirst = vFirst
+    }
 }
 
 extension Engine {
     public var config: ModelConfig { model.config }
+
+    public func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool,
+                        keepingInputsOf layer: Int) throws -> (logits: [[Float]], inputs: LayerInputs) {
+        (try forward(batch, states: &states, allLogits: allLogits), LayerInputs(tokens: batch, layer: nil))
+    }
+
+    public func forward(resuming inputs: LayerInputs, states: inout [State], allLogits: Bool) throws -> [[Float]] {
+        try forward(inputs.tokens, states: &states, allLogits: allLogits)
+    }
 
     public func newState() -> State { State(config: model.config) }
 

@@ -205,7 +205,7 @@ extension EditSession {
         let controls = try pack.controls(in: transcript, excluding: entity, value: plan.new, probeTemplate: probeTemplate)
         let check = EditCheck(query: q, old: try answers.old ?? pack.surface(plan.old), new: try answers.new ?? pack.surface(plan.new),
                               controls: controls.filter { c in !extraControls.contains { $0.query == c.query } } + extraControls)
-        let baseline = try baseline(check)
+        let baseline = try baseline(check, lowestEdited: plan.options.targetHeads(engine.config).map(\.layer).min())
         let before = baseline.target
         var prechecks: [EditPrecheck] = []
         if isNew {

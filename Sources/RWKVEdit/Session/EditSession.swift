@@ -157,35 +157,86 @@ public final class EditSession {
         try score([(query, answer)], from: base, top: k)[0]
     }
 
-    /// `score` for several (query, answer) pairs on branches of one state, as two batches of
-    /// sequences: each distinct query once (its last logits give every answer's first token), then the
-    /// answers longer than one token continued from their query's state. A verified edit reads its
-    /// query (old and new answers) and every control this way.
+    /// `score` for several (query, answer) pairs on branches of one state (see `Reading`). A verified
+    /// edit reads its query (old and new answers) and every control this way.
     public func score(_ pairs: [(query: String, answer: String)], from base: State? = nil, top k: Int = 5) throws -> [AnswerScore] {
-        let tokens = try pairs.map { try queryAndAnswerTokens(query: $0.query, answer: $0.answer) }
-        guard !tokens.isEmpty else { return [] }
-        var queries: [[Int]] = []
-        var queryOf: [Int] = []
-        for t in tokens {
-            if let i = queries.firstIndex(of: t.query) { queryOf.append(i) } else { queryOf.append(queries.count); queries.append(t.query) }
+        var reading = try Reading(pairs.map { try queryAndAnswerTokens(query: $0.query, answer: $0.answer) })
+        return try run(&reading, from: base ?? state, keepingInputsOf: nil, top: k)
+    }
+
+    /// The token sequences that read (query, answer) pairs from one state, as two batches: each
+    /// distinct query once (its last logits give every answer's first token), then the answers longer
+    /// than one token continued from their query's state.
+    struct Reading {
+        let pairs: [(query: [Int], answer: [Int])]
+        let queries: [[Int]]
+        /// The query of each pair, and the pairs whose answers need the second batch.
+        let queryOf: [Int]
+        let long: [Int]
+        /// What entered one layer in each batch, once a run kept it: a run on a state edited only in
+        /// that layer and above then starts there.
+        var kept: (queries: LayerInputs, answers: LayerInputs?)?
+
+        init(_ pairs: [(query: [Int], answer: [Int])]) {
+            var queries: [[Int]] = [], queryOf: [Int] = []
+            for t in pairs {
+                if let i = queries.firstIndex(of: t.query) { queryOf.append(i) } else { queryOf.append(queries.count); queries.append(t.query) }
+            }
+            self.pairs = pairs; self.queries = queries; self.queryOf = queryOf
+            long = pairs.indices.filter { pairs[$0].answer.count > 1 }
         }
-        var queryStates = [State](repeating: base ?? state, count: queries.count)
-        let firstLogits = try engine.forward(queries, states: &queryStates, allLogits: false)
-        let long = tokens.indices.filter { tokens[$0].answer.count > 1 }
-        var answerStates = long.map { queryStates[queryOf[$0]] }
-        let restLogits = long.isEmpty ? [] : try engine.forward(long.map { Array(tokens[$0].answer.dropLast()) }, states: &answerStates, allLogits: true)
+
+        /// The lowest layer a run can start from, when it kept any.
+        var keptLayer: Int? { kept?.queries.layer }
+    }
+
+    /// Scores `reading`'s pairs on branches of `base`: from its kept layer inputs when it has them
+    /// (`base` must then differ from the state they were kept on only in that layer and above), else
+    /// from the tokens, keeping the inputs of layer `keep` when given.
+    func run(_ reading: inout Reading, from base: State, keepingInputsOf keep: Int?, top k: Int = 5) throws -> [AnswerScore] {
+        guard !reading.pairs.isEmpty else { return [] }
+        let r = reading
+        var queryStates = [State](repeating: base, count: r.queries.count)
+        let firstLogits: [[Float]]
+        var answerStates: [State] { r.long.map { queryStates[r.queryOf[$0]] } }
+        let answerTokens = r.long.map { Array(r.pairs[$0].answer.dropLast()) }
+        var restLogits: [[Float]] = []
+        if let kept = r.kept {
+            firstLogits = try engine.forward(resuming: kept.queries, states: &queryStates, allLogits: false)
+            if let answers = kept.answers {
+                var s = answerStates
+                restLogits = try engine.forward(resuming: answers, states: &s, allLogits: true)
+            }
+        } else if let keep {
+            let q = try engine.forward(r.queries, states: &queryStates, allLogits: false, keepingInputsOf: keep)
+            firstLogits = q.logits
+            var answers: LayerInputs?
+            if !r.long.isEmpty {
+                var s = answerStates
+                let a = try engine.forward(answerTokens, states: &s, allLogits: true, keepingInputsOf: keep)
+                restLogits = a.logits
+                answers = a.inputs
+            }
+            reading.kept = (q.inputs, answers)
+        } else {
+            firstLogits = try engine.forward(r.queries, states: &queryStates, allLogits: false)
+            if !r.long.isEmpty {
+                var s = answerStates
+                restLogits = try engine.forward(answerTokens, states: &s, allLogits: true)
+            }
+        }
         let firstProbs = firstLogits.map { softmax($0) }
         let V = engine.config.vocabSize
-        return tokens.indices.map { n in
-            let t = tokens[n], probs = firstProbs[queryOf[n]]
+        return r.pairs.indices.map { n in
+            let t = r.pairs[n], probs = firstProbs[r.queryOf[n]]
             let order = topK(probs, k)
             var p = probs[t.answer[0]]
             var greedy = order.first == t.answer[0]
-            if let r = long.firstIndex(of: n) {
-                for i in 1..<t.answer.count {
-                    let next = softmax(Array(restLogits[r][((i - 1) * V)..<(i * V)]))
-                    p *= next[t.answer[i]]
-                    if greedy, topK(next, 1).first != t.answer[i] { greedy = false }
+            if let i = r.long.firstIndex(of: n) {
+                for j in 1..<t.answer.count {
+                    let next = softmax(Array(restLogits[i][((j - 1) * V)..<(j * V)]))
+                    p *= next[t.answer[j]]
+                    if greedy, topK(next, 1).first != t.answer[j] { greedy = false }
                 }
             }
             let top = order.map { (id: $0, text: tokenizer.decode([$0]), probability: probs[$0]) }
@@ -232,22 +283,34 @@ public final class EditSession {
                          keepUnverified: keepUnverified, baseline: nil)
     }
 
-    /// The readings before an edit and the time they took.
-    typealias Baseline = (target: TargetReading, controls: [AnswerReading], seconds: Double)
+    /// The readings before an edit, the time they took, and the sequences that took them with the
+    /// inputs of the lowest edited layer kept: each trial then runs only the layers the edit changed.
+    struct Baseline {
+        let target: TargetReading
+        let controls: [AnswerReading]
+        let seconds: Double
+        var reading: Reading
+    }
 
-    func baseline(_ check: EditCheck) throws -> Baseline {
+    /// The baseline of `check` on the live state, keeping the inputs of layer `lowestEdited`.
+    func baseline(_ check: EditCheck, lowestEdited: Int?) throws -> Baseline {
         let clock = DispatchTime.now().uptimeNanoseconds
-        let (target, controls) = try read(check)
-        return (target, controls, Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e9)
+        var reading = try self.reading(check)
+        let (target, controls) = try read(check, &reading, from: state, keepingInputsOf: lowestEdited)
+        return Baseline(target: target, controls: controls, seconds: Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e9,
+                        reading: reading)
     }
 
     /// `verifiedEdit`, starting from the readings before the edit when the caller has them.
     func verifiedEdit(from old: String, to new: String, check: EditCheck, options: EditOptions, calibration: Calibration?,
                       strength: StrengthPolicy, keepUnverified: Bool,
                       baseline given: Baseline?) throws -> EditOutcome {
-        let (before, controlsBefore, baselineSeconds) = try given ?? baseline(check)
-        var trialSeconds: [Double] = []
         let plan = try planEdit(from: old, to: new, options: options, calibration: calibration)
+        let lowestEdited = plan.matrices.map(\.0.layer).min()
+        var baseline = try given ?? baseline(check, lowestEdited: lowestEdited)
+        if let kept = baseline.reading.keptLayer, kept > lowestEdited ?? kept { baseline.reading.kept = nil }
+        let (before, controlsBefore) = (baseline.target, baseline.controls)
+        var trialSeconds: [Double] = []
         let searchable = strength == .search && options.alpha == nil && !options.method.usesFixedAlpha
         var trials: [EditTrial] = []
         var chosen: (state: State, controls: [AnswerReading])?
@@ -257,7 +320,8 @@ public final class EditSession {
             let t0 = DispatchTime.now().uptimeNanoseconds
             var edited = state
             let applied = try plan.apply(to: &edited, options: opts)
-            let (after, controlsAfter) = try read(check, from: edited)
+            var reading = baseline.reading
+            let (after, controlsAfter) = try read(check, &reading, from: edited, keepingInputsOf: nil)
             trialSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
             let lostControl = zip(controlsBefore, controlsAfter).contains { $0.isTop1 && !$1.isTop1 }
             let verdict: EditVerdict = lostControl ? .collateral
@@ -298,18 +362,24 @@ public final class EditSession {
         return EditOutcome(verdict: last.verdict, kept: kept, check: check, before: before, after: last.target,
                            controls: controls, trials: trials,
                            timing: EditTiming(probeSeconds: plan.probeSeconds, svdSeconds: plan.svdSeconds,
-                                              baselineSeconds: baselineSeconds, trialSeconds: trialSeconds))
+                                              baselineSeconds: baseline.seconds, trialSeconds: trialSeconds))
     }
 
-    /// The target and every control of `check`, read in one batch on branches of `base`.
-    func read(_ check: EditCheck, from base: State? = nil) throws -> (target: TargetReading, controls: [AnswerReading]) {
-        let targetPairs = [(check.query, check.old)] + (check.new.map { [(check.query, $0)] } ?? [])
-        let scores = try score(targetPairs + check.controls.map { ($0.query, $0.answer) }, from: base)
+    /// The sequences that read `check`: the query with the old (and new) answer, then each control.
+    func reading(_ check: EditCheck) throws -> Reading {
+        let pairs = [(check.query, check.old)] + (check.new.map { [(check.query, $0)] } ?? []) + check.controls.map { ($0.query, $0.answer) }
+        return Reading(try pairs.map { try queryAndAnswerTokens(query: $0.0, answer: $0.1) })
+    }
+
+    /// The target and every control of `check` (whose `reading` this is), read on branches of `base`.
+    func read(_ check: EditCheck, _ reading: inout Reading, from base: State,
+              keepingInputsOf keep: Int?) throws -> (target: TargetReading, controls: [AnswerReading]) {
+        let scores = try run(&reading, from: base, keepingInputsOf: keep)
         let old = scores[0], new = check.new == nil ? nil : scores[1]
         let target = TargetReading(old: AnswerReading(probability: old.probability, isTop1: old.isTop1),
                                    new: new.map { AnswerReading(probability: $0.probability, isTop1: $0.isTop1) },
                                    top: old.top.map { TokenProbability(id: $0.id, text: $0.text, probability: $0.probability) })
-        return (target, scores[targetPairs.count...].map { AnswerReading(probability: $0.probability, isTop1: $0.isTop1) })
+        return (target, scores[(check.new == nil ? 1 : 2)...].map { AnswerReading(probability: $0.probability, isTop1: $0.isTop1) })
     }
 
     /// Removes a property while keeping the entity: Δ = S(entity) − S(fact), at `ratios.forget` by default.
