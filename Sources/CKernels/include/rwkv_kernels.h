@@ -30,8 +30,8 @@ void rk_qmatvec(int dtype, const void *W, const float *x, float *y, int nvec, in
                 int64_t rows_total, int64_t row_begin, int64_t row_end);
 
 /// Highest SIMD level the kernels dispatch to on this CPU: 0 portable (scalar C), 1 AVX2+FMA+F16C,
-/// 2 AVX-512F/BW/VL (used by rk_gemm and the quantised kernels; the f32/f16/bf16 matrix–vector and
-/// the other kernels run their AVX2 code at levels 1 and 2).
+/// 2 AVX-512F/BW/VL (used by rk_gemm, the quantised kernels and the one-vector f32/f16/bf16
+/// matrix–vector; the multi-vector one and the other kernels run their AVX2 code at levels 1 and 2).
 /// Chosen once per process. The environment variable RWKV_EDIT_KERNELS caps it: "portable" makes
 /// every kernel (matvec, gemm, wkv, to_f32, sum) take the scalar path; "avx2" caps the level at 1.
 int rk_simd_level(void);
