@@ -76,11 +76,11 @@ final class HostileInputTests: XCTestCase {
         XCTAssertNoThrow(try ModelLoader.load(path: original))
     }
 
-    /// The check reads every byte of a model once; it must stay cheap next to loading. The figure for
-    /// a 0.4B model (about 0.9 GB of bf16 weights) is printed and quoted in the README. The assertion
-    /// compares with a byte-at-a-time table loop timed in the same run, so a loaded machine (the CI VM
-    /// is shared) slows both alike.
-    func testCRC32IsFastEnoughForModelFiles() throws {
+    /// The slicing-by-8 CRC-32 every model byte goes through equals the plain byte-at-a-time table loop,
+    /// at every start offset and tail length its 8-byte steps can meet. Its speed (the figure for a
+    /// 0.4B model, about 0.9 GB of bf16 weights, quoted in the README) is printed, not asserted: a timing
+    /// on a shared machine says nothing about the code.
+    func testCRC32MatchesTheByteTableLoop() throws {
         let n = 32 << 20
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: n, alignment: 64)
         defer { buffer.deallocate() }
@@ -105,10 +105,15 @@ final class HostileInputTests: XCTestCase {
             slow = min(slow, seconds { crcSlow = bytewise(UnsafeRawBufferPointer(buffer)) })
         }
         XCTAssertEqual(crcFast, crcSlow)
+        for start in 0..<9 {
+            for length in [0, 1, 7, 8, 9, 63, 64, 65, 1000] {
+                let slice = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[start..<(start + length)])
+                XCTAssertEqual(CRC32.checksum(slice), bytewise(slice), "start \(start), length \(length)")
+            }
+        }
         let gbPerSecond = Double(n) / fast / 1e9
         print(String(format: "CRC-32: slicing-by-8 %.2f GB/s, byte table %.2f GB/s; %.2f s for a 0.4B bf16 model (0.9 GB)",
                      gbPerSecond, Double(n) / slow / 1e9, 0.9e9 / (gbPerSecond * 1e9)))
-        XCTAssertGreaterThan(slow / fast, 2, "slicing-by-8 lost its lead over the byte-at-a-time loop")
     }
 
     // MARK: - values files
