@@ -24,6 +24,8 @@
 // results match it bit for bit (checked by the tests against fixtures made with that package).
 #include "rwkv_kernels.h"
 #include "scalar.h"
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -179,6 +181,84 @@ static void qmatvec_portable(int dtype, const void *W, const float *x, float *y,
             }
         }
     }
+}
+
+
+// The int8-activation products (SIMD level 3, AVX512-VNNI), for one input vector:
+// x is quantised to int8 once per call, symmetric per block of 32 (Q8_0 weights) or of 256 (the
+// K-quants): d = max|x| / 127, q = round-to-nearest-even(x · 127 / max|x|), so x ≈ d · q. Each
+// weight block is an integer q_w times a float scale (plus a float min for Q4_K / Q5_K, an integer
+// offset for Q6_K), so w·x over a block or sub-block is (weight scale · d) · Σ q_w · q_x (exact in
+// int32) plus the min or offset times Σ q_x: the only rounding beyond the fp32 path's is x's own
+// quantisation (relative error about 1/254 of each block's largest |x|), the same trade llama.cpp
+// makes. The scalar reference below computes exactly that; the VNNI kernels compute it with
+// _mm512_dpbusd_epi32 (unsigned × signed bytes, four products summed per int32 lane).
+
+// x[0, n) in blocks of `blk`: q the int8 values, d one scale per block.
+static void act_quant_portable(const float *x, int64_t n, int blk, int8_t *q, float *d) {
+    for (int64_t b = 0; b < n / blk; b++) {
+        const float *xb = x + b * blk;
+        float amax = 0.0f;
+        for (int j = 0; j < blk; j++) { const float a = fabsf(xb[j]); amax = a > amax ? a : amax; }
+        const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        d[b] = amax / 127.0f;
+        for (int j = 0; j < blk; j++) q[b * blk + j] = (int8_t)nearbyintf(xb[j] * id);
+    }
+}
+
+int rk_qmatvec_int8_ref(int dtype, const void *W, const float *x, float *y, int64_t cols, int64_t rb, int64_t re) {
+    if (dtype != RK_Q8_0 && dtype != RK_Q4_K && dtype != RK_Q5_K && dtype != RK_Q6_K) return 0;
+    const int64_t be = rk_block_elems(dtype), bb = rk_block_bytes(dtype), nb = cols / be;
+    int8_t *xq = malloc((size_t)cols);
+    float *xd = malloc(sizeof(float) * (size_t)nb);
+    act_quant_portable(x, cols, (int)be, xq, xd);
+    for (int64_t r = rb; r < re; r++) {
+        const uint8_t *p = (const uint8_t *)W + r * nb * bb;
+        float acc = 0.0f;
+        for (int64_t b = 0; b < nb; b++, p += bb) {
+            const int8_t *qx = xq + b * be;
+            if (dtype == RK_Q8_0) {
+                int32_t s = 0;
+                for (int j = 0; j < 32; j++) s += (int32_t)(int8_t)p[2 + j] * qx[j];
+                acc += q_half(p) * xd[b] * (float)s;
+            } else if (dtype == RK_Q6_K) {
+                // Per 16 weights: scale sc[e / 16], q = 6-bit value − 32.
+                const int8_t *sc = (const int8_t *)(p + 192);
+                const float d = q_half(p + 208) * xd[b];
+                for (int j = 0; j < 16; j++) {
+                    int32_t s = 0, sx = 0;
+                    for (int e = 16 * j; e < 16 * j + 16; e++) {
+                        const int h = e / 128, t = e % 128 / 32, l = e % 32;
+                        const int q = ((p[64 * h + 32 * (t & 1) + l] >> (t >= 2 ? 4 : 0)) & 15) | (((p[128 + 32 * h + l] >> (2 * t)) & 3) << 4);
+                        s += q * qx[e];
+                        sx += qx[e];
+                    }
+                    acc += d * (float)sc[j] * (float)(s - 32 * sx);
+                }
+            } else {
+                // Q4_K / Q5_K: per sub-block i of 32, w = (d · s_i) · q − dmin · m_i.
+                const int bits5 = dtype == RK_Q5_K;
+                const float d = q_half(p) * xd[b], dmin = q_half(p + 2) * xd[b];
+                const uint8_t *qh = p + 16, *qs = p + (bits5 ? 48 : 16);
+                for (int i = 0; i < 8; i++) {
+                    int sc, mn;
+                    k_scale_min(p + 4, i, &sc, &mn);
+                    int32_t s = 0, sx = 0;
+                    for (int l = 0; l < 32; l++) {
+                        int q = (qs[32 * (i / 2) + l] >> (4 * (i & 1))) & 15;
+                        if (bits5) q |= ((qh[l] >> i) & 1) << 4;
+                        s += q * qx[32 * i + l];
+                        sx += qx[32 * i + l];
+                    }
+                    acc += d * (float)sc * (float)s - dmin * (float)mn * (float)sx;
+                }
+            }
+        }
+        y[r] = acc;
+    }
+    free(xq);
+    free(xd);
+    return 1;
 }
 
 #ifdef RK_X86
@@ -374,6 +454,157 @@ Q_A5 static int qmatvec1_fused_avx512(int dtype, const void *W, const float *x, 
     }
 }
 
+// The int8-activation kernels (see rk_qmatvec_int8_ref for the arithmetic). dpbusd multiplies
+// unsigned weight bytes by signed activation bytes: Q4_K, Q5_K and Q6_K values are unsigned already
+// (Q6_K's −32 is applied through Σ q_x), and Q8_0's signed values are offset by 128 (a xor of the
+// top bit), the accumulator starting from −128 · Σ q_x per group of four (xc, made with x).
+#define Q_VN __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+// Quantises x[0, n) in blocks of 32 (blk 32) or 256: the same values as act_quant_portable. For
+// blocks of 32 also xc[i] = −128 · Σ q[4i .. 4i+4); for 256, s16[j] = Σ q over the j-th 16 (as floats).
+Q_VN static void act_quant_vnni(const float *x, int64_t n, const int blk, int8_t *q, float *d, int32_t *xc, float *s16) {
+    for (int64_t b = 0; b < n / blk; b++) {
+        const float *xb = x + b * blk;
+        __m512 m = _mm512_setzero_ps();
+        for (int j = 0; j < blk; j += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(xb + j)));
+        const float amax = _mm512_reduce_max_ps(m);
+        const __m512 id = _mm512_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+        d[b] = amax / 127.0f;
+        for (int j = 0; j < blk; j += 16) {
+            const __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb + j), id));
+            _mm_storeu_si128((__m128i *)(q + b * blk + j), _mm512_cvtepi32_epi8(v));
+            if (s16) s16[(b * blk + j) / 16] = (float)_mm512_reduce_add_epi32(v);
+        }
+        if (xc) {
+            const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8((char)0x80),
+                                                  _mm256_loadu_si256((const __m256i *)(q + b * blk)));
+            _mm256_storeu_si256((__m256i *)(xc + b * 8), _mm256_sub_epi32(_mm256_setzero_si256(), s));
+        }
+    }
+}
+
+// Two blocks per 512-bit step: lanes 0–7 hold block b's eight partial sums, lanes 8–15 block b+1's.
+Q_VN static float q8_0_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const int32_t *xc, int64_t nb) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t b = 0;
+    for (; b + 4 <= nb; b += 4, p += 136) {
+        __m512i w0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 2))),
+                                        _mm256_loadu_si256((const __m256i *)(p + 36)), 1);
+        __m512i w1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 70))),
+                                        _mm256_loadu_si256((const __m256i *)(p + 104)), 1);
+        const __m512i s0 = _mm512_dpbusd_epi32(_mm512_loadu_si512(xc + 8 * b), _mm512_xor_si512(w0, flip), _mm512_loadu_si512(xq + 32 * b));
+        const __m512i s1 = _mm512_dpbusd_epi32(_mm512_loadu_si512(xc + 8 * b + 16), _mm512_xor_si512(w1, flip), _mm512_loadu_si512(xq + 32 * b + 64));
+        const __m512 sc0 = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(z_half(p) * xd[b]), _mm512_set1_ps(z_half(p + 34) * xd[b + 1]));
+        const __m512 sc1 = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(z_half(p + 68) * xd[b + 2]), _mm512_set1_ps(z_half(p + 102) * xd[b + 3]));
+        a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), sc0, a0);
+        a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), sc1, a1);
+    }
+    float tail = 0.0f;
+    for (; b < nb; b++, p += 34) {
+        const __m256i w = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + 2)), _mm512_castsi512_si256(flip));
+        const __m256i s = _mm256_dpbusd_epi32(_mm256_loadu_si256((const __m256i *)(xc + 8 * b)), w, _mm256_loadu_si256((const __m256i *)(xq + 32 * b)));
+        tail += z_half(p) * xd[b] * (float)_mm512_reduce_add_epi32(_mm512_zextsi256_si512(s));
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + tail;
+}
+
+// Q4_K / Q5_K: 32 bytes of qs hold sub-blocks 2g (low nibbles) and 2g+1 (high nibbles), i.e. the
+// 64 weights 64g .. 64g+64 in order once broadcast to both halves and the upper half shifted by four.
+// Lanes 0–7 of the product are sub-block 2g's, lanes 8–15 sub-block 2g+1's, each scaled by its
+// d · s_i · d_x (picked from the eight by a permute); the minimums' term, dmin · m_i · d_x · Σ q_x,
+// gathers in its own vector. xs holds Σ q_x per 16 (two per sub-block).
+Q_VN static float q4k_q5k_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xs, int64_t nb, const int bits5) {
+    const __m512i low4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
+    const __m512i half = _mm512_mask_blend_epi32(0xFF00, _mm512_setzero_si512(), _mm512_set1_epi32(1));
+    const __m512i pairs = _mm512_srli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 1);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), am = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, p += bits5 ? 176 : 144, xq += 256, xs += 16) {
+        const float d = z_half(p) * xd[b], dmin = z_half(p + 2) * xd[b];
+        int32_t sc[8], mn[8];
+        for (int i = 0; i < 8; i++) k_scale_min(p + 4, i, &sc[i], &mn[i]);
+        const __m512 sf = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)sc)), _mm256_set1_ps(d)));
+        const __m512 mf = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)mn)), _mm256_set1_ps(dmin)));
+        // Σ q_x per 16, each times its sub-block's minimum.
+        am = _mm512_fmadd_ps(_mm512_permutexvar_ps(pairs, mf), _mm512_loadu_ps(xs), am);
+        const uint8_t *qs = p + (bits5 ? 48 : 16);
+        __m512i hb = _mm512_setzero_si512();
+        if (bits5) hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 16)));
+        for (int g = 0; g < 4; g++) {
+            __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * g)));
+            v = _mm512_and_si512(_mm512_mask_blend_epi64(0xF0, v, _mm512_srli_epi16(v, 4)), low4);
+            if (bits5) {
+                // The fifth bit of weight l of sub-block i is bit i of qh[l].
+                const __m512i bit = _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi8((char)(1 << (2 * g))), _mm512_set1_epi8((char)(2 << (2 * g))));
+                v = _mm512_mask_add_epi8(v, _mm512_test_epi8_mask(hb, bit), v, sixteen);
+            }
+            const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512(xq + 64 * g));
+            const __m512 scale = _mm512_permutexvar_ps(_mm512_add_epi32(half, _mm512_set1_epi32(2 * g)), sf);
+            if (g & 1) a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, a1);
+            else a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, a0);
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) - _mm512_reduce_add_ps(am);
+}
+
+// Q6_K: 64 bytes of ql at 64h hold weights 128h .. 128h+64 in their low nibbles and 128h+64 ..
+// 128h+128 in their high ones; the 32 bytes of qh at 32h give each its top two bits (shifted by 0, 2,
+// 4, 6 for t = 0..3, moved to bits 4–5 here with byte masks). Lane i of a 64-weight product covers
+// weights 4i .. 4i+4, so its scale is sc[4c + i/4]; the −32 goes through Σ q_x per 16.
+Q_VN static float q6k_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xs, int64_t nb) {
+    const __m512i low4 = _mm512_set1_epi8(15), top2 = _mm512_set1_epi8(0x30);
+    const __m512i quads = _mm512_srli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 2);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), ao = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, p += 210, xq += 256, xs += 16) {
+        const float d = z_half(p + 208) * xd[b];
+        const __m512 sf = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 192)))), _mm512_set1_ps(d));
+        ao = _mm512_fmadd_ps(sf, _mm512_loadu_ps(xs), ao);
+        for (int h = 0; h < 2; h++) {
+            const __m512i l = _mm512_loadu_si512(p + 64 * h);
+            const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h)));
+            const __m512i q0 = _mm512_or_si512(_mm512_and_si512(l, low4),
+                _mm512_and_si512(_mm512_mask_blend_epi64(0xF0, _mm512_slli_epi16(hb, 4), _mm512_slli_epi16(hb, 2)), top2));
+            const __m512i q1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), low4),
+                _mm512_and_si512(_mm512_mask_blend_epi64(0xF0, hb, _mm512_srli_epi16(hb, 2)), top2));
+            const __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q0, _mm512_loadu_si512(xq + 128 * h));
+            const __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q1, _mm512_loadu_si512(xq + 128 * h + 64));
+            a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_permutexvar_ps(_mm512_add_epi32(quads, _mm512_set1_epi32(8 * h)), sf), a0);
+            a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_permutexvar_ps(_mm512_add_epi32(quads, _mm512_set1_epi32(8 * h + 4)), sf), a1);
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) - 32.0f * _mm512_reduce_add_ps(ao);
+}
+
+// The widest rows the VNNI path takes (its quantised copy of x lives on the stack); wider ones take
+// the fp32 kernels.
+#define Q_VNNI_MAX_COLS 16384
+
+/// One input vector over rows [rb, re) through the int8 kernels; 0 for a type they do not cover.
+Q_VN static int qmatvec1_vnni(int dtype, const void *W, const float *x, float *y, int64_t cols, int64_t rb, int64_t re) {
+    if (cols > Q_VNNI_MAX_COLS) return 0;
+    const int64_t be = rk_block_elems(dtype), nb = cols / be, row_bytes = nb * rk_block_bytes(dtype);
+    const uint8_t *base = (const uint8_t *)W;
+    int8_t xq[Q_VNNI_MAX_COLS] __attribute__((aligned(64)));
+    float xd[Q_VNNI_MAX_COLS / 32];
+    switch (dtype) {
+    case RK_Q8_0: {
+        int32_t xc[Q_VNNI_MAX_COLS / 4];
+        act_quant_vnni(x, cols, 32, xq, xd, xc, NULL);
+        for (int64_t r = rb; r < re; r++) y[r] = q8_0_row_vnni(base + r * row_bytes, xq, xd, xc, nb);
+        return 1;
+    }
+    case RK_Q4_K: case RK_Q5_K: case RK_Q6_K: {
+        float xs[Q_VNNI_MAX_COLS / 16];
+        act_quant_vnni(x, cols, 256, xq, xd, NULL, xs);
+        for (int64_t r = rb; r < re; r++)
+            y[r] = dtype == RK_Q6_K ? q6k_row_vnni(base + r * row_bytes, xq, xd, xs, nb)
+                 : q4k_q5k_row_vnni(base + r * row_bytes, xq, xd, xs, nb, dtype == RK_Q5_K);
+        return 1;
+    }
+    default: return 0;
+    }
+}
+
 Q_A5 static void qmatvec_avx512(int dtype, const void *W, const float *x, float *y, int nvec, int64_t cols,
                                 int64_t rows_total, int64_t rb, int64_t re) {
     const int64_t be = rk_block_elems(dtype), bb = rk_block_bytes(dtype), row_bytes = cols / be * bb;
@@ -413,16 +644,24 @@ void rk_dequant_blocks(int dtype, const void *src, float *dst, int64_t nblocks) 
     rk_dequant_blocks_at(rk_simd_level(), dtype, src, dst, nblocks);
 }
 
-void rk_qmatvec(int dtype, const void *W, const float *x, float *y, int nvec, int64_t cols,
-                int64_t rows_total, int64_t rb, int64_t re) {
+void rk_qmatvec_at(int level, int dtype, const void *W, const float *x, float *y, int nvec, int64_t cols,
+                   int64_t rows_total, int64_t rb, int64_t re) {
 #ifdef RK_X86
-    const int level = rk_simd_level();
+    if (level > rk_simd_level()) level = rk_simd_level();
+    if (level >= 3 && nvec == 1 && qmatvec1_vnni(dtype, W, x, y, cols, rb, re)) return;
     if (level >= 2) {
         if (nvec == 1 && qmatvec1_fused_avx512(dtype, W, x, y, cols, rb, re)) return;
         qmatvec_avx512(dtype, W, x, y, nvec, cols, rows_total, rb, re);
         return;
     }
     if (level >= 1) { qmatvec_avx2(dtype, W, x, y, nvec, cols, rows_total, rb, re); return; }
+#else
+    (void)level;
 #endif
     qmatvec_portable(dtype, W, x, y, nvec, cols, rows_total, rb, re);
+}
+
+void rk_qmatvec(int dtype, const void *W, const float *x, float *y, int nvec, int64_t cols,
+                int64_t rows_total, int64_t rb, int64_t re) {
+    rk_qmatvec_at(rk_simd_level(), dtype, W, x, y, nvec, cols, rows_total, rb, re);
 }
