@@ -521,10 +521,14 @@ Q_VN static float q4k_q5k_row_vnni(const uint8_t *p, const int8_t *xq, const flo
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), am = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++, p += bits5 ? 176 : 144, xq += 256, xs += 16) {
         const float d = z_half(p) * xd[b], dmin = z_half(p + 2) * xd[b];
-        int32_t sc[8], mn[8];
-        for (int i = 0; i < 8; i++) k_scale_min(p + 4, i, &sc[i], &mn[i]);
-        const __m512 sf = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)sc)), _mm256_set1_ps(d)));
-        const __m512 mf = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)mn)), _mm256_set1_ps(dmin)));
+        // k_scale_min for all eight at once, four bytes to a word: scales and minimums 0–3 are the low
+        // six bits of words 0 and 1, 4–7 the nibbles of word 2 below the top two bits of words 0 and 1.
+        uint32_t u[3];
+        memcpy(u, p + 4, 12);
+        const uint64_t sc = (uint64_t)(u[0] & 0x3f3f3f3f) | (uint64_t)((u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030)) << 32;
+        const uint64_t mn = (uint64_t)(u[1] & 0x3f3f3f3f) | (uint64_t)(((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030)) << 32;
+        const __m512 sf = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc))), _mm256_set1_ps(d)));
+        const __m512 mf = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn))), _mm256_set1_ps(dmin)));
         // Σ q_x per 16, each times its sub-block's minimum.
         am = _mm512_fmadd_ps(_mm512_permutexvar_ps(pairs, mf), _mm512_loadu_ps(xs), am);
         const uint8_t *qs = p + (bits5 ? 48 : 16);
@@ -544,7 +548,7 @@ Q_VN static float q4k_q5k_row_vnni(const uint8_t *p, const int8_t *xq, const flo
             else a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, a0);
         }
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) - _mm512_reduce_add_ps(am);
+    return _mm512_reduce_add_ps(_mm512_sub_ps(_mm512_add_ps(a0, a1), am));
 }
 
 // Q6_K: 64 bytes of ql at 64h hold weights 128h .. 128h+64 in their low nibbles and 128h+64 ..
@@ -572,7 +576,7 @@ Q_VN static float q6k_row_vnni(const uint8_t *p, const int8_t *xq, const float *
             a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_permutexvar_ps(_mm512_add_epi32(quads, _mm512_set1_epi32(8 * h + 4)), sf), a1);
         }
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) - 32.0f * _mm512_reduce_add_ps(ao);
+    return _mm512_reduce_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(-32.0f), ao, _mm512_add_ps(a0, a1)));
 }
 
 // The widest rows the VNNI path takes (its quantised copy of x lives on the stack); wider ones take
