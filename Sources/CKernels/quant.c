@@ -461,8 +461,10 @@ Q_A5 static int qmatvec1_fused_avx512(int dtype, const void *W, const float *x, 
 #define Q_VN __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
 // Quantises x[0, n) in blocks of 32 (blk 32) or 256: the same values as act_quant_portable. For
-// blocks of 32 also xc[i] = −128 · Σ q[4i .. 4i+4); for 256, s16[j] = Σ q over the j-th 16 (as floats).
-Q_VN static void act_quant_vnni(const float *x, int64_t n, const int blk, int8_t *q, float *d, int32_t *xc, float *s16) {
+// blocks of 32 also xc[i] = −128 · Σ q[4i .. 4i+4); for 256, s16[j] = Σ q over the j-th 16 (as floats,
+// and as int16 in s16i: |Σ| ≤ 16 · 127).
+Q_VN static void act_quant_vnni(const float *x, int64_t n, const int blk, int8_t *q, float *d, int32_t *xc, float *s16,
+                                int16_t *s16i) {
     for (int64_t b = 0; b < n / blk; b++) {
         const float *xb = x + b * blk;
         __m512 m = _mm512_setzero_ps();
@@ -473,7 +475,11 @@ Q_VN static void act_quant_vnni(const float *x, int64_t n, const int blk, int8_t
         for (int j = 0; j < blk; j += 16) {
             const __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb + j), id));
             _mm_storeu_si128((__m128i *)(q + b * blk + j), _mm512_cvtepi32_epi8(v));
-            if (s16) s16[(b * blk + j) / 16] = (float)_mm512_reduce_add_epi32(v);
+            if (s16) {
+                const int sum = _mm512_reduce_add_epi32(v);
+                s16[(b * blk + j) / 16] = (float)sum;
+                s16i[(b * blk + j) / 16] = (int16_t)sum;
+            }
         }
         if (xc) {
             const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8((char)0x80),
@@ -483,41 +489,57 @@ Q_VN static void act_quant_vnni(const float *x, int64_t n, const int blk, int8_t
     }
 }
 
-// Two blocks per 512-bit step: lanes 0–7 hold block b's eight partial sums, lanes 8–15 block b+1's.
+// Q8_0, two blocks per 512-bit step: lanes 0–7 hold block b's eight partial sums, lanes 8–15 block
+// b+1's. The scales of up to sixteen blocks come in one gather (a block's f16 d opens its 34 bytes),
+// times x's, and each step picks its two by a permute.
 Q_VN static float q8_0_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const int32_t *xc, int64_t nb) {
     const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i offsets = _mm512_mullo_epi32(lane, _mm512_set1_epi32(34));
+    const __m512i pair = _mm512_srli_epi32(lane, 3);
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-    int64_t b = 0;
-    for (; b + 4 <= nb; b += 4, p += 136) {
-        __m512i w0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 2))),
-                                        _mm256_loadu_si256((const __m256i *)(p + 36)), 1);
-        __m512i w1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 70))),
-                                        _mm256_loadu_si256((const __m256i *)(p + 104)), 1);
-        const __m512i s0 = _mm512_dpbusd_epi32(_mm512_loadu_si512(xc + 8 * b), _mm512_xor_si512(w0, flip), _mm512_loadu_si512(xq + 32 * b));
-        const __m512i s1 = _mm512_dpbusd_epi32(_mm512_loadu_si512(xc + 8 * b + 16), _mm512_xor_si512(w1, flip), _mm512_loadu_si512(xq + 32 * b + 64));
-        const __m512 sc0 = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(z_half(p) * xd[b]), _mm512_set1_ps(z_half(p + 34) * xd[b + 1]));
-        const __m512 sc1 = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(z_half(p + 68) * xd[b + 2]), _mm512_set1_ps(z_half(p + 102) * xd[b + 3]));
-        a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), sc0, a0);
-        a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), sc1, a1);
-    }
     float tail = 0.0f;
-    for (; b < nb; b++, p += 34) {
-        const __m256i w = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + 2)), _mm512_castsi512_si256(flip));
-        const __m256i s = _mm256_dpbusd_epi32(_mm256_loadu_si256((const __m256i *)(xc + 8 * b)), w, _mm256_loadu_si256((const __m256i *)(xq + 32 * b)));
-        tail += z_half(p) * xd[b] * (float)_mm512_reduce_add_epi32(_mm512_zextsi256_si512(s));
+    for (int64_t b0 = 0; b0 < nb; b0 += 16) {
+        const int n = nb - b0 < 16 ? (int)(nb - b0) : 16;
+        const __mmask16 m = (__mmask16)((1u << n) - 1);
+        const uint8_t *pb = p + 34 * b0;
+        const __m512i dh = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, offsets, pb, 1);
+        const __m512 sc = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(dh)), _mm512_maskz_loadu_ps(m, xd + b0));
+        int k = 0;
+        for (; k + 2 <= n; k += 2) {
+            const uint8_t *q = pb + 34 * k;
+            const int64_t b = b0 + k;
+            const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q + 2))),
+                                                 _mm256_loadu_si256((const __m256i *)(q + 36)), 1);
+            const __m512i s = _mm512_dpbusd_epi32(_mm512_loadu_si512(xc + 8 * b), _mm512_xor_si512(w, flip), _mm512_loadu_si512(xq + 32 * b));
+            const __m512 scale = _mm512_permutexvar_ps(_mm512_add_epi32(pair, _mm512_set1_epi32(k)), sc);
+            if (k & 2) a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, a1);
+            else a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, a0);
+        }
+        if (k < n) {
+            const uint8_t *q = pb + 34 * k;
+            const int64_t b = b0 + k;
+            const __m256i w = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + 2)), _mm512_castsi512_si256(flip));
+            const __m256i s = _mm256_dpbusd_epi32(_mm256_loadu_si256((const __m256i *)(xc + 8 * b)), w, _mm256_loadu_si256((const __m256i *)(xq + 32 * b)));
+            tail += z_half(q) * xd[b] * (float)_mm512_reduce_add_epi32(_mm512_zextsi256_si512(s));
+        }
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + tail;
 }
 
 // Q4_K / Q5_K: 32 bytes of qs hold sub-blocks 2g (low nibbles) and 2g+1 (high nibbles), i.e. the
-// 64 weights 64g .. 64g+64 in order once broadcast to both halves and the upper half shifted by four.
-// Lanes 0–7 of the product are sub-block 2g's, lanes 8–15 sub-block 2g+1's, each scaled by its
-// d · s_i · d_x (picked from the eight by a permute); the minimums' term, dmin · m_i · d_x · Σ q_x,
-// gathers in its own vector. xs holds Σ q_x per 16 (two per sub-block).
-Q_VN static float q4k_q5k_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xs, int64_t nb, const int bits5) {
+// 64 weights 64g .. 64g+64 in order once broadcast to both halves, the low nibbles kept in the lower
+// half and the high ones in the upper. Q4_K leaves the high nibbles in place (16·q, the 1/16 folded
+// into that sub-block's scale, exactly); Q5_K shifts them down and adds the fifth bits (bit i of
+// qh[l] for weight l of sub-block i). Lanes 0–7 of the product are sub-block 2g's, lanes 8–15 sub-block
+// 2g+1's, each scaled by its d · s_i · d_x (picked from the eight by a permute); the minimums' term,
+// dmin · m_i · d_x · Σ q_x, gathers in its own vector. xs holds Σ q_x per 16 (two per sub-block).
+Q_VN Q_INLINE float q4k_q5k_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xs, int64_t nb, const int bits5) {
     const __m512i low4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
+    const __m512i nibbles = _mm512_mask_blend_epi64(0xF0, low4, _mm512_set1_epi8((char)0xF0));
     const __m512i half = _mm512_mask_blend_epi32(0xFF00, _mm512_setzero_si512(), _mm512_set1_epi32(1));
     const __m512i pairs = _mm512_srli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 1);
+    const __m256 odd16 = bits5 ? _mm256_set1_ps(1.0f) : _mm256_set_ps(0.0625f, 1, 0.0625f, 1, 0.0625f, 1, 0.0625f, 1);
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), am = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++, p += bits5 ? 176 : 144, xq += 256, xs += 16) {
         const float d = z_half(p) * xd[b], dmin = z_half(p + 2) * xd[b];
@@ -527,7 +549,7 @@ Q_VN static float q4k_q5k_row_vnni(const uint8_t *p, const int8_t *xq, const flo
         memcpy(u, p + 4, 12);
         const uint64_t sc = (uint64_t)(u[0] & 0x3f3f3f3f) | (uint64_t)((u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030)) << 32;
         const uint64_t mn = (uint64_t)(u[1] & 0x3f3f3f3f) | (uint64_t)(((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030)) << 32;
-        const __m512 sf = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc))), _mm256_set1_ps(d)));
+        const __m512 sf = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc))), _mm256_set1_ps(d)), odd16));
         const __m512 mf = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn))), _mm256_set1_ps(dmin)));
         // Σ q_x per 16, each times its sub-block's minimum.
         am = _mm512_fmadd_ps(_mm512_permutexvar_ps(pairs, mf), _mm512_loadu_ps(xs), am);
@@ -536,11 +558,12 @@ Q_VN static float q4k_q5k_row_vnni(const uint8_t *p, const int8_t *xq, const flo
         if (bits5) hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 16)));
         for (int g = 0; g < 4; g++) {
             __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * g)));
-            v = _mm512_and_si512(_mm512_mask_blend_epi64(0xF0, v, _mm512_srli_epi16(v, 4)), low4);
             if (bits5) {
-                // The fifth bit of weight l of sub-block i is bit i of qh[l].
+                v = _mm512_and_si512(_mm512_mask_blend_epi64(0xF0, v, _mm512_srli_epi16(v, 4)), low4);
                 const __m512i bit = _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi8((char)(1 << (2 * g))), _mm512_set1_epi8((char)(2 << (2 * g))));
                 v = _mm512_mask_add_epi8(v, _mm512_test_epi8_mask(hb, bit), v, sixteen);
+            } else {
+                v = _mm512_and_si512(v, nibbles);
             }
             const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512(xq + 64 * g));
             const __m512 scale = _mm512_permutexvar_ps(_mm512_add_epi32(half, _mm512_set1_epi32(2 * g)), sf);
@@ -551,32 +574,52 @@ Q_VN static float q4k_q5k_row_vnni(const uint8_t *p, const int8_t *xq, const flo
     return _mm512_reduce_add_ps(_mm512_sub_ps(_mm512_add_ps(a0, a1), am));
 }
 
+// One copy per type, so that `bits5` is a constant in each loop.
+Q_VN static float q4k_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xs, int64_t nb) {
+    return q4k_q5k_row_vnni(p, xq, xd, xs, nb, 0);
+}
+Q_VN static float q5k_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xs, int64_t nb) {
+    return q4k_q5k_row_vnni(p, xq, xd, xs, nb, 1);
+}
+
 // Q6_K: 64 bytes of ql at 64h hold weights 128h .. 128h+64 in their low nibbles and 128h+64 ..
 // 128h+128 in their high ones; the 32 bytes of qh at 32h give each its top two bits (shifted by 0, 2,
 // 4, 6 for t = 0..3, moved to bits 4–5 here with byte masks). Lane i of a 64-weight product covers
-// weights 4i .. 4i+4, so its scale is sc[4c + i/4]; the −32 goes through Σ q_x per 16.
-Q_VN static float q6k_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xs, int64_t nb) {
+// weights 4i .. 4i+4, so its scale is sc[4c + i/4]. Those sums fit int16 (4 · 63 · 127), so the
+// scales are applied in integers: the two products of a half packed to int16 and multiplied by the
+// int16 scales in pairs (dpwssd), with −32 · Σ sc_j · Σ q_x over the j-th 16 (xs16) added in, and one
+// conversion to float per super-block.
+static const int16_t q6k_scale_index[2][32] __attribute__((aligned(64))) = {
+    // packs_epi32(p0, p1) holds, per 128-bit lane k, p0's lanes 4k..4k+4 then p1's: scales 8h+k, 8h+4+k.
+    {0, 0, 0, 0, 4, 4, 4, 4, 1, 1, 1, 1, 5, 5, 5, 5, 2, 2, 2, 2, 6, 6, 6, 6, 3, 3, 3, 3, 7, 7, 7, 7},
+    {8, 8, 8, 8, 12, 12, 12, 12, 9, 9, 9, 9, 13, 13, 13, 13, 10, 10, 10, 10, 14, 14, 14, 14, 11, 11, 11, 11, 15, 15, 15, 15},
+};
+
+Q_VN static float q6k_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const int16_t *xs16, int64_t nb) {
     const __m512i low4 = _mm512_set1_epi8(15), top2 = _mm512_set1_epi8(0x30);
-    const __m512i quads = _mm512_srli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 2);
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), ao = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++, p += 210, xq += 256, xs += 16) {
-        const float d = z_half(p + 208) * xd[b];
-        const __m512 sf = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 192)))), _mm512_set1_ps(d));
-        ao = _mm512_fmadd_ps(sf, _mm512_loadu_ps(xs), ao);
+    const __m512i index0 = _mm512_load_si512(q6k_scale_index[0]), index1 = _mm512_load_si512(q6k_scale_index[1]);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, p += 210, xq += 256, xs16 += 16) {
+        const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 192)));
+        const __m512i scz = _mm512_castsi256_si512(sc);
+        const __m256i off = _mm256_madd_epi16(sc, _mm256_loadu_si256((const __m256i *)xs16));
+        __m512i acc = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5)));
         for (int h = 0; h < 2; h++) {
             const __m512i l = _mm512_loadu_si512(p + 64 * h);
             const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h)));
-            const __m512i q0 = _mm512_or_si512(_mm512_and_si512(l, low4),
-                _mm512_and_si512(_mm512_mask_blend_epi64(0xF0, _mm512_slli_epi16(hb, 4), _mm512_slli_epi16(hb, 2)), top2));
-            const __m512i q1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), low4),
-                _mm512_and_si512(_mm512_mask_blend_epi64(0xF0, hb, _mm512_srli_epi16(hb, 2)), top2));
+            const __m512i hh = _mm512_mask_blend_epi64(0xF0, _mm512_slli_epi16(hb, 2), hb);    // [qh << 2 | qh]
+            // (l & 15) | top bits, as one ternary operation: (a & c) | b is 0xEC.
+            const __m512i q0 = _mm512_ternarylogic_epi32(l, _mm512_and_si512(_mm512_slli_epi16(hh, 2), top2), low4, 0xEC);
+            const __m512i q1 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), _mm512_and_si512(_mm512_srli_epi16(hh, 2), top2), low4, 0xEC);
             const __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q0, _mm512_loadu_si512(xq + 128 * h));
             const __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q1, _mm512_loadu_si512(xq + 128 * h + 64));
-            a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_permutexvar_ps(_mm512_add_epi32(quads, _mm512_set1_epi32(8 * h)), sf), a0);
-            a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_permutexvar_ps(_mm512_add_epi32(quads, _mm512_set1_epi32(8 * h + 4)), sf), a1);
+            acc = _mm512_dpwssd_epi32(acc, _mm512_packs_epi32(s0, s1), _mm512_permutexvar_epi16(h ? index1 : index0, scz));
         }
+        const float d = z_half(p + 208) * xd[b];
+        if (b & 1) a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(d), a1);
+        else a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(d), a0);
     }
-    return _mm512_reduce_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(-32.0f), ao, _mm512_add_ps(a0, a1)));
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
 // The widest rows the VNNI path takes (its quantised copy of x lives on the stack); wider ones take
@@ -593,16 +636,18 @@ Q_VN static int qmatvec1_vnni(int dtype, const void *W, const float *x, float *y
     switch (dtype) {
     case RK_Q8_0: {
         int32_t xc[Q_VNNI_MAX_COLS / 4];
-        act_quant_vnni(x, cols, 32, xq, xd, xc, NULL);
+        act_quant_vnni(x, cols, 32, xq, xd, xc, NULL, NULL);
         for (int64_t r = rb; r < re; r++) y[r] = q8_0_row_vnni(base + r * row_bytes, xq, xd, xc, nb);
         return 1;
     }
     case RK_Q4_K: case RK_Q5_K: case RK_Q6_K: {
         float xs[Q_VNNI_MAX_COLS / 16];
-        act_quant_vnni(x, cols, 256, xq, xd, NULL, xs);
+        int16_t xsi[Q_VNNI_MAX_COLS / 16];
+        act_quant_vnni(x, cols, 256, xq, xd, NULL, xs, xsi);
         for (int64_t r = rb; r < re; r++)
-            y[r] = dtype == RK_Q6_K ? q6k_row_vnni(base + r * row_bytes, xq, xd, xs, nb)
-                 : q4k_q5k_row_vnni(base + r * row_bytes, xq, xd, xs, nb, dtype == RK_Q5_K);
+            y[r] = dtype == RK_Q6_K ? q6k_row_vnni(base + r * row_bytes, xq, xd, xsi, nb)
+                 : dtype == RK_Q5_K ? q5k_row_vnni(base + r * row_bytes, xq, xd, xs, nb)
+                 : q4k_row_vnni(base + r * row_bytes, xq, xd, xs, nb);
         return 1;
     }
     default: return 0;
