@@ -574,12 +574,50 @@ Q_VN Q_INLINE float q4k_q5k_row_vnni(const uint8_t *p, const int8_t *xq, const f
     return _mm512_reduce_add_ps(_mm512_sub_ps(_mm512_add_ps(a0, a1), am));
 }
 
-// One copy per type, so that `bits5` is a constant in each loop.
+// Q4_K's copy (bits5 a constant in its loop).
 Q_VN static float q4k_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xs, int64_t nb) {
     return q4k_q5k_row_vnni(p, xq, xd, xs, nb, 0);
 }
+
+// Q5_K with its scales applied in integers, as Q6_K below: a sub-block's partial sums fit int16
+// (4 · 31 · 127), so the products of groups g and g+1 are packed to int16 and multiplied by the
+// scales in pairs (dpwssd); packs_epi32 puts, per 128-bit lane k, group g's lanes 4k..4k+4 (sub-block
+// 2g + k/2) before group g+1's (sub-block 2g+2 + k/2).
+static const int16_t q5k_scale_index[2][32] __attribute__((aligned(64))) = {
+    {0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2, 1, 1, 1, 1, 3, 3, 3, 3, 1, 1, 1, 1, 3, 3, 3, 3},
+    {4, 4, 4, 4, 6, 6, 6, 6, 4, 4, 4, 4, 6, 6, 6, 6, 5, 5, 5, 5, 7, 7, 7, 7, 5, 5, 5, 5, 7, 7, 7, 7},
+};
+
 Q_VN static float q5k_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xs, int64_t nb) {
-    return q4k_q5k_row_vnni(p, xq, xd, xs, nb, 1);
+    const __m512i low4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
+    const __m512i index0 = _mm512_load_si512(q5k_scale_index[0]), index1 = _mm512_load_si512(q5k_scale_index[1]);
+    const __m512i pairs = _mm512_srli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 1);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), am = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, p += 176, xq += 256, xs += 16) {
+        const float d = z_half(p) * xd[b], dmin = z_half(p + 2) * xd[b];
+        uint32_t u[3];
+        memcpy(u, p + 4, 12);
+        const uint64_t sc = (uint64_t)(u[0] & 0x3f3f3f3f) | (uint64_t)((u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030)) << 32;
+        const uint64_t mn = (uint64_t)(u[1] & 0x3f3f3f3f) | (uint64_t)(((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030)) << 32;
+        const __m512i scz = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
+        const __m512 mf = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn))), _mm256_set1_ps(dmin)));
+        am = _mm512_fmadd_ps(_mm512_permutexvar_ps(pairs, mf), _mm512_loadu_ps(xs), am);
+        const uint8_t *qs = p + 48;
+        const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 16)));
+        __m512i acc = _mm512_setzero_si512(), prev = _mm512_setzero_si512();
+        for (int g = 0; g < 4; g++) {
+            __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * g)));
+            v = _mm512_and_si512(_mm512_mask_blend_epi64(0xF0, v, _mm512_srli_epi16(v, 4)), low4);
+            const __m512i bit = _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi8((char)(1 << (2 * g))), _mm512_set1_epi8((char)(2 << (2 * g))));
+            v = _mm512_mask_add_epi8(v, _mm512_test_epi8_mask(hb, bit), v, sixteen);
+            const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512(xq + 64 * g));
+            if (g & 1) acc = _mm512_dpwssd_epi32(acc, _mm512_packs_epi32(prev, s), _mm512_permutexvar_epi16(g == 1 ? index0 : index1, scz));
+            else prev = s;
+        }
+        if (b & 1) a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(d), a1);
+        else a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(d), a0);
+    }
+    return _mm512_reduce_add_ps(_mm512_sub_ps(_mm512_add_ps(a0, a1), am));
 }
 
 // Q6_K: 64 bytes of ql at 64h hold weights 128h .. 128h+64 in their low nibbles and 128h+64 ..
