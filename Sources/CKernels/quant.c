@@ -185,10 +185,10 @@ static void qmatvec_portable(int dtype, const void *W, const float *x, float *y,
 
 
 // The int8-activation products (SIMD level 3, AVX512-VNNI), for one input vector:
-// x is quantised to int8 once per call, symmetric per block of 32 (Q8_0 weights) or of 256 (the
-// K-quants): d = max|x| / 127, q = round-to-nearest-even(x · 127 / max|x|), so x ≈ d · q. Each
-// weight block is an integer q_w times a float scale (plus a float min for Q4_K / Q5_K, an integer
-// offset for Q6_K), so w·x over a block or sub-block is (weight scale · d) · Σ q_w · q_x (exact in
+// x is quantised to int8 once per call, symmetric per block of 32 (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1
+// weights) or of 256 (the K-quants): d = max|x| / 127, q = round-to-nearest-even(x · 127 / max|x|),
+// so x ≈ d · q. Each weight block is an integer q_w times a float scale (plus a float min for the _1
+// types and Q4_K / Q5_K, an integer offset for Q4_0, Q5_0 and Q6_K), so w·x over a block or sub-block is (weight scale · d) · Σ q_w · q_x (exact in
 // int32) plus the min or offset times Σ q_x: the only rounding beyond the fp32 path's is x's own
 // quantisation (relative error about 1/254 of each block's largest |x|), the same trade llama.cpp
 // makes. The scalar reference below computes exactly that; the VNNI kernels compute it with
@@ -207,7 +207,7 @@ static void act_quant_portable(const float *x, int64_t n, int blk, int8_t *q, fl
 }
 
 int rk_qmatvec_int8_ref(int dtype, const void *W, const float *x, float *y, int64_t cols, int64_t rb, int64_t re) {
-    if (dtype != RK_Q8_0 && dtype != RK_Q4_K && dtype != RK_Q5_K && dtype != RK_Q6_K) return 0;
+    if (dtype < RK_Q8_0 || dtype > RK_Q6_K) return 0;
     const int64_t be = rk_block_elems(dtype), bb = rk_block_bytes(dtype), nb = cols / be;
     int8_t *xq = malloc((size_t)cols);
     float *xd = malloc(sizeof(float) * (size_t)nb);
@@ -221,6 +221,22 @@ int rk_qmatvec_int8_ref(int dtype, const void *W, const float *x, float *y, int6
                 int32_t s = 0;
                 for (int j = 0; j < 32; j++) s += (int32_t)(int8_t)p[2 + j] * qx[j];
                 acc += q_half(p) * xd[b] * (float)s;
+            } else if (dtype == RK_Q4_0 || dtype == RK_Q4_1 || dtype == RK_Q5_0 || dtype == RK_Q5_1) {
+                // w = d · q − d · offset (Q4_0 8, Q5_0 16) or d · q + m; q the nibble (j < 16 the low
+                // one of qs[j], else the high one of qs[j − 16]) plus, for Q5_x, bit j of qh times 16.
+                const int has_min = dtype == RK_Q4_1 || dtype == RK_Q5_1, bits5 = dtype == RK_Q5_0 || dtype == RK_Q5_1;
+                const uint8_t *qs = p + (has_min ? 4 : 2) + (bits5 ? 4 : 0);
+                uint32_t qh = 0;
+                if (bits5) memcpy(&qh, qs - 4, 4);
+                int32_t s = 0, sx = 0;
+                for (int j = 0; j < 32; j++) {
+                    const int q = ((j < 16 ? qs[j] : qs[j - 16] >> 4) & 15) | (bits5 ? (int)((qh >> j) & 1) << 4 : 0);
+                    s += q * qx[j];
+                    sx += qx[j];
+                }
+                const float d = q_half(p) * xd[b];
+                if (has_min) acc += d * (float)s + q_half(p + 2) * xd[b] * (float)sx;
+                else acc += d * (float)(s - (bits5 ? 16 : 8) * sx);
             } else if (dtype == RK_Q6_K) {
                 // Per 16 weights: scale sc[e / 16], q = 6-bit value − 32.
                 const int8_t *sc = (const int8_t *)(p + 192);
@@ -455,9 +471,10 @@ Q_A5 static int qmatvec1_fused_avx512(int dtype, const void *W, const float *x, 
 }
 
 // The int8-activation kernels (see rk_qmatvec_int8_ref for the arithmetic). dpbusd multiplies
-// unsigned weight bytes by signed activation bytes: Q4_K, Q5_K and Q6_K values are unsigned already
-// (Q6_K's −32 is applied through Σ q_x), and Q8_0's signed values are offset by 128 (a xor of the
-// top bit), the accumulator starting from −128 · Σ q_x per group of four (xc, made with x).
+// unsigned weight bytes by signed activation bytes: the 4-, 5- and 6-bit values are unsigned already
+// (offsets such as Q6_K's −32 or Q4_0's −8 are applied through Σ q_x), and Q8_0's signed values are
+// offset by 128 (a xor of the top bit), the accumulator starting from −128 · Σ q_x per group of four
+// (xc, made with x).
 #define Q_VN __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
 // Quantises x[0, n) in blocks of 32 (blk 32) or 256: the same values as act_quant_portable. For
@@ -660,6 +677,80 @@ Q_VN static float q6k_row_vnni(const uint8_t *p, const int8_t *xq, const float *
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
+// Q4_0, Q4_1, Q5_0, Q5_1, two blocks per 512-bit step: a block's 16 bytes of nibbles, broadcast to
+// two 128-bit lanes, give its low nibbles (weights 0–15) in the first and its high ones (16–31) in
+// the second, so the step's 64 bytes follow x. Q4_x keeps the high nibbles in place (16·q, the 1/16
+// folded into the scale), Q5_x shifts them down and adds the fifth bits (bit j of qh is weight j's: a
+// 64-bit mask for two blocks). Int32 lanes 0–3 are block b's low half, 4–7 its high half, 8–15 block
+// b+1's. The scales (d, and m for the _1 types) of sixteen blocks come in gathers; the offset (−8 or
+// −16 times d) or the minimum m multiplies Σ q_x per block (xsb), one vector step per sixteen blocks.
+Q_VN Q_INLINE float q4q5_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xsb, int64_t nb,
+                                  const int has_min, const int bits5) {
+    const int64_t stride = 18 + (has_min ? 2 : 0) + (bits5 ? 4 : 0), qs_at = (has_min ? 4 : 2) + (bits5 ? 4 : 0);
+    const float offset = has_min ? 0.0f : (bits5 ? 16.0f : 8.0f);
+    const __m512i low4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
+    const __m512i nibbles = _mm512_mask_blend_epi64(0xCC, low4, _mm512_set1_epi8((char)0xF0));
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i offsets = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)stride));
+    // Lanes 0–3 take scale 2k, 4–7 the high-half scale 2k (second table), 8–11 2k+1, 12–15 high 2k+1.
+    const __m512i pick = _mm512_set_epi32(17, 17, 17, 17, 1, 1, 1, 1, 16, 16, 16, 16, 0, 0, 0, 0);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), corr = _mm512_setzero_ps();
+    float tail = 0.0f;
+    for (int64_t b0 = 0; b0 < nb; b0 += 16) {
+        const int n = nb - b0 < 16 ? (int)(nb - b0) : 16;
+        const __mmask16 m = (__mmask16)((1u << n) - 1);
+        const uint8_t *pb = p + stride * b0;
+        const __m512 dx = _mm512_maskz_loadu_ps(m, xd + b0), sums = _mm512_maskz_loadu_ps(m, xsb + b0);
+        const __m512 sc = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, offsets, pb, 1))), dx);
+        const __m512 sch = bits5 ? sc : _mm512_mul_ps(sc, _mm512_set1_ps(0.0625f));
+        if (has_min) {
+            const __m512 mins = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, offsets, pb + 2, 1)));
+            corr = _mm512_fmadd_ps(_mm512_mul_ps(mins, dx), sums, corr);
+        } else {
+            corr = _mm512_fmadd_ps(sc, sums, corr);
+        }
+        int k = 0;
+        for (; k + 2 <= n; k += 2) {
+            const uint8_t *qa = pb + stride * k;
+            __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(qa + qs_at)))),
+                                           _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(qa + stride + qs_at))), 1);
+            if (bits5) {
+                uint32_t ha, hb;
+                memcpy(&ha, qa + qs_at - 4, 4);
+                memcpy(&hb, qa + stride + qs_at - 4, 4);
+                w = _mm512_and_si512(_mm512_mask_blend_epi64(0xCC, w, _mm512_srli_epi16(w, 4)), low4);
+                w = _mm512_mask_add_epi8(w, _cvtu64_mask64((uint64_t)ha | (uint64_t)hb << 32), w, sixteen);
+            } else {
+                w = _mm512_and_si512(w, nibbles);
+            }
+            const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(xq + 32 * (b0 + k)));
+            const __m512 scale = _mm512_permutex2var_ps(sc, _mm512_add_epi32(pick, _mm512_set1_epi32(k)), sch);
+            if (k & 2) a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, a1);
+            else a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, a0);
+        }
+        if (k < n) {
+            // An odd last block, in scalar code.
+            const uint8_t *qa = pb + stride * k, *qs = qa + qs_at;
+            uint32_t qh = 0;
+            if (bits5) memcpy(&qh, qs - 4, 4);
+            const int8_t *xb = xq + 32 * (b0 + k);
+            int32_t s = 0;
+            for (int j = 0; j < 16; j++) {
+                s += (int32_t)((qs[j] & 15) | (bits5 ? ((qh >> j) & 1) << 4 : 0)) * xb[j];
+                s += (int32_t)((qs[j] >> 4) | (bits5 ? ((qh >> (j + 16)) & 1) << 4 : 0)) * xb[j + 16];
+            }
+            tail += z_half(qa) * xd[b0 + k] * (float)s;
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_fmadd_ps(corr, _mm512_set1_ps(has_min ? 1.0f : -offset), _mm512_add_ps(a0, a1))) + tail;
+}
+
+Q_VN static float q4_0_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xsb, int64_t nb) { return q4q5_row_vnni(p, xq, xd, xsb, nb, 0, 0); }
+Q_VN static float q4_1_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xsb, int64_t nb) { return q4q5_row_vnni(p, xq, xd, xsb, nb, 1, 0); }
+Q_VN static float q5_0_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xsb, int64_t nb) { return q4q5_row_vnni(p, xq, xd, xsb, nb, 0, 1); }
+Q_VN static float q5_1_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xsb, int64_t nb) { return q4q5_row_vnni(p, xq, xd, xsb, nb, 1, 1); }
+
+
 // The widest rows the VNNI path takes (its quantised copy of x lives on the stack); wider ones take
 // the fp32 kernels.
 #define Q_VNNI_MAX_COLS 16384
@@ -676,6 +767,16 @@ Q_VN static int qmatvec1_vnni(int dtype, const void *W, const float *x, float *y
         int32_t xc[Q_VNNI_MAX_COLS / 4];
         act_quant_vnni(x, cols, 32, xq, xd, xc, NULL, NULL);
         for (int64_t r = rb; r < re; r++) y[r] = q8_0_row_vnni(base + r * row_bytes, xq, xd, xc, nb);
+        return 1;
+    }
+    case RK_Q4_0: case RK_Q4_1: case RK_Q5_0: case RK_Q5_1: {
+        float xs[Q_VNNI_MAX_COLS / 16], xsb[Q_VNNI_MAX_COLS / 32];
+        int16_t xsi[Q_VNNI_MAX_COLS / 16];
+        act_quant_vnni(x, cols, 32, xq, xd, NULL, xs, xsi);
+        for (int64_t b = 0; b < nb; b++) xsb[b] = xs[2 * b] + xs[2 * b + 1];
+        float (*row)(const uint8_t *, const int8_t *, const float *, const float *, int64_t) =
+            dtype == RK_Q4_0 ? q4_0_row_vnni : dtype == RK_Q4_1 ? q4_1_row_vnni : dtype == RK_Q5_0 ? q5_0_row_vnni : q5_1_row_vnni;
+        for (int64_t r = rb; r < re; r++) y[r] = row(base + r * row_bytes, xq, xd, xsb, nb);
         return 1;
     }
     case RK_Q4_K: case RK_Q5_K: case RK_Q6_K: {

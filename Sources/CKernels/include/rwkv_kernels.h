@@ -44,7 +44,7 @@ int rk_qmatvec_int8_ref(int dtype, const void *W, const float *x, float *y, int6
 /// Highest SIMD level the kernels dispatch to on this CPU: 0 portable (scalar C), 1 AVX2+FMA+F16C,
 /// 2 AVX-512F/BW/VL (used by rk_gemm and the quantised kernels; the f32/f16/bf16 matrix–vector and
 /// the other kernels run their AVX2 code at levels 1 and above), 3 AVX-512 with VNNI (level 2 plus
-/// the int8-activation matrix–vector products of Q8_0, Q4_K, Q5_K and Q6_K weights, quant.c).
+/// the int8-activation matrix–vector products of the quantised types, quant.c).
 /// Chosen once per process. The environment variable RWKV_EDIT_KERNELS caps it: "portable" makes
 /// every kernel (matvec, gemm, wkv, to_f32, sum) take the scalar path; "avx2" caps the level at 1,
 /// "avx512" at 2 (the quantised products multiply in fp32).
