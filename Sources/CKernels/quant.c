@@ -751,6 +751,9 @@ Q_VN static float q5_0_row_vnni(const uint8_t *p, const int8_t *xq, const float 
 Q_VN static float q5_1_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xsb, int64_t nb) { return q4q5_row_vnni(p, xq, xd, xsb, nb, 1, 1); }
 
 
+// The most weight bytes per call for which several vectors take the int8 kernels one by one.
+#define Q_VNNI_L2_BYTES (512 * 1024)
+
 // The widest rows the VNNI path takes (its quantised copy of x lives on the stack); wider ones take
 // the fp32 kernels.
 #define Q_VNNI_MAX_COLS 16384
@@ -836,7 +839,13 @@ void rk_qmatvec_at(int level, int dtype, const void *W, const float *x, float *y
                    int64_t rows_total, int64_t rb, int64_t re) {
 #ifdef RK_X86
     if (level > rk_simd_level()) level = rk_simd_level();
-    if (level >= 3 && nvec == 1 && qmatvec1_vnni(dtype, W, x, y, cols, rb, re)) return;
+    // Several vectors go through the int8 kernels one at a time while the row range's weights fit in
+    // L2 (the engine's row blocks of about 64 KiB), so that they are read from memory once.
+    if (level >= 3 && (nvec == 1 || (re - rb) * (cols / rk_block_elems(dtype)) * rk_block_bytes(dtype) <= Q_VNNI_L2_BYTES)) {
+        int done = 1;
+        for (int v = 0; v < nvec && done; v++) done = qmatvec1_vnni(dtype, W, x + (int64_t)v * cols, y + (int64_t)v * rows_total, cols, rb, re);
+        if (done) return;
+    }
     if (level >= 2) {
         if (nvec == 1 && qmatvec1_fused_avx512(dtype, W, x, y, cols, rb, re)) return;
         qmatvec_avx512(dtype, W, x, y, nvec, cols, rows_total, rb, re);

@@ -60,29 +60,31 @@ final class QuantTests: XCTestCase {
     /// The fixture models, their weight types, and the bound on RMS(logits − f32 logits) / RMS(f32 logits).
     static let models: [(file: String, types: String, f32Bound: Float)] = [
         // The most over the three prompts, measured (2-core Xeon VM) on the int8 path / RWKV_EDIT_KERNELS=avx512:
-        // q8_0 0.25 / 0.13, q4_k 0.55 / 0.55, q5_k 0.20 / 0.26, q6_k 0.16 / 0.10, mixed 0.46 / 0.46 (the
+        // q8_0 0.25 / 0.13, q4_k 0.56 / 0.55, q5_k 0.21 / 0.26, q6_k 0.16 / 0.10, mixed 0.48 / 0.46 (the
         // fixtures' K-quants come from a simple quantiser without llama.cpp's search).
         ("golden.q8_0.gguf", "q8_0", 0.3), ("golden.q4_k.gguf", "q4_K", 0.65), ("golden.q5_k.gguf", "q5_K", 0.3),
         ("golden.q6_k.gguf", "q6_K", 0.2), ("golden.mixed.gguf", "q4_K+q6_K", 0.55),
     ]
 
-    /// The int8-activation path's tolerance per file and prompt (1, 3, 120 tokens): what llama.cpp itself
-    /// gets on the same file and prompts against its own run of the dequantised copy, as
-    /// (max |Δ| / max(1, |reference|), RMS(Δ) / RMS(reference)), rounded up by 10%. Measured by
+    /// The int8-activation path's tolerance per file and prompt (1, 3, 120 tokens), from what llama.cpp
+    /// itself gets on the same file and prompts against its own run of the dequantised copy, as
+    /// (max |Δ| / max(1, |reference|), RMS(Δ) / RMS(reference)), times 1.25 rounded up. Measured by
     /// `python tools/quant/llama_logits_error.py Tests/Fixtures/quant/golden.{q8_0,q4_k,q5_k,q6_k,mixed}.gguf`
     /// (llama-cpp-python 0.3.36, 2-core Xeon VM with AVX512-VNNI), which printed for llama.cpp
     /// q8_0 1.52/0.374, 0.107/0.0383, 0.0526/0.0136; q4_k 0.0513/0.0140, 0.205/0.0546, 0.0916/0.0222;
     /// q5_k 1.08/0.269, 0.129/0.0426, 0.0647/0.0218; q6_k 0.225/0.0649, 0.107/0.0339, 0.0776/0.0234;
-    /// mixed 0.0924/0.0256, 0.212/0.0494, 0.0500/0.0149 (and for rwkv-edit's VNNI path 1.53/0.374,
-    /// 0.022/0.0060, 0.0165/0.0047 on q8_0, the other files alike: one token decodes through the int8
-    /// kernels as llama.cpp's does, longer prompts mostly through the fp32 multi-vector and GEMM kernels).
+    /// mixed 0.0924/0.0256, 0.212/0.0494, 0.0500/0.0149. rwkv-edit's int8 path printed the same to three
+    /// digits for 1 and 3 tokens on the K-quant files (activations quantised per 256 as llama.cpp's Q8_K),
+    /// on q8_0 1.53/0.374 and 0.120/0.0367 (llama.cpp stores its Q8_0 activation scales in f16, we do
+    /// not), on mixed 0.085/0.0248 and 0.198/0.0504; after 120 tokens 0.017–0.025 / 0.005–0.007 (the
+    /// prompt runs through the fp32 GEMM, only the last token's head through the int8 kernels).
     /// The first token's large error is the model's: its state is empty, and both engines show it.
     static let int8Tolerance: [String: [(maxRel: Float, rms: Float)]] = [
-        "golden.q8_0.gguf": [(1.7, 0.41), (0.12, 0.042), (0.058, 0.015)],
-        "golden.q4_k.gguf": [(0.057, 0.016), (0.23, 0.060), (0.10, 0.025)],
-        "golden.q5_k.gguf": [(1.2, 0.30), (0.15, 0.047), (0.072, 0.024)],
-        "golden.q6_k.gguf": [(0.25, 0.072), (0.12, 0.038), (0.086, 0.026)],
-        "golden.mixed.gguf": [(0.11, 0.029), (0.24, 0.055), (0.055, 0.017)],
+        "golden.q8_0.gguf": [(1.9, 0.47), (0.14, 0.048), (0.066, 0.017)],
+        "golden.q4_k.gguf": [(0.064, 0.018), (0.26, 0.069), (0.12, 0.028)],
+        "golden.q5_k.gguf": [(1.4, 0.34), (0.17, 0.054), (0.081, 0.028)],
+        "golden.q6_k.gguf": [(0.29, 0.082), (0.14, 0.043), (0.097, 0.030)],
+        "golden.mixed.gguf": [(0.12, 0.032), (0.27, 0.062), (0.063, 0.019)],
     ]
 
     func rmsRatio(_ a: [Float], _ b: [Float]) -> Float {

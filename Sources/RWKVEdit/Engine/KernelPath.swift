@@ -1,7 +1,7 @@
 import CKernels
 
 /// The instruction-set path the CPU kernels take on this machine, chosen at run time (CKernels):
-/// AVX-512 with VNNI (the AVX-512 path, with the quantised types' one-vector products on int8
+/// AVX-512 with VNNI (the AVX-512 path, with the quantised types' matrix–vector products on int8
 /// activations), AVX-512 (F, BW; the GEMM and the quantised kernels, fp32 arithmetic), AVX2 with FMA
 /// and F16C, or portable C. `RWKV_EDIT_KERNELS=portable` (or `avx2`, `avx512`) in the environment
 /// caps it at that path (read once; used to test each path on any machine that has it).
