@@ -544,44 +544,38 @@ Q_VN static float q8_0_row_vnni(const uint8_t *p, const int8_t *xq, const float 
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + tail;
 }
 
-// Q4_K / Q5_K: 32 bytes of qs hold sub-blocks 2g (low nibbles) and 2g+1 (high nibbles), i.e. the
-// 64 weights 64g .. 64g+64 in order once broadcast to both halves, the low nibbles kept in the lower
-// half and the high ones in the upper. Q4_K leaves the high nibbles in place (16·q, the 1/16 folded
-// into that sub-block's scale, exactly); Q5_K shifts them down and adds the fifth bits (bit i of
-// qh[l] for weight l of sub-block i). Lanes 0–7 of the product are sub-block 2g's, lanes 8–15 sub-block
-// 2g+1's, each scaled by its d · s_i · d_x (picked from the eight by a permute); the minimums' term,
-// dmin · m_i · d_x · Σ q_x, gathers in its own vector. xs holds Σ q_x per 16 (two per sub-block).
-Q_VN Q_INLINE float q4k_q5k_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xs, int64_t nb, const int bits5) {
-    const __m512i low4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
-    const __m512i nibbles = _mm512_mask_blend_epi64(0xF0, low4, _mm512_set1_epi8((char)0xF0));
+// K-quant scales and minimums (k_scale_min) for all eight sub-blocks at once, four bytes to a word:
+// 0–3 are the low six bits of words 0 (scales) and 1 (minimums), 4–7 the nibbles of word 2 below the
+// top two bits of words 0 and 1. Each result holds the eight 6-bit values as bytes.
+Q_INLINE void k_scales_mins8(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
+    uint32_t u[3];
+    memcpy(u, s, 12);
+    *sc = (uint64_t)(u[0] & 0x3f3f3f3f) | (uint64_t)((u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030)) << 32;
+    *mn = (uint64_t)(u[1] & 0x3f3f3f3f) | (uint64_t)(((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030)) << 32;
+}
+
+// Q4_K: 32 bytes of qs hold sub-blocks 2g (low nibbles) and 2g+1 (high nibbles), i.e. the 64 weights
+// 64g .. 64g+64 in order once broadcast to both halves, the low nibbles kept in the lower half and the
+// high ones left in place in the upper (16·q, the 1/16 folded into that sub-block's scale, exactly).
+// Lanes 0–7 of the product are sub-block 2g's, lanes 8–15 sub-block 2g+1's, each scaled by its
+// d · s_i · d_x (picked from the eight by a permute); the minimums' term, dmin · m_i · d_x · Σ q_x,
+// gathers in its own vector. xs holds Σ q_x per 16 (two per sub-block).
+Q_VN static float q4k_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xs, int64_t nb) {
+    const __m512i nibbles = _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi8(15), _mm512_set1_epi8((char)0xF0));
     const __m512i half = _mm512_mask_blend_epi32(0xFF00, _mm512_setzero_si512(), _mm512_set1_epi32(1));
     const __m512i pairs = _mm512_srli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 1);
-    const __m256 odd16 = bits5 ? _mm256_set1_ps(1.0f) : _mm256_set_ps(0.0625f, 1, 0.0625f, 1, 0.0625f, 1, 0.0625f, 1);
+    const __m256 odd16 = _mm256_set_ps(0.0625f, 1, 0.0625f, 1, 0.0625f, 1, 0.0625f, 1);
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), am = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++, p += bits5 ? 176 : 144, xq += 256, xs += 16) {
+    for (int64_t b = 0; b < nb; b++, p += 144, xq += 256, xs += 16) {
         const float d = z_half(p) * xd[b], dmin = z_half(p + 2) * xd[b];
-        // k_scale_min for all eight at once, four bytes to a word: scales and minimums 0–3 are the low
-        // six bits of words 0 and 1, 4–7 the nibbles of word 2 below the top two bits of words 0 and 1.
-        uint32_t u[3];
-        memcpy(u, p + 4, 12);
-        const uint64_t sc = (uint64_t)(u[0] & 0x3f3f3f3f) | (uint64_t)((u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030)) << 32;
-        const uint64_t mn = (uint64_t)(u[1] & 0x3f3f3f3f) | (uint64_t)(((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030)) << 32;
+        uint64_t sc, mn;
+        k_scales_mins8(p + 4, &sc, &mn);
         const __m512 sf = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc))), _mm256_set1_ps(d)), odd16));
         const __m512 mf = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn))), _mm256_set1_ps(dmin)));
         // Σ q_x per 16, each times its sub-block's minimum.
         am = _mm512_fmadd_ps(_mm512_permutexvar_ps(pairs, mf), _mm512_loadu_ps(xs), am);
-        const uint8_t *qs = p + (bits5 ? 48 : 16);
-        __m512i hb = _mm512_setzero_si512();
-        if (bits5) hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 16)));
         for (int g = 0; g < 4; g++) {
-            __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * g)));
-            if (bits5) {
-                v = _mm512_and_si512(_mm512_mask_blend_epi64(0xF0, v, _mm512_srli_epi16(v, 4)), low4);
-                const __m512i bit = _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi8((char)(1 << (2 * g))), _mm512_set1_epi8((char)(2 << (2 * g))));
-                v = _mm512_mask_add_epi8(v, _mm512_test_epi8_mask(hb, bit), v, sixteen);
-            } else {
-                v = _mm512_and_si512(v, nibbles);
-            }
+            const __m512i v = _mm512_and_si512(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 16 + 32 * g))), nibbles);
             const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512(xq + 64 * g));
             const __m512 scale = _mm512_permutexvar_ps(_mm512_add_epi32(half, _mm512_set1_epi32(2 * g)), sf);
             if (g & 1) a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, a1);
@@ -591,15 +585,11 @@ Q_VN Q_INLINE float q4k_q5k_row_vnni(const uint8_t *p, const int8_t *xq, const f
     return _mm512_reduce_add_ps(_mm512_sub_ps(_mm512_add_ps(a0, a1), am));
 }
 
-// Q4_K's copy (bits5 a constant in its loop).
-Q_VN static float q4k_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xs, int64_t nb) {
-    return q4k_q5k_row_vnni(p, xq, xd, xs, nb, 0);
-}
-
-// Q5_K with its scales applied in integers, as Q6_K below: a sub-block's partial sums fit int16
-// (4 · 31 · 127), so the products of groups g and g+1 are packed to int16 and multiplied by the
-// scales in pairs (dpwssd); packs_epi32 puts, per 128-bit lane k, group g's lanes 4k..4k+4 (sub-block
-// 2g + k/2) before group g+1's (sub-block 2g+2 + k/2).
+// Q5_K: as Q4_K, but the high nibbles are shifted down and the fifth bits added (bit i of qh[l] for
+// weight l of sub-block i), and the scales are applied in integers, as Q6_K's below: a sub-block's
+// partial sums fit int16 (4 · 31 · 127), so the products of groups g and g+1 are packed to int16 and
+// multiplied by the scales in pairs (dpwssd); packs_epi32 puts, per 128-bit lane k, group g's lanes
+// 4k..4k+4 (sub-block 2g + k/2) before group g+1's (sub-block 2g+2 + k/2).
 static const int16_t q5k_scale_index[2][32] __attribute__((aligned(64))) = {
     {0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2, 1, 1, 1, 1, 3, 3, 3, 3, 1, 1, 1, 1, 3, 3, 3, 3},
     {4, 4, 4, 4, 6, 6, 6, 6, 4, 4, 4, 4, 6, 6, 6, 6, 5, 5, 5, 5, 7, 7, 7, 7, 5, 5, 5, 5, 7, 7, 7, 7},
@@ -612,10 +602,8 @@ Q_VN static float q5k_row_vnni(const uint8_t *p, const int8_t *xq, const float *
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), am = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++, p += 176, xq += 256, xs += 16) {
         const float d = z_half(p) * xd[b], dmin = z_half(p + 2) * xd[b];
-        uint32_t u[3];
-        memcpy(u, p + 4, 12);
-        const uint64_t sc = (uint64_t)(u[0] & 0x3f3f3f3f) | (uint64_t)((u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030)) << 32;
-        const uint64_t mn = (uint64_t)(u[1] & 0x3f3f3f3f) | (uint64_t)(((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030)) << 32;
+        uint64_t sc, mn;
+        k_scales_mins8(p + 4, &sc, &mn);
         const __m512i scz = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
         const __m512 mf = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn))), _mm256_set1_ps(dmin)));
         am = _mm512_fmadd_ps(_mm512_permutexvar_ps(pairs, mf), _mm512_loadu_ps(xs), am);
