@@ -230,7 +230,7 @@ static int detect_simd_level(void) {
     __builtin_cpu_init();
     if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))) return 0;
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
-        return 2;
+        return __builtin_cpu_supports("avx512vnni") ? 3 : 2;
     return 1;
 #else
     return 0;
@@ -244,6 +244,7 @@ int rk_simd_level(void) {
         const char *env = getenv("RWKV_EDIT_KERNELS");
         if (env && strcmp(env, "portable") == 0) level = 0;
         else if (env && strcmp(env, "avx2") == 0 && level > 1) level = 1;
+        else if (env && strcmp(env, "avx512") == 0 && level > 2) level = 2;
         simd_level = level;
     }
     return simd_level;

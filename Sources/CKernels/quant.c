@@ -24,6 +24,8 @@
 // results match it bit for bit (checked by the tests against fixtures made with that package).
 #include "rwkv_kernels.h"
 #include "scalar.h"
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -179,6 +181,100 @@ static void qmatvec_portable(int dtype, const void *W, const float *x, float *y,
             }
         }
     }
+}
+
+
+// The int8-activation products (SIMD level 3, AVX512-VNNI), for one input vector:
+// x is quantised to int8 once per call, symmetric per block of 32 (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1
+// weights) or of 256 (the K-quants): d = max|x| / 127, q = round-to-nearest-even(x · 127 / max|x|),
+// so x ≈ d · q. Each weight block is an integer q_w times a float scale (plus a float min for the _1
+// types and Q4_K / Q5_K, an integer offset for Q4_0, Q5_0 and Q6_K), so w·x over a block or sub-block is (weight scale · d) · Σ q_w · q_x (exact in
+// int32) plus the min or offset times Σ q_x: the only rounding beyond the fp32 path's is x's own
+// quantisation (relative error about 1/254 of each block's largest |x|), the same trade llama.cpp
+// makes. The scalar reference below computes exactly that; the VNNI kernels compute it with
+// _mm512_dpbusd_epi32 (unsigned × signed bytes, four products summed per int32 lane).
+
+// x[0, n) in blocks of `blk`: q the int8 values, d one scale per block.
+static void act_quant_portable(const float *x, int64_t n, int blk, int8_t *q, float *d) {
+    for (int64_t b = 0; b < n / blk; b++) {
+        const float *xb = x + b * blk;
+        float amax = 0.0f;
+        for (int j = 0; j < blk; j++) { const float a = fabsf(xb[j]); amax = a > amax ? a : amax; }
+        const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        d[b] = amax / 127.0f;
+        for (int j = 0; j < blk; j++) q[b * blk + j] = (int8_t)nearbyintf(xb[j] * id);
+    }
+}
+
+int rk_qmatvec_int8_ref(int dtype, const void *W, const float *x, float *y, int64_t cols, int64_t rb, int64_t re) {
+    if (dtype < RK_Q8_0 || dtype > RK_Q6_K) return 0;
+    const int64_t be = rk_block_elems(dtype), bb = rk_block_bytes(dtype), nb = cols / be;
+    int8_t *xq = malloc((size_t)cols);
+    float *xd = malloc(sizeof(float) * (size_t)nb);
+    act_quant_portable(x, cols, (int)be, xq, xd);
+    for (int64_t r = rb; r < re; r++) {
+        const uint8_t *p = (const uint8_t *)W + r * nb * bb;
+        float acc = 0.0f;
+        for (int64_t b = 0; b < nb; b++, p += bb) {
+            const int8_t *qx = xq + b * be;
+            if (dtype == RK_Q8_0) {
+                int32_t s = 0;
+                for (int j = 0; j < 32; j++) s += (int32_t)(int8_t)p[2 + j] * qx[j];
+                acc += q_half(p) * xd[b] * (float)s;
+            } else if (dtype == RK_Q4_0 || dtype == RK_Q4_1 || dtype == RK_Q5_0 || dtype == RK_Q5_1) {
+                // w = d · q − d · offset (Q4_0 8, Q5_0 16) or d · q + m; q the nibble (j < 16 the low
+                // one of qs[j], else the high one of qs[j − 16]) plus, for Q5_x, bit j of qh times 16.
+                const int has_min = dtype == RK_Q4_1 || dtype == RK_Q5_1, bits5 = dtype == RK_Q5_0 || dtype == RK_Q5_1;
+                const uint8_t *qs = p + (has_min ? 4 : 2) + (bits5 ? 4 : 0);
+                uint32_t qh = 0;
+                if (bits5) memcpy(&qh, qs - 4, 4);
+                int32_t s = 0, sx = 0;
+                for (int j = 0; j < 32; j++) {
+                    const int q = ((j < 16 ? qs[j] : qs[j - 16] >> 4) & 15) | (bits5 ? (int)((qh >> j) & 1) << 4 : 0);
+                    s += q * qx[j];
+                    sx += qx[j];
+                }
+                const float d = q_half(p) * xd[b];
+                if (has_min) acc += d * (float)s + q_half(p + 2) * xd[b] * (float)sx;
+                else acc += d * (float)(s - (bits5 ? 16 : 8) * sx);
+            } else if (dtype == RK_Q6_K) {
+                // Per 16 weights: scale sc[e / 16], q = 6-bit value − 32.
+                const int8_t *sc = (const int8_t *)(p + 192);
+                const float d = q_half(p + 208) * xd[b];
+                for (int j = 0; j < 16; j++) {
+                    int32_t s = 0, sx = 0;
+                    for (int e = 16 * j; e < 16 * j + 16; e++) {
+                        const int h = e / 128, t = e % 128 / 32, l = e % 32;
+                        const int q = ((p[64 * h + 32 * (t & 1) + l] >> (t >= 2 ? 4 : 0)) & 15) | (((p[128 + 32 * h + l] >> (2 * t)) & 3) << 4);
+                        s += q * qx[e];
+                        sx += qx[e];
+                    }
+                    acc += d * (float)sc[j] * (float)(s - 32 * sx);
+                }
+            } else {
+                // Q4_K / Q5_K: per sub-block i of 32, w = (d · s_i) · q − dmin · m_i.
+                const int bits5 = dtype == RK_Q5_K;
+                const float d = q_half(p) * xd[b], dmin = q_half(p + 2) * xd[b];
+                const uint8_t *qh = p + 16, *qs = p + (bits5 ? 48 : 16);
+                for (int i = 0; i < 8; i++) {
+                    int sc, mn;
+                    k_scale_min(p + 4, i, &sc, &mn);
+                    int32_t s = 0, sx = 0;
+                    for (int l = 0; l < 32; l++) {
+                        int q = (qs[32 * (i / 2) + l] >> (4 * (i & 1))) & 15;
+                        if (bits5) q |= ((qh[l] >> i) & 1) << 4;
+                        s += q * qx[32 * i + l];
+                        sx += qx[32 * i + l];
+                    }
+                    acc += d * (float)sc * (float)s - dmin * (float)mn * (float)sx;
+                }
+            }
+        }
+        y[r] = acc;
+    }
+    free(xq);
+    free(xd);
+    return 1;
 }
 
 #ifdef RK_X86
@@ -374,6 +470,320 @@ Q_A5 static int qmatvec1_fused_avx512(int dtype, const void *W, const float *x, 
     }
 }
 
+// The int8-activation kernels (see rk_qmatvec_int8_ref for the arithmetic). dpbusd multiplies
+// unsigned weight bytes by signed activation bytes: the 4-, 5- and 6-bit values are unsigned already
+// (offsets such as Q6_K's −32 or Q4_0's −8 are applied through Σ q_x), and Q8_0's signed values are
+// offset by 128 (a xor of the top bit), the accumulator starting from −128 · Σ q_x per group of four
+// (xc, made with x).
+#define Q_VN __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+// Quantises x[0, n) in blocks of 32 (blk 32) or 256: the same values as act_quant_portable. For
+// blocks of 32 also xc[i] = −128 · Σ q[4i .. 4i+4); for 256, s16[j] = Σ q over the j-th 16 (as floats,
+// and as int16 in s16i: |Σ| ≤ 16 · 127).
+Q_VN static void act_quant_vnni(const float *x, int64_t n, const int blk, int8_t *q, float *d, int32_t *xc, float *s16,
+                                int16_t *s16i) {
+    for (int64_t b = 0; b < n / blk; b++) {
+        const float *xb = x + b * blk;
+        __m512 m = _mm512_setzero_ps();
+        for (int j = 0; j < blk; j += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(xb + j)));
+        const float amax = _mm512_reduce_max_ps(m);
+        const __m512 id = _mm512_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+        d[b] = amax / 127.0f;
+        for (int j = 0; j < blk; j += 16) {
+            const __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb + j), id));
+            _mm_storeu_si128((__m128i *)(q + b * blk + j), _mm512_cvtepi32_epi8(v));
+            if (s16) {
+                const int sum = _mm512_reduce_add_epi32(v);
+                s16[(b * blk + j) / 16] = (float)sum;
+                s16i[(b * blk + j) / 16] = (int16_t)sum;
+            }
+        }
+        if (xc) {
+            const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8((char)0x80),
+                                                  _mm256_loadu_si256((const __m256i *)(q + b * blk)));
+            _mm256_storeu_si256((__m256i *)(xc + b * 8), _mm256_sub_epi32(_mm256_setzero_si256(), s));
+        }
+    }
+}
+
+// Q8_0, two blocks per 512-bit step: lanes 0–7 hold block b's eight partial sums, lanes 8–15 block
+// b+1's. The scales of up to sixteen blocks come in one gather (a block's f16 d opens its 34 bytes),
+// times x's, and each step picks its two by a permute.
+Q_VN static float q8_0_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const int32_t *xc, int64_t nb) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i offsets = _mm512_mullo_epi32(lane, _mm512_set1_epi32(34));
+    const __m512i pair = _mm512_srli_epi32(lane, 3);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    float tail = 0.0f;
+    for (int64_t b0 = 0; b0 < nb; b0 += 16) {
+        const int n = nb - b0 < 16 ? (int)(nb - b0) : 16;
+        const __mmask16 m = (__mmask16)((1u << n) - 1);
+        const uint8_t *pb = p + 34 * b0;
+        const __m512i dh = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, offsets, pb, 1);
+        const __m512 sc = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(dh)), _mm512_maskz_loadu_ps(m, xd + b0));
+        int k = 0;
+        for (; k + 2 <= n; k += 2) {
+            const uint8_t *q = pb + 34 * k;
+            const int64_t b = b0 + k;
+            const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q + 2))),
+                                                 _mm256_loadu_si256((const __m256i *)(q + 36)), 1);
+            const __m512i s = _mm512_dpbusd_epi32(_mm512_loadu_si512(xc + 8 * b), _mm512_xor_si512(w, flip), _mm512_loadu_si512(xq + 32 * b));
+            const __m512 scale = _mm512_permutexvar_ps(_mm512_add_epi32(pair, _mm512_set1_epi32(k)), sc);
+            if (k & 2) a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, a1);
+            else a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, a0);
+        }
+        if (k < n) {
+            const uint8_t *q = pb + 34 * k;
+            const int64_t b = b0 + k;
+            const __m256i w = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + 2)), _mm512_castsi512_si256(flip));
+            const __m256i s = _mm256_dpbusd_epi32(_mm256_loadu_si256((const __m256i *)(xc + 8 * b)), w, _mm256_loadu_si256((const __m256i *)(xq + 32 * b)));
+            tail += z_half(q) * xd[b] * (float)_mm512_reduce_add_epi32(_mm512_zextsi256_si512(s));
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + tail;
+}
+
+// K-quant scales and minimums (k_scale_min) for all eight sub-blocks at once, four bytes to a word:
+// 0–3 are the low six bits of words 0 (scales) and 1 (minimums), 4–7 the nibbles of word 2 below the
+// top two bits of words 0 and 1. Each result holds the eight 6-bit values as bytes.
+Q_INLINE void k_scales_mins8(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
+    uint32_t u[3];
+    memcpy(u, s, 12);
+    *sc = (uint64_t)(u[0] & 0x3f3f3f3f) | (uint64_t)((u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030)) << 32;
+    *mn = (uint64_t)(u[1] & 0x3f3f3f3f) | (uint64_t)(((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030)) << 32;
+}
+
+// Q4_K: 32 bytes of qs hold sub-blocks 2g (low nibbles) and 2g+1 (high nibbles), i.e. the 64 weights
+// 64g .. 64g+64 in order once broadcast to both halves, the low nibbles kept in the lower half and the
+// high ones left in place in the upper (16·q, the 1/16 folded into that sub-block's scale, exactly).
+// Lanes 0–7 of the product are sub-block 2g's, lanes 8–15 sub-block 2g+1's, each scaled by its
+// d · s_i · d_x (picked from the eight by a permute); the minimums' term, dmin · m_i · d_x · Σ q_x,
+// gathers in its own vector. xs holds Σ q_x per 16 (two per sub-block).
+Q_VN static float q4k_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xs, int64_t nb) {
+    const __m512i nibbles = _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi8(15), _mm512_set1_epi8((char)0xF0));
+    const __m512i half = _mm512_mask_blend_epi32(0xFF00, _mm512_setzero_si512(), _mm512_set1_epi32(1));
+    const __m512i pairs = _mm512_srli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 1);
+    const __m256 odd16 = _mm256_set_ps(0.0625f, 1, 0.0625f, 1, 0.0625f, 1, 0.0625f, 1);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), am = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, p += 144, xq += 256, xs += 16) {
+        const float d = z_half(p) * xd[b], dmin = z_half(p + 2) * xd[b];
+        uint64_t sc, mn;
+        k_scales_mins8(p + 4, &sc, &mn);
+        const __m512 sf = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc))), _mm256_set1_ps(d)), odd16));
+        const __m512 mf = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn))), _mm256_set1_ps(dmin)));
+        // Σ q_x per 16, each times its sub-block's minimum.
+        am = _mm512_fmadd_ps(_mm512_permutexvar_ps(pairs, mf), _mm512_loadu_ps(xs), am);
+        for (int g = 0; g < 4; g++) {
+            const __m512i v = _mm512_and_si512(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 16 + 32 * g))), nibbles);
+            const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512(xq + 64 * g));
+            const __m512 scale = _mm512_permutexvar_ps(_mm512_add_epi32(half, _mm512_set1_epi32(2 * g)), sf);
+            if (g & 1) a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, a1);
+            else a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, a0);
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_sub_ps(_mm512_add_ps(a0, a1), am));
+}
+
+// Q5_K: as Q4_K, but the high nibbles are shifted down and the fifth bits added (bit i of qh[l] for
+// weight l of sub-block i), and the scales are applied in integers, as Q6_K's below: a sub-block's
+// partial sums fit int16 (4 · 31 · 127), so the products of groups g and g+1 are packed to int16 and
+// multiplied by the scales in pairs (dpwssd); packs_epi32 puts, per 128-bit lane k, group g's lanes
+// 4k..4k+4 (sub-block 2g + k/2) before group g+1's (sub-block 2g+2 + k/2).
+static const int16_t q5k_scale_index[2][32] __attribute__((aligned(64))) = {
+    {0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2, 1, 1, 1, 1, 3, 3, 3, 3, 1, 1, 1, 1, 3, 3, 3, 3},
+    {4, 4, 4, 4, 6, 6, 6, 6, 4, 4, 4, 4, 6, 6, 6, 6, 5, 5, 5, 5, 7, 7, 7, 7, 5, 5, 5, 5, 7, 7, 7, 7},
+};
+
+Q_VN static float q5k_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xs, int64_t nb) {
+    const __m512i low4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
+    const __m512i index0 = _mm512_load_si512(q5k_scale_index[0]), index1 = _mm512_load_si512(q5k_scale_index[1]);
+    const __m512i pairs = _mm512_srli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 1);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), am = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, p += 176, xq += 256, xs += 16) {
+        const float d = z_half(p) * xd[b], dmin = z_half(p + 2) * xd[b];
+        uint64_t sc, mn;
+        k_scales_mins8(p + 4, &sc, &mn);
+        const __m512i scz = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
+        const __m512 mf = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn))), _mm256_set1_ps(dmin)));
+        am = _mm512_fmadd_ps(_mm512_permutexvar_ps(pairs, mf), _mm512_loadu_ps(xs), am);
+        const uint8_t *qs = p + 48;
+        const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 16)));
+        __m512i acc = _mm512_setzero_si512(), prev = _mm512_setzero_si512();
+        for (int g = 0; g < 4; g++) {
+            __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * g)));
+            v = _mm512_and_si512(_mm512_mask_blend_epi64(0xF0, v, _mm512_srli_epi16(v, 4)), low4);
+            const __m512i bit = _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi8((char)(1 << (2 * g))), _mm512_set1_epi8((char)(2 << (2 * g))));
+            v = _mm512_mask_add_epi8(v, _mm512_test_epi8_mask(hb, bit), v, sixteen);
+            const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512(xq + 64 * g));
+            if (g & 1) acc = _mm512_dpwssd_epi32(acc, _mm512_packs_epi32(prev, s), _mm512_permutexvar_epi16(g == 1 ? index0 : index1, scz));
+            else prev = s;
+        }
+        if (b & 1) a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(d), a1);
+        else a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(d), a0);
+    }
+    return _mm512_reduce_add_ps(_mm512_sub_ps(_mm512_add_ps(a0, a1), am));
+}
+
+// Q6_K: 64 bytes of ql at 64h hold weights 128h .. 128h+64 in their low nibbles and 128h+64 ..
+// 128h+128 in their high ones; the 32 bytes of qh at 32h give each its top two bits (shifted by 0, 2,
+// 4, 6 for t = 0..3, moved to bits 4–5 here with byte masks). Lane i of a 64-weight product covers
+// weights 4i .. 4i+4, so its scale is sc[4c + i/4]. Those sums fit int16 (4 · 63 · 127), so the
+// scales are applied in integers: the two products of a half packed to int16 and multiplied by the
+// int16 scales in pairs (dpwssd), with −32 · Σ sc_j · Σ q_x over the j-th 16 (xs16) added in, and one
+// conversion to float per super-block.
+static const int16_t q6k_scale_index[2][32] __attribute__((aligned(64))) = {
+    // packs_epi32(p0, p1) holds, per 128-bit lane k, p0's lanes 4k..4k+4 then p1's: scales 8h+k, 8h+4+k.
+    {0, 0, 0, 0, 4, 4, 4, 4, 1, 1, 1, 1, 5, 5, 5, 5, 2, 2, 2, 2, 6, 6, 6, 6, 3, 3, 3, 3, 7, 7, 7, 7},
+    {8, 8, 8, 8, 12, 12, 12, 12, 9, 9, 9, 9, 13, 13, 13, 13, 10, 10, 10, 10, 14, 14, 14, 14, 11, 11, 11, 11, 15, 15, 15, 15},
+};
+
+Q_VN static float q6k_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const int16_t *xs16, int64_t nb) {
+    const __m512i low4 = _mm512_set1_epi8(15), top2 = _mm512_set1_epi8(0x30);
+    const __m512i index0 = _mm512_load_si512(q6k_scale_index[0]), index1 = _mm512_load_si512(q6k_scale_index[1]);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, p += 210, xq += 256, xs16 += 16) {
+        const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 192)));
+        const __m512i scz = _mm512_castsi256_si512(sc);
+        const __m256i off = _mm256_madd_epi16(sc, _mm256_loadu_si256((const __m256i *)xs16));
+        __m512i acc = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5)));
+        for (int h = 0; h < 2; h++) {
+            const __m512i l = _mm512_loadu_si512(p + 64 * h);
+            const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h)));
+            const __m512i hh = _mm512_mask_blend_epi64(0xF0, _mm512_slli_epi16(hb, 2), hb);    // [qh << 2 | qh]
+            // (l & 15) | top bits, as one ternary operation: (a & c) | b is 0xEC.
+            const __m512i q0 = _mm512_ternarylogic_epi32(l, _mm512_and_si512(_mm512_slli_epi16(hh, 2), top2), low4, 0xEC);
+            const __m512i q1 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), _mm512_and_si512(_mm512_srli_epi16(hh, 2), top2), low4, 0xEC);
+            const __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q0, _mm512_loadu_si512(xq + 128 * h));
+            const __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q1, _mm512_loadu_si512(xq + 128 * h + 64));
+            acc = _mm512_dpwssd_epi32(acc, _mm512_packs_epi32(s0, s1), _mm512_permutexvar_epi16(h ? index1 : index0, scz));
+        }
+        const float d = z_half(p + 208) * xd[b];
+        if (b & 1) a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(d), a1);
+        else a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(d), a0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+// Q4_0, Q4_1, Q5_0, Q5_1, two blocks per 512-bit step: a block's 16 bytes of nibbles, broadcast to
+// two 128-bit lanes, give its low nibbles (weights 0–15) in the first and its high ones (16–31) in
+// the second, so the step's 64 bytes follow x. Q4_x keeps the high nibbles in place (16·q, the 1/16
+// folded into the scale), Q5_x shifts them down and adds the fifth bits (bit j of qh is weight j's: a
+// 64-bit mask for two blocks). Int32 lanes 0–3 are block b's low half, 4–7 its high half, 8–15 block
+// b+1's. The scales (d, and m for the _1 types) of sixteen blocks come in gathers; the offset (−8 or
+// −16 times d) or the minimum m multiplies Σ q_x per block (xsb), one vector step per sixteen blocks.
+Q_VN Q_INLINE float q4q5_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xsb, int64_t nb,
+                                  const int has_min, const int bits5) {
+    const int64_t stride = 18 + (has_min ? 2 : 0) + (bits5 ? 4 : 0), qs_at = (has_min ? 4 : 2) + (bits5 ? 4 : 0);
+    const float offset = has_min ? 0.0f : (bits5 ? 16.0f : 8.0f);
+    const __m512i low4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
+    const __m512i nibbles = _mm512_mask_blend_epi64(0xCC, low4, _mm512_set1_epi8((char)0xF0));
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i offsets = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)stride));
+    // Lanes 0–3 take scale 2k, 4–7 the high-half scale 2k (second table), 8–11 2k+1, 12–15 high 2k+1.
+    const __m512i pick = _mm512_set_epi32(17, 17, 17, 17, 1, 1, 1, 1, 16, 16, 16, 16, 0, 0, 0, 0);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), corr = _mm512_setzero_ps();
+    float tail = 0.0f;
+    for (int64_t b0 = 0; b0 < nb; b0 += 16) {
+        const int n = nb - b0 < 16 ? (int)(nb - b0) : 16;
+        const __mmask16 m = (__mmask16)((1u << n) - 1);
+        const uint8_t *pb = p + stride * b0;
+        const __m512 dx = _mm512_maskz_loadu_ps(m, xd + b0), sums = _mm512_maskz_loadu_ps(m, xsb + b0);
+        const __m512 sc = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, offsets, pb, 1))), dx);
+        const __m512 sch = bits5 ? sc : _mm512_mul_ps(sc, _mm512_set1_ps(0.0625f));
+        if (has_min) {
+            const __m512 mins = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, offsets, pb + 2, 1)));
+            corr = _mm512_fmadd_ps(_mm512_mul_ps(mins, dx), sums, corr);
+        } else {
+            corr = _mm512_fmadd_ps(sc, sums, corr);
+        }
+        int k = 0;
+        for (; k + 2 <= n; k += 2) {
+            const uint8_t *qa = pb + stride * k;
+            __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(qa + qs_at)))),
+                                           _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(qa + stride + qs_at))), 1);
+            if (bits5) {
+                uint32_t ha, hb;
+                memcpy(&ha, qa + qs_at - 4, 4);
+                memcpy(&hb, qa + stride + qs_at - 4, 4);
+                w = _mm512_and_si512(_mm512_mask_blend_epi64(0xCC, w, _mm512_srli_epi16(w, 4)), low4);
+                w = _mm512_mask_add_epi8(w, _cvtu64_mask64((uint64_t)ha | (uint64_t)hb << 32), w, sixteen);
+            } else {
+                w = _mm512_and_si512(w, nibbles);
+            }
+            const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(xq + 32 * (b0 + k)));
+            const __m512 scale = _mm512_permutex2var_ps(sc, _mm512_add_epi32(pick, _mm512_set1_epi32(k)), sch);
+            if (k & 2) a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, a1);
+            else a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, a0);
+        }
+        if (k < n) {
+            // An odd last block, in scalar code.
+            const uint8_t *qa = pb + stride * k, *qs = qa + qs_at;
+            uint32_t qh = 0;
+            if (bits5) memcpy(&qh, qs - 4, 4);
+            const int8_t *xb = xq + 32 * (b0 + k);
+            int32_t s = 0;
+            for (int j = 0; j < 16; j++) {
+                s += (int32_t)((qs[j] & 15) | (bits5 ? ((qh >> j) & 1) << 4 : 0)) * xb[j];
+                s += (int32_t)((qs[j] >> 4) | (bits5 ? ((qh >> (j + 16)) & 1) << 4 : 0)) * xb[j + 16];
+            }
+            tail += z_half(qa) * xd[b0 + k] * (float)s;
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_fmadd_ps(corr, _mm512_set1_ps(has_min ? 1.0f : -offset), _mm512_add_ps(a0, a1))) + tail;
+}
+
+Q_VN static float q4_0_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xsb, int64_t nb) { return q4q5_row_vnni(p, xq, xd, xsb, nb, 0, 0); }
+Q_VN static float q4_1_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xsb, int64_t nb) { return q4q5_row_vnni(p, xq, xd, xsb, nb, 1, 0); }
+Q_VN static float q5_0_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xsb, int64_t nb) { return q4q5_row_vnni(p, xq, xd, xsb, nb, 0, 1); }
+Q_VN static float q5_1_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xsb, int64_t nb) { return q4q5_row_vnni(p, xq, xd, xsb, nb, 1, 1); }
+
+
+// The most weight bytes per call for which several vectors take the int8 kernels one by one.
+#define Q_VNNI_L2_BYTES (512 * 1024)
+
+// The widest rows the VNNI path takes (its quantised copy of x lives on the stack); wider ones take
+// the fp32 kernels.
+#define Q_VNNI_MAX_COLS 16384
+
+/// One input vector over rows [rb, re) through the int8 kernels; 0 for a type they do not cover.
+Q_VN static int qmatvec1_vnni(int dtype, const void *W, const float *x, float *y, int64_t cols, int64_t rb, int64_t re) {
+    if (cols > Q_VNNI_MAX_COLS) return 0;
+    const int64_t be = rk_block_elems(dtype), nb = cols / be, row_bytes = nb * rk_block_bytes(dtype);
+    const uint8_t *base = (const uint8_t *)W;
+    int8_t xq[Q_VNNI_MAX_COLS] __attribute__((aligned(64)));
+    float xd[Q_VNNI_MAX_COLS / 32];
+    switch (dtype) {
+    case RK_Q8_0: {
+        int32_t xc[Q_VNNI_MAX_COLS / 4];
+        act_quant_vnni(x, cols, 32, xq, xd, xc, NULL, NULL);
+        for (int64_t r = rb; r < re; r++) y[r] = q8_0_row_vnni(base + r * row_bytes, xq, xd, xc, nb);
+        return 1;
+    }
+    case RK_Q4_0: case RK_Q4_1: case RK_Q5_0: case RK_Q5_1: {
+        float xs[Q_VNNI_MAX_COLS / 16], xsb[Q_VNNI_MAX_COLS / 32];
+        int16_t xsi[Q_VNNI_MAX_COLS / 16];
+        act_quant_vnni(x, cols, 32, xq, xd, NULL, xs, xsi);
+        for (int64_t b = 0; b < nb; b++) xsb[b] = xs[2 * b] + xs[2 * b + 1];
+        float (*row)(const uint8_t *, const int8_t *, const float *, const float *, int64_t) =
+            dtype == RK_Q4_0 ? q4_0_row_vnni : dtype == RK_Q4_1 ? q4_1_row_vnni : dtype == RK_Q5_0 ? q5_0_row_vnni : q5_1_row_vnni;
+        for (int64_t r = rb; r < re; r++) y[r] = row(base + r * row_bytes, xq, xd, xsb, nb);
+        return 1;
+    }
+    case RK_Q4_K: case RK_Q5_K: case RK_Q6_K: {
+        float xs[Q_VNNI_MAX_COLS / 16];
+        int16_t xsi[Q_VNNI_MAX_COLS / 16];
+        act_quant_vnni(x, cols, 256, xq, xd, NULL, xs, xsi);
+        for (int64_t r = rb; r < re; r++)
+            y[r] = dtype == RK_Q6_K ? q6k_row_vnni(base + r * row_bytes, xq, xd, xsi, nb)
+                 : dtype == RK_Q5_K ? q5k_row_vnni(base + r * row_bytes, xq, xd, xs, nb)
+                 : q4k_row_vnni(base + r * row_bytes, xq, xd, xs, nb);
+        return 1;
+    }
+    default: return 0;
+    }
+}
+
 Q_A5 static void qmatvec_avx512(int dtype, const void *W, const float *x, float *y, int nvec, int64_t cols,
                                 int64_t rows_total, int64_t rb, int64_t re) {
     const int64_t be = rk_block_elems(dtype), bb = rk_block_bytes(dtype), row_bytes = cols / be * bb;
@@ -413,16 +823,30 @@ void rk_dequant_blocks(int dtype, const void *src, float *dst, int64_t nblocks) 
     rk_dequant_blocks_at(rk_simd_level(), dtype, src, dst, nblocks);
 }
 
-void rk_qmatvec(int dtype, const void *W, const float *x, float *y, int nvec, int64_t cols,
-                int64_t rows_total, int64_t rb, int64_t re) {
+void rk_qmatvec_at(int level, int dtype, const void *W, const float *x, float *y, int nvec, int64_t cols,
+                   int64_t rows_total, int64_t rb, int64_t re) {
 #ifdef RK_X86
-    const int level = rk_simd_level();
+    if (level > rk_simd_level()) level = rk_simd_level();
+    // Several vectors go through the int8 kernels one at a time while the row range's weights fit in
+    // L2 (the engine's row blocks of about 64 KiB), so that they are read from memory once.
+    if (level >= 3 && (nvec == 1 || (re - rb) * (cols / rk_block_elems(dtype)) * rk_block_bytes(dtype) <= Q_VNNI_L2_BYTES)) {
+        int done = 1;
+        for (int v = 0; v < nvec && done; v++) done = qmatvec1_vnni(dtype, W, x + (int64_t)v * cols, y + (int64_t)v * rows_total, cols, rb, re);
+        if (done) return;
+    }
     if (level >= 2) {
         if (nvec == 1 && qmatvec1_fused_avx512(dtype, W, x, y, cols, rb, re)) return;
         qmatvec_avx512(dtype, W, x, y, nvec, cols, rows_total, rb, re);
         return;
     }
     if (level >= 1) { qmatvec_avx2(dtype, W, x, y, nvec, cols, rows_total, rb, re); return; }
+#else
+    (void)level;
 #endif
     qmatvec_portable(dtype, W, x, y, nvec, cols, rows_total, rb, re);
+}
+
+void rk_qmatvec(int dtype, const void *W, const float *x, float *y, int nvec, int64_t cols,
+                int64_t rows_total, int64_t rb, int64_t re) {
+    rk_qmatvec_at(rk_simd_level(), dtype, W, x, y, nvec, cols, rows_total, rb, re);
 }

@@ -13,6 +13,7 @@ Writes, from Tests/Fixtures/golden/golden.f32.gguf (the golden 3-layer, 256-wide
   it bit for bit.
 * golden.q8_0.gguf: the golden model with its big matrices in Q8_0 (gguf's quantiser, which is
   bit-exact with ggml's reference); the LoRA factors and vectors stay F32, as llama-quantize keeps them.
+* golden.q4_k.gguf, golden.q5_k.gguf, golden.q6_k.gguf: the same big matrices all in one K-quant type.
 * golden.mixed.gguf: the big matrices spread over all eight types (embedding Q4_K and head Q6_K as in a
   Q4_K_M file; each layer's six matrices rotate through the types) and one LoRA factor in Q8_0, so one
   small model runs every type through the matrix–vector and GEMM paths.
@@ -154,6 +155,12 @@ def main():
         return rotation[(layer * len(BIG) + BIG.index(slot)) % len(rotation)]
 
     write_model(os.path.join(OUT, "golden.mixed.gguf"), r, tensors, mixed)
+
+    # One file per K-quant type (the types published K-quant files use), for per-type tolerances of
+    # the int8-activation kernels.
+    for qt in (Q.Q4_K, Q.Q5_K, Q.Q6_K):
+        write_model(os.path.join(OUT, f"golden.{qt.name.lower()}.gguf"), r, tensors,
+                    lambda n, a, qt=qt: qt if is_big(n) else None)
 
 
 if __name__ == "__main__":

@@ -29,11 +29,26 @@ void rk_dequant_blocks_at(int level, int dtype, const void *src, float *dst, int
 void rk_qmatvec(int dtype, const void *W, const float *x, float *y, int nvec, int64_t cols,
                 int64_t rows_total, int64_t row_begin, int64_t row_end);
 
+/// rk_qmatvec dispatched as at SIMD level `level` (capped at rk_simd_level()), so that tests can
+/// compare the paths in one process.
+void rk_qmatvec_at(int level, int dtype, const void *W, const float *x, float *y, int nvec, int64_t cols,
+                   int64_t rows_total, int64_t row_begin, int64_t row_end);
+
+/// The int8-activation product of the VNNI path (level 3) for one vector, written as plain scalar C:
+/// x quantised the same way, the same integer dot products per block, the scales applied in a plain
+/// loop. The reference the tests check the VNNI kernels against (equal up to the fp32 summation
+/// order). Returns 0 (and writes nothing) for a type the VNNI path does not cover.
+int rk_qmatvec_int8_ref(int dtype, const void *W, const float *x, float *y, int64_t cols,
+                        int64_t row_begin, int64_t row_end);
+
 /// Highest SIMD level the kernels dispatch to on this CPU: 0 portable (scalar C), 1 AVX2+FMA+F16C,
 /// 2 AVX-512F/BW/VL (used by rk_gemm, the quantised kernels and the one-vector f32/f16/bf16
-/// matrix–vector; the multi-vector one and the other kernels run their AVX2 code at levels 1 and 2).
+/// matrix–vector; the multi-vector one and the other kernels run their AVX2 code at levels 1 and
+/// above), 3 AVX-512 with VNNI (level 2 plus the int8-activation matrix–vector products of the
+/// quantised types, quant.c).
 /// Chosen once per process. The environment variable RWKV_EDIT_KERNELS caps it: "portable" makes
-/// every kernel (matvec, gemm, wkv, to_f32, sum) take the scalar path; "avx2" caps the level at 1.
+/// every kernel (matvec, gemm, wkv, to_f32, sum) take the scalar path; "avx2" caps the level at 1,
+/// "avx512" at 2 (the quantised products multiply in fp32).
 int rk_simd_level(void);
 
 /// y[r] = sum_c W[r][c] * x[c] for rows [row_begin, row_end) of a row-major [rows][cols] matrix.
