@@ -747,6 +747,13 @@ Q_VN static float q5_1_row_vnni(const uint8_t *p, const int8_t *xq, const float 
 #define Q_VNNI_MAX_COLS 16384
 
 /// One input vector over rows [rb, re) through the int8 kernels; 0 for a type they do not cover.
+// The rows are contiguous, so a product streams its weights linearly: before each row, ask for the
+// lines Q_PREFETCH bytes past it, as the float matrix–vector kernels do (kernels.c).
+#define Q_PREFETCH 1024
+Q_VN static inline void q_prefetch_past(const uint8_t *row, int64_t row_bytes) {
+    for (int64_t o = 0; o < row_bytes; o += 64) _mm_prefetch((const char *)row + Q_PREFETCH + o, _MM_HINT_T0);
+}
+
 Q_VN static int qmatvec1_vnni(int dtype, const void *W, const float *x, float *y, int64_t cols, int64_t rb, int64_t re) {
     if (cols > Q_VNNI_MAX_COLS) return 0;
     const int64_t be = rk_block_elems(dtype), nb = cols / be, row_bytes = nb * rk_block_bytes(dtype);
@@ -757,7 +764,7 @@ Q_VN static int qmatvec1_vnni(int dtype, const void *W, const float *x, float *y
     case RK_Q8_0: {
         int32_t xc[Q_VNNI_MAX_COLS / 4];
         act_quant_vnni(x, cols, 32, xq, xd, xc, NULL, NULL);
-        for (int64_t r = rb; r < re; r++) y[r] = q8_0_row_vnni(base + r * row_bytes, xq, xd, xc, nb);
+        for (int64_t r = rb; r < re; r++) { q_prefetch_past(base + r * row_bytes, row_bytes); y[r] = q8_0_row_vnni(base + r * row_bytes, xq, xd, xc, nb); }
         return 1;
     }
     case RK_Q4_0: case RK_Q4_1: case RK_Q5_0: case RK_Q5_1: {
@@ -767,17 +774,19 @@ Q_VN static int qmatvec1_vnni(int dtype, const void *W, const float *x, float *y
         for (int64_t b = 0; b < nb; b++) xsb[b] = xs[2 * b] + xs[2 * b + 1];
         float (*row)(const uint8_t *, const int8_t *, const float *, const float *, int64_t) =
             dtype == RK_Q4_0 ? q4_0_row_vnni : dtype == RK_Q4_1 ? q4_1_row_vnni : dtype == RK_Q5_0 ? q5_0_row_vnni : q5_1_row_vnni;
-        for (int64_t r = rb; r < re; r++) y[r] = row(base + r * row_bytes, xq, xd, xsb, nb);
+        for (int64_t r = rb; r < re; r++) { q_prefetch_past(base + r * row_bytes, row_bytes); y[r] = row(base + r * row_bytes, xq, xd, xsb, nb); }
         return 1;
     }
     case RK_Q4_K: case RK_Q5_K: case RK_Q6_K: {
         float xs[Q_VNNI_MAX_COLS / 16];
         int16_t xsi[Q_VNNI_MAX_COLS / 16];
         act_quant_vnni(x, cols, 256, xq, xd, NULL, xs, xsi);
-        for (int64_t r = rb; r < re; r++)
+        for (int64_t r = rb; r < re; r++) {
+            q_prefetch_past(base + r * row_bytes, row_bytes);
             y[r] = dtype == RK_Q6_K ? q6k_row_vnni(base + r * row_bytes, xq, xd, xsi, nb)
                  : dtype == RK_Q5_K ? q5k_row_vnni(base + r * row_bytes, xq, xd, xs, nb)
                  : q4k_row_vnni(base + r * row_bytes, xq, xd, xs, nb);
+        }
         return 1;
     }
     default: return 0;
