@@ -328,6 +328,7 @@ A5 static void gemm_avx512(int dtype, const void *W, const float *x, float *y, i
 #define VN __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 #define V_MR 6
 #define V_NR 32
+#define V_TB 120 // tokens per block (a multiple of V_MR)
 #define V_KW (Q_KC / 4) // 32-bit words of a packed row in one super-block
 
 // Per-thread scratch (floats): packed words, scales, minimums; unpacked rows and their scales; then
@@ -437,26 +438,32 @@ VN static void gemm_vnni(int dtype, const void *W, const float *x, float *y, int
             for (int64_t j = 0; j < os; j++) o[j] = s16[2 * j] + s16[2 * j + 1];
         }
     }
-    const int ntiles = (T + V_MR - 1) / V_MR;
-    for (int64_t b = 0; b < nb; b++) {
-        for (int64_t r0 = rb; r0 < re; r0 += V_NR) {
-            const int nr = (int)g_min(V_NR, re - r0);
-            for (int i = 0; i < nr; i++)
-                rk_kquant_unpack_vnni(dtype, (const uint8_t *)W + (r0 + i) * row_bytes + b * bb, rows + i * Q_KC,
-                                      rsc + i * 16, rmn + i * 16);
-            // Transposes of 32-bit words: values to [k/4][row][4], scales to [sub-block][row].
-            z_pack(RK_F32, rows, V_KW, 0, nr, 0, V_KW, (float *)wp);
-            z_pack(RK_F32, rsc, 16, 0, nr, 0, nsub, wsc);
-            if (!q6) z_pack(RK_F32, rmn, 16, 0, nr, 0, nsub, wmn);
-            __mmask16 mk[2];
-            for (int j = 0; j < 2; j++) {
-                const int n = nr - 16 * j;
-                mk[j] = n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
-            }
-            for (int tile = 0; tile < ntiles; tile++) {
-                const int t0 = (int)((int64_t)tile * T / ntiles), t1 = (int)((int64_t)(tile + 1) * T / ntiles);
-                v_micro_any(q6, t1 - t0, xq + (int64_t)t0 * cols + b * Q_KC, cols, xo + (int64_t)t0 * os + b * nsub, os,
-                            xd + (int64_t)t0 * nb + b, nb, wp, wsc, wmn, y + (int64_t)t0 * ldy + r0, ldy, mk, b != 0);
+    // Blocks of about V_TB tokens, so that a block's activations and outputs stay in L2 while its
+    // weights are unpacked once per block (2048 tokens in one block: 191 -> 118 G weights/s).
+    const int nblk = (T + V_TB / 2) / V_TB > 1 ? (T + V_TB / 2) / V_TB : 1;
+    for (int blk = 0; blk < nblk; blk++) {
+        const int b0 = (int)((int64_t)blk * T / nblk), bT = (int)((int64_t)(blk + 1) * T / nblk) - b0;
+        const int ntiles = (bT + V_MR - 1) / V_MR;
+        for (int64_t b = 0; b < nb; b++) {
+            for (int64_t r0 = rb; r0 < re; r0 += V_NR) {
+                const int nr = (int)g_min(V_NR, re - r0);
+                for (int i = 0; i < nr; i++)
+                    rk_kquant_unpack_vnni(dtype, (const uint8_t *)W + (r0 + i) * row_bytes + b * bb, rows + i * Q_KC,
+                                          rsc + i * 16, rmn + i * 16);
+                // Transposes of 32-bit words: values to [k/4][row][4], scales to [sub-block][row].
+                z_pack(RK_F32, rows, V_KW, 0, nr, 0, V_KW, (float *)wp);
+                z_pack(RK_F32, rsc, 16, 0, nr, 0, nsub, wsc);
+                if (!q6) z_pack(RK_F32, rmn, 16, 0, nr, 0, nsub, wmn);
+                __mmask16 mk[2];
+                for (int j = 0; j < 2; j++) {
+                    const int n = nr - 16 * j;
+                    mk[j] = n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+                }
+                for (int tile = 0; tile < ntiles; tile++) {
+                    const int t0 = b0 + (int)((int64_t)tile * bT / ntiles), t1 = b0 + (int)((int64_t)(tile + 1) * bT / ntiles);
+                    v_micro_any(q6, t1 - t0, xq + (int64_t)t0 * cols + b * Q_KC, cols, xo + (int64_t)t0 * os + b * nsub, os,
+                                xd + (int64_t)t0 * nb + b, nb, wp, wsc, wmn, y + (int64_t)t0 * ldy + r0, ldy, mk, b != 0);
+                }
             }
         }
     }

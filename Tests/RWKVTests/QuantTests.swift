@@ -221,8 +221,8 @@ final class QuantTests: XCTestCase {
     }
 
     /// The int8 prompt GEMM (rk_gemm at level 3 for Q4_K, Q5_K, Q6_K) against the scalar reference of the
-    /// same int8 arithmetic, one token at a time (rk_qmatvec_int8_ref): within 1e-5 of Σ|w·x| for T = 1...13
-    /// and 64 (every remainder of the 6-token tile), on real and random blocks, rows of 1, 3 and 4 blocks,
+    /// same int8 arithmetic, one token at a time (rk_qmatvec_int8_ref): within 1e-5 of Σ|w·x| for T = 1...13,
+    /// 64 (every remainder of the 6-token tile) and 200 (two token blocks), on real and random blocks, rows of 1, 3 and 4 blocks,
     /// 75 rows of 2 random blocks (several 32-row panels), row ranges that start off a panel and end mid-panel, a token with an all-zero block and one
     /// with an outlier. It must also differ from the exact product by more than fp32 rounding somewhere:
     /// proof that the int8 path ran.
@@ -248,7 +248,7 @@ final class QuantTests: XCTestCase {
                 for perRow in (kind == "tiled" ? [2] : [1, 3, 4]) where perRow <= blocks {
                     let cols = perRow * type.blockElements, rows = blocks / perRow
                     let ranges = [(0, rows), (min(1, rows - 1), rows), (0, max(1, rows - 7)), (min(33, rows - 1), rows)]
-                    for T in Array(1...13) + [64] {
+                    for T in Array(1...13) + [64, 200] {
                         var x = [Float](repeating: 0, count: T * cols)
                         for t in 0..<T {
                             for i in 0..<cols { x[t * cols + i] = Float(sin(Double(i) * 0.37 + Double(perRow + 3 * t))) * Float(1 + (i + t) % 5) }
@@ -284,6 +284,6 @@ final class QuantTests: XCTestCase {
                 }
             }
         }
-        XCTAssertGreaterThanOrEqual(checked, 3 * 7 * 14 * 4)
+        XCTAssertGreaterThanOrEqual(checked, 3 * 7 * 15 * 4)
     }
 }
