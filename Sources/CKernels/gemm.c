@@ -8,6 +8,7 @@
 // Each weight is read and converted exactly once per call, whatever T is. Quantised weights
 // (quant.c) are dequantised a row chunk at a time into a small buffer and packed from there, with
 // column blocks of Q_KC = 256 (a whole K-quant super-block, eight 32-blocks).
+// At SIMD level 3 (AVX512-VNNI), Q4_K, Q5_K and Q6_K take an int8 path instead (gemm_vnni below).
 #include "rwkv_kernels.h"
 #include "scalar.h"
 #include "quant_vnni.h"
