@@ -8,8 +8,10 @@
 // Each weight is read and converted exactly once per call, whatever T is. Quantised weights
 // (quant.c) are dequantised a row chunk at a time into a small buffer and packed from there, with
 // column blocks of Q_KC = 256 (a whole K-quant super-block, eight 32-blocks).
+// At SIMD level 3 (AVX512-VNNI), Q4_K, Q5_K and Q6_K take an int8 path instead (gemm_vnni below).
 #include "rwkv_kernels.h"
 #include "scalar.h"
+#include "quant_vnni.h"
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
@@ -313,6 +315,162 @@ A5 static void gemm_avx512(int dtype, const void *W, const float *x, float *y, i
 }
 
 // ---------------------------------------------------------------------------------------------
+// AVX512-VNNI (level 3), Q4_K / Q5_K / Q6_K: int8 products, as the decode kernels (quant.c) compute
+// them. Each token's activations are quantised once per call, per 256 columns (rk_act_quant_vnni, the
+// decode kernels' quantiser). Per super-block column (256) and panel of 32 rows, the weights are
+// unpacked ONCE to their unsigned 4/5/6-bit values (rk_kquant_unpack_vnni) and packed as 32-bit
+// words [k/4][32 rows][4 bytes] (the fp32 packer's transpose, moving words), so one 512-bit load is
+// 16 rows × 4 columns for dpbusd; the sub-block scales (and minimums) are packed [sub-block][32 rows].
+// The micro-kernel keeps V_MR tokens × 32 rows: int32 sums per sub-block (dpbusd), then one convert
+// and scale-FMA into fp32 accumulators per sub-block; the minimums' term, dmin · m_i · Σ q_x, is
+// one more FMA per sub-block, and Q6_K's −32 starts each sub-block's int32 sums at −32 · Σ q_x.
+// The token's scale d_x multiplies the block's sum once, before it is added to y.
+
+#define VN __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define V_MR 6
+#define V_NR 32
+#define V_TB 120 // tokens per block (a multiple of V_MR)
+#define V_KW (Q_KC / 4) // 32-bit words of a packed row in one super-block
+
+// Per-thread scratch (floats): packed words, scales, minimums; unpacked rows and their scales; then
+// the quantised activations of the call.
+#define V_FIXED ((size_t)V_KW * V_NR + 2 * 16 * V_NR + V_NR * V_KW + 2 * V_NR * 16)
+
+VN RK_INLINE void v_micro(const int MR, const int SUB, const int MIN, const int8_t *xq, int64_t xs, const void *xo,
+                          int64_t os, const float *xd, int64_t ds, const int32_t *wp, const float *wsc,
+                          const float *wmn, float *y, int64_t ldy, const __mmask16 *mk, int add) {
+    __m512 acc[V_MR][2];
+    RK_UNROLL
+    for (int t = 0; t < MR; t++) { acc[t][0] = _mm512_setzero_ps(); acc[t][1] = _mm512_setzero_ps(); }
+    const int nsub = V_KW / SUB;
+    for (int i = 0; i < nsub; i++) {
+        __m512i s[V_MR][2];
+        RK_UNROLL
+        for (int t = 0; t < MR; t++) {
+            s[t][0] = s[t][1] = MIN ? _mm512_setzero_si512() : _mm512_set1_epi32(((const int32_t *)xo)[t * os + i]);
+        }
+        RK_UNROLL
+        for (int k = 0; k < SUB; k++) {
+            const int kk = i * SUB + k;
+            const __m512i w0 = _mm512_load_si512(wp + kk * V_NR), w1 = _mm512_load_si512(wp + kk * V_NR + 16);
+            RK_UNROLL
+            for (int t = 0; t < MR; t++) {
+                int32_t xv;
+                memcpy(&xv, xq + t * xs + 4 * kk, 4);
+                const __m512i b = _mm512_set1_epi32(xv);
+                s[t][0] = _mm512_dpbusd_epi32(s[t][0], w0, b);
+                s[t][1] = _mm512_dpbusd_epi32(s[t][1], w1, b);
+            }
+        }
+        const __m512 c0 = _mm512_load_ps(wsc + i * V_NR), c1 = _mm512_load_ps(wsc + i * V_NR + 16);
+        RK_UNROLL
+        for (int t = 0; t < MR; t++) {
+            acc[t][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t][0]), c0, acc[t][0]);
+            acc[t][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t][1]), c1, acc[t][1]);
+        }
+        if (MIN) {
+            const __m512 m0 = _mm512_load_ps(wmn + i * V_NR), m1 = _mm512_load_ps(wmn + i * V_NR + 16);
+            RK_UNROLL
+            for (int t = 0; t < MR; t++) {
+                const __m512 sx = _mm512_set1_ps(((const float *)xo)[t * os + i]);
+                acc[t][0] = _mm512_fnmadd_ps(m0, sx, acc[t][0]);
+                acc[t][1] = _mm512_fnmadd_ps(m1, sx, acc[t][1]);
+            }
+        }
+    }
+    RK_UNROLL
+    for (int t = 0; t < MR; t++) {
+        float *yt = y + t * ldy;
+        const __m512 dx = _mm512_set1_ps(xd[t * ds]);
+        RK_UNROLL
+        for (int j = 0; j < 2; j++) {
+            __m512 v = _mm512_mul_ps(acc[t][j], dx);
+            if (add) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk[j], yt + 16 * j));
+            _mm512_mask_storeu_ps(yt + 16 * j, mk[j], v);
+        }
+    }
+}
+
+#define V_CASES(SUB, MIN)                                                                                  \
+    switch (mr) {                                                                                          \
+    case 1: v_micro(1, SUB, MIN, xq, xs, xo, os, xd, ds, wp, wsc, wmn, y, ldy, mk, add); break;           \
+    case 2: v_micro(2, SUB, MIN, xq, xs, xo, os, xd, ds, wp, wsc, wmn, y, ldy, mk, add); break;           \
+    case 3: v_micro(3, SUB, MIN, xq, xs, xo, os, xd, ds, wp, wsc, wmn, y, ldy, mk, add); break;           \
+    case 4: v_micro(4, SUB, MIN, xq, xs, xo, os, xd, ds, wp, wsc, wmn, y, ldy, mk, add); break;           \
+    case 5: v_micro(5, SUB, MIN, xq, xs, xo, os, xd, ds, wp, wsc, wmn, y, ldy, mk, add); break;           \
+    default: v_micro(V_MR, SUB, MIN, xq, xs, xo, os, xd, ds, wp, wsc, wmn, y, ldy, mk, add); break;       \
+    }
+
+VN static void v_micro_any(int q6, int mr, const int8_t *xq, int64_t xs, const void *xo, int64_t os, const float *xd,
+                           int64_t ds, const int32_t *wp, const float *wsc, const float *wmn, float *y, int64_t ldy,
+                           const __mmask16 *mk, int add) {
+    if (q6) { V_CASES(4, 0) } // sub-blocks of 16 columns, no minimums
+    else { V_CASES(8, 1) }    // sub-blocks of 32, with minimums
+}
+
+/// Floats of scratch gemm_vnni needs for T tokens of cols columns.
+static size_t v_scratch(int T, int64_t cols) {
+    const size_t xq = (size_t)T * (size_t)cols / 4, xd = (size_t)T * (size_t)(cols / Q_KC),
+                 xo = (size_t)T * (size_t)(cols / 16), s16 = (size_t)(cols / 16) * 2;
+    return V_FIXED + xq + xd + xo + s16 + 64;
+}
+
+VN static void gemm_vnni(int dtype, const void *W, const float *x, float *y, int T, int64_t cols, int64_t ldy,
+                         int64_t rb, int64_t re, float *buf) {
+    const int q6 = dtype == RK_Q6_K, nsub = q6 ? 16 : 8;
+    const int64_t nb = cols / Q_KC, bb = rk_block_bytes(dtype), row_bytes = nb * bb;
+    int32_t *wp = (int32_t *)buf;
+    float *wsc = buf + V_KW * V_NR, *wmn = wsc + 16 * V_NR;
+    uint8_t *rows = (uint8_t *)(wmn + 16 * V_NR);             // [V_NR][256] unpacked values
+    float *rsc = (float *)(rows + V_NR * Q_KC), *rmn = rsc + V_NR * 16; // [V_NR][16] per-row scales
+    int8_t *xq = (int8_t *)(buf + V_FIXED);                   // [T][cols]
+    float *xd = (float *)(xq + (int64_t)T * cols);           // [T][nb]
+    float *xo = xd + (int64_t)T * nb;                         // [T][os]: Σ q_x per sub-block, or −32 · it (int32)
+    float *s16 = xo + (int64_t)T * (cols / 16);
+    int16_t *s16i = (int16_t *)(s16 + cols / 16);
+    const int64_t os = cols / (q6 ? 16 : 32);
+    for (int t = 0; t < T; t++) {
+        rk_act_quant_vnni(x + (int64_t)t * cols, cols, Q_KC, xq + (int64_t)t * cols, xd + (int64_t)t * nb, NULL, s16, s16i);
+        if (q6) {
+            int32_t *o = (int32_t *)xo + (int64_t)t * os;
+            for (int64_t j = 0; j < os; j++) o[j] = -32 * (int32_t)s16i[j];
+        } else {
+            float *o = xo + (int64_t)t * os;
+            for (int64_t j = 0; j < os; j++) o[j] = s16[2 * j] + s16[2 * j + 1];
+        }
+    }
+    // Blocks of about V_TB tokens, so that a block's activations and outputs stay in L2 while its
+    // weights are unpacked once per block (2048 tokens in one block: 191 -> 118 G weights/s).
+    const int nblk = (T + V_TB / 2) / V_TB > 1 ? (T + V_TB / 2) / V_TB : 1;
+    for (int blk = 0; blk < nblk; blk++) {
+        const int b0 = (int)((int64_t)blk * T / nblk), bT = (int)((int64_t)(blk + 1) * T / nblk) - b0;
+        const int ntiles = (bT + V_MR - 1) / V_MR;
+        for (int64_t b = 0; b < nb; b++) {
+            for (int64_t r0 = rb; r0 < re; r0 += V_NR) {
+                const int nr = (int)g_min(V_NR, re - r0);
+                for (int i = 0; i < nr; i++)
+                    rk_kquant_unpack_vnni(dtype, (const uint8_t *)W + (r0 + i) * row_bytes + b * bb, rows + i * Q_KC,
+                                          rsc + i * 16, rmn + i * 16);
+                // Transposes of 32-bit words: values to [k/4][row][4], scales to [sub-block][row].
+                z_pack(RK_F32, rows, V_KW, 0, nr, 0, V_KW, (float *)wp);
+                z_pack(RK_F32, rsc, 16, 0, nr, 0, nsub, wsc);
+                if (!q6) z_pack(RK_F32, rmn, 16, 0, nr, 0, nsub, wmn);
+                __mmask16 mk[2];
+                for (int j = 0; j < 2; j++) {
+                    const int n = nr - 16 * j;
+                    mk[j] = n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+                }
+                for (int tile = 0; tile < ntiles; tile++) {
+                    const int t0 = b0 + (int)((int64_t)tile * bT / ntiles), t1 = b0 + (int)((int64_t)(tile + 1) * bT / ntiles);
+                    v_micro_any(q6, t1 - t0, xq + (int64_t)t0 * cols + b * Q_KC, cols, xo + (int64_t)t0 * os + b * nsub, os,
+                                xd + (int64_t)t0 * nb + b, nb, wp, wsc, wmn, y + (int64_t)t0 * ldy + r0, ldy, mk, b != 0);
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // AVX2 + FMA + F16C: 6 tokens × 16 rows (12 ymm accumulators of the 16 registers), same blocking;
 // 128 KiB of packed panels so that they stay in the 256 KiB L2 of older AVX2-only cores.
 
@@ -497,6 +655,10 @@ void rk_gemm(int dtype, const void *W, const float *x, float *y, int T,
     }
 #ifdef RK_X86
     const int level = rk_simd_level();
+    if (level >= 3 && (dtype == RK_Q4_K || dtype == RK_Q5_K || dtype == RK_Q6_K) && cols % Q_KC == 0) {
+        float *buf = g_scratch(v_scratch(T, cols));
+        if (buf) { gemm_vnni(dtype, W, x, y, T, cols, rows_total, row_begin, row_end, buf); return; }
+    }
     if (level >= 2) {
         float *buf = g_scratch(Z_SCRATCH);
         if (buf) { gemm_avx512(dtype, W, x, y, T, cols, rows_total, row_begin, row_end, buf); return; }

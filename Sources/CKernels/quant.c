@@ -24,6 +24,7 @@
 // results match it bit for bit (checked by the tests against fixtures made with that package).
 #include "rwkv_kernels.h"
 #include "scalar.h"
+#include "quant_vnni.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -738,6 +739,63 @@ Q_VN static float q4_1_row_vnni(const uint8_t *p, const int8_t *xq, const float 
 Q_VN static float q5_0_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xsb, int64_t nb) { return q4q5_row_vnni(p, xq, xd, xsb, nb, 0, 1); }
 Q_VN static float q5_1_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xsb, int64_t nb) { return q4q5_row_vnni(p, xq, xd, xsb, nb, 1, 1); }
 
+
+// ---------------------------------------------------------------------------------------------
+// Pieces the int8 prompt GEMM (gemm.c, quant_vnni.h) shares with the kernels above.
+
+#if defined(__clang__)
+#define RK_Q_UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define RK_Q_UNROLL
+#endif
+
+Q_VN void rk_act_quant_vnni(const float *x, int64_t n, int blk, int8_t *q, float *d, int32_t *xc, float *s16,
+                            int16_t *s16i) {
+    act_quant_vnni(x, n, blk, q, d, xc, s16, s16i);
+}
+
+// One K-quant super-block to its 256 unsigned weight values in order (q[e] = the 4-, 5- or 6-bit value
+// of weight e, as dq_q4k_q5k and dq_q6k read it), and per sub-block its fp32 scale sc (Q4_K/Q5_K:
+// d · s_i per 32 weights, mn = dmin · m_i; Q6_K: d · sc_j per 16, mn untouched), so that
+// w = sc · q − mn (Q4_K/Q5_K) or sc · (q − 32) (Q6_K).
+Q_VN void rk_kquant_unpack_vnni(int dtype, const uint8_t *p, uint8_t *q, float *sc, float *mn) {
+    const __m256i low4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1), three = _mm256_set1_epi8(3);
+    if (dtype == RK_Q6_K) {
+        const float d = z_half(p + 208);
+        _mm512_storeu_ps(sc, _mm512_mul_ps(z_bytes_i8(p + 192), _mm512_set1_ps(d)));
+        for (int h = 0; h < 2; h++) {
+            const __m256i hb = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
+            RK_Q_UNROLL
+            for (int t = 0; t < 4; t++) {
+                __m256i lo = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32 * (t & 1)));
+                if (t >= 2) lo = _mm256_srli_epi16(lo, 4);
+                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * t), three);
+                _mm256_storeu_si256((__m256i *)(q + 128 * h + 32 * t), _mm256_or_si256(_mm256_and_si256(lo, low4), _mm256_slli_epi16(hi, 4)));
+            }
+        }
+        return;
+    }
+    const int bits5 = dtype == RK_Q5_K;
+    const float d = z_half(p), dmin = z_half(p + 2);
+    uint64_t s, m;
+    k_scales_mins8(p + 4, &s, &m);
+    _mm256_storeu_ps(sc, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)s))), _mm256_set1_ps(d)));
+    _mm256_storeu_ps(mn, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)m))), _mm256_set1_ps(dmin)));
+    const uint8_t *qs = p + (bits5 ? 48 : 16);
+    const __m256i hb = _mm256_loadu_si256((const __m256i *)(p + 16));
+    RK_Q_UNROLL
+    for (int g = 0; g < 4; g++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * g));
+        __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+        if (bits5) {
+            // Bit 2g of qh[l] is the fifth bit of weight 64g + l, bit 2g+1 that of weight 64g + 32 + l.
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * g), one), 4));
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * g + 1), one), 4));
+        }
+        _mm256_storeu_si256((__m256i *)(q + 64 * g), lo);
+        _mm256_storeu_si256((__m256i *)(q + 64 * g + 32), hi);
+    }
+}
 
 // The most weight bytes per call for which several vectors take the int8 kernels one by one.
 #define Q_VNNI_L2_BYTES (512 * 1024)

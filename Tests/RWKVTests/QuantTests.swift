@@ -219,4 +219,71 @@ final class QuantTests: XCTestCase {
         var y: [Float] = [0]
         XCTAssertEqual(rk_qmatvec_int8_ref(DType.f16.kernelCode, [UInt8](repeating: 0, count: 64), [Float](repeating: 1, count: 32), &y, 32, 0, 1), 0)
     }
+
+    /// The int8 prompt GEMM (rk_gemm at level 3 for Q4_K, Q5_K, Q6_K) against the scalar reference of the
+    /// same int8 arithmetic, one token at a time (rk_qmatvec_int8_ref): within 1e-5 of Σ|w·x| for T = 1...13,
+    /// 64 (every remainder of the 6-token tile) and 200 (two token blocks), on real and random blocks, rows of 1, 3 and 4 blocks,
+    /// 75 rows of 2 random blocks (several 32-row panels), row ranges that start off a panel and end mid-panel, a token with an all-zero block and one
+    /// with an outlier. It must also differ from the exact product by more than fp32 rounding somewhere:
+    /// proof that the int8 path ran.
+    func testInt8GemmMatchesTheScalarReference() throws {
+        guard rk_simd_level() >= 3 else { throw XCTSkip("no int8-activation path here (kernels \(KernelPath.current.rawValue))") }
+        let g = try GGUFFile(path: Self.dir.appendingPathComponent("dequant.gguf").path)
+        var byName: [String: GGUFFile.TensorInfo] = [:]
+        for t in g.tensorInfos { byName[t.name] = t }
+        var checked = 0
+        for type in [DType.q4_K, .q5_K, .q6_K] {
+            for kind in ["real", "random", "tiled"] {
+                let name = type.rawValue.uppercased() + "." + kind
+                let q = try g.rawTensor(try XCTUnwrap(byName[type.rawValue.uppercased() + (kind == "real" ? ".real" : ".random")], name))
+                // "tiled": 75 rows of 2 blocks (three 32-row panels, the last partial) made of the random blocks.
+                let blockBytes = Int(rk_block_bytes(type.kernelCode))
+                let stored = q.data.count / blockBytes
+                let order = kind == "tiled" ? (0..<150).map { ($0 + $0 / 7) % stored } : Array(0..<stored)
+                var bytes = [UInt8](repeating: 0, count: order.count * blockBytes)
+                for (i, b) in order.enumerated() { for j in 0..<blockBytes { bytes[i * blockBytes + j] = q.data.base.load(fromByteOffset: b * blockBytes + j, as: UInt8.self) } }
+                var w = [Float](repeating: 0, count: order.count * type.blockElements)
+                rk_dequant_blocks(type.kernelCode, bytes, &w, Int64(order.count))
+                let blocks = order.count
+                for perRow in (kind == "tiled" ? [2] : [1, 3, 4]) where perRow <= blocks {
+                    let cols = perRow * type.blockElements, rows = blocks / perRow
+                    let ranges = [(0, rows), (min(1, rows - 1), rows), (0, max(1, rows - 7)), (min(33, rows - 1), rows)]
+                    for T in Array(1...13) + [64, 200] {
+                        var x = [Float](repeating: 0, count: T * cols)
+                        for t in 0..<T {
+                            for i in 0..<cols { x[t * cols + i] = Float(sin(Double(i) * 0.37 + Double(perRow + 3 * t))) * Float(1 + (i + t) % 5) }
+                        }
+                        if T > 1 { for j in 0..<min(256, cols) { x[cols + j] = 0 } }   // token 1: an all-zero block
+                        x[T * cols - 1] = 40                                           // the last token: an outlier
+                        for (rb, re) in ranges {
+                            var y = [Float](repeating: .nan, count: T * rows)
+                            rk_gemm(type.kernelCode, bytes, x, &y, Int32(T), Int64(cols), Int64(rows), Int64(rb), Int64(re))
+                            var differs = false
+                            for t in 0..<T {
+                                var ref = [Float](repeating: .nan, count: rows)
+                                let xt = Array(x[(t * cols)..<((t + 1) * cols)])
+                                XCTAssertEqual(rk_qmatvec_int8_ref(type.kernelCode, bytes, xt, &ref, Int64(cols), Int64(rb), Int64(re)), 1)
+                                for r in rb..<re {
+                                    var scale: Float = 0
+                                    var exact: Double = 0
+                                    for c in 0..<cols {
+                                        scale += abs(w[r * cols + c] * xt[c])
+                                        exact += Double(w[r * cols + c]) * Double(xt[c])
+                                    }
+                                    let got = y[t * rows + r]
+                                    XCTAssertLessThanOrEqual(abs(got - ref[r]), 1e-5 * scale,
+                                                             "\(name), rows of \(perRow) blocks, T \(T), rows \(rb)..<\(re), token \(t), row \(r): gemm \(got) vs reference \(ref[r])")
+                                    if abs(Double(got) - exact) > 1e-5 * Double(scale) { differs = true }
+                                }
+                                for r in 0..<rows where r < rb || r >= re { XCTAssertTrue(y[t * rows + r].isNaN, "row \(r) outside the range was written") }
+                            }
+                            XCTAssertTrue(differs, "\(name), T \(T): the int8 GEMM gave the exact product (did it run?)")
+                            checked += 1
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThanOrEqual(checked, 3 * 7 * 15 * 4)
+    }
 }

@@ -45,7 +45,7 @@ int rk_qmatvec_int8_ref(int dtype, const void *W, const float *x, float *y, int6
 /// 2 AVX-512F/BW/VL (used by rk_gemm, the quantised kernels and the one-vector f32/f16/bf16
 /// matrix–vector; the multi-vector one and the other kernels run their AVX2 code at levels 1 and
 /// above), 3 AVX-512 with VNNI (level 2 plus the int8-activation matrix–vector products of the
-/// quantised types, quant.c).
+/// quantised types, quant.c, and the int8 rk_gemm for Q4_K, Q5_K, Q6_K).
 /// Chosen once per process. The environment variable RWKV_EDIT_KERNELS caps it: "portable" makes
 /// every kernel (matvec, gemm, wkv, to_f32, sum) take the scalar path; "avx2" caps the level at 1,
 /// "avx512" at 2 (the quantised products multiply in fp32).
@@ -62,10 +62,12 @@ void rk_matvec_multi(int dtype, const void *W, const float *x, float *y, int nve
 
 /// y[t][r] = sum_c W[r][c] * x[t][c] for t < T and rows [row_begin, row_end) of a row-major
 /// [rows_total][cols] matrix W of any rk_dtype (quantised tiles are dequantised while packed); x is [T][cols] f32,
-/// y is [T][rows_total] f32. fp32 accumulation of the exactly widened weights. Single-threaded
+/// y is [T][rows_total] f32. fp32 accumulation of the exactly widened weights, except at SIMD level 3
+/// for Q4_K, Q5_K and Q6_K: there x is quantised to int8 per 256 columns and the products are the
+/// int8 ones of rk_qmatvec_int8_ref (per token, up to the fp32 summation order). Single-threaded
 /// (the caller splits rows over threads); any T >= 1, cols and row range, unaligned pointers.
-/// Each calling thread keeps its packing buffer (about 400 KiB with AVX-512, 135 KiB with AVX2)
-/// for its lifetime.
+/// Each calling thread keeps its packing buffer (about 400 KiB with AVX-512, 135 KiB with AVX2; the
+/// int8 path's holds x's int8 copy, about 1.3 · T · cols bytes, plus 24 KiB) for its lifetime.
 void rk_gemm(int dtype, const void *W, const float *x, float *y, int T,
              int64_t cols, int64_t rows_total, int64_t row_begin, int64_t row_end);
 

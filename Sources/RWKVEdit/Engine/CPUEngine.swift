@@ -286,7 +286,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
             rk_matvec_multi(W.dtype.kernelCode, W.data.base, p.x, p.y, Int32(T), Int64(W.cols), Int64(W.rows), Int64(rb), Int64(re))
         } else {
             // Matrix–matrix: the C GEMM widens f16/bf16 weights (or dequantises quantised ones) while
-            // packing them, fp32 accumulation.
+            // packing them, fp32 accumulation; on AVX512-VNNI, Q4_K/Q5_K/Q6_K take int8 products instead.
             rk_gemm(W.dtype.kernelCode, W.data.base, p.x, p.y, Int32(T), Int64(W.cols), Int64(W.rows), Int64(rb), Int64(re))
         }
     }
