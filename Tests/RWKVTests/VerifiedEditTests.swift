@@ -34,6 +34,17 @@ final class VerifiedEditTests: XCTestCase {
                                       (r.outcome.check.controls[0].query, r.outcome.check.controls[0].answer)])
         XCTAssertEqual(full.map(\.probability), [r.outcome.after.old.probability, r.outcome.after.new!.probability,
                                                  r.outcome.controls[0].after.probability])
+        // Answers of several tokens take the reading's second batch, which resumes too.
+        let multi = b.session(threads: 1)
+        try multi.feed(Self.twoCities)
+        let m = try multi.edit("Bob: Austin -> Chicago", pack: b.pack("cities"), answers: (old: "Austin.", new: "Chicago."))
+        XCTAssertGreaterThan(try multi.queryAndAnswerTokens(query: m.outcome.check.query, answer: "Chicago.").answer.count, 1)
+        XCTAssertTrue(m.outcome.kept, "\(m.verdict)")
+        // The same pairs in the same batches (a batch of another size may take another kernel).
+        let fullMulti = try multi.score([(m.outcome.check.query, "Austin."), (m.outcome.check.query, "Chicago."),
+                                         (m.outcome.check.controls[0].query, m.outcome.check.controls[0].answer)])
+        XCTAssertEqual(fullMulti.map(\.probability), [m.outcome.after.old.probability, m.outcome.after.new!.probability,
+                                                      m.outcome.controls[0].after.probability])
     }
 
     func testTooWeakAndTooStrongEditsAreJudgedAndUndone() throws {
