@@ -196,35 +196,20 @@ public final class EditSession {
     func run(_ reading: inout Reading, from base: State, keepingInputsOf keep: Int?, top k: Int = 5) throws -> [AnswerScore] {
         guard !reading.pairs.isEmpty else { return [] }
         let r = reading
-        var queryStates = [State](repeating: base, count: r.queries.count)
-        let firstLogits: [[Float]]
-        var answerStates: [State] { r.long.map { queryStates[r.queryOf[$0]] } }
-        let answerTokens = r.long.map { Array(r.pairs[$0].answer.dropLast()) }
-        var restLogits: [[Float]] = []
-        if let kept = r.kept {
-            firstLogits = try engine.forward(resuming: kept.queries, states: &queryStates, allLogits: false)
-            if let answers = kept.answers {
-                var s = answerStates
-                restLogits = try engine.forward(resuming: answers, states: &s, allLogits: true)
-            }
-        } else if let keep {
-            let q = try engine.forward(r.queries, states: &queryStates, allLogits: false, keepingInputsOf: keep)
-            firstLogits = q.logits
-            var answers: LayerInputs?
-            if !r.long.isEmpty {
-                var s = answerStates
-                let a = try engine.forward(answerTokens, states: &s, allLogits: true, keepingInputsOf: keep)
-                restLogits = a.logits
-                answers = a.inputs
-            }
-            reading.kept = (q.inputs, answers)
-        } else {
-            firstLogits = try engine.forward(r.queries, states: &queryStates, allLogits: false)
-            if !r.long.isEmpty {
-                var s = answerStates
-                restLogits = try engine.forward(answerTokens, states: &s, allLogits: true)
-            }
+        // One batch: resumed from its kept inputs, or from the tokens (keeping layer `keep`'s inputs).
+        func pass(_ tokens: [[Int]], _ states: inout [State], allLogits: Bool,
+                  kept: LayerInputs?) throws -> (logits: [[Float]], inputs: LayerInputs?) {
+            if let kept { return (try engine.forward(resuming: kept, states: &states, allLogits: allLogits), kept) }
+            if let keep { return try engine.forward(tokens, states: &states, allLogits: allLogits, keepingInputsOf: keep) }
+            return (try engine.forward(tokens, states: &states, allLogits: allLogits), nil)
         }
+        var queryStates = [State](repeating: base, count: r.queries.count)
+        let first = try pass(r.queries, &queryStates, allLogits: false, kept: r.kept?.queries)
+        var answerStates = r.long.map { queryStates[r.queryOf[$0]] }
+        let rest = r.long.isEmpty ? nil
+            : try pass(r.long.map { Array(r.pairs[$0].answer.dropLast()) }, &answerStates, allLogits: true, kept: r.kept?.answers)
+        if r.kept == nil, keep != nil, let q = first.inputs { reading.kept = (q, rest?.inputs) }
+        let firstLogits = first.logits, restLogits = rest?.logits ?? []
         let firstProbs = firstLogits.map { softmax($0) }
         let V = engine.config.vocabSize
         return r.pairs.indices.map { n in
