@@ -203,6 +203,44 @@ AVX2 static void wkv7_avx2(float *S, int H, int N, const float *r, const float *
 }
 #endif
 
+#ifdef RK_X86
+// wkv7_avx2 for heads of 64 at 16 lanes: the head's vectors (w, kk·a, k, r, kk) stay in registers and
+// each state row is loaded once. The update of S is the same arithmetic as the AVX2 kernel; the two dot
+// products sum in another order.
+A512 static void wkv7_avx512_64(float *S, int H, const float *r, const float *w, const float *k,
+                                const float *v, const float *kk, const float *a, float *y) {
+    for (int h = 0; h < H; h++) {
+        const int o = h * 64;
+        float *Sh = S + (int64_t)h * 64 * 64;
+        __m512 W[4], KK[4], KKA[4], K[4], R[4];
+        for (int q = 0; q < 4; q++) {
+            W[q] = _mm512_loadu_ps(w + o + 16 * q);
+            KK[q] = _mm512_loadu_ps(kk + o + 16 * q);
+            KKA[q] = _mm512_mul_ps(KK[q], _mm512_loadu_ps(a + o + 16 * q));
+            K[q] = _mm512_loadu_ps(k + o + 16 * q);
+            R[q] = _mm512_loadu_ps(r + o + 16 * q);
+        }
+        for (int i = 0; i < 64; i++) {
+            float *row = Sh + (int64_t)i * 64;
+            __m512 s[4];
+            for (int q = 0; q < 4; q++) s[q] = _mm512_loadu_ps(row + 16 * q);
+            __m512 acc = _mm512_mul_ps(s[0], KK[0]);
+            for (int q = 1; q < 4; q++) acc = _mm512_fmadd_ps(s[q], KK[q], acc);
+            const __m512 vsa = _mm512_set1_ps(-_mm512_reduce_add_ps(acc)), vvi = _mm512_set1_ps(v[o + i]);
+            __m512 yacc = _mm512_setzero_ps();
+            for (int q = 0; q < 4; q++) {
+                __m512 t = _mm512_mul_ps(s[q], W[q]);
+                t = _mm512_fmadd_ps(vsa, KKA[q], t);
+                t = _mm512_fmadd_ps(vvi, K[q], t);
+                _mm512_storeu_ps(row + 16 * q, t);
+                yacc = _mm512_fmadd_ps(t, R[q], yacc);
+            }
+            y[o + i] = _mm512_reduce_add_ps(yacc);
+        }
+    }
+}
+#endif
+
 static void wkv7_scalar(float *S, int H, int N, const float *r, const float *w, const float *k,
                         const float *v, const float *kk, const float *a, float *y) {
     for (int h = 0; h < H; h++) {
@@ -283,6 +321,7 @@ void rk_to_f32(int dtype, const void *src, float *dst, int64_t n) {
 void rk_wkv7_step(float *S, int H, int N, const float *r, const float *w, const float *k,
                   const float *v, const float *kk, const float *a, float *y) {
 #ifdef RK_X86
+    if (N == 64 && rk_simd_level() >= 2) { wkv7_avx512_64(S, H, r, w, k, v, kk, a, y); return; }
     if (rk_simd_level() >= 1) { wkv7_avx2(S, H, N, r, w, k, v, kk, a, y); return; }
 #endif
     wkv7_scalar(S, H, N, r, w, k, v, kk, a, y);

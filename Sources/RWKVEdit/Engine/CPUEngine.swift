@@ -11,9 +11,15 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     private let pool: ThreadPool
     /// One forward pass at a time: the pool and its workers serve a single caller.
     private let lock = NSLock()
+    /// The activation buffers of the last pass, reused while large enough (guarded by `lock`): fresh
+    /// buffers for every pass cost page faults on each call.
+    private var workspace: Workspace?
     /// At or below this many rows a product streams the weights once per row block (matvec);
     /// above it the tiled GEMM wins.
     static let gemmMinRows = 6
+    /// Workspaces up to this many rows are kept for the next pass (a long prompt's are not: they
+    /// would hold memory proportional to the prompt).
+    static let keptWorkspaceRows = 256
 
     public init(model: RWKVModel, threads: Int? = nil) {
         self.model = model
@@ -57,7 +63,9 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         var starts: [Int] = []
         var acc = 0
         for s in batch { starts.append(acc); acc += s.count }
-        let ws = Workspace(rows: T, config: c)
+        let ws = workspace.flatMap { $0.capacity >= T ? $0 : nil } ?? Workspace(rows: T, config: c)
+        ws.rows = T
+        if T <= Self.keptWorkspaceRows { workspace = ws }
 
         if let resuming {
             ws.x.update(from: resuming.x, count: T * C)
@@ -112,14 +120,16 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         let c = model.config
         let (C, H, N, T) = (c.nEmbd, c.nHead, c.headSize, ws.rows)
         let xln = ws.xln
-        for t in 0..<T { layerNorm(ws.x + t * C, xln + t * C, w.ln1Weight, w.ln1Bias, C) }
+        forRows(T) { rows in for t in rows { layerNorm(ws.x + t * C, xln + t * C, w.ln1Weight, w.ln1Bias, C) } }
         tokenShift(layer: l, ws: ws, batch: batch, starts: starts, states: &states, \.attXPrev)
         let mixes: [([Float], UnsafeMutablePointer<Float>)] = [(w.xR, ws.xr), (w.xW, ws.xw), (w.xK, ws.xk), (w.xV, ws.xv), (w.xA, ws.xa), (w.xG, ws.xg)]
-        for (mix, out) in mixes {
-            mix.withUnsafeBufferPointer { m in
-                for t in 0..<T {
-                    let a = xln + t * C, p = ws.prev + t * C, o = out + t * C
-                    for j in 0..<C { o[j] = a[j] + (p[j] - a[j]) * m[j] }
+        forRows(T) { rows in
+            for (mix, out) in mixes {
+                mix.withUnsafeBufferPointer { m in
+                    for t in rows {
+                        let a = xln + t * C, p = ws.prev + t * C, o = out + t * C
+                        for j in 0..<C { o[j] = a[j] + (p[j] - a[j]) * m[j] }
+                    }
                 }
             }
         }
@@ -129,77 +139,83 @@ public final class CPUEngine: Engine, @unchecked Sendable {
                                 Product(W: w.a1, x: ws.xa, y: ws.loraA), Product(W: w.g1, x: ws.xg, y: ws.loraG)]
         if let v1 = w.v1 { first.append(Product(W: v1, x: ws.xv, y: ws.loraV)) }
         linear(first, T)
-        for i in 0..<(T * w.w1.rows) { ws.loraW[i] = tanh(ws.loraW[i]) }
-        for i in 0..<(T * w.g1.rows) { ws.loraG[i] = sigmoid(ws.loraG[i]) }
+        let (nW, nG) = (w.w1.rows, w.g1.rows)
+        forRows(T) { rows in
+            for i in (rows.lowerBound * nW)..<(rows.upperBound * nW) { ws.loraW[i] = tanh(ws.loraW[i]) }
+            for i in (rows.lowerBound * nG)..<(rows.upperBound * nG) { ws.loraG[i] = sigmoid(ws.loraG[i]) }
+        }
         var second: [Product] = [Product(W: w.w2, x: ws.loraW, y: ws.w), Product(W: w.a2, x: ws.loraA, y: ws.a),
                                  Product(W: w.g2, x: ws.loraG, y: ws.g)]
         if let v2 = w.v2 { second.append(Product(W: v2, x: ws.loraV, y: ws.tmp)) }
         linear(second, T)
         // Decay w = exp(-e^{-1/2} · sigmoid(w0 + tanh(xw·W1)·W2)); in-context rate a = sigmoid(a0 + xa·A1·A2);
-        // the gate g = sigmoid(xg·G1)·G2 is complete.
-        w.w0.withUnsafeBufferPointer { w0 in
-            for t in 0..<T { for j in 0..<C { let i = t * C + j; ws.w[i] = exp(-0.606531 * sigmoid(w0[j] + ws.w[i])) } }
-        }
-        w.a0.withUnsafeBufferPointer { a0 in
-            for t in 0..<T { for j in 0..<C { let i = t * C + j; ws.a[i] = sigmoid(a0[j] + ws.a[i]) } }
-        }
-        // Removal key kk = normalize(k ⊙ k_k) per head; then k ← k ⊙ (1 + (a − 1) ⊙ k_a).
-        w.kK.withUnsafeBufferPointer { kK in
-            w.kA.withUnsafeBufferPointer { kA in
-                for t in 0..<T {
-                    for h in 0..<H {
-                        let o = t * C + h * N
-                        var ss: Float = 0
-                        for j in 0..<N { let v = ws.k[o + j] * kK[h * N + j]; ws.kk[o + j] = v; ss += v * v }
-                        let inv = 1 / max(ss.squareRoot(), 1e-12)
-                        for j in 0..<N { ws.kk[o + j] *= inv }
-                    }
-                    for j in 0..<C { let i = t * C + j; ws.k[i] *= 1 + (ws.a[i] - 1) * kA[j] }
-                }
-            }
-        }
-        // Value residual: layer 0 keeps its v as v_first; later layers mix towards it.
-        if l == 0 {
-            ws.vFirst.update(from: ws.v, count: T * C)
-        } else if let v0 = w.v0 {
-            v0.withUnsafeBufferPointer { v0 in
-                for t in 0..<T {
-                    for j in 0..<C {
-                        let i = t * C + j
-                        ws.v[i] += (ws.vFirst[i] - ws.v[i]) * sigmoid(v0[j] + ws.tmp[i])
+        // the gate g = sigmoid(xg·G1)·G2 is complete. Removal key kk = normalize(k ⊙ k_k) per head; then
+        // k ← k ⊙ (1 + (a − 1) ⊙ k_a). Value residual: layer 0 keeps its v as v_first; later layers mix
+        // towards it.
+        forRows(T) { rows in
+            w.w0.withUnsafeBufferPointer { w0 in
+                w.a0.withUnsafeBufferPointer { a0 in
+                    for t in rows {
+                        for j in 0..<C {
+                            let i = t * C + j
+                            ws.w[i] = exp(-0.606531 * sigmoid(w0[j] + ws.w[i]))
+                            ws.a[i] = sigmoid(a0[j] + ws.a[i])
+                        }
                     }
                 }
             }
-        }
-        // The WKV recurrence, token by token within each sequence.
-        for (i, seq) in batch.enumerated() {
-            states[i].wkv.withUnsafeMutableBufferPointer { sp in
-                let S = sp.baseAddress! + l * H * N * N
-                for t in starts[i]..<(starts[i] + seq.count) {
-                    let o = t * C
-                    rk_wkv7_step(S, Int32(H), Int32(N), ws.r + o, ws.w + o, ws.k + o, ws.v + o, ws.kk + o, ws.a + o, ws.y + o)
+            w.kK.withUnsafeBufferPointer { kK in
+                w.kA.withUnsafeBufferPointer { kA in
+                    for t in rows {
+                        for h in 0..<H {
+                            let o = t * C + h * N
+                            var ss: Float = 0
+                            for j in 0..<N { let v = ws.k[o + j] * kK[h * N + j]; ws.kk[o + j] = v; ss += v * v }
+                            let inv = 1 / max(ss.squareRoot(), 1e-12)
+                            for j in 0..<N { ws.kk[o + j] *= inv }
+                        }
+                        for j in 0..<C { let i = t * C + j; ws.k[i] *= 1 + (ws.a[i] - 1) * kA[j] }
+                    }
+                }
+            }
+            let span = (rows.lowerBound * C)..<(rows.upperBound * C)
+            if l == 0 {
+                (ws.vFirst + span.lowerBound).update(from: ws.v + span.lowerBound, count: span.count)
+            } else if let v0 = w.v0 {
+                v0.withUnsafeBufferPointer { v0 in
+                    for t in rows {
+                        for j in 0..<C { let i = t * C + j; ws.v[i] += (ws.vFirst[i] - ws.v[i]) * sigmoid(v0[j] + ws.tmp[i]) }
+                    }
                 }
             }
         }
-        // Group norm per head, the r·k bonus, the gate.
+        // The WKV recurrence, token by token within each sequence, each head on its own; then per head
+        // the group norm, the r·k bonus and the gate.
         w.lnXWeight.withUnsafeBufferPointer { lw in
             w.lnXBias.withUnsafeBufferPointer { lb in
                 w.rK.withUnsafeBufferPointer { rk in
-                    for t in 0..<T {
-                        for h in 0..<H {
-                            let o = t * C + h * N
-                            var mean: Float = 0
-                            for j in 0..<N { mean += ws.y[o + j] }
-                            mean /= Float(N)
-                            var vs: Float = 0
-                            for j in 0..<N { let d = ws.y[o + j] - mean; vs += d * d }
-                            let inv = 1 / (vs / Float(N) + 64e-5).squareRoot()
-                            var bonus: Float = 0
-                            for j in 0..<N { bonus += ws.r[o + j] * ws.k[o + j] * rk[h * N + j] }
-                            for j in 0..<N {
-                                let ch = h * N + j
-                                let yn = (ws.y[o + j] - mean) * inv * lw[ch] + lb[ch]
-                                ws.y[o + j] = (yn + bonus * ws.v[o + j]) * ws.g[o + j]
+                    for (i, seq) in batch.enumerated() {
+                        let tokens = starts[i]..<(starts[i] + seq.count)
+                        states[i].wkv.withUnsafeMutableBufferPointer { sp in
+                            let S = sp.baseAddress! + l * H * N * N
+                            pool.run(chunks: H) { h in
+                                for t in tokens {
+                                    let o = t * C + h * N
+                                    rk_wkv7_step(S + h * N * N, 1, Int32(N), ws.r + o, ws.w + o, ws.k + o, ws.v + o, ws.kk + o, ws.a + o, ws.y + o)
+                                    var mean: Float = 0
+                                    for j in 0..<N { mean += ws.y[o + j] }
+                                    mean /= Float(N)
+                                    var vs: Float = 0
+                                    for j in 0..<N { let d = ws.y[o + j] - mean; vs += d * d }
+                                    let inv = 1 / (vs / Float(N) + 64e-5).squareRoot()
+                                    var bonus: Float = 0
+                                    for j in 0..<N { bonus += ws.r[o + j] * ws.k[o + j] * rk[h * N + j] }
+                                    for j in 0..<N {
+                                        let ch = h * N + j
+                                        let yn = (ws.y[o + j] - mean) * inv * lw[ch] + lb[ch]
+                                        ws.y[o + j] = (yn + bonus * ws.v[o + j]) * ws.g[o + j]
+                                    }
+                                }
                             }
                         }
                     }
@@ -207,24 +223,36 @@ public final class CPUEngine: Engine, @unchecked Sendable {
             }
         }
         linear(w.output, ws.y, ws.tmp, T)
-        for i in 0..<(T * C) { ws.x[i] += ws.tmp[i] }
+        forRows(T) { rows in for i in (rows.lowerBound * C)..<(rows.upperBound * C) { ws.x[i] += ws.tmp[i] } }
     }
 
     private func channelMix(layer l: Int, weights w: LayerWeights, ws: Workspace, batch: [[Int]], starts: [Int], states: inout [State]) {
-        let C = model.config.nEmbd, T = ws.rows
+        let C = model.config.nEmbd, F = w.ffnKey.rows, T = ws.rows
         let xln = ws.xln
-        for t in 0..<T { layerNorm(ws.x + t * C, xln + t * C, w.ln2Weight, w.ln2Bias, C) }
+        forRows(T) { rows in for t in rows { layerNorm(ws.x + t * C, xln + t * C, w.ln2Weight, w.ln2Bias, C) } }
         tokenShift(layer: l, ws: ws, batch: batch, starts: starts, states: &states, \.ffnXPrev)
-        w.ffnXK.withUnsafeBufferPointer { m in
-            for t in 0..<T {
-                let a = xln + t * C, p = ws.prev + t * C, o = ws.xk + t * C
-                for j in 0..<C { o[j] = a[j] + (p[j] - a[j]) * m[j] }
+        forRows(T) { rows in
+            w.ffnXK.withUnsafeBufferPointer { m in
+                for t in rows {
+                    let a = xln + t * C, p = ws.prev + t * C, o = ws.xk + t * C
+                    for j in 0..<C { o[j] = a[j] + (p[j] - a[j]) * m[j] }
+                }
             }
         }
         linear(w.ffnKey, ws.xk, ws.hidden, T)
-        for i in 0..<(T * w.ffnKey.rows) { let v = max(ws.hidden[i], 0); ws.hidden[i] = v * v }
+        forRows(T) { rows in
+            for i in (rows.lowerBound * F)..<(rows.upperBound * F) { let v = max(ws.hidden[i], 0); ws.hidden[i] = v * v }
+        }
         linear(w.ffnValue, ws.hidden, ws.tmp, T)
-        for i in 0..<(T * C) { ws.x[i] += ws.tmp[i] }
+        forRows(T) { rows in for i in (rows.lowerBound * C)..<(rows.upperBound * C) { ws.x[i] += ws.tmp[i] } }
+    }
+
+    /// Runs `body` on contiguous ranges of the rows 0..<T, spread over the threads (the per-token
+    /// work between products; each row's arithmetic is the same whichever thread does it).
+    private func forRows(_ T: Int, _ body: (Range<Int>) -> Void) {
+        let parts = min(T, 2 * pool.size)
+        guard parts > 1 else { if T > 0 { body(0..<T) }; return }
+        pool.run(chunks: parts) { c in body((c * T / parts)..<((c + 1) * T / parts)) }
     }
 
     /// Token shift: fills `ws.prev` with each row's predecessor in `ws.xln` (the state's saved row for
@@ -311,7 +339,9 @@ func layerNorm(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ 
 
 /// Activation buffers for one forward call of `rows` token rows.
 private final class Workspace {
-    let rows: Int
+    /// The rows of the current pass, at most `capacity`.
+    var rows: Int
+    let capacity: Int
     let x, xln, prev, xr, xw, xk, xv, xa, xg, r, w, k, v, a, g, kk, vFirst, y, tmp, hidden: UnsafeMutablePointer<Float>
     /// Hidden activations of the four LoRA paths.
     let loraW, loraA, loraV, loraG: UnsafeMutablePointer<Float>
@@ -324,6 +354,7 @@ private final class Workspace {
             return p
         }
         rows = T
+        capacity = T
         let C = T * c.nEmbd
         x = buf(C); xln = buf(C); prev = buf(C); xr = buf(C); xw = buf(C); xk = buf(C); xv = buf(C)
         xa = buf(C); xg = buf(C); r = buf(C); w = buf(C); k = buf(C); v = buf(C); a = buf(C); g = buf(C)
