@@ -3,8 +3,9 @@ import Foundation
 import RWKVEdit
 
 /// `bench edit`: verified edits by name on generated contexts — how often they reach `applied` by
-/// kind of context — and what an edit costs, split into probe, SVD, verification and strength search,
-/// beside the time of decoding 10 tokens on the same model.
+/// kind of context — and what an edit costs, split into the pass before the edit (the probes and the
+/// readings of the query and controls, one batch), the SVDs, the reading after it (the first trial) and
+/// the strength search (the other trials), beside the time of decoding 10 tokens on the same model.
 ///
 /// On a model with shipped packs (default: the demo model) each case is a context of 1–5 people built
 /// from the packs' @probe sentences (names and values of the demo model's corpus), with no filler, two
@@ -15,7 +16,7 @@ import RWKVEdit
 struct BenchEditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "edit",
-        abstract: "Measure verified edits by name: verdicts by kind of context, and ms per edit (probe, SVD, verification, strength search) beside decoding 10 tokens.")
+        abstract: "Measure verified edits by name: verdicts by kind of context, and ms per edit (probes and readings before, SVD, reading after, strength search) beside decoding 10 tokens.")
 
     @Option(name: .long, help: "Model with packs shipped beside it (default: models/demo.safetensors).")
     var model: String?
@@ -56,16 +57,17 @@ struct BenchEditCommand: ParsableCommand {
     struct Cost: Encodable {
         var model: String
         var edits = 0
-        var msProbe = 0.0, msSVD = 0.0, msVerification = 0.0, msSearch = 0.0
+        /// The pass before the edit (probes and readings), the SVDs, the first trial, the other trials.
+        var msBefore = 0.0, msSVD = 0.0, msAfter = 0.0, msSearch = 0.0
         var meanTrials = 0.0
         var msDecode10 = 0.0
-        var msTotal: Double { msProbe + msSVD + msVerification + msSearch }
+        var msTotal: Double { msBefore + msSVD + msAfter + msSearch }
         var ratioToDecode10: Double { msDecode10 > 0 ? msTotal / msDecode10 : 0 }
 
         mutating func add(_ t: EditTiming, trials: Int) {
             edits += 1
-            msProbe += t.probeSeconds * 1e3; msSVD += t.svdSeconds * 1e3
-            msVerification += t.verificationSeconds * 1e3; msSearch += t.searchSeconds * 1e3
+            msBefore += (t.beforeSeconds + t.planPassSeconds) * 1e3; msSVD += t.svdSeconds * 1e3
+            msAfter += (t.trialSeconds.first ?? 0) * 1e3; msSearch += t.searchSeconds * 1e3
             meanTrials += Double(trials)
         }
 
@@ -74,16 +76,16 @@ struct BenchEditCommand: ParsableCommand {
             guard edits > 0 else { return self }
             var c = self
             let n = Double(edits)
-            c.msProbe /= n; c.msSVD /= n; c.msVerification /= n; c.msSearch /= n; c.meanTrials /= n
+            c.msBefore /= n; c.msSVD /= n; c.msAfter /= n; c.msSearch /= n; c.meanTrials /= n
             return c
         }
 
-        enum CodingKeys: String, CodingKey { case model, edits, msProbe, msSvd, msVerification, msSearch, meanTrials, msDecode10, msTotal, ratioToDecode10 }
+        enum CodingKeys: String, CodingKey { case model, edits, msBefore, msSvd, msAfter, msSearch, meanTrials, msDecode10, msTotal, ratioToDecode10 }
         func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(model, forKey: .model); try c.encode(edits, forKey: .edits)
-            try c.encode(msProbe, forKey: .msProbe); try c.encode(msSVD, forKey: .msSvd)
-            try c.encode(msVerification, forKey: .msVerification); try c.encode(msSearch, forKey: .msSearch)
+            try c.encode(msBefore, forKey: .msBefore); try c.encode(msSVD, forKey: .msSvd)
+            try c.encode(msAfter, forKey: .msAfter); try c.encode(msSearch, forKey: .msSearch)
             try c.encode(meanTrials, forKey: .meanTrials); try c.encode(msDecode10, forKey: .msDecode10)
             try c.encode(msTotal, forKey: .msTotal); try c.encode(ratioToDecode10, forKey: .ratioToDecode10)
         }
@@ -282,10 +284,10 @@ struct BenchEditCommand: ParsableCommand {
                          100 * Double(all.applied) / Double(max(1, all.edits)), all.collateral))
         }
         print("cost per edit (mean ms; \(ProcessInfo.processInfo.activeProcessorCount) cores):")
-        print("model                 probe      SVD   verify   search   total  trials  decode 10 tok  ratio")
+        print("model                before      SVD    after   search   total  trials  decode 10 tok  ratio")
         for c in r.costs {
             print(c.model.padding(toLength: 18, withPad: " ", startingAt: 0)
-                  + String(format: " %8.1f %8.1f %8.1f %8.1f %8.1f %7.2f %14.1f %6.2f", c.msProbe, c.msSVD, c.msVerification, c.msSearch,
+                  + String(format: " %8.1f %8.1f %8.1f %8.1f %8.1f %7.2f %14.1f %6.2f", c.msBefore, c.msSVD, c.msAfter, c.msSearch,
                            c.msTotal, c.meanTrials, c.msDecode10, c.ratioToDecode10))
         }
     }

@@ -13,6 +13,18 @@ final class EditMathTests: XCTestCase {
         zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } / (a.reduce(0) { $0 + $1 * $1 }.squareRoot() * b.reduce(0) { $0 + $1 * $1 }.squareRoot())
     }
 
+    /// topK's one-pass selection gives what sorting everything gives: largest first, ties in index order.
+    func testTopKMatchesAStableSortWithTies() {
+        var rng = SplitMix64(seed: 5)
+        for n in [0, 1, 2, 7, 100, 1727] {
+            let values = (0..<n).map { _ in Double(Int(rng.nextFloat() * 9)) } // few distinct values: many ties
+            let sorted = values.indices.sorted { values[$0] > values[$1] || (values[$0] == values[$1] && $0 < $1) }
+            for k in [0, 1, 3, 5, n, n + 2] {
+                XCTAssertEqual(topK(values, k), Array(sorted.prefix(k)), "n \(n), k \(k)")
+            }
+        }
+    }
+
     /// A planted σ·u·vᵀ plus small noise comes back out of both SVD paths, up to sign.
     func testRankOneRecoveryOfPlantedOuterProduct() throws {
         var rng = SplitMix64(seed: 11)

@@ -27,6 +27,9 @@ public enum EditMethod: String, CaseIterable, Sendable {
 
     /// Methods that need the offline (zero-state) calibration.
     public var needsCalibration: Bool { [.hybU, .hybUV, .projection, .isolate].contains(self) }
+
+    /// Methods that continue the live state with the old and new facts (the online probes).
+    public var probesTheLiveState: Bool { self != .isolate && self != .projection }
 }
 
 /// How strongly and where an edit is applied.

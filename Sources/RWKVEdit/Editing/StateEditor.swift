@@ -68,9 +68,10 @@ public struct StateEditor: Sendable {
     }
 
     /// Everything of an edit of `live` but its strength: the probes, SVDs and per-head matrices. A
-    /// strength search applies one plan at several strengths instead of probing again.
+    /// strength search applies one plan at several strengths instead of probing again. `probed`, when
+    /// given, is `probe(live, old: old, new: new)` already run (in a batch with other sequences).
     public func plan(_ live: State, old: [Int], new: [Int], options: EditOptions,
-                     calibration given: Calibration? = nil) throws -> EditPlan {
+                     calibration given: Calibration? = nil, probed: (old: State, new: State)? = nil) throws -> EditPlan {
         guard !old.isEmpty else { throw EditError.emptyText("the old fact") }
         guard !new.isEmpty else { throw EditError.emptyText("the new fact") }
         guard live.isCompatible(with: engine.newState()) else { throw EditError.incompatibleState("layer or head counts differ") }
@@ -79,7 +80,7 @@ public struct StateEditor: Sendable {
         let method = options.method
         let start = DispatchTime.now().uptimeNanoseconds
         let calibration: Calibration? = method.needsCalibration ? try (given ?? calibrate(old: old, new: new, heads: heads)) : nil
-        let online: (old: State, new: State)? = method == .isolate || method == .projection ? nil : try probe(live, old: old, new: new)
+        let online: (old: State, new: State)? = method.probesTheLiveState ? try probed ?? probe(live, old: old, new: new) : nil
         let probed = DispatchTime.now().uptimeNanoseconds
 
         var edits: [(HeadIndex, [Float])] = []

@@ -36,6 +36,14 @@ public struct LayerInputs: Sendable {
     init(tokens: [[Int]], layer: Int?, x: [Float] = [], vFirst: [Float] = []) {
         self.tokens = tokens; self.layer = layer; self.x = x; self.vFirst = vFirst
     }
+
+    /// The inputs of the first `count` sequences only (their rows come first).
+    func prefix(_ count: Int) -> LayerInputs {
+        let kept = Array(tokens.prefix(count))
+        guard layer != nil, count < tokens.count else { return LayerInputs(tokens: kept, layer: layer, x: x, vFirst: vFirst) }
+        let values = kept.reduce(0) { $0 + $1.count } * (x.count / max(1, tokens.reduce(0) { $0 + $1.count }))
+        return LayerInputs(tokens: kept, layer: layer, x: Array(x.prefix(values)), vFirst: Array(vFirst.prefix(values)))
+    }
 }
 
 extension Engine {

@@ -205,7 +205,8 @@ extension EditSession {
         let controls = try pack.controls(in: transcript, excluding: entity, value: plan.new, probeTemplate: probeTemplate)
         let check = EditCheck(query: q, old: try answers.old ?? pack.surface(plan.old), new: try answers.new ?? pack.surface(plan.new),
                               controls: controls.filter { c in !extraControls.contains { $0.query == c.query } } + extraControls)
-        let baseline = try baseline(check, lowestEdited: plan.options.targetHeads(engine.config).map(\.layer).min())
+        let baseline = try baseline(check, lowestEdited: plan.options.targetHeads(engine.config).map(\.layer).min(),
+                                    probing: plan.options.method.probesTheLiveState ? (plan.oldProbe, plan.newProbe) : nil)
         let before = baseline.target
         var prechecks: [EditPrecheck] = []
         if isNew {

@@ -84,21 +84,22 @@ public struct EditTrial: Sendable {
     public let target: TargetReading
 }
 
-/// Where the time of a verified edit went: the probes (engine passes on two branches, and the
-/// calibration when no pack gives it), the SVDs and edit matrices (once per edit, whatever the
-/// number of trials), the readings of the query and controls before the edit, and each trial
-/// (applying the edit at one strength and reading them again).
+/// Where the time of a verified edit went: the engine pass before the edit (the query and controls
+/// read, with the edit's probes of the live state in the same batch), any pass of its own the plan
+/// needed (a calibration from empty states when no pack gives it), the SVDs and edit matrices (once per
+/// edit, whatever the number of trials), and each trial (applying the edit at one strength and reading
+/// the query and controls again, from the lowest edited layer).
 public struct EditTiming: Sendable, Equatable {
-    public let probeSeconds: Double
+    public let beforeSeconds: Double
+    public let planPassSeconds: Double
     public let svdSeconds: Double
-    public let baselineSeconds: Double
     public let trialSeconds: [Double]
 
     /// The readings that judge the edit: before, and after the first strength.
-    public var verificationSeconds: Double { baselineSeconds + (trialSeconds.first ?? 0) }
+    public var verificationSeconds: Double { beforeSeconds + (trialSeconds.first ?? 0) }
     /// The trials beyond the first: the cost of searching the strength.
     public var searchSeconds: Double { trialSeconds.dropFirst().reduce(0, +) }
-    public var totalSeconds: Double { probeSeconds + svdSeconds + verificationSeconds + searchSeconds }
+    public var totalSeconds: Double { planPassSeconds + svdSeconds + verificationSeconds + searchSeconds }
 }
 
 /// The measured result of a verified edit.

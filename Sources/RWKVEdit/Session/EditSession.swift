@@ -161,7 +161,7 @@ public final class EditSession {
     /// edit reads its query (old and new answers) and every control this way.
     public func score(_ pairs: [(query: String, answer: String)], from base: State? = nil, top k: Int = 5) throws -> [AnswerScore] {
         var reading = try Reading(pairs.map { try queryAndAnswerTokens(query: $0.query, answer: $0.answer) })
-        return try run(&reading, from: base ?? state, keepingInputsOf: nil, top: k)
+        return try run(&reading, from: base ?? state, keepingInputsOf: nil, top: k).scores
     }
 
     /// The token sequences that read (query, answer) pairs from one state, as two batches: each
@@ -192,10 +192,14 @@ public final class EditSession {
 
     /// Scores `reading`'s pairs on branches of `base`: from its kept layer inputs when it has them
     /// (`base` must then differ from the state they were kept on only in that layer and above), else
-    /// from the tokens, keeping the inputs of layer `keep` when given.
-    func run(_ reading: inout Reading, from base: State, keepingInputsOf keep: Int?, top k: Int = 5) throws -> [AnswerScore] {
-        guard !reading.pairs.isEmpty else { return [] }
+    /// from the tokens, keeping the inputs of layer `keep` when given. `riders` are more sequences
+    /// continued from `base` in the first batch (an edit's probes, which then cost no pass of their
+    /// own); their states are returned.
+    func run(_ reading: inout Reading, from base: State, keepingInputsOf keep: Int?, riders: [[Int]] = [],
+             top k: Int = 5) throws -> (scores: [AnswerScore], riders: [State]) {
         let r = reading
+        guard riders.isEmpty || r.kept == nil else { throw EditError.invalid("a resumed reading cannot carry other sequences") }
+        guard !r.pairs.isEmpty || !riders.isEmpty else { return ([], []) }
         // One batch: resumed from its kept inputs, or from the tokens (keeping layer `keep`'s inputs).
         func pass(_ tokens: [[Int]], _ states: inout [State], allLogits: Bool,
                   kept: LayerInputs?) throws -> (logits: [[Float]], inputs: LayerInputs?) {
@@ -203,16 +207,17 @@ public final class EditSession {
             if let keep { return try engine.forward(tokens, states: &states, allLogits: allLogits, keepingInputsOf: keep) }
             return (try engine.forward(tokens, states: &states, allLogits: allLogits), nil)
         }
-        var queryStates = [State](repeating: base, count: r.queries.count)
-        let first = try pass(r.queries, &queryStates, allLogits: false, kept: r.kept?.queries)
+        var firstStates = [State](repeating: base, count: r.queries.count + riders.count)
+        let first = try pass(r.queries + riders, &firstStates, allLogits: false, kept: r.kept?.queries)
+        let queryStates = Array(firstStates.prefix(r.queries.count)), riderStates = Array(firstStates.dropFirst(r.queries.count))
         var answerStates = r.long.map { queryStates[r.queryOf[$0]] }
         let rest = r.long.isEmpty ? nil
             : try pass(r.long.map { Array(r.pairs[$0].answer.dropLast()) }, &answerStates, allLogits: true, kept: r.kept?.answers)
-        if r.kept == nil, keep != nil, let q = first.inputs { reading.kept = (q, rest?.inputs) }
+        if r.kept == nil, keep != nil, let q = first.inputs { reading.kept = (q.prefix(r.queries.count), rest?.inputs) }
         let firstLogits = first.logits, restLogits = rest?.logits ?? []
-        let firstProbs = firstLogits.map { softmax($0) }
+        let firstProbs = firstLogits.prefix(r.queries.count).map { softmax($0) }
         let V = engine.config.vocabSize
-        return r.pairs.indices.map { n in
+        let scores = r.pairs.indices.map { n in
             let t = r.pairs[n], probs = firstProbs[r.queryOf[n]]
             let order = topK(probs, k)
             var p = probs[t.answer[0]]
@@ -227,6 +232,7 @@ public final class EditSession {
             let top = order.map { (id: $0, text: tokenizer.decode([$0]), probability: probs[$0]) }
             return AnswerScore(probability: p, isTop1: order.first == t.answer[0], isGreedy: greedy, top: top)
         }
+        return (scores, riderStates)
     }
 
     // MARK: Editing
@@ -243,18 +249,26 @@ public final class EditSession {
         return applied
     }
 
-    /// The edit of the live state up to its strength. The probes continue the conversation; the
-    /// calibration (when the method needs one and none is given) runs the bare sentences from empty states.
+    /// The edit of the live state up to its strength. The probes continue the conversation (unless
+    /// `probes` brings them, run in the reading before the edit); the calibration (when the method needs
+    /// one and none is given) runs the bare sentences from empty states.
     private func planEdit(from old: String, to new: String, options: EditOptions,
-                          calibration: Calibration?) throws -> EditPlan {
-        let oldTokens = continuationTokens(old), newTokens = continuationTokens(new)
-        guard !oldTokens.isEmpty else { throw EditError.emptyText("the old fact") }
-        guard !newTokens.isEmpty else { throw EditError.emptyText("the new fact") }
+                          calibration: Calibration?, probes: Probes? = nil) throws -> EditPlan {
+        let facts = try factTokens(old, new)
         let editor = StateEditor(engine: engine)
         let cal = try calibration ?? (options.method.needsCalibration
             ? editor.calibrate(old: tokenizer.encode(old), new: tokenizer.encode(new), heads: options.targetHeads(engine.config))
             : nil)
-        return try editor.plan(state, old: oldTokens, new: newTokens, options: options, calibration: cal)
+        let probed = probes.flatMap { $0.old == facts.old && $0.new == facts.new ? $0.states : nil }
+        return try editor.plan(state, old: facts.old, new: facts.new, options: options, calibration: cal, probed: probed)
+    }
+
+    /// The old and new facts as they would continue the conversation.
+    private func factTokens(_ old: String, _ new: String) throws -> (old: [Int], new: [Int]) {
+        let oldTokens = continuationTokens(old), newTokens = continuationTokens(new)
+        guard !oldTokens.isEmpty else { throw EditError.emptyText("the old fact") }
+        guard !newTokens.isEmpty else { throw EditError.emptyText("the new fact") }
+        return (oldTokens, newTokens)
     }
 
     /// Edits `old` → `new` and measures the result with `check` (DESIGN.md §4): the query's answers
@@ -275,24 +289,36 @@ public final class EditSession {
         let controls: [AnswerReading]
         let seconds: Double
         var reading: Reading
+        let probes: Probes?
     }
 
-    /// The baseline of `check` on the live state, keeping the inputs of layer `lowestEdited`.
-    func baseline(_ check: EditCheck, lowestEdited: Int?) throws -> Baseline {
+    /// The live state continued with an edit's old and new facts.
+    struct Probes {
+        let old: [Int], new: [Int]
+        let states: (old: State, new: State)
+    }
+
+    /// The baseline of `check` on the live state, keeping the inputs of layer `lowestEdited`; with
+    /// `facts`, the edit's probes run in the same batch.
+    func baseline(_ check: EditCheck, lowestEdited: Int?, probing facts: (old: String, new: String)?) throws -> Baseline {
         let clock = DispatchTime.now().uptimeNanoseconds
         var reading = try self.reading(check)
-        let (target, controls) = try read(check, &reading, from: state, keepingInputsOf: lowestEdited)
+        let probeTokens = try facts.map { try factTokens($0.old, $0.new) }
+        let (target, controls, riders) = try read(check, &reading, from: state, keepingInputsOf: lowestEdited,
+                                                  riders: probeTokens.map { [$0.old, $0.new] } ?? [])
+        let probes = probeTokens.map { Probes(old: $0.old, new: $0.new, states: (riders[0], riders[1])) }
         return Baseline(target: target, controls: controls, seconds: Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e9,
-                        reading: reading)
+                        reading: reading, probes: probes)
     }
 
     /// `verifiedEdit`, starting from the readings before the edit when the caller has them.
     func verifiedEdit(from old: String, to new: String, check: EditCheck, options: EditOptions, calibration: Calibration?,
                       strength: StrengthPolicy, keepUnverified: Bool,
                       baseline given: Baseline?) throws -> EditOutcome {
-        let plan = try planEdit(from: old, to: new, options: options, calibration: calibration)
+        var baseline = try given ?? baseline(check, lowestEdited: options.targetHeads(engine.config).map(\.layer).min(),
+                                             probing: options.method.probesTheLiveState ? (old, new) : nil)
+        let plan = try planEdit(from: old, to: new, options: options, calibration: calibration, probes: baseline.probes)
         let lowestEdited = plan.matrices.map(\.0.layer).min()
-        var baseline = try given ?? baseline(check, lowestEdited: lowestEdited)
         if let kept = baseline.reading.keptLayer, kept > lowestEdited ?? kept { baseline.reading.kept = nil }
         let (before, controlsBefore) = (baseline.target, baseline.controls)
         var trialSeconds: [Double] = []
@@ -306,7 +332,7 @@ public final class EditSession {
             var edited = state
             let applied = try plan.apply(to: &edited, options: opts)
             var reading = baseline.reading
-            let (after, controlsAfter) = try read(check, &reading, from: edited, keepingInputsOf: nil)
+            let (after, controlsAfter, _) = try read(check, &reading, from: edited, keepingInputsOf: nil)
             trialSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
             let lostControl = zip(controlsBefore, controlsAfter).contains { $0.isTop1 && !$1.isTop1 }
             let verdict: EditVerdict = lostControl ? .collateral
@@ -346,8 +372,8 @@ public final class EditSession {
         let controls = check.controls.indices.map { ControlReading(control: check.controls[$0], before: controlsBefore[$0], after: chosen.controls[$0]) }
         return EditOutcome(verdict: last.verdict, kept: kept, check: check, before: before, after: last.target,
                            controls: controls, trials: trials,
-                           timing: EditTiming(probeSeconds: plan.probeSeconds, svdSeconds: plan.svdSeconds,
-                                              baselineSeconds: baseline.seconds, trialSeconds: trialSeconds))
+                           timing: EditTiming(beforeSeconds: baseline.seconds, planPassSeconds: plan.probeSeconds,
+                                              svdSeconds: plan.svdSeconds, trialSeconds: trialSeconds))
     }
 
     /// The sequences that read `check`: the query with the old (and new) answer, then each control.
@@ -357,14 +383,15 @@ public final class EditSession {
     }
 
     /// The target and every control of `check` (whose `reading` this is), read on branches of `base`.
-    func read(_ check: EditCheck, _ reading: inout Reading, from base: State,
-              keepingInputsOf keep: Int?) throws -> (target: TargetReading, controls: [AnswerReading]) {
-        let scores = try run(&reading, from: base, keepingInputsOf: keep)
+    func read(_ check: EditCheck, _ reading: inout Reading, from base: State, keepingInputsOf keep: Int?,
+              riders: [[Int]] = []) throws -> (target: TargetReading, controls: [AnswerReading], riders: [State]) {
+        let (scores, riderStates) = try run(&reading, from: base, keepingInputsOf: keep, riders: riders)
         let old = scores[0], new = check.new == nil ? nil : scores[1]
         let target = TargetReading(old: AnswerReading(probability: old.probability, isTop1: old.isTop1),
                                    new: new.map { AnswerReading(probability: $0.probability, isTop1: $0.isTop1) },
                                    top: old.top.map { TokenProbability(id: $0.id, text: $0.text, probability: $0.probability) })
-        return (target, scores[(check.new == nil ? 1 : 2)...].map { AnswerReading(probability: $0.probability, isTop1: $0.isTop1) })
+        return (target, scores[(check.new == nil ? 1 : 2)...].map { AnswerReading(probability: $0.probability, isTop1: $0.isTop1) },
+                riderStates)
     }
 
     /// Removes a property while keeping the entity: Δ = S(entity) − S(fact), at `ratios.forget` by default.
