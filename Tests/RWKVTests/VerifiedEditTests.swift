@@ -47,6 +47,28 @@ final class VerifiedEditTests: XCTestCase {
                                                       m.outcome.controls[0].after.probability])
     }
 
+    /// A verified edit runs its probes in the same batch as the reading before it; the edit must be the
+    /// one that probing on its own gives (same α, same state up to float rounding of another batch).
+    func testProbesRunInTheReadingsBatchEditAsProbesAlone() throws {
+        let b = try bundle()
+        let verified = b.session(threads: 1)
+        try verified.feed(Self.twoCities)
+        let unedited = verified.state
+        let r = try verified.edit("Bob: Austin -> Chicago", pack: b.pack("cities"))
+        XCTAssertEqual(r.verdict, .applied)
+        let chosen = try XCTUnwrap(r.outcome.trials.last?.applied)
+        let plain = b.session(threads: 1)
+        try plain.feed(Self.twoCities)
+        let e = try plain.edit(pack: b.pack("cities"), entity: "Bob", from: "Austin", to: "Chicago",
+                               options: EditOptions(ratio: try XCTUnwrap(chosen.ratio)))
+        XCTAssertEqual(e.applied.alpha, chosen.alpha, accuracy: 1e-4 * abs(chosen.alpha))
+        let scale = verified.state.wkv.map(abs).max() ?? 1
+        let apart = zip(verified.state.wkv, plain.state.wkv).map { abs($0 - $1) }.max() ?? 0
+        let edited = zip(verified.state.wkv, unedited.wkv).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertLessThan(apart, 1e-5 * scale)
+        XCTAssertGreaterThan(edited, 1e-2 * scale, "the edit changed the state")
+    }
+
     func testTooWeakAndTooStrongEditsAreJudgedAndUndone() throws {
         let b = try bundle()
         let session = b.session(threads: 1)
