@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// The leading singular triplet of a head matrix: Δ ≈ σ·u·vᵀ, u in value space (rows), v in key space (columns).
@@ -109,19 +110,20 @@ public struct HeadSVD: Sendable {
         }
         var v = Array(m[(best * n)..<((best + 1) * n)])
         normalize(&v)
-        var u = [Float](repeating: 0, count: n)
-        var sigma: Float = 0
+        // The two products per iteration run on the engine's matrix–vector kernel (Δ and Δᵀ as f32 rows).
+        var mt = [Float](repeating: 0, count: n * n)
+        for i in 0..<n { for j in 0..<n { mt[j * n + i] = m[i * n + j] } }
+        var u = [Float](repeating: 0, count: n), nv = [Float](repeating: 0, count: n)
+        let f32 = DType.f32.kernelCode
         for _ in 0..<300 {
-            for i in 0..<n { var s: Float = 0; for j in 0..<n { s += m[i * n + j] * v[j] }; u[i] = s }   // u = Δv
+            m.withUnsafeBufferPointer { rk_matvec(f32, $0.baseAddress!, v, &u, Int64(n), 0, Int64(n)) }     // u = Δv
             let su = normalize(&u)
-            var nv = [Float](repeating: 0, count: n)
-            for i in 0..<n { let ui = u[i]; for j in 0..<n { nv[j] += m[i * n + j] * ui } }             // v = Δᵀu
+            mt.withUnsafeBufferPointer { rk_matvec(f32, $0.baseAddress!, u, &nv, Int64(n), 0, Int64(n)) }  // v = Δᵀu
             let s = normalize(&nv)
             var change: Float = 0
             for j in 0..<n { change = max(change, abs(nv[j] - v[j])) }
-            v = nv
-            sigma = s
-            if change < 1e-6, abs(s - su) <= 1e-5 * max(s, 1e-30) { return RankOne(sigma: sigma, u: u, v: v) }
+            swap(&v, &nv)
+            if change < 1e-6, abs(s - su) <= 1e-5 * max(s, 1e-30) { return RankOne(sigma: s, u: u, v: v) }
         }
         return try HeadSVD(matrix: m, n: n).top
     }
