@@ -110,8 +110,9 @@ final class VerifiedEditTests: XCTestCase {
     }
 
     /// A rung that flips the target but costs a control is bisected against the weak strength below
-    /// it (half the first rung when it is the first): at most `bisections` more trials, and when none is
-    /// applied the weakest collateral strength is tried last, so it is the one reported.
+    /// it; when it is the first rung, it is halved first until a strength is not collateral. At most
+    /// `descents + bisections` more trials, and when none is applied the weakest collateral strength is
+    /// tried last, so it is the one reported.
     func testCollateralRungIsBisected() throws {
         let b = try bundle()
         let session = b.session(threads: 1)
@@ -119,14 +120,25 @@ final class VerifiedEditTests: XCTestCase {
         let before = session.state
         let r = try session.edit("Bob: Austin -> Chicago", pack: b.pack("cities"), options: EditOptions(ratio: 100))
         let trials = r.outcome.trials
+        let ratios = trials.compactMap(\.applied.ratio)
         XCTAssertEqual(trials.first?.verdict, .collateral, "ratio 100 breaks Alice's city")
-        XCTAssertEqual(trials.compactMap(\.applied.ratio).dropFirst().first, 75, "the first bisection lies between 50 and 100")
-        XCTAssertLessThanOrEqual(trials.count, 1 + StrengthPolicy.bisections + 1)
+        XCTAssertLessThanOrEqual(trials.count, 1 + StrengthPolicy.descents + StrengthPolicy.bisections + 1)
+        // Replay the rule: halve while collateral; after a weak strength, bisect the bracket.
+        var (low, high): (Float?, Float) = (nil, 100)
+        for i in 1..<trials.count {
+            // The weakest collateral strength, tried again last after a weak one.
+            if i == trials.count - 1, trials[i - 1].verdict == .weak, ratios[i] == high { break }
+            XCTAssertEqual(ratios[i], low.map { ($0 + high) / 2 } ?? high / 2, "after \(ratios)")
+            if trials[i].verdict == .weak { low = ratios[i] } else { high = ratios[i] }
+        }
+        XCTAssertEqual(ratios.dropFirst().first, 50, "a collateral first rung is halved")
         if r.verdict != .applied {
             XCTAssertEqual(r.verdict, .collateral)
-            let collateral = trials.filter { $0.verdict == .collateral }.compactMap(\.applied.ratio)
-            XCTAssertEqual(trials.last?.applied.ratio, collateral.min())
+            XCTAssertEqual(trials.last?.applied.ratio, trials.filter { $0.verdict == .collateral }.compactMap(\.applied.ratio).min())
             XCTAssertEqual(try session.state.maxAbsDifference(before), 0, "not kept")
+        } else {
+            XCTAssertEqual(trials.last?.verdict, .applied)
+            XCTAssertLessThan(ratios.last!, 100)
         }
     }
 

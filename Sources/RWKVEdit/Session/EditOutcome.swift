@@ -68,13 +68,16 @@ public enum StrengthPolicy: Sendable, Equatable {
     case fixed
     /// The smallest ratio of a ladder starting at the options' ratio (×1, 1.5, 2, 3, 4) that reaches
     /// `applied`, with an exact undo between trials; a rung that flips the target but costs a control
-    /// is bisected against the weak strength below it (`bisections` times). Falls back to one trial
-    /// for fixed-α methods or a given α.
+    /// is bisected against the weak strength below it (`bisections` times); a first rung that does is
+    /// halved first (`descents` times at most) to find a strength below it that does not. Falls back to
+    /// one trial for fixed-α methods or a given α.
     case search
 
     public static let ladder: [Float] = [1, 1.5, 2, 3, 4]
     /// Strengths tried between a collateral rung and the weak strength below it.
     public static let bisections = 2
+    /// Halvings of a first rung that already costs a control, looking for a strength that does not.
+    public static let descents = 3
 }
 
 /// One strength tried by an edit.

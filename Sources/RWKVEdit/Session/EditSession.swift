@@ -343,10 +343,12 @@ public final class EditSession {
         }
         if searchable {
             // Up the ladder until the edit is not weak. A stronger edit only adds collateral damage once
-            // a control is lost, so a collateral rung is bisected against the weak strength below it (or
-            // half the first rung); when none is applied, the weakest strength that flipped the target is
-            // tried last, so it is the one reported (and, with keepUnverified, kept).
-            var weak = options.ratio * StrengthPolicy.ladder[0] / 2, strongest = options.ratio
+            // a control is lost, so a collateral rung is bisected against the weak strength below it.
+            // When the first rung already costs a control nothing weaker has been tried: it is halved
+            // until a strength is not collateral (`descents` times at most), and that is the lower end.
+            // When none is applied, the weakest collateral strength is tried last, so it is the one
+            // reported (and, with keepUnverified, kept).
+            var weak: Float?, strongest = options.ratio
             for step in StrengthPolicy.ladder {
                 strongest = step * options.ratio
                 guard try attempt(strongest) == .weak else { break }
@@ -354,9 +356,19 @@ public final class EditSession {
             }
             if trials.last?.verdict == .collateral {
                 var collateral = strongest
-                for _ in 0..<StrengthPolicy.bisections where trials.last?.verdict != .applied {
-                    let mid = (weak + collateral) / 2
-                    if try attempt(mid) == .weak { weak = mid } else { collateral = mid }
+                for _ in 0..<(weak == nil ? StrengthPolicy.descents : 0) {
+                    let lower = collateral / 2
+                    let verdict = try attempt(lower)
+                    if verdict == .collateral { collateral = lower; continue }
+                    if verdict == .weak { weak = lower }
+                    break
+                }
+                if let low = weak, trials.last?.verdict != .applied {
+                    var low = low
+                    for _ in 0..<StrengthPolicy.bisections where trials.last?.verdict != .applied {
+                        let mid = (low + collateral) / 2
+                        if try attempt(mid) == .weak { low = mid } else { collateral = mid }
+                    }
                 }
                 if trials.last?.verdict == .weak { _ = try attempt(collateral) }
             }
