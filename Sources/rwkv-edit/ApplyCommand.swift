@@ -59,8 +59,8 @@ struct ApplyCommand: ParsableCommand {
     func validate() throws {
         guard !pack.isEmpty else { throw ValidationError("give at least one --pack") }
         // A pack keeps u₁ and σ per head, not the calibration's full deltas or new-fact readout.
-        guard methodOptions.method != .projection && methodOptions.method != .isolate else {
-            throw ValidationError("--method \(methodOptions.method.rawValue) needs the full calibration, which a pack does not keep; with a pack use hyb-u (default), hyb-uv, uniform, adaptive or rank1")
+        if let method = methodOptions.method, method == .projection || method == .isolate {
+            throw ValidationError("--method \(method.rawValue) needs the full calibration, which a pack does not keep; with a pack use hyb-u (default), hyb-uv, uniform, adaptive or rank1")
         }
         guard !edit.isEmpty || edits != nil else { throw ValidationError("give --edit 'Entity: A -> B' (repeatable) or --edits FILE") }
         guard edit.count + (edits == nil ? 0 : 1) == 1 || (query == nil && old == nil && new == nil) else {
@@ -87,7 +87,7 @@ struct ApplyCommand: ParsableCommand {
                 let p = try Self.pack(for: line.edit, in: packs)
                 let r = try session.edit(line.edit, pack: p, query: line.query, answers: (line.old, line.new), controls: controls,
                                          options: options, strength: methodOptions.strength, keepUnverified: methodOptions.allowWeak, allowNewEntity: allowNewEntity,
-                                         probeTemplate: probe, preferComposed: composed)
+                                         probeTemplate: probe, preferComposed: composed, fallbackMethod: methodOptions.fallbackMethod)
                 if !json {
                     print("pack \(p.name): \(r.entity): \(r.from) → \(r.to) (u₁ from \(r.source.rawValue) entry; probes \"\(r.oldProbe)\" / \"\(r.newProbe)\")")
                 }
@@ -142,7 +142,8 @@ extension ChatLoop {
         packs[args[0]] = pack
         let fixed = SlashOptions.fixesStrength(Array(args[optStart...]))
         let r = try session.edit(args[1..<optStart].joined(separator: " "), pack: pack, options: opts, strength: fixed ? .fixed : .search,
-                                 allowNewEntity: allowNewEntity)
+                                 allowNewEntity: allowNewEntity,
+                                 fallbackMethod: args[optStart...].contains("--method") ? nil : EditMethod.collateralFallback)
         if r.verdict != .applied { unverifiedEdits += 1 }
         return Self.describe(r.outcome, "\(r.entity): \(r.from) → \(r.to) with pack \(pack.name)")
             + r.prechecks.map { "\nwarning: \($0.message)" }.joined()

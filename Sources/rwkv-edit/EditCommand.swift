@@ -6,8 +6,8 @@ extension EditMethod: ExpressibleByArgument {}
 
 /// Method, strength and placement of an edit, shared by `edit`, `apply` and `chat`.
 struct EditMethodOptions: ParsableArguments {
-    @Option(name: .long, help: "Edit method: hyb-u (default), hyb-uv, uniform, adaptive, rank1, projection, isolate.")
-    var method: EditMethod = .hybU
+    @Option(name: .long, help: "Edit method: hyb-u (default), hyb-uv, uniform, adaptive, rank1, projection, isolate. Without it, an edit by name whose every searched strength costs a control is tried again with hyb-uv.")
+    var method: EditMethod?
 
     @Option(name: .long, parsing: .unconditional, help: "α = ratio·‖S‖/‖Δ‖ for adaptive methods, used as given (default: searched from the model's edit_ratio in <model>.json, else 0.20, until the edit verifies).")
     var ratio: Float?
@@ -32,8 +32,11 @@ struct EditMethodOptions: ParsableArguments {
     /// A given ratio or α is used as it is; otherwise the strength is searched per context.
     var strength: StrengthPolicy { ratio == nil && alpha == nil ? .search : .fixed }
 
+    /// A method given is the only one tried; otherwise the library's fallback follows a collateral search.
+    var fallbackMethod: EditMethod? { method == nil ? EditMethod.collateralFallback : nil }
+
     func editOptions(defaultRatio: Float) throws -> EditOptions {
-        var o = EditOptions(method: method, ratio: ratio ?? defaultRatio, alpha: alpha)
+        var o = EditOptions(method: method ?? .hybU, ratio: ratio ?? defaultRatio, alpha: alpha)
         if let layers { o.layers = try EditOptions.parseLayers(layers) }
         if let heads { o.heads = try EditOptions.parseHeads(heads) }
         return o

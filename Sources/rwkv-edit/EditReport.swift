@@ -11,7 +11,7 @@ struct EditCommandError: Error, CustomStringConvertible {
 /// {"verdict","kept","warnings","method","alpha","ratio","layers","heads_edited",
 ///  "target":{"query","old","new","before":{"p_old","p_new","top":[{id,text,prob}]},"after":{…}},
 ///  "controls":[{"query","answer","before":{"p","top1"},"after":{…}}],
-///  "trials":[{"ratio","alpha","verdict","p_old","p_new"}], "pack":{…}}.
+///  "trials":[{"method","ratio","alpha","verdict","p_old","p_new"}], "pack":{…}}.
 struct EditReport: Encodable {
     struct Target: Encodable { let query, old: String; let new: String?; let before, after: Reading }
     struct Reading: Encodable {
@@ -29,7 +29,7 @@ struct EditReport: Encodable {
         let p: Double; let top1: Bool
         init(_ a: AnswerReading) { p = a.probability; top1 = a.isTop1 }
     }
-    struct Trial: Encodable { let ratio: Float?; let alpha: Float; let verdict: EditVerdict; let pOld: Double; let pNew: Double? }
+    struct Trial: Encodable { let method: String; let ratio: Float?; let alpha: Float; let verdict: EditVerdict; let pOld: Double; let pNew: Double? }
     struct Pack: Encodable { let file, name, source, entity, from, to, oldProbe, newProbe: String }
 
     let verdict: EditVerdict
@@ -63,7 +63,7 @@ struct EditReport: Encodable {
         headsEdited = a.heads.count
         target = Target(query: o.check.query, old: o.check.old, new: o.check.new, before: Reading(o.before), after: Reading(o.after))
         controls = o.controls.map { Control(query: $0.control.query, answer: $0.control.answer, before: Answer($0.before), after: Answer($0.after)) }
-        trials = o.trials.map { Trial(ratio: $0.applied.ratio, alpha: $0.applied.alpha, verdict: $0.verdict,
+        trials = o.trials.map { Trial(method: $0.applied.method.rawValue, ratio: $0.applied.ratio, alpha: $0.applied.alpha, verdict: $0.verdict,
                                       pOld: $0.target.old.probability, pNew: $0.target.new?.probability) }
     }
 
@@ -88,7 +88,12 @@ struct EditReport: Encodable {
             print("control: \(c.query) → \(c.answer)   P before \(String(format: "%.4f", c.before.p)) (top-1: \(c.before.top1)), after \(String(format: "%.4f", c.after.p)) (top-1: \(c.after.top1))")
         }
         if trials.count > 1 {
-            print("strengths tried: " + trials.map { t in (t.ratio.map { String(format: "ratio %.3g", $0) } ?? String(format: "α %.3g", t.alpha)) + " → \(t.verdict.rawValue)" }.joined(separator: ", "))
+            // A method named where it changes (a fallback after a collateral search).
+            print("strengths tried: " + trials.indices.map { i in
+                let t = trials[i]
+                return (i == 0 || trials[i - 1].method != t.method ? "\(t.method) " : "")
+                    + (t.ratio.map { String(format: "ratio %.3g", $0) } ?? String(format: "α %.3g", t.alpha)) + " → \(t.verdict.rawValue)"
+            }.joined(separator: ", "))
         }
     }
 

@@ -118,7 +118,7 @@ final class VerifiedEditTests: XCTestCase {
         let session = b.session(threads: 1)
         try session.feed(Self.twoCities)
         let before = session.state
-        let r = try session.edit("Bob: Austin -> Chicago", pack: b.pack("cities"), options: EditOptions(ratio: 100))
+        let r = try session.edit("Bob: Austin -> Chicago", pack: b.pack("cities"), options: EditOptions(ratio: 100), fallbackMethod: nil)
         let trials = r.outcome.trials
         let ratios = trials.compactMap(\.applied.ratio)
         XCTAssertEqual(trials.first?.verdict, .collateral, "ratio 100 breaks Alice's city")
@@ -140,6 +140,43 @@ final class VerifiedEditTests: XCTestCase {
             XCTAssertEqual(trials.last?.verdict, .applied)
             XCTAssertLessThan(ratios.last!, 100)
         }
+    }
+
+    /// When every searched strength of HYB-U costs a control, an edit by name is tried again with the
+    /// fallback method on the same reading; without a fallback (or with --method) it stays collateral.
+    /// The context is one `bench edit` generated where HYB-U's window between weak and collateral is empty.
+    func testCollateralSearchFallsBackToHybUV() throws {
+        let b = try bundle()
+        let context = "Jack lives in Milan. My neighbour bought a new lamp last week. The printer jammed twice this morning. Victor lives in Rome."
+        let single = b.session(threads: 1)
+        try single.feed(context)
+        let start = single.state
+        let alone = try single.edit("Jack: Milan -> Dallas", pack: b.pack("cities"), fallbackMethod: nil)
+        XCTAssertEqual(alone.verdict, .collateral)
+        XCTAssertTrue(alone.outcome.trials.allSatisfy { $0.applied.method == .hybU })
+        XCTAssertEqual(single.state, start, "a collateral edit is rolled back")
+
+        let session = b.session(threads: 1)
+        try session.feed(context)
+        let r = try session.edit("Jack: Milan -> Dallas", pack: b.pack("cities"))
+        XCTAssertEqual(r.verdict, .applied)
+        XCTAssertEqual(r.outcome.applied.method, EditMethod.collateralFallback)
+        let methods = r.outcome.trials.map(\.applied.method)
+        XCTAssertEqual(Array(methods.prefix(alone.outcome.trials.count)), alone.outcome.trials.map(\.applied.method),
+                       "the first method's trials come first")
+        XCTAssertEqual(r.outcome.trials.prefix(alone.outcome.trials.count).map(\.verdict), alone.outcome.trials.map(\.verdict))
+        XCTAssertTrue(r.outcome.controls.allSatisfy { !$0.before.isTop1 || $0.after.isTop1 })
+        XCTAssertEqual(r.outcome.timing.trialSeconds.count, r.outcome.trials.count)
+
+        try CLI.requireBinary()
+        let pack = Fixtures.repoRoot.appendingPathComponent("packs/cities.rwkvpack").path
+        let base = ["apply", "--model", Self.modelPath, "--pack", pack, "--context", context, "--edit", "Jack: Milan -> Dallas",
+                    "--json", "--threads", "1"]
+        let fallback = try CLI.run(base)
+        XCTAssertEqual(fallback.status, 0, fallback.stderr)
+        XCTAssertEqual(try CLI.json(fallback.stdout)["method"] as? String, "hyb-uv")
+        let given = try CLI.run(base + ["--method", "hyb-u"])
+        XCTAssertEqual(given.status, 3, "a method given is the only one tried: collateral\n\(given.stderr)")
     }
 
     /// Chat measures /edit, /forget and /erase when a loaded pack describes the fact; a piped session

@@ -28,6 +28,11 @@ public enum EditMethod: String, CaseIterable, Sendable {
     /// Methods that need the offline (zero-state) calibration.
     public var needsCalibration: Bool { [.hybU, .hybUV, .projection, .isolate].contains(self) }
 
+    /// The method an edit by name tries again with when every searched strength of the default one
+    /// costs a control (σ from the pack's calibration instead of the probes; on the demo model it turned
+    /// one of three such edits over seeds 1–3 into an applied one).
+    public static let collateralFallback: EditMethod = .hybUV
+
     /// Methods that continue the live state with the old and new facts (the online probes).
     public var probesTheLiveState: Bool { self != .isolate && self != .projection }
 }

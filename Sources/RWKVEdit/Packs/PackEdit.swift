@@ -187,11 +187,15 @@ extension EditSession {
     /// session's edit ratio). `answers` override the values' surface texts as the query's answers;
     /// `controls` are checked beside the ones found. Throws when the entity does not occur in the
     /// conversation unless `allowNewEntity`; when the query does not answer the old value before the
-    /// edit, the outcome's `prechecks` say what it answered.
+    /// edit, the outcome's `prechecks` say what it answered. When the searched strengths all cost a
+    /// control and nothing was kept, the search runs again with `fallbackMethod` (by default
+    /// `EditMethod.collateralFallback`; nil for none) on the same reading, and the outcome holds the
+    /// trials of both.
     public func edit(_ spec: String, pack: EditPack, query: String? = nil, answers: (old: String?, new: String?) = (nil, nil),
                      controls extraControls: [ControlQuery] = [], options: EditOptions? = nil,
                      strength: StrengthPolicy = .search, keepUnverified: Bool = false, allowNewEntity: Bool = false,
-                     probeTemplate: String? = nil, preferComposed: Bool = false) throws -> PackEditOutcome {
+                     probeTemplate: String? = nil, preferComposed: Bool = false,
+                     fallbackMethod: EditMethod? = EditMethod.collateralFallback) throws -> PackEditOutcome {
         let (entity, old, new) = try EditPack.parseEdit(spec)
         let isNew = transcriptIsComplete && !transcript.contains(entity)
         if isNew && !allowNewEntity {
@@ -214,9 +218,18 @@ extension EditSession {
         } else if !before.old.isTop1 {
             prechecks.append(.oldValueNotAnswered(entity: entity, old: check.old, answer: before.top.first, oldProbability: before.old.probability))
         }
-        let outcome = try verifiedEdit(from: plan.oldProbe, to: plan.newProbe, check: check, options: plan.options,
+        var outcome = try verifiedEdit(from: plan.oldProbe, to: plan.newProbe, check: check, options: plan.options,
                                        calibration: plan.calibration, strength: strength, keepUnverified: keepUnverified,
                                        baseline: baseline)
+        let searched = strength == .search && plan.options.alpha == nil && !plan.options.method.usesFixedAlpha
+        if outcome.verdict == .collateral, !outcome.kept, searched, let fallback = fallbackMethod,
+           fallback != plan.options.method, !fallback.usesFixedAlpha {
+            var opts = plan.options
+            opts.method = fallback
+            outcome = try verifiedEdit(from: plan.oldProbe, to: plan.newProbe, check: check, options: opts,
+                                       calibration: plan.calibration, strength: strength, keepUnverified: keepUnverified,
+                                       baseline: baseline).following(outcome)
+        }
         return PackEditOutcome(outcome: outcome, entity: entity, source: plan.source, from: plan.old, to: plan.new,
                                oldProbe: plan.oldProbe, newProbe: plan.newProbe, prechecks: prechecks)
     }

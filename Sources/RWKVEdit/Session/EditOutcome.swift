@@ -116,9 +116,21 @@ public struct EditOutcome: Sendable {
     /// After the chosen trial (the last one when none reached `applied`).
     public let after: TargetReading
     public let controls: [ControlReading]
-    /// Every strength tried, in order; the last is the one reported.
+    /// Every strength tried, in order (with a fallback method, the first method's trials come first);
+    /// the last is the one reported.
     public let trials: [EditTrial]
     public let timing: EditTiming
 
     public var applied: AppliedEdit { trials[trials.count - 1].applied }
+
+    /// This outcome, tried after `earlier` from the same reading before the edit (whose time is
+    /// counted once): its trials and time follow the earlier one's.
+    func following(_ earlier: EditOutcome) -> EditOutcome {
+        let t = EditTiming(beforeSeconds: earlier.timing.beforeSeconds,
+                           planPassSeconds: earlier.timing.planPassSeconds + timing.planPassSeconds,
+                           svdSeconds: earlier.timing.svdSeconds + timing.svdSeconds,
+                           trialSeconds: earlier.timing.trialSeconds + timing.trialSeconds)
+        return EditOutcome(verdict: verdict, kept: kept, check: check, before: before, after: after, controls: controls,
+                           trials: earlier.trials + trials, timing: t)
+    }
 }
