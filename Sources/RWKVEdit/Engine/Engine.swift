@@ -41,7 +41,8 @@ public struct LayerInputs: Sendable {
     func prefix(_ count: Int) -> LayerInputs {
         let kept = Array(tokens.prefix(count))
         guard layer != nil, count < tokens.count else { return LayerInputs(tokens: kept, layer: layer, x: x, vFirst: vFirst) }
-        let values = kept.reduce(0) { $0 + $1.count } * (x.count / max(1, tokens.reduce(0) { $0 + $1.count }))
+        let width = x.count / max(1, tokens.reduce(0) { $0 + $1.count })
+        let values = kept.reduce(0) { $0 + $1.count } * width
         return LayerInputs(tokens: kept, layer: layer, x: Array(x.prefix(values)), vFirst: Array(vFirst.prefix(values)))
     }
 }

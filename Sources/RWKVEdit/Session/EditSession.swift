@@ -299,7 +299,7 @@ public final class EditSession {
     }
 
     /// The baseline of `check` on the live state, keeping the inputs of layer `lowestEdited`; with
-    /// `facts`, the edit's probes run in the same batch.
+    /// `probing` facts, the edit's probes run in the same batch.
     func baseline(_ check: EditCheck, lowestEdited: Int?, probing facts: (old: String, new: String)?) throws -> Baseline {
         let clock = DispatchTime.now().uptimeNanoseconds
         var reading = try self.reading(check)
@@ -363,8 +363,7 @@ public final class EditSession {
                     if verdict == .weak { weak = lower }
                     break
                 }
-                if let low = weak, trials.last?.verdict != .applied {
-                    var low = low
+                if var low = weak, trials.last?.verdict != .applied {
                     for _ in 0..<StrengthPolicy.bisections where trials.last?.verdict != .applied {
                         let mid = (low + collateral) / 2
                         if try attempt(mid) == .weak { low = mid } else { collateral = mid }
