@@ -92,6 +92,32 @@ final class EngineTests: XCTestCase {
         XCTAssertThrowsError(try engine.forward([[1]], states: &s, allLogits: false, keepingInputsOf: 4))
     }
 
+    /// Threads split rows, heads and row blocks, never a sum: any thread count gives the same bits, and
+    /// so does an engine that reuses its buffers from a larger pass.
+    func testThreadCountAndReusedBuffersDoNotChangeResults() throws {
+        let shape = SyntheticModel.Shape(nLayer: 3, nEmbd: 128, vocab: 300, loraW: 16, loraA: 16, loraV: 8, loraG: 16)
+        let model = try SyntheticModel.model(shape, dtype: .f16, seed: 9)
+        let batches: [[[Int]]] = [[[4]], [[5, 6], [7]], [[8, 9, 10, 11, 12, 13, 14], [15, 16, 17], [18]], [Array(20..<60)]]
+        func run(_ engine: CPUEngine, _ order: [Int]) throws -> [Int: ([[Float]], [State])] {
+            var out: [Int: ([[Float]], [State])] = [:]
+            for i in order {
+                var states = [State](repeating: engine.newState(), count: batches[i].count)
+                let logits = try engine.forward(batches[i], states: &states, allLogits: true)
+                out[i] = (logits, states)
+            }
+            return out
+        }
+        let one = try run(CPUEngine(model: model, threads: 1), Array(batches.indices))
+        for threads in [2, 3] {
+            // Largest batch first, so the later ones run in its (reused) buffers.
+            let many = try run(CPUEngine(model: model, threads: threads), Array(batches.indices.reversed()))
+            for i in batches.indices {
+                XCTAssertEqual(many[i]!.0, one[i]!.0, "logits, batch \(i), \(threads) threads")
+                XCTAssertEqual(many[i]!.1, one[i]!.1, "states, batch \(i), \(threads) threads")
+            }
+        }
+    }
+
     func testStateHandOverContinuesTheSequence() throws {
         let engine = CPUEngine(model: try ModelLoader.load(path: Fixtures.tinySafetensors))
         var whole = engine.newState()
