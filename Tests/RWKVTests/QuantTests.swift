@@ -9,21 +9,27 @@ final class QuantTests: XCTestCase {
     static let dir = Fixtures.repoRoot.appendingPathComponent("Tests/Fixtures/quant")
     static let types: [DType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K]
 
+    /// The tensors of the quantised fixture (tools/quant/make_quant_fixtures.py), by name.
+    static func fixtureTensors() throws -> (String) throws -> RawTensor {
+        let g = try GGUFFile(path: dir.appendingPathComponent("dequant.gguf").path)
+        var byName: [String: GGUFFile.TensorInfo] = [:]
+        for t in g.tensorInfos { byName[t.name] = t }
+        return { name in try g.rawTensor(try XCTUnwrap(byName[name], name)) }
+    }
+
     /// Every type's dequantisation, on every SIMD path this machine has, equals the `gguf` package's
     /// numpy dequantiser bit for bit, on quantised real weights and on random blocks.
     func testDequantisationMatchesGGUFPackageBitForBit() throws {
-        let g = try GGUFFile(path: Self.dir.appendingPathComponent("dequant.gguf").path)
-        var byName: [String: GGUFFile.TensorInfo] = [:]
-        for t in g.tensorInfos { byName[t.name] = t }
+        let tensor = try Self.fixtureTensors()
         let levels = Array(0...Int(rk_simd_level()))
         var checked = 0
         for type in Self.types {
             for kind in ["real", "random"] {
                 let name = type.rawValue.uppercased() + "." + kind
-                let q = try g.rawTensor(try XCTUnwrap(byName[name], name))
-                let expected = try g.rawTensor(try XCTUnwrap(byName[name + ".expected"])).floats()
+                let q = try tensor(name)
+                let expected = try tensor(name + ".expected").floats()
                 XCTAssertEqual(q.dtype, type, name)
-                XCTAssertEqual(q.shape, try g.rawTensor(try XCTUnwrap(byName[name + ".expected"])).shape, name)
+                XCTAssertEqual(q.shape, try tensor(name + ".expected").shape, name)
                 for level in levels {
                     var out = [Float](repeating: .nan, count: expected.count)
                     rk_dequant_blocks_at(Int32(level), type.kernelCode, q.data.base, &out, Int64(expected.count / type.blockElements))
@@ -173,14 +179,12 @@ final class QuantTests: XCTestCase {
     /// than rounding x to int8 can explain.
     func testInt8KernelsMatchTheirScalarReference() throws {
         guard rk_simd_level() >= 3 else { throw XCTSkip("no int8-activation path here (kernels \(KernelPath.current.rawValue): no AVX512-VNNI, or RWKV_EDIT_KERNELS caps it)") }
-        let g = try GGUFFile(path: Self.dir.appendingPathComponent("dequant.gguf").path)
-        var byName: [String: GGUFFile.TensorInfo] = [:]
-        for t in g.tensorInfos { byName[t.name] = t }
+        let tensor = try Self.fixtureTensors()
         var checked = 0
         for type in Self.types {
             for kind in ["real", "random"] {
                 let name = type.rawValue.uppercased() + "." + kind
-                let q = try g.rawTensor(try XCTUnwrap(byName[name], name))
+                let q = try tensor(name)
                 let w = q.floats()
                 let blocks = w.count / type.blockElements
                 for perRow in [1, 3, 4, 5, 16] where perRow <= blocks {
@@ -228,14 +232,12 @@ final class QuantTests: XCTestCase {
     /// proof that the int8 path ran.
     func testInt8GemmMatchesTheScalarReference() throws {
         guard rk_simd_level() >= 3 else { throw XCTSkip("no int8-activation path here (kernels \(KernelPath.current.rawValue))") }
-        let g = try GGUFFile(path: Self.dir.appendingPathComponent("dequant.gguf").path)
-        var byName: [String: GGUFFile.TensorInfo] = [:]
-        for t in g.tensorInfos { byName[t.name] = t }
+        let tensor = try Self.fixtureTensors()
         var checked = 0
         for type in [DType.q4_K, .q5_K, .q6_K] {
             for kind in ["real", "random", "tiled"] {
                 let name = type.rawValue.uppercased() + "." + kind
-                let q = try g.rawTensor(try XCTUnwrap(byName[type.rawValue.uppercased() + (kind == "real" ? ".real" : ".random")], name))
+                let q = try tensor(type.rawValue.uppercased() + (kind == "real" ? ".real" : ".random"))
                 // "tiled": 75 rows of 2 blocks (three 32-row panels, the last partial) made of the random blocks.
                 let blockBytes = Int(rk_block_bytes(type.kernelCode))
                 let stored = q.data.count / blockBytes
