@@ -87,7 +87,7 @@ struct ApplyCommand: ParsableCommand {
                 let p = try Self.pack(for: line.edit, in: packs)
                 let r = try session.edit(line.edit, pack: p, query: line.query, answers: (line.old, line.new), controls: controls,
                                          options: options, strength: methodOptions.strength, keepUnverified: methodOptions.allowWeak, allowNewEntity: allowNewEntity,
-                                         probeTemplate: probe, preferComposed: composed, fallbackMethod: methodOptions.fallbackMethod)
+                                         probeTemplate: probe, preferComposed: composed, recovery: methodOptions.recovery)
                 if !json {
                     print("pack \(p.name): \(r.entity): \(r.from) → \(r.to) (u₁ from \(r.source.rawValue) entry; probes \"\(r.oldProbe)\" / \"\(r.newProbe)\")")
                 }
@@ -143,7 +143,7 @@ extension ChatLoop {
         let fixed = SlashOptions.fixesStrength(Array(args[optStart...]))
         let r = try session.edit(args[1..<optStart].joined(separator: " "), pack: pack, options: opts, strength: fixed ? .fixed : .search,
                                  allowNewEntity: allowNewEntity,
-                                 fallbackMethod: args[optStart...].contains("--method") ? nil : EditMethod.collateralFallback)
+                                 recovery: args[optStart...].contains("--method") ? .none : .standard)
         if r.verdict != .applied { unverifiedEdits += 1 }
         return Self.describe(r.outcome, "\(r.entity): \(r.from) → \(r.to) with pack \(pack.name)")
             + r.prechecks.map { "\nwarning: \($0.message)" }.joined()
@@ -160,7 +160,8 @@ extension ChatLoop {
         let strength = String(format: "α = %.4f", e.alpha) + (e.ratio.map { String(format: ", ratio %.3g", $0) } ?? "")
         let controls = o.controls.isEmpty ? "" : ", \(o.controls.filter { $0.after.isTop1 }.count)/\(o.controls.count) controls kept"
         let head = o.verdict == .applied ? "applied" : "not applied (\(o.verdict.rawValue)\(o.kept ? "; kept" : "; the state is unchanged"))"
-        return "\(head): \(what), \(e.method.rawValue) \(strength) over \(e.heads.count) heads; "
+        let method = e.method.rawValue + (e.protectedStatements > 0 ? " protecting \(e.protectedStatements) statements' keys" : "")
+        return "\(head): \(what), \(method) \(strength) over \(e.heads.count) heads; "
             + reading + controls + (o.trials.count > 1 ? " (\(o.trials.count) strengths tried)" : "")
     }
 

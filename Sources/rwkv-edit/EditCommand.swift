@@ -32,8 +32,8 @@ struct EditMethodOptions: ParsableArguments {
     /// A given ratio or α is used as it is; otherwise the strength is searched per context.
     var strength: StrengthPolicy { ratio == nil && alpha == nil ? .search : .fixed }
 
-    /// A method given is the only one tried; otherwise the library's fallback follows a collateral search.
-    var fallbackMethod: EditMethod? { method == nil ? EditMethod.collateralFallback : nil }
+    /// A method given is the only one tried; otherwise the library's recovery follows a collateral search.
+    var recovery: CollateralRecovery { method == nil ? .standard : .none }
 
     func editOptions(defaultRatio: Float) throws -> EditOptions {
         var o = EditOptions(method: method ?? .hybU, ratio: ratio ?? defaultRatio, alpha: alpha)

@@ -8,10 +8,10 @@ struct EditCommandError: Error, CustomStringConvertible {
 }
 
 /// The report `edit`, `apply` and chat print for a verified edit; `--json` prints it as
-/// {"verdict","kept","warnings","method","alpha","ratio","layers","heads_edited",
+/// {"verdict","kept","warnings","method","protected_statements","alpha","ratio","layers","heads_edited",
 ///  "target":{"query","old","new","before":{"p_old","p_new","top":[{id,text,prob}]},"after":{…}},
 ///  "controls":[{"query","answer","before":{"p","top1"},"after":{…}}],
-///  "trials":[{"method","ratio","alpha","verdict","p_old","p_new"}], "pack":{…}}.
+///  "trials":[{"method","protected_statements","ratio","alpha","verdict","p_old","p_new"}], "pack":{…}}.
 struct EditReport: Encodable {
     struct Target: Encodable { let query, old: String; let new: String?; let before, after: Reading }
     struct Reading: Encodable {
@@ -29,7 +29,14 @@ struct EditReport: Encodable {
         let p: Double; let top1: Bool
         init(_ a: AnswerReading) { p = a.probability; top1 = a.isTop1 }
     }
-    struct Trial: Encodable { let method: String; let ratio: Float?; let alpha: Float; let verdict: EditVerdict; let pOld: Double; let pNew: Double? }
+    struct Trial: Encodable {
+        let method: String
+        /// Statements whose keys the trial's edit left alone (`KeyProtection`), 0 for none.
+        let protectedStatements: Int
+        let ratio: Float?; let alpha: Float; let verdict: EditVerdict; let pOld: Double; let pNew: Double?
+        /// The method, and the protection when there is one.
+        var label: String { method + (protectedStatements > 0 ? " protecting \(protectedStatements) statements' keys" : "") }
+    }
     struct Pack: Encodable { let file, name, source, entity, from, to, oldProbe, newProbe: String }
 
     let verdict: EditVerdict
@@ -38,6 +45,7 @@ struct EditReport: Encodable {
     /// words; empty for an applied edit with nothing noticed.
     private(set) var warnings: [String]
     let method: String
+    let protectedStatements: Int
     let alpha: Float
     let ratio: Float?
     let layers: [Int]
@@ -58,12 +66,12 @@ struct EditReport: Encodable {
             let lost = o.controls.filter { $0.before.isTop1 && !$0.after.isTop1 }.map { "\"\($0.control.query)\" no longer answers \($0.control.answer)" }
             warnings = ["the edit was not applied: a control lost its top-1 answer (\(lost.joined(separator: "; ")))" + (o.kept ? "" : "; the state was left unchanged")]
         }
-        method = a.method.rawValue; alpha = a.alpha; ratio = a.ratio
+        method = a.method.rawValue; protectedStatements = a.protectedStatements; alpha = a.alpha; ratio = a.ratio
         layers = [a.heads.map(\.layer).min() ?? 0, a.heads.map(\.layer).max() ?? 0]
         headsEdited = a.heads.count
         target = Target(query: o.check.query, old: o.check.old, new: o.check.new, before: Reading(o.before), after: Reading(o.after))
         controls = o.controls.map { Control(query: $0.control.query, answer: $0.control.answer, before: Answer($0.before), after: Answer($0.after)) }
-        trials = o.trials.map { Trial(method: $0.applied.method.rawValue, ratio: $0.applied.ratio, alpha: $0.applied.alpha, verdict: $0.verdict,
+        trials = o.trials.map { Trial(method: $0.applied.method.rawValue, protectedStatements: $0.applied.protectedStatements, ratio: $0.applied.ratio, alpha: $0.applied.alpha, verdict: $0.verdict,
                                       pOld: $0.target.old.probability, pNew: $0.target.new?.probability) }
     }
 
@@ -78,7 +86,7 @@ struct EditReport: Encodable {
     func printText() {
         func top(_ r: Reading) -> String { r.top.prefix(3).map { "\($0.text.debugDescription) \(String(format: "%.3f", $0.prob))" }.joined(separator: ", ") }
         let strength = String(format: "α = %.4f", alpha) + (ratio.map { String(format: " (ratio %.3g)", $0) } ?? "")
-        print("method \(method)  \(strength)  verdict: \(verdict.rawValue)\(kept ? "" : " (not kept: the state is unchanged)")")
+        print("method \(trials.last?.label ?? method)  \(strength)  verdict: \(verdict.rawValue)\(kept ? "" : " (not kept: the state is unchanged)")")
         print("query: \(target.query)")
         func p(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "-" }
         print("          P(\(target.old))   P(\(target.new ?? "new"))   top")
@@ -88,10 +96,10 @@ struct EditReport: Encodable {
             print("control: \(c.query) → \(c.answer)   P before \(String(format: "%.4f", c.before.p)) (top-1: \(c.before.top1)), after \(String(format: "%.4f", c.after.p)) (top-1: \(c.after.top1))")
         }
         if trials.count > 1 {
-            // A method named where it changes (a fallback after a collateral search).
+            // The method named where it changes (a recovery after a collateral search).
             print("strengths tried: " + trials.indices.map { i in
                 let t = trials[i]
-                return (i == 0 || trials[i - 1].method != t.method ? "\(t.method) " : "")
+                return (i == 0 || trials[i - 1].label != t.label ? "\(t.label) " : "")
                     + (t.ratio.map { String(format: "ratio %.3g", $0) } ?? String(format: "α %.3g", t.alpha)) + " → \(t.verdict.rawValue)"
             }.joined(separator: ", "))
         }

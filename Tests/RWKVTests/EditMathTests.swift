@@ -25,6 +25,35 @@ final class EditMathTests: XCTestCase {
         }
     }
 
+    /// A protected edit reads the same along every protected key: (Δ·P)·c = 0 for each direction c
+    /// given (also ones given twice, or a sum of two, which add nothing), and Δ·x is unchanged for x
+    /// orthogonal to all of them; other heads are untouched.
+    func testKeyProtectionZeroesTheEditAlongProtectedKeysOnly() {
+        var rng = SplitMix64(seed: 21)
+        let n = 16, h = HeadIndex(layer: 1, head: 2), other = HeadIndex(layer: 0, head: 0)
+        let (a, b) = (randomVector(n, &rng), randomVector(n, &rng))
+        var p = KeyProtection()
+        p.add(a, at: h)
+        p.add(b, at: h)
+        p.add(a.map { $0 * 3 }, at: h)
+        p.add(zip(a, b).map { $0 + 2 * $1 }, at: h)
+        p.add([Float](repeating: 0, count: n), at: h)
+        XCTAssertEqual(p.directions[h]?.count, 2, "directions in the span held add nothing")
+        let delta = randomVector(n * n, &rng)
+        var m = delta
+        p.project(&m, at: h, headSize: n)
+        func apply(_ m: [Float], _ x: [Float]) -> [Float] { (0..<n).map { i in (0..<n).reduce(Float(0)) { $0 + m[i * n + $1] * x[$1] } } }
+        for c in [a, b] { XCTAssertLessThan(apply(m, c).map(abs).max()!, 1e-5) }
+        // x orthogonal to a and b: the edit reads there as before.
+        var x = randomVector(n, &rng)
+        for c in p.directions[h]! { let d = zip(x, c).reduce(0) { $0 + $1.0 * $1.1 }; for j in 0..<n { x[j] -= d * c[j] } }
+        for (got, want) in zip(apply(m, x), apply(delta, x)) { XCTAssertEqual(got, want, accuracy: 1e-5) }
+        XCTAssertGreaterThan(zip(m, delta).map { abs($0 - $1) }.max()!, 1e-3, "the projection changed the edit")
+        var untouched = delta
+        p.project(&untouched, at: other, headSize: n)
+        XCTAssertEqual(untouched, delta)
+    }
+
     /// A planted σ·u·vᵀ plus small noise comes back out of both SVD paths, up to sign.
     func testRankOneRecoveryOfPlantedOuterProduct() throws {
         var rng = SplitMix64(seed: 11)

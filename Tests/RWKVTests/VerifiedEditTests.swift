@@ -118,7 +118,7 @@ final class VerifiedEditTests: XCTestCase {
         let session = b.session(threads: 1)
         try session.feed(Self.twoCities)
         let before = session.state
-        let r = try session.edit("Bob: Austin -> Chicago", pack: b.pack("cities"), options: EditOptions(ratio: 100), fallbackMethod: nil)
+        let r = try session.edit("Bob: Austin -> Chicago", pack: b.pack("cities"), options: EditOptions(ratio: 100), recovery: .none)
         let trials = r.outcome.trials
         let ratios = trials.compactMap(\.applied.ratio)
         XCTAssertEqual(trials.first?.verdict, .collateral, "ratio 100 breaks Alice's city")
@@ -151,7 +151,7 @@ final class VerifiedEditTests: XCTestCase {
         let single = b.session(threads: 1)
         try single.feed(context)
         let start = single.state
-        let alone = try single.edit("Jack: Milan -> Dallas", pack: b.pack("cities"), fallbackMethod: nil)
+        let alone = try single.edit("Jack: Milan -> Dallas", pack: b.pack("cities"), recovery: .none)
         XCTAssertEqual(alone.verdict, .collateral)
         XCTAssertTrue(alone.outcome.trials.allSatisfy { $0.applied.method == .hybU })
         XCTAssertEqual(single.state, start, "a collateral edit is rolled back")
@@ -160,7 +160,7 @@ final class VerifiedEditTests: XCTestCase {
         try session.feed(context)
         let r = try session.edit("Jack: Milan -> Dallas", pack: b.pack("cities"))
         XCTAssertEqual(r.verdict, .applied)
-        XCTAssertEqual(r.outcome.applied.method, EditMethod.collateralFallback)
+        XCTAssertEqual(r.outcome.applied.method, CollateralRecovery.standard.fallbackMethod)
         let methods = r.outcome.trials.map(\.applied.method)
         XCTAssertEqual(Array(methods.prefix(alone.outcome.trials.count)), alone.outcome.trials.map(\.applied.method),
                        "the first method's trials come first")
@@ -177,6 +177,52 @@ final class VerifiedEditTests: XCTestCase {
         XCTAssertEqual(try CLI.json(fallback.stdout)["method"] as? String, "hyb-uv")
         let given = try CLI.run(base + ["--method", "hyb-u"])
         XCTAssertEqual(given.status, 3, "a method given is the only one tried: collateral\n\(given.stderr)")
+    }
+
+    /// A context (bench edit seed 3) where every strength of hyb-u and of hyb-uv flips Olivia's
+    /// answer (P = 0.65 before) while Mark's still reads "chef": projected off the keys of the job
+    /// statements of Julia and Olivia, hyb-u applies and Olivia keeps her answer. Its trials follow
+    /// the two failed searches; without the protection the edit is collateral and rolled back.
+    func testCollateralSearchProtectsTheOtherStatementsKeys() throws {
+        let b = try bundle()
+        let context = "Mark's favourite drink is cider. Julia works as a plumber. The printer jammed twice this morning. "
+            + "Julia's favourite drink is smoothie. Olivia's favourite drink is lemonade. Olivia works as a lawyer. "
+            + "Mark works as a chef. Someone left an umbrella by the door."
+        let unprotected = b.session(threads: 1)
+        try unprotected.feed(context)
+        let start = unprotected.state
+        let failed = try unprotected.edit("Mark: chef -> painter", pack: b.pack("jobs"),
+                                          recovery: CollateralRecovery(fallbackMethod: .hybUV, protectsOtherStatements: false))
+        XCTAssertEqual(failed.verdict, .collateral)
+        XCTAssertEqual(Set(failed.outcome.trials.map(\.applied.method)), [.hybU, .hybUV])
+        XCTAssertTrue(failed.outcome.trials.allSatisfy { $0.applied.protectedStatements == 0 })
+        XCTAssertEqual(unprotected.state, start, "a collateral edit is rolled back")
+
+        let session = b.session(threads: 1)
+        try session.feed(context)
+        let r = try session.edit("Mark: chef -> painter", pack: b.pack("jobs"))
+        XCTAssertEqual(r.verdict, .applied)
+        XCTAssertEqual(r.outcome.applied.method, .hybU)
+        XCTAssertEqual(r.outcome.applied.protectedStatements, 2, "Julia's and Olivia's job statements")
+        let earlier = failed.outcome.trials.count
+        XCTAssertEqual(r.outcome.trials.prefix(earlier).map(\.verdict), failed.outcome.trials.map(\.verdict), "the failed searches come first")
+        XCTAssertTrue(r.outcome.trials.dropFirst(earlier).allSatisfy { $0.applied.protectedStatements == 2 })
+        let olivia = try XCTUnwrap(r.outcome.controls.first { $0.control.query.contains("Olivia") })
+        XCTAssertTrue(olivia.before.isTop1 && olivia.after.isTop1)
+        XCTAssertTrue(r.outcome.controls.allSatisfy { !$0.before.isTop1 || $0.after.isTop1 })
+        XCTAssertTrue(session.editLog.last?.description.contains("protecting 2 statements' keys") ?? false)
+        XCTAssertGreaterThan(r.outcome.timing.planPassSeconds, 0, "the statements' probe pass is timed")
+        _ = try session.undo()
+        XCTAssertEqual(session.state, start)
+
+        try CLI.requireBinary()
+        let pack = Fixtures.repoRoot.appendingPathComponent("packs/jobs.rwkvpack").path
+        let cli = try CLI.run(["apply", "--model", Self.modelPath, "--pack", pack, "--context", context,
+                               "--edit", "Mark: chef -> painter", "--json", "--threads", "1"])
+        XCTAssertEqual(cli.status, 0, cli.stderr)
+        let json = try CLI.json(cli.stdout)
+        XCTAssertEqual(json["protected_statements"] as? Int, 2)
+        XCTAssertEqual((json["trials"] as? [[String: Any]])?.last?["protected_statements"] as? Int, 2)
     }
 
     /// Chat measures /edit, /forget and /erase when a loaded pack describes the fact; a piped session

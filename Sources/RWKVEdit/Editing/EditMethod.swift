@@ -28,16 +28,30 @@ public enum EditMethod: String, CaseIterable, Sendable {
     /// Methods that need the offline (zero-state) calibration.
     public var needsCalibration: Bool { [.hybU, .hybUV, .projection, .isolate].contains(self) }
 
-    /// The method an edit by name tries again with when every searched strength of the default one
-    /// costs a control (σ from the pack's calibration instead of the probes; on the demo model it turned
-    /// one of three such edits over seeds 1–3 into an applied one).
-    public static let collateralFallback: EditMethod = .hybUV
-
     /// Methods that continue the live state with the old and new facts (the online probes).
     public var probesTheLiveState: Bool { self != .isolate && self != .projection }
 }
 
-/// How strongly and where an edit is applied.
+/// What an edit by name tries when every strength it searched cost a control and nothing was kept,
+/// in this order, each a new search from the same reading before the edit.
+public struct CollateralRecovery: Sendable, Equatable {
+    /// Another method (hyb-uv: σ from the pack's calibration instead of the probes).
+    public var fallbackMethod: EditMethod?
+    /// The edit's own method with its keys projected off the key directions of the property's other
+    /// statements in the conversation (`KeyProtection`; one more pass, probing each statement).
+    public var protectsOtherStatements: Bool
+
+    public init(fallbackMethod: EditMethod?, protectsOtherStatements: Bool) {
+        self.fallbackMethod = fallbackMethod; self.protectsOtherStatements = protectsOtherStatements
+    }
+
+    /// Both (on the demo model over seeds 1–3, the fallback recovered one of three such edits, the
+    /// protection the other two: README "Trusting an edit").
+    public static let standard = CollateralRecovery(fallbackMethod: .hybUV, protectsOtherStatements: true)
+    /// Neither: a collateral search is reported as such.
+    public static let none = CollateralRecovery(fallbackMethod: nil, protectsOtherStatements: false)
+}
+
 /// The ratios edits, forgets and erasures use when none is given. `.seed` holds the seed's (measured on
 /// its 2.9B model); a model can ship its own beside its weights (the CLI reads `<model>.json`; the demo
 /// model's are in models/demo.json, README "Choosing the ratio").
@@ -51,6 +65,7 @@ public struct DefaultRatios: Sendable, Equatable {
     public static let seed = DefaultRatios(edit: 0.20, forget: 0.55, erase: 0.55)
 }
 
+/// How strongly and where an edit is applied.
 public struct EditOptions: Sendable {
     public var method: EditMethod = .hybU
     /// α = ratio · ‖S_live‖ / ‖Δ‖ for adaptive methods.

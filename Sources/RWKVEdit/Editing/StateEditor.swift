@@ -24,6 +24,8 @@ public struct AppliedEdit: Sendable {
     public let deltaNorm: Float
     /// ‖S_live‖ over all layers before the edit.
     public let stateNorm: Float
+    /// Statements whose key directions the edit left alone (`KeyProtection`); 0 for none.
+    public let protectedStatements: Int
 }
 
 /// Computes and applies state edits (DESIGN.md §4). Probes branch from the live state and run as
@@ -70,8 +72,10 @@ public struct StateEditor: Sendable {
     /// Everything of an edit of `live` but its strength: the probes, SVDs and per-head matrices. A
     /// strength search applies one plan at several strengths instead of probing again. `probed`, when
     /// given, is `probe(live, old: old, new: new)` already run (in a batch with other sequences).
+    /// Every head's matrix is projected off `protecting`'s key directions.
     public func plan(_ live: State, old: [Int], new: [Int], options: EditOptions,
-                     calibration given: Calibration? = nil, probed: (old: State, new: State)? = nil) throws -> EditPlan {
+                     calibration given: Calibration? = nil, probed: (old: State, new: State)? = nil,
+                     protecting: KeyProtection = KeyProtection()) throws -> EditPlan {
         guard !old.isEmpty else { throw EditError.emptyText("the old fact") }
         guard !new.isEmpty else { throw EditError.emptyText("the new fact") }
         guard live.isCompatible(with: engine.newState()) else { throw EditError.incompatibleState("layer or head counts differ") }
@@ -85,7 +89,7 @@ public struct StateEditor: Sendable {
 
         var edits: [(HeadIndex, [Float])] = []
         for h in heads {
-            let m: [Float]
+            var m: [Float]
             switch method {
             case .uniform, .adaptive:
                 guard let online else { continue }
@@ -117,12 +121,13 @@ public struct StateEditor: Sendable {
                 }
                 m = mm
             }
+            protecting.project(&m, at: h, headSize: n)
             edits.append((h, m))
         }
         let deltaNorm = edits.reduce(Float(0)) { $0 + $1.1.reduce(0) { $0 + $1 * $1 } }.squareRoot()
         let done = DispatchTime.now().uptimeNanoseconds
         return EditPlan(method: method, heads: heads, matrices: edits, deltaNorm: deltaNorm, stateNorm: live.wkvNorm(),
-                        probeSeconds: Double(probed - start) / 1e9, svdSeconds: Double(done - probed) / 1e9)
+                        protectedStatements: protecting.statements, probeSeconds: Double(probed - start) / 1e9, svdSeconds: Double(done - probed) / 1e9)
     }
 }
 
@@ -135,6 +140,7 @@ public struct EditPlan: Sendable {
     /// ‖Δ‖ over the edited heads, and ‖S_live‖ over all layers before the edit.
     public let deltaNorm: Float
     public let stateNorm: Float
+    public let protectedStatements: Int
     /// Time spent on the probes and calibration (engine passes), and on the SVDs and matrices.
     public let probeSeconds: Double
     public let svdSeconds: Double
@@ -150,6 +156,6 @@ public struct EditPlan: Sendable {
         guard alpha.isFinite else { throw EditError.numerical("edit strength α is not finite") }
         for (h, m) in matrices { StateDelta.add(m, scaled: alpha, to: &live, at: h) }
         return AppliedEdit(method: method, alpha: alpha, ratio: options.alpha == nil && !method.usesFixedAlpha ? options.ratio : nil,
-                           heads: heads, deltaNorm: deltaNorm, stateNorm: stateNorm)
+                           heads: heads, deltaNorm: deltaNorm, stateNorm: stateNorm, protectedStatements: protectedStatements)
     }
 }

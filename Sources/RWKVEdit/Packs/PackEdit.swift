@@ -142,12 +142,19 @@ extension EditPack {
     }
 }
 
+/// The value names, probe sentences, calibration and options of a pack edit.
+private struct PackEditPlan {
+    let old: String, new: String
+    let oldProbe: String, newProbe: String
+    let calibration: Calibration
+    let source: EditPack.CalibrationSource
+    let options: EditOptions
+}
+
 extension EditSession {
     /// The probe sentences, calibration and options of a pack edit.
     private func packEditPlan(pack: EditPack, entity: String, from old: String, to new: String, options: EditOptions,
-                              probeTemplate: String?, preferComposed: Bool)
-        throws -> (old: String, new: String, oldProbe: String, newProbe: String, calibration: Calibration,
-                   source: EditPack.CalibrationSource, options: EditOptions) {
+                              probeTemplate: String?, preferComposed: Bool) throws -> PackEditPlan {
         try pack.requireModel(engine.model, tokenizer: tokenizer)
         var opts = options
         let packLayers = pack.manifest.layerRange
@@ -163,7 +170,7 @@ extension EditSession {
         let a = try pack.resolve(old), b = try pack.resolve(new)
         let oldProbe = fillTemplate(template, value: try pack.surface(a), entity: entity)
         let newProbe = fillTemplate(template, value: try pack.surface(b), entity: entity)
-        return (a, b, oldProbe, newProbe, cal, source, opts)
+        return PackEditPlan(old: a, new: b, oldProbe: oldProbe, newProbe: newProbe, calibration: cal, source: source, options: opts)
     }
 
     /// Edits what the conversation says about `entity` from value `old` to value `new`, both entries of
@@ -188,14 +195,13 @@ extension EditSession {
     /// `controls` are checked beside the ones found. Throws when the entity does not occur in the
     /// conversation unless `allowNewEntity`; when the query does not answer the old value before the
     /// edit, the outcome's `prechecks` say what it answered. When the searched strengths all cost a
-    /// control and nothing was kept, the search runs again with `fallbackMethod` (by default
-    /// `EditMethod.collateralFallback`; nil for none) on the same reading, and the outcome holds the
-    /// trials of both.
+    /// control and nothing was kept, the search runs again as `recovery` says, from the same reading,
+    /// and the outcome holds the trials of every search in order.
     public func edit(_ spec: String, pack: EditPack, query: String? = nil, answers: (old: String?, new: String?) = (nil, nil),
                      controls extraControls: [ControlQuery] = [], options: EditOptions? = nil,
                      strength: StrengthPolicy = .search, keepUnverified: Bool = false, allowNewEntity: Bool = false,
                      probeTemplate: String? = nil, preferComposed: Bool = false,
-                     fallbackMethod: EditMethod? = EditMethod.collateralFallback) throws -> PackEditOutcome {
+                     recovery: CollateralRecovery = .standard) throws -> PackEditOutcome {
         let (entity, old, new) = try EditPack.parseEdit(spec)
         let isNew = transcriptIsComplete && !transcript.contains(entity)
         if isNew && !allowNewEntity {
@@ -222,15 +228,48 @@ extension EditSession {
                                        calibration: plan.calibration, strength: strength, keepUnverified: keepUnverified,
                                        baseline: baseline)
         let searched = strength == .search && plan.options.alpha == nil && !plan.options.method.usesFixedAlpha
-        if outcome.verdict == .collateral, !outcome.kept, searched, let fallback = fallbackMethod,
-           fallback != plan.options.method, !fallback.usesFixedAlpha {
+        func failed() -> Bool { searched && outcome.verdict == .collateral && !outcome.kept }
+        if failed(), let fallback = recovery.fallbackMethod, fallback != plan.options.method, !fallback.usesFixedAlpha {
             var opts = plan.options
             opts.method = fallback
             outcome = try verifiedEdit(from: plan.oldProbe, to: plan.newProbe, check: check, options: opts,
                                        calibration: plan.calibration, strength: strength, keepUnverified: keepUnverified,
                                        baseline: baseline).following(outcome)
         }
+        if failed(), recovery.protectsOtherStatements {
+            let clock = DispatchTime.now().uptimeNanoseconds
+            let protection = try keyProtection(pack: pack, entity: entity, plan: plan, probeTemplate: probeTemplate)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e9
+            if !protection.isEmpty {
+                outcome = try verifiedEdit(from: plan.oldProbe, to: plan.newProbe, check: check, options: plan.options,
+                                           calibration: plan.calibration, strength: strength, keepUnverified: keepUnverified,
+                                           baseline: baseline, protecting: protection).addingPlanPass(seconds).following(outcome)
+            }
+        }
         return PackEditOutcome(outcome: outcome, entity: entity, source: plan.source, from: plan.old, to: plan.new,
                                oldProbe: plan.oldProbe, newProbe: plan.newProbe, prechecks: prechecks)
+    }
+
+    /// The key directions of the property's other statements in the conversation: each statement
+    /// ("Alice lives in Paris.") and the same with another value (the edit's new one, or its old one
+    /// when the statement holds the new), on branches of the live state in one batch.
+    private func keyProtection(pack: EditPack, entity: String, plan: PackEditPlan,
+                               probeTemplate: String?) throws -> KeyProtection {
+        let template = try pack.probeTemplate(probeTemplate)
+        var pairs: [[Int]] = []
+        for s in try pack.statements(in: transcript, probeTemplate: probeTemplate) where s.entity != entity {
+            let other = s.value == plan.new ? plan.old : plan.new
+            pairs.append(continuationTokens(fillTemplate(template, value: try pack.surface(s.value), entity: s.entity)))
+            pairs.append(continuationTokens(fillTemplate(template, value: try pack.surface(other), entity: s.entity)))
+        }
+        var protection = KeyProtection()
+        guard !pairs.isEmpty else { return protection }
+        var states = [State](repeating: state, count: pairs.count)
+        _ = try engine.forward(pairs, states: &states, allLogits: false)
+        let heads = try plan.options.targetHeads(engine.config)
+        for i in stride(from: 0, to: states.count, by: 2) {
+            try protection.add((states[i], states[i + 1]), heads: heads, headSize: engine.config.headSize)
+        }
+        return protection
     }
 }

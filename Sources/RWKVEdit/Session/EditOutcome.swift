@@ -123,6 +123,14 @@ public struct EditOutcome: Sendable {
 
     public var applied: AppliedEdit { trials[trials.count - 1].applied }
 
+    /// This outcome with `seconds` more of engine passes its plan needed outside the search.
+    func addingPlanPass(_ seconds: Double) -> EditOutcome {
+        let t = EditTiming(beforeSeconds: timing.beforeSeconds, planPassSeconds: timing.planPassSeconds + seconds,
+                           svdSeconds: timing.svdSeconds, trialSeconds: timing.trialSeconds)
+        return EditOutcome(verdict: verdict, kept: kept, check: check, before: before, after: after, controls: controls,
+                           trials: trials, timing: t)
+    }
+
     /// This outcome, tried after `earlier` from the same reading before the edit (whose time is
     /// counted once): its trials and time follow the earlier one's.
     func following(_ earlier: EditOutcome) -> EditOutcome {

@@ -253,14 +253,15 @@ public final class EditSession {
     /// `probes` brings them, run in the reading before the edit); the calibration (when the method needs
     /// one and none is given) runs the bare sentences from empty states.
     private func planEdit(from old: String, to new: String, options: EditOptions,
-                          calibration: Calibration?, probes: Probes? = nil) throws -> EditPlan {
+                          calibration: Calibration?, probes: Probes? = nil,
+                          protecting: KeyProtection = KeyProtection()) throws -> EditPlan {
         let facts = try factTokens(old, new)
         let editor = StateEditor(engine: engine)
         let cal = try calibration ?? (options.method.needsCalibration
             ? editor.calibrate(old: tokenizer.encode(old), new: tokenizer.encode(new), heads: options.targetHeads(engine.config))
             : nil)
         let probed = probes.flatMap { $0.old == facts.old && $0.new == facts.new ? $0.states : nil }
-        return try editor.plan(state, old: facts.old, new: facts.new, options: options, calibration: cal, probed: probed)
+        return try editor.plan(state, old: facts.old, new: facts.new, options: options, calibration: cal, probed: probed, protecting: protecting)
     }
 
     /// The old and new facts as they would continue the conversation.
@@ -311,13 +312,15 @@ public final class EditSession {
                         reading: reading, probes: probes)
     }
 
-    /// `verifiedEdit`, starting from the readings before the edit when the caller has them.
+    /// `verifiedEdit`, starting from the readings before the edit when the caller has them, with the
+    /// edit's keys projected off `protecting`'s directions.
     func verifiedEdit(from old: String, to new: String, check: EditCheck, options: EditOptions, calibration: Calibration?,
                       strength: StrengthPolicy, keepUnverified: Bool,
-                      baseline given: Baseline?) throws -> EditOutcome {
+                      baseline given: Baseline?, protecting: KeyProtection = KeyProtection()) throws -> EditOutcome {
         var baseline = try given ?? baseline(check, lowestEdited: options.targetHeads(engine.config).map(\.layer).min(),
                                              probing: options.method.probesTheLiveState ? (old, new) : nil)
-        let plan = try planEdit(from: old, to: new, options: options, calibration: calibration, probes: baseline.probes)
+        let plan = try planEdit(from: old, to: new, options: options, calibration: calibration, probes: baseline.probes,
+                                protecting: protecting)
         let lowestEdited = plan.matrices.map(\.0.layer).min()
         if let kept = baseline.reading.keptLayer, kept > lowestEdited ?? kept { baseline.reading.kept = nil }
         let (before, controlsBefore) = (baseline.target, baseline.controls)
@@ -456,7 +459,8 @@ public final class EditSession {
     }
 
     private static func record(_ old: String, _ new: String, _ e: AppliedEdit, verdict: EditVerdict?) -> EditRecord {
-        EditRecord(description: "edit \"\(old)\" → \"\(new)\" (\(e.method.rawValue))", method: e.method.rawValue,
+        EditRecord(description: "edit \"\(old)\" → \"\(new)\" (\(e.method.rawValue)"
+                       + (e.protectedStatements > 0 ? ", protecting \(e.protectedStatements) statements' keys)" : ")"), method: e.method.rawValue,
                    alpha: e.alpha, ratio: e.ratio, verdict: verdict)
     }
 

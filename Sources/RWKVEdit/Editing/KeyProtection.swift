@@ -1,0 +1,51 @@
+/// Key directions an edit must leave alone, per head: an orthonormal set {c} for which every edit
+/// matrix Δ (value-major, the column index is the key's) becomes Δ(I − Σ c cᵀ), so that
+/// (S + αΔ)·c = S·c — a reading whose receptance lies along c reads the same state after the edit.
+///
+/// An edit by name protects the other statements of its property this way when every strength it
+/// searched cost one of them its answer (`CollateralRecovery`): each statement's direction is the
+/// leading key of its own probe pair, the statement with its value and with another one.
+public struct KeyProtection: Sendable {
+    public private(set) var directions: [HeadIndex: [[Float]]] = [:]
+    /// How many probe pairs gave directions (each at most one per head).
+    public private(set) var statements = 0
+
+    public init() {}
+
+    public var isEmpty: Bool { directions.isEmpty }
+
+    /// Adds the leading key direction of the head delta S(new) − S(old) of each head; a direction
+    /// already within the span held for that head (residual below 1e-4 of its norm) adds nothing.
+    public mutating func add(_ probes: (old: State, new: State), heads: [HeadIndex], headSize n: Int) throws {
+        for h in heads {
+            add(try HeadSVD.leading(matrix: StateDelta.head(probes.old, probes.new, h), n: n).v, at: h)
+        }
+        statements += 1
+    }
+
+    /// Adds a key direction of head `h` (Gram–Schmidt against the ones held).
+    public mutating func add(_ direction: [Float], at h: HeadIndex) {
+        var v = direction
+        let norm = dot(v, v).squareRoot()
+        guard norm > 0, norm.isFinite else { return }
+        for c in directions[h] ?? [] {
+            let d = dot(v, c)
+            for j in v.indices { v[j] -= d * c[j] }
+        }
+        let rest = dot(v, v).squareRoot()
+        guard rest > 1e-4 * norm else { return }
+        directions[h, default: []].append(v.map { $0 / rest })
+    }
+
+    /// Δ ← Δ(I − Σ c cᵀ) for head `h`'s directions (Δ value-major n×n).
+    public func project(_ m: inout [Float], at h: HeadIndex, headSize n: Int) {
+        guard let cs = directions[h] else { return }
+        for c in cs {
+            for i in 0..<n {
+                var d: Float = 0
+                for j in 0..<n { d += m[i * n + j] * c[j] }
+                for j in 0..<n { m[i * n + j] -= d * c[j] }
+            }
+        }
+    }
+}
