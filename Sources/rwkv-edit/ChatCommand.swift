@@ -122,39 +122,42 @@ struct ChatLoop {
 
     private mutating func command(_ line: String) throws -> Bool {
         let session = self.session  // captured by the edit closures below while self is mutated
-        let args = try ShellWords.split(line)
-        guard let name = args.first else { return true }
-        let rest = Array(args.dropFirst())
+        // /feed and /ask take the rest of the line as it is ("Bob's cat…" has no quote to close).
+        let name = String(line.prefix { !$0.isWhitespace })
+        let text = String(line.dropFirst(name.count).trimmingCharacters(in: .whitespaces))
+        let rest = ["/feed", "/ask"].contains(name) ? [] : Array(try ShellWords.split(line).dropFirst())
         switch name {
         case "/quit", "/exit":
             return false
         case "/help":
             print(Self.help)
         case "/feed":
-            try session.feed(line.dropFirst("/feed".count).trimmingCharacters(in: .whitespaces))
+            try session.feed(text)
             print("ok")
         case "/ask":
-            let text = String(line.dropFirst("/ask".count).trimmingCharacters(in: .whitespaces))
             let reply = try session.generate(after: text, maxTokens: maxTokens, stop: "\n", endAtSentence: true, commit: false, sampler: sampler)
             print(text + reply)
         case "/edit":
             if let done = try packEdit(line) { print(done); break }   // /edit PACK Entity: A -> B (ApplyCommand.swift)
             let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: ratios.edit)
             guard pos.count == 2 else { throw EditError.invalid("usage: /edit \"old fact\" \"new fact\" [--method m] [--ratio r]") }
-            print(try sentenceEdit("edit \"\(pos[0])\" → \"\(pos[1])\"", fact: pos[0], newFact: pos[1], options: opts, fixed: SlashOptions.fixesStrength(rest),
-                                   verified: { try session.verifiedEdit(from: pos[0], to: pos[1], check: $0, options: opts, strength: $1) },
+            print(try sentenceEdit("edit \"\(pos[0])\" → \"\(pos[1])\"", fact: pos[0], newFact: pos[1], options: opts,
+                                   fixed: SlashOptions.fixesStrength(rest), recover: !rest.contains("--method"),
+                                   verified: { try session.verifiedEdit(from: pos[0], to: pos[1], check: $0, options: opts, strength: $1, protecting: $2) },
                                    unverified: { try session.edit(from: pos[0], to: pos[1], options: opts) }))
         case "/forget":
             let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: ratios.forget)
             guard pos.count == 2 else { throw EditError.invalid("usage: /forget \"fact\" \"entity\" [--ratio r]") }
-            print(try sentenceEdit("forget \"\(pos[0])\"", fact: pos[0], newFact: nil, options: opts, fixed: SlashOptions.fixesStrength(rest),
-                                   verified: { try session.verifiedForget(fact: pos[0], entity: pos[1], check: $0, options: opts, strength: $1) },
+            print(try sentenceEdit("forget \"\(pos[0])\"", fact: pos[0], newFact: nil, options: opts,
+                                   fixed: SlashOptions.fixesStrength(rest), recover: !rest.contains("--method"),
+                                   verified: { try session.verifiedForget(fact: pos[0], entity: pos[1], check: $0, options: opts, strength: $1, protecting: $2) },
                                    unverified: { try session.forget(fact: pos[0], entity: pos[1], options: opts) }))
         case "/erase":
             let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: ratios.erase)
             guard pos.count == 1 else { throw EditError.invalid("usage: /erase \"fact\" [--ratio r]") }
-            print(try sentenceEdit("erase \"\(pos[0])\"", fact: pos[0], newFact: nil, options: opts, fixed: SlashOptions.fixesStrength(rest),
-                                   verified: { try session.verifiedErase(fact: pos[0], check: $0, options: opts, strength: $1) },
+            print(try sentenceEdit("erase \"\(pos[0])\"", fact: pos[0], newFact: nil, options: opts,
+                                   fixed: SlashOptions.fixesStrength(rest), recover: !rest.contains("--method"),
+                                   verified: { try session.verifiedErase(fact: pos[0], check: $0, options: opts, strength: $1, protecting: $2) },
                                    unverified: { try session.erase(fact: pos[0], options: opts) }))
         case "/undo":
             print("undone: \(try session.undo())")

@@ -6,7 +6,7 @@ extension EditMethod: ExpressibleByArgument {}
 
 /// Method, strength and placement of an edit, shared by `edit`, `apply` and `chat`.
 struct EditMethodOptions: ParsableArguments {
-    @Option(name: .long, help: "Edit method: hyb-u (default), hyb-uv, uniform, adaptive, rank1, projection, isolate. Without it, an edit by name whose every searched strength costs a control is tried again with hyb-uv.")
+    @Option(name: .long, help: "Edit method: hyb-u (default), hyb-uv, uniform, adaptive, rank1, projection, isolate. Without it, an edit by name whose every searched strength costs a control is tried again with hyb-uv, then with hyb-u protecting the keys of the property's other statements.")
     var method: EditMethod?
 
     @Option(name: .long, parsing: .unconditional, help: "α = ratio·‖S‖/‖Δ‖ for adaptive methods, used as given (default: searched from the model's edit_ratio in <model>.json, else 0.20, until the edit verifies).")

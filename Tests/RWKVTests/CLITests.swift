@@ -133,6 +133,22 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(r.stderr, "error: 2 commands failed (first on line 4); exit status 1\n")
     }
 
+    /// Regression: `/feed Bob's cat…` failed with "unterminated quote": /feed and /ask take the rest of
+    /// the line as it is, while the other commands still group quoted words.
+    func testChatFeedAndAskTakeApostrophesAsText() throws {
+        let script = """
+        /feed Alice's favourite drink is tea. Bob's is "coffee".
+        /ask What is Alice's favourite drink?
+        /edit "unterminated
+        """
+        let r = try run(["chat", "--model", Fixtures.tinySafetensors, "--max-tokens", "2"], stdin: script)
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.first, "ok", r.stdout)
+        XCTAssertTrue(lines.count > 1 && lines[1].hasPrefix("What is Alice's favourite drink?"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("unterminated quote"), r.stdout)
+        XCTAssertEqual(r.stderr, "error: 1 command failed (first on line 3); exit status 1\n")
+    }
+
     /// Regression: a bad `/load` printed an error but the piped session still exited 0; and a
     /// script saved with CRLF line endings reads like an LF one.
     func testPipedChatFailsOnABadLoadAndReadsCRLF() throws {

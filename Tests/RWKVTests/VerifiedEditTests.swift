@@ -223,6 +223,15 @@ final class VerifiedEditTests: XCTestCase {
         let json = try CLI.json(cli.stdout)
         XCTAssertEqual(json["protected_statements"] as? Int, 2)
         XCTAssertEqual((json["trials"] as? [[String: Any]])?.last?["protected_statements"] as? Int, 2)
+
+        // The chat's sentence form recovers the same way, unless a method is given.
+        let edit = "/edit \"Mark works as a chef.\" \"Mark works as a painter.\""
+        let chat = try CLI.run(["chat", "--model", Self.modelPath, "--pack", pack, "--threads", "1"],
+                               stdin: "/feed \(context)\n\(edit)\n/undo\n\(edit) --method hyb-u\n")
+        let lines = chat.stdout.split(separator: "\n").map(String.init)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("applied: edit") && $0.contains("hyb-u protecting 2 statements' keys") }, chat.stdout)
+        XCTAssertTrue(lines.last?.hasPrefix("not applied (collateral; the state is unchanged)") ?? false, chat.stdout)
+        XCTAssertEqual(chat.status, 2, chat.stderr)
     }
 
     /// Chat measures /edit, /forget and /erase when a loaded pack describes the fact; a piped session

@@ -236,40 +236,46 @@ extension EditSession {
                                        calibration: plan.calibration, strength: strength, keepUnverified: keepUnverified,
                                        baseline: baseline).following(outcome)
         }
-        if failed(), recovery.protectsOtherStatements {
-            let clock = DispatchTime.now().uptimeNanoseconds
-            let protection = try keyProtection(pack: pack, entity: entity, plan: plan, probeTemplate: probeTemplate)
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e9
-            if !protection.isEmpty {
-                outcome = try verifiedEdit(from: plan.oldProbe, to: plan.newProbe, check: check, options: plan.options,
-                                           calibration: plan.calibration, strength: strength, keepUnverified: keepUnverified,
-                                           baseline: baseline, protecting: protection).addingPlanPass(seconds).following(outcome)
+        if recovery.protectsOtherStatements {
+            outcome = try protectingOtherStatements(after: outcome, searched: searched, pack: pack, entity: entity,
+                                                    otherValues: [plan.new, plan.old], heads: plan.options.targetHeads(engine.config),
+                                                    probeTemplate: probeTemplate) { protection in
+                try verifiedEdit(from: plan.oldProbe, to: plan.newProbe, check: check, options: plan.options,
+                                 calibration: plan.calibration, strength: strength, keepUnverified: keepUnverified,
+                                 baseline: baseline, protecting: protection)
             }
         }
         return PackEditOutcome(outcome: outcome, entity: entity, source: plan.source, from: plan.old, to: plan.new,
                                oldProbe: plan.oldProbe, newProbe: plan.newProbe, prechecks: prechecks)
     }
 
-    /// The key directions of the property's other statements in the conversation: each statement
-    /// ("Alice lives in Paris.") and the same with another value (the edit's new one, or its old one
-    /// when the statement holds the new), on branches of the live state in one batch.
-    private func keyProtection(pack: EditPack, entity: String, plan: PackEditPlan,
-                               probeTemplate: String?) throws -> KeyProtection {
+    /// When `outcome` is a searched edit whose every strength cost a control and nothing was kept,
+    /// `retry` searches again with the edit projected off the key directions of `pack`'s other
+    /// statements in the conversation (`KeyProtection`), and the outcome holds the trials of both;
+    /// otherwise `outcome` itself. Each statement but `entity`'s ("Alice lives in Paris.") is probed on
+    /// a branch of the live state against the same sentence with another value (the first of
+    /// `otherValues` it does not hold, else the pack's first), all in one batch.
+    public func protectingOtherStatements(after outcome: EditOutcome, searched: Bool, pack: EditPack, entity: String,
+                                          otherValues: [String], heads: [HeadIndex], probeTemplate: String? = nil,
+                                          retry: (KeyProtection) throws -> EditOutcome) throws -> EditOutcome {
+        guard searched, outcome.verdict == .collateral, !outcome.kept else { return outcome }
+        let clock = DispatchTime.now().uptimeNanoseconds
         let template = try pack.probeTemplate(probeTemplate)
+        let values = try pack.values().map(\.name)
         var pairs: [[Int]] = []
         for s in try pack.statements(in: transcript, probeTemplate: probeTemplate) where s.entity != entity {
-            let other = s.value == plan.new ? plan.old : plan.new
+            guard let other = (otherValues + values).first(where: { $0 != s.value }) else { continue }
             pairs.append(continuationTokens(fillTemplate(template, value: try pack.surface(s.value), entity: s.entity)))
             pairs.append(continuationTokens(fillTemplate(template, value: try pack.surface(other), entity: s.entity)))
         }
-        var protection = KeyProtection()
-        guard !pairs.isEmpty else { return protection }
+        guard !pairs.isEmpty else { return outcome }
         var states = [State](repeating: state, count: pairs.count)
         _ = try engine.forward(pairs, states: &states, allLogits: false)
-        let heads = try plan.options.targetHeads(engine.config)
+        var protection = KeyProtection()
         for i in stride(from: 0, to: states.count, by: 2) {
             try protection.add((states[i], states[i + 1]), heads: heads, headSize: engine.config.headSize)
         }
-        return protection
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e9
+        return try retry(protection).addingPlanPass(seconds).following(outcome)
     }
 }

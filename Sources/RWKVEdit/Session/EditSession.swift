@@ -276,11 +276,12 @@ public final class EditSession {
     /// and the controls are read before, the edit applied, read again, and judged. Under `.search` a
     /// trial that is not `applied` is undone exactly and the next ratio tried. When no trial reaches
     /// `applied` the state is restored unless `keepUnverified`; the outcome says which happened.
+    /// The edit is projected off `protecting`'s key directions (none by default).
     public func verifiedEdit(from old: String, to new: String, check: EditCheck, options: EditOptions,
                              calibration: Calibration? = nil, strength: StrengthPolicy = .search,
-                             keepUnverified: Bool = false) throws -> EditOutcome {
+                             keepUnverified: Bool = false, protecting: KeyProtection = KeyProtection()) throws -> EditOutcome {
         try verifiedEdit(from: old, to: new, check: check, options: options, calibration: calibration, strength: strength,
-                         keepUnverified: keepUnverified, baseline: nil)
+                         keepUnverified: keepUnverified, baseline: nil, protecting: protecting)
     }
 
     /// The readings before an edit, the time they took, and the sequences that took them with the
@@ -431,16 +432,18 @@ public final class EditSession {
     /// `forget`, verified: `check` (with no new value) must see P(old) fall below the limit while the
     /// controls keep their answers; the strength is searched from `ratios.forget` unless fixed.
     public func verifiedForget(fact: String, entity: String, check: EditCheck, options: EditOptions? = nil,
-                               strength: StrengthPolicy = .search, keepUnverified: Bool = false) throws -> EditOutcome {
+                               strength: StrengthPolicy = .search, keepUnverified: Bool = false,
+                               protecting: KeyProtection = KeyProtection()) throws -> EditOutcome {
         try verifiedEdit(from: fact, to: Self.entitySentence(entity), check: check, options: options ?? EditOptions(ratio: ratios.forget),
-                         strength: strength, keepUnverified: keepUnverified)
+                         strength: strength, keepUnverified: keepUnverified, protecting: protecting)
     }
 
     /// `erase`, verified as `verifiedForget` is, from `ratios.erase`.
     public func verifiedErase(fact: String, check: EditCheck, options: EditOptions? = nil,
-                              strength: StrengthPolicy = .search, keepUnverified: Bool = false) throws -> EditOutcome {
+                              strength: StrengthPolicy = .search, keepUnverified: Bool = false,
+                              protecting: KeyProtection = KeyProtection()) throws -> EditOutcome {
         try verifiedEdit(from: fact, to: Self.neutralSentence, check: check, options: options ?? EditOptions(ratio: ratios.erase),
-                         strength: strength, keepUnverified: keepUnverified)
+                         strength: strength, keepUnverified: keepUnverified, protecting: protecting)
     }
 
     /// Erases an entity's fact by editing it towards a neutral sentence, at `ratios.erase` by default.
