@@ -11,7 +11,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: "Prompt text.")
     var prompt: String
 
-    @Option(name: .short, help: "Number of tokens to generate.")
+    @Option(name: [.short, .customLong("max-tokens")], help: "Number of tokens to generate (`--max-tokens`, as in chat).")
     var n = 64
 
     @Option(name: .long, help: "Sampling temperature; 0 is greedy.")

@@ -7,7 +7,9 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Model file (.pth, .safetensors or .gguf).")
     var model: String
 
-    @Option(name: .long, help: "World vocabulary file (default: the model's own, or <model>-vocab.txt / vocab.txt beside it).")
+    /// `--tokenizer` as in `compile` and the benches, where `--vocab` was the values list.
+    @Option(name: [.customLong("vocab"), .customLong("tokenizer")],
+            help: "World vocabulary (tokenizer) file (default: the model's own, or <model>-vocab.txt / vocab.txt beside it).")
     var vocab: String?
 
     @Option(name: .long, help: "CPU threads (default: all cores).")

@@ -37,6 +37,14 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(old.status, 0, old.stderr)
         XCTAssertTrue(old.stderr.contains("deprecated"), old.stderr)
 
+        // The tokenizer is --tokenizer in every command (--vocab, its other spelling, outside compile).
+        for flag in ["--tokenizer", "--vocab"] {
+            let demo = Fixtures.repoRoot.appendingPathComponent("models/demo.safetensors").path
+            let l = try run(["logits", "--model", demo, flag, Fixtures.repoRoot.appendingPathComponent("models/demo-vocab.txt").path,
+                             "--text", "Alice lives in", "--top", "1", "--json"])
+            XCTAssertEqual(l.status, 0, "\(flag): \(l.stderr)")
+        }
+
         let tokenizerAsValues = try run(["compile", "--model", Fixtures.tinySafetensors, "--values", Fixtures.worldVocab, "-o", "\(dir)/w.rwkvpack"])
         XCTAssertEqual(tokenizerAsValues.status, 1)
         XCTAssertTrue(tokenizerAsValues.stderr.contains("looks like a World tokenizer vocabulary"), tokenizerAsValues.stderr)

@@ -468,7 +468,7 @@ final class StateInOutTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: saved) }
         let g = try CLI.run(["generate", "--model", model, "--prompt", "Alice lives in Paris. Bob lives in Austin.", "-n", "0", "--state-out", saved])
         XCTAssertEqual(g.status, 0, g.stderr)
-        let cont = try CLI.run(["generate", "--model", model, "--state-in", saved, "--prompt", "Where does Bob live? Bob lives in", "-n", "2"])
+        let cont = try CLI.run(["generate", "--model", model, "--state-in", saved, "--prompt", "Where does Bob live? Bob lives in", "--max-tokens", "2"])
         XCTAssertEqual(cont.status, 0, cont.stderr)
         XCTAssertTrue(cont.stdout.contains("Bob lives in Austin"), cont.stdout)
         let l = try CLI.run(["logits", "--model", model, "--state-in", saved, "--text", " Where does Alice live? Alice lives in", "--top", "1", "--json"])
