@@ -806,8 +806,9 @@ Q_VN void rk_kquant_unpack_vnni(int dtype, const uint8_t *p, uint8_t *q, float *
 
 /// One input vector over rows [rb, re) through the int8 kernels; 0 for a type they do not cover.
 // The rows are contiguous, so a product streams its weights linearly: before each row, ask for the
-// lines Q_PREFETCH bytes past it, as the float matrix–vector kernels do (kernels.c).
-#define Q_PREFETCH 1024
+// lines Q_PREFETCH bytes past it, far enough for as many loads in flight as the float matrix–vector
+// kernels keep (kernels.c).
+#define Q_PREFETCH 8192
 Q_VN static inline void q_prefetch_past(const uint8_t *row, int64_t row_bytes) {
     for (int64_t o = 0; o < row_bytes; o += 64) _mm_prefetch((const char *)row + Q_PREFETCH + o, _MM_HINT_T0);
 }
