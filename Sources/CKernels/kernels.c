@@ -42,17 +42,14 @@ AVX2 static inline float hsum8(__m256 v) {
 }
 
 // Decoding streams each weight once from memory, four rows at a time (contiguous: one block of
-// 4·cols·es bytes). The lines of the block at least MATVEC_PREFETCH_MIN bytes ahead are asked for at the
-// pace this block is read, so more loads are in flight than the hardware prefetcher keeps on its own:
-// with the FMAs' work between loads it stops short of the memory's rate (`rwkv-edit bench speed` on the
-// 0.1B bf16 GGUF, decode: 18.6-22.6 GB/s asking 512 bytes ahead in each row, 22.9-26.9 GB/s this way).
-#define MATVEC_PREFETCH_MIN 8192
+// 4·cols·es bytes). With the FMAs' work between the loads the hardware prefetcher alone keeps too few
+// lines in flight to reach the memory's rate, so the kernels also ask for the line MATVEC_PREFETCH bytes
+// past where a linear read of the block would be (README "Performance", Decode: the rates either way).
+#define MATVEC_PREFETCH 8192
 
-/// The address to ask for while a block of four rows is read at column c: as far into the blocks after
-/// it as column c is into this one.
-static inline const char *prefetch_target(const char *block, int64_t cols, int64_t es, int64_t c) {
-    const int64_t group = 4 * cols * es;
-    return block + (group > MATVEC_PREFETCH_MIN ? group : MATVEC_PREFETCH_MIN) + 4 * c * es;
+/// The address to ask for while a block of four rows is read at column c.
+static inline const char *prefetch_target(const char *block, int64_t es, int64_t c) {
+    return block + MATVEC_PREFETCH + 4 * c * es;
 }
 
 // Four rows at a time so each x load feeds four FMAs; the weights stream once.
@@ -68,7 +65,7 @@ AVX2 static void matvec_avx2_one(int dtype, const void *W, const float *x, float
         __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
         for (int64_t c = 0; c < c8; c += 8) {
             // 8 columns of 4 rows: 32·es bytes of the block, es / 2 lines.
-            const char *p = prefetch_target(w0, cols, es, c);
+            const char *p = prefetch_target(w0, es, c);
             for (int64_t o = 0; o < 32 * es; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
             __m256 xv = _mm256_loadu_ps(x + c);
             a0 = _mm256_fmadd_ps(load8(dtype, w0 + c * es), xv, a0);
@@ -114,7 +111,7 @@ A512 static void matvec_avx512_one(int dtype, const void *W, const float *x, flo
         __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
         for (int64_t c = 0; c < c16; c += 16) {
             // 16 columns of 4 rows: 64·es bytes of the block, es lines.
-            const char *p = prefetch_target(w0, cols, es, c);
+            const char *p = prefetch_target(w0, es, c);
             for (int64_t o = 0; o < 64 * es; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
             __m512 xv = _mm512_loadu_ps(x + c);
             a0 = _mm512_fmadd_ps(load16(dtype, w0 + c * es), xv, a0);
