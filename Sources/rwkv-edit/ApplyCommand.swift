@@ -160,8 +160,7 @@ extension ChatLoop {
         let strength = String(format: "α = %.4f", e.alpha) + (e.ratio.map { String(format: ", ratio %.3g", $0) } ?? "")
         let controls = o.controls.isEmpty ? "" : ", \(o.controls.filter { $0.after.isTop1 }.count)/\(o.controls.count) controls kept"
         let head = o.verdict == .applied ? "applied" : "not applied (\(o.verdict.rawValue)\(o.kept ? "; kept" : "; the state is unchanged"))"
-        let method = e.method.rawValue + (e.protectedStatements > 0 ? " protecting \(e.protectedStatements) statements' keys" : "")
-        return "\(head): \(what), \(method) \(strength) over \(e.heads.count) heads; "
+        return "\(head): \(what), \(e.methodDescription) \(strength) over \(e.heads.count) heads; "
             + reading + controls + (o.trials.count > 1 ? " (\(o.trials.count) strengths tried)" : "")
     }
 

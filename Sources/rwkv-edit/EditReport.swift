@@ -34,8 +34,17 @@ struct EditReport: Encodable {
         /// Statements whose keys the trial's edit left alone (`KeyProtection`), 0 for none.
         let protectedStatements: Int
         let ratio: Float?; let alpha: Float; let verdict: EditVerdict; let pOld: Double; let pNew: Double?
-        /// The method, and the protection when there is one.
-        var label: String { method + (protectedStatements > 0 ? " protecting \(protectedStatements) statements' keys" : "") }
+        /// `AppliedEdit.methodDescription`, for the text report only.
+        let label: String
+
+        init(_ t: EditTrial) {
+            method = t.applied.method.rawValue; protectedStatements = t.applied.protectedStatements
+            ratio = t.applied.ratio; alpha = t.applied.alpha; verdict = t.verdict
+            pOld = t.target.old.probability; pNew = t.target.new?.probability
+            label = t.applied.methodDescription
+        }
+
+        private enum CodingKeys: String, CodingKey { case method, protectedStatements, ratio, alpha, verdict, pOld, pNew }
     }
     struct Pack: Encodable { let file, name, source, entity, from, to, oldProbe, newProbe: String }
 
@@ -71,8 +80,7 @@ struct EditReport: Encodable {
         headsEdited = a.heads.count
         target = Target(query: o.check.query, old: o.check.old, new: o.check.new, before: Reading(o.before), after: Reading(o.after))
         controls = o.controls.map { Control(query: $0.control.query, answer: $0.control.answer, before: Answer($0.before), after: Answer($0.after)) }
-        trials = o.trials.map { Trial(method: $0.applied.method.rawValue, protectedStatements: $0.applied.protectedStatements, ratio: $0.applied.ratio, alpha: $0.applied.alpha, verdict: $0.verdict,
-                                      pOld: $0.target.old.probability, pNew: $0.target.new?.probability) }
+        trials = o.trials.map(Trial.init)
     }
 
     init(_ r: PackEditOutcome, file: String, name: String) {

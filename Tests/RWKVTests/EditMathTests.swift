@@ -39,6 +39,8 @@ final class EditMathTests: XCTestCase {
         p.add(zip(a, b).map { $0 + 2 * $1 }, at: h)
         p.add([Float](repeating: 0, count: n), at: h)
         XCTAssertEqual(p.directions[h]?.count, 2, "directions in the span held add nothing")
+        XCTAssertFalse(p.add(b, at: h))
+        XCTAssertTrue(p.add(a, at: other))
         let delta = randomVector(n * n, &rng)
         var m = delta
         p.project(&m, at: h, headSize: n)
@@ -50,7 +52,7 @@ final class EditMathTests: XCTestCase {
         for (got, want) in zip(apply(m, x), apply(delta, x)) { XCTAssertEqual(got, want, accuracy: 1e-5) }
         XCTAssertGreaterThan(zip(m, delta).map { abs($0 - $1) }.max()!, 1e-3, "the projection changed the edit")
         var untouched = delta
-        p.project(&untouched, at: other, headSize: n)
+        p.project(&untouched, at: HeadIndex(layer: 0, head: 1), headSize: n)
         XCTAssertEqual(untouched, delta)
     }
 

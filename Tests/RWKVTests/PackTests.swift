@@ -81,7 +81,7 @@ final class PackTests: XCTestCase {
         return [UInt8](UnsafeRawBufferPointer(start: sqlite3_column_blob(stmt, 0), count: n))
     }
 
-    func assertPackError(_ body: @autoclosure () throws -> Any, _ check: (PackError) -> Bool, file: StaticString = #filePath, line: UInt = #line) {
+    func assertPackError<T>(_ body: @autoclosure () throws -> T, _ check: (PackError) -> Bool, file: StaticString = #filePath, line: UInt = #line) {
         do {
             _ = try body()
             XCTFail("expected a PackError", file: file, line: line)

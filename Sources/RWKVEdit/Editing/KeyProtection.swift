@@ -7,7 +7,7 @@
 /// leading key of its own probe pair, the statement with its value and with another one.
 public struct KeyProtection: Sendable {
     public private(set) var directions: [HeadIndex: [[Float]]] = [:]
-    /// How many probe pairs gave directions (each at most one per head).
+    /// How many statements' probe pairs gave a direction (each at most one per head).
     public private(set) var statements = 0
 
     public init() {}
@@ -17,24 +17,27 @@ public struct KeyProtection: Sendable {
     /// Adds the leading key direction of the head delta S(new) − S(old) of each head; a direction
     /// already within the span held for that head (residual below 1e-4 of its norm) adds nothing.
     public mutating func add(_ probes: (old: State, new: State), heads: [HeadIndex], headSize n: Int) throws {
+        var added = false
         for h in heads {
-            add(try HeadSVD.leading(matrix: StateDelta.head(probes.old, probes.new, h), n: n).v, at: h)
+            if add(try HeadSVD.leading(matrix: StateDelta.head(probes.old, probes.new, h), n: n).v, at: h) { added = true }
         }
-        statements += 1
+        if added { statements += 1 }
     }
 
-    /// Adds a key direction of head `h` (Gram–Schmidt against the ones held).
-    public mutating func add(_ direction: [Float], at h: HeadIndex) {
+    /// Adds a key direction of head `h` (Gram–Schmidt against the ones held); false when it added nothing.
+    @discardableResult
+    public mutating func add(_ direction: [Float], at h: HeadIndex) -> Bool {
         var v = direction
         let norm = dot(v, v).squareRoot()
-        guard norm > 0, norm.isFinite else { return }
+        guard norm > 0, norm.isFinite else { return false }
         for c in directions[h] ?? [] {
             let d = dot(v, c)
             for j in v.indices { v[j] -= d * c[j] }
         }
         let rest = dot(v, v).squareRoot()
-        guard rest > 1e-4 * norm else { return }
+        guard rest > 1e-4 * norm else { return false }
         directions[h, default: []].append(v.map { $0 / rest })
+        return true
     }
 
     /// Δ ← Δ(I − Σ c cᵀ) for head `h`'s directions (Δ value-major n×n).

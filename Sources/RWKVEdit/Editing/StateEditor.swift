@@ -26,6 +26,11 @@ public struct AppliedEdit: Sendable {
     public let stateNorm: Float
     /// Statements whose key directions the edit left alone (`KeyProtection`); 0 for none.
     public let protectedStatements: Int
+
+    /// The method, and the protection when there is one: "hyb-u protecting 2 statements' keys".
+    public var methodDescription: String {
+        method.rawValue + (protectedStatements > 0 ? " protecting \(protectedStatements) statements' keys" : "")
+    }
 }
 
 /// Computes and applies state edits (DESIGN.md §4). Probes branch from the live state and run as

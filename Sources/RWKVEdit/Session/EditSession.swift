@@ -462,8 +462,7 @@ public final class EditSession {
     }
 
     private static func record(_ old: String, _ new: String, _ e: AppliedEdit, verdict: EditVerdict?) -> EditRecord {
-        EditRecord(description: "edit \"\(old)\" → \"\(new)\" (\(e.method.rawValue)"
-                       + (e.protectedStatements > 0 ? ", protecting \(e.protectedStatements) statements' keys)" : ")"), method: e.method.rawValue,
+        EditRecord(description: "edit \"\(old)\" → \"\(new)\" (\(e.methodDescription))", method: e.method.rawValue,
                    alpha: e.alpha, ratio: e.ratio, verdict: verdict)
     }
 
