@@ -164,32 +164,15 @@ extension ChatLoop {
             + reading + controls + (o.trials.count > 1 ? " (\(o.trials.count) strengths tried)" : "")
     }
 
-    /// The check of an edit of `fact` from the first loaded pack that describes it, with the pack, if any.
-    func check(forFact fact: String, newFact: String? = nil) throws -> (check: EditCheck, pack: EditPack)? {
-        for name in packs.keys.sorted() {
-            if let p = packs[name], let c = try p.check(forFact: fact, newFact: newFact, transcript: session.transcript) { return (c, p) }
-        }
-        return nil
-    }
-
-    /// A sentence-form edit, forget or erasure: verified when a loaded pack describes the fact (strength
-    /// searched unless `fixed`), else applied as given and said to be unverified. A searched edit
-    /// whose every strength cost a control is searched again protecting the keys of the pack's other
-    /// statements, unless a method was given (`recover` false), as edits by name are.
-    mutating func sentenceEdit(_ what: String, fact: String, newFact: String?, options: EditOptions, fixed: Bool, recover: Bool,
-                               verified: (EditCheck, StrengthPolicy, KeyProtection) throws -> EditOutcome,
+    /// A sentence-form edit, forget or erasure: verified by the first loaded pack that describes the
+    /// fact (strength searched unless `fixed`; a collateral search recovered unless a method was given,
+    /// `recover` false), else applied as given and said to be unverified.
+    mutating func sentenceEdit(_ what: String, fact: String, change: FactChange, options: EditOptions, fixed: Bool, recover: Bool,
                                unverified: () throws -> AppliedEdit) throws -> String {
-        if let (c, pack) = try check(forFact: fact, newFact: newFact) {
-            let strength: StrengthPolicy = fixed ? .fixed : .search
-            var o = try verified(c, strength, KeyProtection())
-            if recover, let stated = try pack.statements(in: fact).first {
-                let values = try (newFact.map { try pack.statements(in: $0) } ?? []).map(\.value) + [stated.value]
-                o = try session.protectingOtherStatements(after: o, searched: !fixed && !options.method.usesFixedAlpha, pack: pack,
-                                                          entity: stated.entity, otherValues: values,
-                                                          heads: options.targetHeads(session.engine.config)) { protection in
-                    try verified(c, strength, protection)
-                }
-            }
+        for name in packs.keys.sorted() {
+            guard let pack = packs[name],
+                  let o = try session.verifiedChange(of: fact, change, pack: pack, options: options,
+                                                     strength: fixed ? .fixed : .search, recover: recover) else { continue }
             if o.verdict != .applied { unverifiedEdits += 1 }
             return Self.describe(o, what)
         }

@@ -141,23 +141,20 @@ struct ChatLoop {
             if let done = try packEdit(line) { print(done); break }   // /edit PACK Entity: A -> B (ApplyCommand.swift)
             let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: ratios.edit)
             guard pos.count == 2 else { throw EditError.invalid("usage: /edit \"old fact\" \"new fact\" [--method m] [--ratio r]") }
-            print(try sentenceEdit("edit \"\(pos[0])\" → \"\(pos[1])\"", fact: pos[0], newFact: pos[1], options: opts,
+            print(try sentenceEdit("edit \"\(pos[0])\" → \"\(pos[1])\"", fact: pos[0], change: .edit(to: pos[1]), options: opts,
                                    fixed: SlashOptions.fixesStrength(rest), recover: !rest.contains("--method"),
-                                   verified: { try session.verifiedEdit(from: pos[0], to: pos[1], check: $0, options: opts, strength: $1, protecting: $2) },
                                    unverified: { try session.edit(from: pos[0], to: pos[1], options: opts) }))
         case "/forget":
             let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: ratios.forget)
             guard pos.count == 2 else { throw EditError.invalid("usage: /forget \"fact\" \"entity\" [--ratio r]") }
-            print(try sentenceEdit("forget \"\(pos[0])\"", fact: pos[0], newFact: nil, options: opts,
+            print(try sentenceEdit("forget \"\(pos[0])\"", fact: pos[0], change: .forget(entity: pos[1]), options: opts,
                                    fixed: SlashOptions.fixesStrength(rest), recover: !rest.contains("--method"),
-                                   verified: { try session.verifiedForget(fact: pos[0], entity: pos[1], check: $0, options: opts, strength: $1, protecting: $2) },
                                    unverified: { try session.forget(fact: pos[0], entity: pos[1], options: opts) }))
         case "/erase":
             let (pos, opts) = try SlashOptions.parse(rest, defaultRatio: ratios.erase)
             guard pos.count == 1 else { throw EditError.invalid("usage: /erase \"fact\" [--ratio r]") }
-            print(try sentenceEdit("erase \"\(pos[0])\"", fact: pos[0], newFact: nil, options: opts,
+            print(try sentenceEdit("erase \"\(pos[0])\"", fact: pos[0], change: .erase, options: opts,
                                    fixed: SlashOptions.fixesStrength(rest), recover: !rest.contains("--method"),
-                                   verified: { try session.verifiedErase(fact: pos[0], check: $0, options: opts, strength: $1, protecting: $2) },
                                    unverified: { try session.erase(fact: pos[0], options: opts) }))
         case "/undo":
             print("undone: \(try session.undo())")

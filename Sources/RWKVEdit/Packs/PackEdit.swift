@@ -142,6 +142,14 @@ extension EditPack {
     }
 }
 
+/// What a sentence-form change does to a fact: replaces it with another sentence, removes the property
+/// while keeping the entity, or erases it towards a neutral sentence.
+public enum FactChange: Sendable, Equatable {
+    case edit(to: String)
+    case forget(entity: String)
+    case erase
+}
+
 /// The value names, probe sentences, calibration and options of a pack edit.
 private struct PackEditPlan {
     let old: String, new: String
@@ -247,6 +255,41 @@ extension EditSession {
         }
         return PackEditOutcome(outcome: outcome, entity: entity, source: plan.source, from: plan.old, to: plan.new,
                                oldProbe: plan.oldProbe, newProbe: plan.newProbe, prechecks: prechecks)
+    }
+
+    /// Changes the fact sentence `fact` ("Bob lives in Austin.") as `change` says, verified with
+    /// `pack`'s check (its @query for the fact's entity, the property's other statements in the
+    /// conversation as controls); nil when `pack` does not describe the sentence. The strength is
+    /// searched from the session's ratio for the kind of change unless `strength` is `.fixed` (or
+    /// `options` fix α); with `recover`, a searched change whose every strength cost a control is
+    /// searched again protecting the other statements' keys, as edits by name are.
+    public func verifiedChange(of fact: String, _ change: FactChange, pack: EditPack, options given: EditOptions? = nil,
+                               strength: StrengthPolicy = .search, recover: Bool = true) throws -> EditOutcome? {
+        let newFact: String?
+        let ratio: Float
+        switch change {
+        case .edit(let n): newFact = n; ratio = ratios.edit
+        case .forget: newFact = nil; ratio = ratios.forget
+        case .erase: newFact = nil; ratio = ratios.erase
+        }
+        guard let check = try pack.check(forFact: fact, newFact: newFact, transcript: transcript) else { return nil }
+        let options = given ?? EditOptions(ratio: ratio)
+        func attempt(_ protection: KeyProtection) throws -> EditOutcome {
+            switch change {
+            case .edit(let n):
+                return try verifiedEdit(from: fact, to: n, check: check, options: options, strength: strength, protecting: protection)
+            case .forget(let entity):
+                return try verifiedForget(fact: fact, entity: entity, check: check, options: options, strength: strength, protecting: protection)
+            case .erase:
+                return try verifiedErase(fact: fact, check: check, options: options, strength: strength, protecting: protection)
+            }
+        }
+        let outcome = try attempt(KeyProtection())
+        guard recover, let stated = try pack.statements(in: fact).first else { return outcome }
+        let otherValues = try (newFact.map { try pack.statements(in: $0) } ?? []).map(\.value) + [stated.value]
+        let searched = strength == .search && options.alpha == nil && !options.method.usesFixedAlpha
+        return try protectingOtherStatements(after: outcome, searched: searched, pack: pack, entity: stated.entity,
+                                             otherValues: otherValues, heads: options.targetHeads(engine.config), retry: attempt)
     }
 
     /// When `outcome` is a searched edit whose every strength cost a control and nothing was kept,
