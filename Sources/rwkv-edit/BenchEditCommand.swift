@@ -151,6 +151,9 @@ struct BenchEditCommand: ParsableCommand {
             throw ValidationError("\(bundle.model.path): needs at least two shipped packs with @probe and @query (found \(properties.count))")
         }
         var rng = SplitMix64(seed: seed)
+        // The forgets' and erasures' choices come from a stream of their own, so the edits' contexts are
+        // those earlier versions of the bench generated for the same seed.
+        var removalRng = SplitMix64(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
         var cost = Cost(model: URL(fileURLWithPath: bundle.model.path).lastPathComponent)
         var cells: [Cell] = []
         let fillers: [(String, [String])] = [("none", []), ("corpus", Self.corpusFiller), ("invented", Self.inventedFiller)]
@@ -158,13 +161,21 @@ struct BenchEditCommand: ParsableCommand {
             for (fillerName, filler) in fillers {
                 for other in [false, true] {
                     var cell = Cell(kind: "one edit", people: people, filler: fillerName, otherProperty: other)
+                    var removals = [Cell(kind: "forget", people: people, filler: fillerName, otherProperty: other),
+                                    Cell(kind: "erase", people: people, filler: fillerName, otherProperty: other)]
                     for _ in 0..<cases {
                         let session = bundle.session(threads: threads)
                         let ctx = Self.context(people: people, properties: properties, filler: filler, otherProperty: other, rng: &rng)
                         try session.feed(ctx.text)
                         try edit(ctx, index: Int(rng.next() % UInt64(people)), session: session, cell: &cell, cost: &cost, rng: &rng)
+                        for i in removals.indices {
+                            let s = bundle.session(threads: threads)
+                            try s.feed(ctx.text)
+                            try remove(ctx.facts[Int(removalRng.next() % UInt64(people))], session: s, cell: &removals[i])
+                        }
                     }
                     cells.append(cell)
+                    cells += removals
                 }
             }
         }
@@ -231,6 +242,27 @@ struct BenchEditCommand: ParsableCommand {
         return nil
     }
 
+    /// Forgets (cell kind "forget") or erases ("erase") `fact` in its sentence form, verified with its
+    /// pack's check and the strength searched, as the chat's /forget and /erase do.
+    private func remove(_ fact: Fact, session: EditSession, cell: inout Cell) throws {
+        let sentence = fact.property.sentence(fact.name, fact.value)
+        let change: FactChange = cell.kind == "forget" ? .forget(entity: fact.name) : .erase
+        guard let o = try session.verifiedChange(of: sentence, change, pack: fact.property.pack) else {
+            throw ValidationError("\(fact.property.pack.path) does not describe \"\(sentence)\"")
+        }
+        if !o.before.old.isTop1 {
+            // The model does not answer the stated value: nothing of the context's to remove.
+            if o.kept { _ = try session.undo() }
+            cell.notRecalled += 1
+            return
+        }
+        switch o.verdict {
+        case .applied: cell.applied += 1
+        case .weak: cell.weak += 1
+        case .collateral: cell.collateral += 1
+        }
+    }
+
     private func decode10(_ session: EditSession) throws -> Double {
         var best = Double.infinity
         for _ in 0..<3 {
@@ -268,20 +300,27 @@ struct BenchEditCommand: ParsableCommand {
 
     private func printTable(_ r: Report) {
         if !r.cells.isEmpty {
-            print("verdicts of edits by name (strength searched), \(cases) cases per cell, seed \(seed): applied/edits (collateral; not recalled)")
-            print("people  " + ["none", "corpus", "invented"].flatMap { f in [f, f + "+2nd"] }.map { $0.padding(toLength: 14, withPad: " ", startingAt: 0) }.joined())
-            for people in 1...5 {
-                let row = r.cells.filter { $0.kind == "one edit" && $0.people == people }
-                print("\(people)       " + row.map { c in
-                    "\(c.applied)/\(c.edits) (\(c.collateral); \(c.notRecalled))".padding(toLength: 14, withPad: " ", startingAt: 0)
-                }.joined())
+            let grids = [("one edit", "edits by name"), ("forget", "forgets (/forget: sentence form, checked by the pack)"),
+                         ("erase", "erasures (/erase, likewise)")]
+            for (kind, title) in grids {
+                print("verdicts of \(title), strength searched, \(cases) cases per cell, seed \(seed): applied/tried (collateral; not recalled)")
+                print("people  " + ["none", "corpus", "invented"].flatMap { f in [f, f + "+2nd"] }.map { $0.padding(toLength: 14, withPad: " ", startingAt: 0) }.joined())
+                for people in 1...5 {
+                    let row = r.cells.filter { $0.kind == kind && $0.people == people }
+                    print("\(people)       " + row.map { c in
+                        "\(c.applied)/\(c.edits) (\(c.collateral); \(c.notRecalled))".padding(toLength: 14, withPad: " ", startingAt: 0)
+                    }.joined())
+                }
+                if kind == "one edit" {
+                    for c in r.cells where c.kind == "3 in a row" {
+                        print("\(c.kind) (\(c.people) people, \(c.filler) filler, 2 properties): \(c.applied)/\(c.edits) applied, \(c.collateral) collateral, \(c.notRecalled) not recalled")
+                    }
+                }
+                let cellsOfKind = r.cells.filter { kind == "one edit" ? $0.kind == kind || $0.kind == "3 in a row" : $0.kind == kind }
+                let all = cellsOfKind.reduce(into: (applied: 0, edits: 0, collateral: 0)) { $0.applied += $1.applied; $0.edits += $1.edits; $0.collateral += $1.collateral }
+                print(String(format: "all: %d/%d applied (%.1f%%), %d collateral", all.applied, all.edits,
+                             100 * Double(all.applied) / Double(max(1, all.edits)), all.collateral))
             }
-            for c in r.cells where c.kind != "one edit" {
-                print("\(c.kind) (\(c.people) people, \(c.filler) filler, 2 properties): \(c.applied)/\(c.edits) applied, \(c.collateral) collateral, \(c.notRecalled) not recalled")
-            }
-            let all = r.cells.reduce(into: (applied: 0, edits: 0, collateral: 0)) { $0.applied += $1.applied; $0.edits += $1.edits; $0.collateral += $1.collateral }
-            print(String(format: "all: %d/%d applied (%.1f%%), %d collateral", all.applied, all.edits,
-                         100 * Double(all.applied) / Double(max(1, all.edits)), all.collateral))
         }
         print("cost per edit (mean ms; \(ProcessInfo.processInfo.activeProcessorCount) cores):")
         print("model                before      SVD    after   search   total  trials  decode 10 tok  ratio")

@@ -414,8 +414,16 @@ final class BenchEditTests: XCTestCase {
         let r = try CLI.run(["bench", "edit", "--model", VerifiedEditTests.modelPath, "--cases", "1", "--json", "--threads", "1"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let report = try CLI.json(r.stdout)
-        let cells = try XCTUnwrap(report["cells"] as? [[String: Any]])
-        XCTAssertEqual(cells.count, 5 * 3 * 2 + 1, "people 1–5 × three fillers × with/without a second property, and 3 in a row")
+        let all = try XCTUnwrap(report["cells"] as? [[String: Any]])
+        XCTAssertEqual(all.count, 5 * 3 * 2 * 3 + 1,
+                       "people 1–5 × three fillers × with/without a second property × edit/forget/erase, and 3 in a row")
+        for kind in ["forget", "erase"] {
+            let removals = all.filter { $0["kind"] as? String == kind }
+            XCTAssertEqual(removals.count, 30, kind)
+            let tried = removals.reduce(0) { n, c in n + ["applied", "weak", "collateral", "not_recalled"].reduce(0) { $0 + (c[$1] as? Int ?? 0) } }
+            XCTAssertEqual(tried, 30, "one \(kind) per case, each counted once")
+        }
+        let cells = all.filter { $0["kind"] as? String == "one edit" || $0["kind"] as? String == "3 in a row" }
         let applied = cells.reduce(0) { $0 + ($1["applied"] as? Int ?? 0) }
         let edits = cells.reduce(0) { $0 + ($1["applied"] as? Int ?? 0) + ($1["weak"] as? Int ?? 0) + ($1["collateral"] as? Int ?? 0) }
         XCTAssertGreaterThanOrEqual(edits, 30)
