@@ -234,6 +234,29 @@ final class VerifiedEditTests: XCTestCase {
         XCTAssertEqual(chat.status, 2, chat.stderr)
     }
 
+    /// A removal climbs further than an edit: in the Mark context (invented filler) forgetting and
+    /// erasing Mark's job stay weak up to 4× the card's ratios and verify higher up the removal ladder.
+    func testRemovalsClimbPastTheEditLadder() throws {
+        let b = try bundle()
+        let context = "Mark's favourite drink is cider. Julia works as a plumber. The printer jammed twice this morning. "
+            + "Julia's favourite drink is smoothie. Olivia's favourite drink is lemonade. Olivia works as a lawyer. "
+            + "Mark works as a chef. Someone left an umbrella by the door."
+        let fact = "Mark works as a chef."
+        for change in [FactChange.forget(entity: "Mark"), .erase] {
+            let session = b.session(threads: 1)
+            try session.feed(context)
+            let card = change == .erase ? session.ratios.erase : session.ratios.forget
+            let o = try XCTUnwrap(try session.verifiedChange(of: fact, change, pack: b.pack("jobs")))
+            XCTAssertEqual(o.verdict, .applied, "\(change)")
+            let ratios = o.trials.map { $0.applied.ratio ?? 0 }
+            XCTAssertEqual(Array(ratios.prefix(StrengthPolicy.ladder.count)), StrengthPolicy.ladder.map { $0 * card }, "\(change)")
+            XCTAssertTrue(o.trials.prefix(StrengthPolicy.ladder.count).allSatisfy { $0.verdict == .weak }, "\(change)")
+            XCTAssertGreaterThan(ratios.last ?? 0, 4 * card)
+            XCTAssertLessThanOrEqual(o.trials.count, StrengthPolicy.removalLadder.count + StrengthPolicy.bisections + 1)
+            XCTAssertLessThan(o.after.old.probability, EditVerdict.oldProbabilityLimit)
+        }
+    }
+
     /// Chat measures /edit, /forget and /erase when a loaded pack describes the fact; a piped session
     /// whose edit did not verify ends with status 2.
     func testChatVerifiesSentenceEditsForgetAndErase() throws {

@@ -66,14 +66,21 @@ public struct EditCheck: Sendable, Equatable {
 public enum StrengthPolicy: Sendable, Equatable {
     /// Exactly the given options (one trial), for experiments.
     case fixed
-    /// The smallest ratio of a ladder starting at the options' ratio (×1, 1.5, 2, 3, 4) that reaches
-    /// `applied`, with an exact undo between trials; a rung that flips the target but costs a control
+    /// The smallest ratio of a ladder starting at the options' ratio (×1, 1.5, 2, 3, 4; for a removal,
+    /// forget or erase, on to ×16) that reaches `applied`, with an exact undo between trials; a rung that flips the target but costs a control
     /// is bisected against the weak strength below it (`bisections` times); a first rung that does is
     /// halved first (`descents` times at most) to find a strength below it that does not. Falls back to
     /// one trial for fixed-α methods or a given α.
     case search
 
     public static let ladder: [Float] = [1, 1.5, 2, 3, 4]
+    /// A removal's ladder goes further: how strong a forget or erasure must be varies more between
+    /// contexts (on the demo model with invented filler, a third stayed weak at ×4; README "Trusting an
+    /// edit").
+    public static let removalLadder: [Float] = [1, 1.5, 2, 3, 4, 6, 8, 12, 16]
+
+    /// The ladder of a check: a removal's when it has no new value.
+    static func ladder(for check: EditCheck) -> [Float] { check.new == nil ? removalLadder : ladder }
     /// Strengths tried between a collateral rung and the weak strength below it.
     public static let bisections = 2
     /// Halvings of a first rung that already costs a control, looking for a strength that does not.

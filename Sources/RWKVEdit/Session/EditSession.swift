@@ -353,7 +353,7 @@ public final class EditSession {
             // When none is applied, the weakest collateral strength is tried last, so it is the one
             // reported (and, with keepUnverified, kept).
             var weak: Float?, strongest = options.ratio
-            for step in StrengthPolicy.ladder {
+            for step in StrengthPolicy.ladder(for: check) {
                 strongest = step * options.ratio
                 guard try attempt(strongest) == .weak else { break }
                 weak = strongest
