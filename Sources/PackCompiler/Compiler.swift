@@ -173,7 +173,7 @@ public final class PackCompiler {
             let t1 = Self.now()
             // Gather and encode each value's staged row; values are independent, so they run in parallel
             // (the engine is idle meanwhile), each writing only its own slot.
-            let slots = UnsafeMutableBufferPointer<(flat: [Float], row: (String, [UInt8], Int, String))?>.allocate(capacity: chunk.count)
+            let slots = UnsafeMutableBufferPointer<Result<(flat: [Float], row: (String, [UInt8], Int, String)), any Error>?>.allocate(capacity: chunk.count)
             slots.initialize(repeating: nil)
             defer { slots.deinitialize(); slots.deallocate() }
             DispatchQueue.concurrentPerform(iterations: chunk.count) { k in
@@ -192,10 +192,12 @@ public final class PackCompiler {
                     }
                 }
                 if T > 1 { let inv = 1 / Float(T); for i in flat.indices { flat[i] *= inv } }
-                let (blob, raw) = BlobCodec.encode(VectorSet(count: heads.count, dim: n * n, values: flat), dtype: .f32, level: -3)
-                slots[k] = (flat, (chunk[k].name, blob, raw, manifest.rowChecksum(.staged(chunk[k].name), rawSize: raw, payload: blob)))
+                slots[k] = Result {
+                    let (blob, raw) = try BlobCodec.encode(VectorSet(count: heads.count, dim: n * n, values: flat), dtype: .f32, level: -3)
+                    return (flat, (chunk[k].name, blob, raw, manifest.rowChecksum(.staged(chunk[k].name), rawSize: raw, payload: blob)))
+                }
             }
-            let encoded = slots.map { $0! }
+            let encoded = try slots.map { try $0!.get() }
             if keepInMemory { for e in encoded { inMemory[e.row.0] = e.flat } }
             let rows = encoded.map(\.row)
             try db.transaction {
@@ -435,9 +437,9 @@ public final class PackCompiler {
         let t1 = Self.now()
         result.svdSeconds += t1 - tLoaded
         let dtype = manifest.dtype
-        let encodedVocab = vocab.enumerated().map { k, x in (x, BlobCodec.encode(VectorSet(count: H, dim: n, values: w[k]), dtype: dtype)) }
-        let encodedPairs = pairRows.map { ($0.0, $0.1, BlobCodec.encode($0.2, dtype: dtype)) }
-        let encodedAddr = BlobCodec.encode(VectorSet(count: H, dim: n, values: addr), dtype: dtype)
+        let encodedVocab = try vocab.enumerated().map { k, x in (x, try BlobCodec.encode(VectorSet(count: H, dim: n, values: w[k]), dtype: dtype)) }
+        let encodedPairs = try pairRows.map { ($0.0, $0.1, try BlobCodec.encode($0.2, dtype: dtype)) }
+        let encodedAddr = try BlobCodec.encode(VectorSet(count: H, dim: n, values: addr), dtype: dtype)
         let tmp = output + ".tmp"
         _ = try createPack(tmp, manifest: manifest, vocab: vocabulary, status: .complete) { db in
             try db.query("INSERT OR REPLACE INTO addresses (id, blob, raw_size, checksum) VALUES (0, ?, ?, ?)",

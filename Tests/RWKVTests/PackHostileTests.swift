@@ -147,6 +147,14 @@ extension PackTests {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/m.rwkvpack"))
     }
 
+    /// A vector set whose values do not fill count × dim is a typed error when encoded, not a trap.
+    func testMismatchedVectorSetIsATypedErrorWhenEncoded() {
+        assertPackError(try BlobCodec.encode(VectorSet(count: 3, dim: 4, values: [Float](repeating: 1, count: 11)), dtype: .f16)) {
+            if case .invalidInput(let r) = $0 { return r.contains("3 vectors of 4 holds 11 values") }
+            return false
+        }
+    }
+
     // MARK: H2 non-finite numbers
 
     /// H2: a NaN or infinity in an entry (f16 vector, int8 scale, f32 σ), stored with a valid
@@ -156,16 +164,16 @@ extension PackTests {
         try compile("c.rwkvpack")
         let m = try EditPack(path: "\(dir)/c.rwkvpack").manifest
         let h = m.headCount, n = m.headSize
-        func entry(_ dtype: StorageDType, _ bad: Float, at i: Int, scalars: Int = 0, count: Int? = nil) -> (payload: [UInt8], rawSize: Int) {
+        func entry(_ dtype: StorageDType, _ bad: Float, at i: Int, scalars: Int = 0, count: Int? = nil) throws -> (payload: [UInt8], rawSize: Int) {
             var v = VectorSet(count: count ?? h, dim: n, values: (0..<((count ?? h) * n)).map { Float($0 % 7) * 0.01 }, scalars: [Float](repeating: 0.5, count: scalars))
             if scalars > 0 { v.scalars[i] = bad } else { v.values[i] = bad }
-            return BlobCodec.encode(v, dtype: dtype)
+            return try BlobCodec.encode(v, dtype: dtype)
         }
         // f16: NaN in a vector; f16: infinity; the σ of a pair.
         let cases: [(PackRow, (payload: [UInt8], rawSize: Int), String)] = [
-            (.vocab("blue"), entry(.f16, .nan, at: 3 * n + 5), "vector 3 element 5 is nan"),
-            (.vocab("green"), entry(.f16, .infinity, at: 0), "vector 0 element 0 is inf"),
-            (.pair("blue", "red"), entry(.f16, .nan, at: 2, scalars: h, count: 2 * h), "scalar 2 is nan"),
+            (.vocab("blue"), try entry(.f16, .nan, at: 3 * n + 5), "vector 3 element 5 is nan"),
+            (.vocab("green"), try entry(.f16, .infinity, at: 0), "vector 0 element 0 is inf"),
+            (.pair("blue", "red"), try entry(.f16, .nan, at: 2, scalars: h, count: 2 * h), "scalar 2 is nan"),
         ]
         for (row, blob, words) in cases {
             let path = try copyPack("c.rwkvpack", "h2.rwkvpack")
@@ -186,10 +194,10 @@ extension PackTests {
         var o = CompileOptions()
         o.dtype = .int8
         _ = try compiler().compile(vocabulary: try vocab(), options: o, output: "\(dir)/i8.rwkvpack")
-        var raw = BlobCodec.encode(VectorSet(count: h, dim: n, values: [Float](repeating: 0.25, count: h * n)), dtype: .int8)
+        var raw = try BlobCodec.encode(VectorSet(count: h, dim: n, values: [Float](repeating: 0.25, count: h * n)), dtype: .int8)
         var bytes = try BlobCodec.decompress(raw.payload, rawSize: raw.rawSize) { PackError.invalidInput($0) }
         withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { bytes.replaceSubrange((BlobCodec.headerSize + 4)..<(BlobCodec.headerSize + 8), with: $0) }
-        raw = (BlobCodec.compress(bytes, level: 3), bytes.count)
+        raw = (try BlobCodec.compress(bytes, level: 3), bytes.count)
         let i8 = "\(dir)/i8.rwkvpack"
         try storeSigned(i8, .vocab("white"), blob: raw.payload, rawSize: raw.rawSize)
         assertPackError(try EditPack(path: i8).vocabEntry("white"), isBadBlob(i8, "white", "vector 1's scale is nan"))

@@ -46,12 +46,15 @@ public struct RawTensor: Sendable {
     public let isTransposedView: Bool
 
     public init(shape: [Int], dtype: DType, data: ByteRegion) {
-        self.init(shape: shape, dtype: dtype, data: data, isTransposedView: false)
+        self.shape = shape
+        self.dtype = dtype
+        self.data = data
+        isTransposedView = false
     }
 
-    init(shape: [Int], dtype: DType, data: ByteRegion, isTransposedView: Bool) {
-        precondition(!isTransposedView || shape.count == 2, "a transposed view is 2-D")
-        self.shape = shape
+    /// A 2-D tensor, plain or a transposed view: the only way to make a view, so a view is 2-D.
+    private init(rows: Int, cols: Int, dtype: DType, data: ByteRegion, isTransposedView: Bool) {
+        shape = [rows, cols]
         self.dtype = dtype
         self.data = data
         self.isTransposedView = isTransposedView
@@ -67,7 +70,7 @@ public struct RawTensor: Sendable {
     /// A tensor of another rank is a `shapeMismatch` naming `file` and the tensor `name`.
     public func transposed(file: String, name: String) throws -> RawTensor {
         guard shape.count == 2 else { throw RWKVError.shapeMismatch(file: file, name: name, expected: [-1, -1], found: shape) }
-        return RawTensor(shape: [shape[1], shape[0]], dtype: dtype, data: data, isTransposedView: !isTransposedView)
+        return RawTensor(rows: shape[1], cols: shape[0], dtype: dtype, data: data, isTransposedView: !isTransposedView)
     }
 
     /// All elements widened (or dequantised) to fp32, in `shape`'s row-major order.

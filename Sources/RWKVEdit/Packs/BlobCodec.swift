@@ -38,8 +38,10 @@ package enum BlobCodec {
     package static let level: Int32 = 9
 
     /// `level`: zstd level; staged compile work uses 1 (it is temporary), entries the default 9.
-    package static func encode(_ set: VectorSet, dtype: StorageDType, level: Int32 = level) -> (payload: [UInt8], rawSize: Int) {
-        precondition(set.values.count == set.count * set.dim, "vector set size")
+    package static func encode(_ set: VectorSet, dtype: StorageDType, level: Int32 = level) throws -> (payload: [UInt8], rawSize: Int) {
+        guard set.values.count == set.count * set.dim else {
+            throw PackError.invalidInput("a set of \(set.count) vectors of \(set.dim) holds \(set.values.count) values, not \(set.count * set.dim)")
+        }
         var out = magic
         out += [1, dtype.code, 0, 0]
         func u32(_ v: Int) { let x = UInt32(v).littleEndian; withUnsafeBytes(of: x) { out += $0 } }
@@ -68,7 +70,7 @@ package enum BlobCodec {
                 }
             }
         }
-        return (compress(out, level: level), out.count)
+        return (try compress(out, level: level), out.count)
     }
 
     /// The most bytes zstd can compress `rawSize` bytes to: a stored blob longer than this is not one of
@@ -130,14 +132,14 @@ package enum BlobCodec {
         }
     }
 
-    package static func compress(_ raw: [UInt8], level: Int32) -> [UInt8] {
+    package static func compress(_ raw: [UInt8], level: Int32) throws -> [UInt8] {
         let bound = ZSTD_compressBound(raw.count)
         var out = [UInt8](repeating: 0, count: bound)
         let n = out.withUnsafeMutableBytes { o in
             raw.withUnsafeBytes { r in ZSTD_compress(o.baseAddress, bound, r.baseAddress, r.count, level) }
         }
-        // Compression of an in-memory buffer into a buffer of ZSTD_compressBound bytes cannot fail.
-        precondition(ZSTD_isError(n) == 0, "zstd compression failed")
+        // Into a buffer of ZSTD_compressBound bytes only an allocation failure inside zstd can stop it.
+        guard ZSTD_isError(n) == 0 else { throw PackError.invalidInput("zstd could not compress a blob: \(String(cString: ZSTD_getErrorName(n)))") }
         out.removeSubrange(n...)
         return out
     }
