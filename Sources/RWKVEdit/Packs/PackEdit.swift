@@ -236,8 +236,7 @@ extension EditSession {
                                        calibration: plan.calibration, strength: strength, keepUnverified: keepUnverified,
                                        baseline: baseline)
         let searched = strength == .search && plan.options.alpha == nil && !plan.options.method.usesFixedAlpha
-        func failed() -> Bool { searched && outcome.verdict == .collateral && !outcome.kept }
-        if failed(), let fallback = recovery.fallbackMethod, fallback != plan.options.method, !fallback.usesFixedAlpha {
+        if searched, outcome.verdict == .collateral, !outcome.kept, let fallback = recovery.fallbackMethod, fallback != plan.options.method, !fallback.usesFixedAlpha {
             var opts = plan.options
             opts.method = fallback
             outcome = try verifiedEdit(from: plan.oldProbe, to: plan.newProbe, check: check, options: opts,
@@ -319,6 +318,6 @@ extension EditSession {
             try protection.add((states[i], states[i + 1]), heads: heads, headSize: engine.config.headSize)
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - clock) / 1e9
-        return try retry(protection).addingPlanPass(seconds).following(outcome)
+        return try retry(protection).following(outcome, passSeconds: seconds)
     }
 }

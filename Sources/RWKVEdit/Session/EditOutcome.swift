@@ -67,10 +67,10 @@ public enum StrengthPolicy: Sendable, Equatable {
     /// Exactly the given options (one trial), for experiments.
     case fixed
     /// The smallest ratio of a ladder starting at the options' ratio (×1, 1.5, 2, 3, 4; for a removal,
-    /// forget or erase, on to ×16) that reaches `applied`, with an exact undo between trials; a rung that flips the target but costs a control
-    /// is bisected against the weak strength below it (`bisections` times); a first rung that does is
-    /// halved first (`descents` times at most) to find a strength below it that does not. Falls back to
-    /// one trial for fixed-α methods or a given α.
+    /// forget or erase, on to ×16) that reaches `applied`, with an exact undo between trials; a rung
+    /// that flips the target but costs a control is bisected against the weak strength below it
+    /// (`bisections` times); a first rung that does is halved first (`descents` times at most) to find
+    /// a strength below it that does not. Falls back to one trial for fixed-α methods or a given α.
     case search
 
     public static let ladder: [Float] = [1, 1.5, 2, 3, 4]
@@ -130,19 +130,12 @@ public struct EditOutcome: Sendable {
 
     public var applied: AppliedEdit { trials[trials.count - 1].applied }
 
-    /// This outcome with `seconds` more of engine passes its plan needed outside the search.
-    func addingPlanPass(_ seconds: Double) -> EditOutcome {
-        let t = EditTiming(beforeSeconds: timing.beforeSeconds, planPassSeconds: timing.planPassSeconds + seconds,
-                           svdSeconds: timing.svdSeconds, trialSeconds: timing.trialSeconds)
-        return EditOutcome(verdict: verdict, kept: kept, check: check, before: before, after: after, controls: controls,
-                           trials: trials, timing: t)
-    }
-
     /// This outcome, tried after `earlier` from the same reading before the edit (whose time is
-    /// counted once): its trials and time follow the earlier one's.
-    func following(_ earlier: EditOutcome) -> EditOutcome {
+    /// counted once): its trials and time follow the earlier one's, with `passSeconds` more of engine
+    /// passes it needed outside its own search.
+    func following(_ earlier: EditOutcome, passSeconds: Double = 0) -> EditOutcome {
         let t = EditTiming(beforeSeconds: earlier.timing.beforeSeconds,
-                           planPassSeconds: earlier.timing.planPassSeconds + timing.planPassSeconds,
+                           planPassSeconds: earlier.timing.planPassSeconds + timing.planPassSeconds + passSeconds,
                            svdSeconds: earlier.timing.svdSeconds + timing.svdSeconds,
                            trialSeconds: earlier.timing.trialSeconds + timing.trialSeconds)
         return EditOutcome(verdict: verdict, kept: kept, check: check, before: before, after: after, controls: controls,
