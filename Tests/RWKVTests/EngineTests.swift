@@ -118,6 +118,28 @@ final class EngineTests: XCTestCase {
         }
     }
 
+    /// Without all logits the top layer computes its output at each sequence's last row only: those
+    /// logits and every state match the pass that computes every row (the WKV matrices to the bit; the
+    /// rest within float rounding, the subset's products taking the few-row kernel).
+    func testTopLayerAtTheOutputRowsOnlyMatchesTheFullPass() throws {
+        let shape = SyntheticModel.Shape(nLayer: 3, nEmbd: 128, vocab: 300, loraW: 16, loraA: 16, loraV: 8, loraG: 16)
+        let engine = CPUEngine(model: try SyntheticModel.model(shape, dtype: .f16, seed: 4), threads: 2)
+        let batch: [[Int]] = [Array(8..<40), [15, 16, 17], [18], [19, 20]]
+        var full = [State](repeating: engine.newState(), count: batch.count)
+        let every = try engine.forward(batch, states: &full, allLogits: true)
+        var last = [State](repeating: engine.newState(), count: batch.count)
+        let lastOnly = try engine.forward(batch, states: &last, allLogits: false)
+        let V = shape.vocab
+        for (i, seq) in batch.enumerated() {
+            let expected = Array(every[i][((seq.count - 1) * V)...])
+            XCTAssertEqual(lastOnly[i].count, V)
+            let scale = expected.map(abs).max() ?? 1
+            for (a, b) in zip(lastOnly[i], expected) { XCTAssertEqual(a, b, accuracy: 1e-5 * scale, "sequence \(i)") }
+            XCTAssertEqual(last[i].wkv, full[i].wkv, "sequence \(i): the WKV update runs at every row")
+            XCTAssertLessThan(try last[i].maxAbsDifference(full[i]), 1e-4, "sequence \(i)")
+        }
+    }
+
     func testStateHandOverContinuesTheSequence() throws {
         let engine = CPUEngine(model: try ModelLoader.load(path: Fixtures.tinySafetensors))
         var whole = engine.newState()

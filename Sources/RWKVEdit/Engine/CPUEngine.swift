@@ -83,22 +83,26 @@ public final class CPUEngine: Engine, @unchecked Sendable {
             }
         }
 
+        // Output rows: the last token of each sequence, or all tokens.
+        var outRows: [Int] = []
+        for (i, seq) in batch.enumerated() {
+            if allLogits { outRows.append(contentsOf: starts[i]..<(starts[i] + seq.count)) }
+            else { outRows.append(starts[i] + seq.count - 1) }
+        }
+        // The top layer's output is read only at the output rows: there every other row needs only what
+        // the state keeps (the WKV update, the time-mix token shift), and its predecessor the time-mix
+        // output for the channel mix's token shift.
+        let topRows = outRows.count < T ? TopLayerRows(outputs: outRows, starts: starts) : nil
+
         var kept: LayerInputs?
         for l in first..<c.nLayer {
             if l == keeping {
                 kept = LayerInputs(tokens: batch, layer: l, x: Array(UnsafeBufferPointer(start: ws.x, count: T * C)),
                                    vFirst: l > 0 ? Array(UnsafeBufferPointer(start: ws.vFirst, count: T * C)) : [])
             }
-            let w = model.layers[l]
-            timeMix(layer: l, weights: w, ws: ws, batch: batch, starts: starts, states: &states)
-            channelMix(layer: l, weights: w, ws: ws, batch: batch, starts: starts, states: &states)
-        }
-
-        // Output rows: the last token of each sequence, or all tokens.
-        var outRows: [Int] = []
-        for (i, seq) in batch.enumerated() {
-            if allLogits { outRows.append(contentsOf: starts[i]..<(starts[i] + seq.count)) }
-            else { outRows.append(starts[i] + seq.count - 1) }
+            let w = model.layers[l], rows = l == c.nLayer - 1 ? topRows : nil
+            timeMix(layer: l, weights: w, ws: ws, batch: batch, starts: starts, states: &states, only: rows?.timeMix)
+            channelMix(layer: l, weights: w, ws: ws, batch: batch, starts: starts, states: &states, only: rows)
         }
         let xo = UnsafeMutablePointer<Float>.allocate(capacity: outRows.count * C)
         defer { xo.deallocate() }
@@ -116,7 +120,10 @@ public final class CPUEngine: Engine, @unchecked Sendable {
 
     // MARK: - Blocks
 
-    private func timeMix(layer l: Int, weights w: LayerWeights, ws: Workspace, batch: [[Int]], starts: [Int], states: inout [State]) {
+    /// The time mix of every row; with `only`, its output (the receptance, gate and output projection)
+    /// just at those rows, the state's update at all.
+    private func timeMix(layer l: Int, weights w: LayerWeights, ws: Workspace, batch: [[Int]], starts: [Int], states: inout [State],
+                         only: [Int]?) {
         let c = model.config
         let (C, H, N, T) = (c.nEmbd, c.nHead, c.headSize, ws.rows)
         let xln = ws.xln
@@ -134,20 +141,24 @@ public final class CPUEngine: Engine, @unchecked Sendable {
             }
         }
         // The projections and the first LoRA factors, as one parallel task.
-        var first: [Product] = [Product(W: w.receptance, x: ws.xr, y: ws.r), Product(W: w.key, x: ws.xk, y: ws.k),
-                                Product(W: w.value, x: ws.xv, y: ws.v), Product(W: w.w1, x: ws.xw, y: ws.loraW),
-                                Product(W: w.a1, x: ws.xa, y: ws.loraA), Product(W: w.g1, x: ws.xg, y: ws.loraG)]
+        var first: [Product] = [Product(W: w.key, x: ws.xk, y: ws.k), Product(W: w.value, x: ws.xv, y: ws.v),
+                                Product(W: w.w1, x: ws.xw, y: ws.loraW), Product(W: w.a1, x: ws.xa, y: ws.loraA)]
         if let v1 = w.v1 { first.append(Product(W: v1, x: ws.xv, y: ws.loraV)) }
-        linear(first, T)
+        let output = [Product(W: w.receptance, x: ws.xr, y: ws.r), Product(W: w.g1, x: ws.xg, y: ws.loraG)]
+        linear(first, output, T, only: only)
+        if let only {
+            // The WKV kernel reads r at every row; the rows left out get zeros (their output is never read).
+            var r = 0
+            for t in only + [T] { (ws.r + r * C).update(repeating: 0, count: (t - r) * C); r = t + 1 }
+        }
         let (nW, nG) = (w.w1.rows, w.g1.rows)
         forRows(T) { rows in
             for i in (rows.lowerBound * nW)..<(rows.upperBound * nW) { ws.loraW[i] = tanh(ws.loraW[i]) }
             for i in (rows.lowerBound * nG)..<(rows.upperBound * nG) { ws.loraG[i] = sigmoid(ws.loraG[i]) }
         }
-        var second: [Product] = [Product(W: w.w2, x: ws.loraW, y: ws.w), Product(W: w.a2, x: ws.loraA, y: ws.a),
-                                 Product(W: w.g2, x: ws.loraG, y: ws.g)]
+        var second: [Product] = [Product(W: w.w2, x: ws.loraW, y: ws.w), Product(W: w.a2, x: ws.loraA, y: ws.a)]
         if let v2 = w.v2 { second.append(Product(W: v2, x: ws.loraV, y: ws.tmp)) }
-        linear(second, T)
+        linear(second, [Product(W: w.g2, x: ws.loraG, y: ws.g)], T, only: only)
         // Decay w = exp(-e^{-1/2} · sigmoid(w0 + tanh(xw·W1)·W2)); in-context rate a = sigmoid(a0 + xa·A1·A2);
         // the gate g = sigmoid(xg·G1)·G2 is complete. Removal key kk = normalize(k ⊙ k_k) per head; then
         // k ← k ⊙ (1 + (a − 1) ⊙ k_a). Value residual: layer 0 keeps its v as v_first; later layers mix
@@ -222,14 +233,20 @@ public final class CPUEngine: Engine, @unchecked Sendable {
                 }
             }
         }
-        linear(w.output, ws.y, ws.tmp, T)
-        forRows(T) { rows in for i in (rows.lowerBound * C)..<(rows.upperBound * C) { ws.x[i] += ws.tmp[i] } }
+        addResidual(Product(W: w.output, x: ws.y, y: ws.tmp), ws, only: only)
     }
 
-    private func channelMix(layer l: Int, weights w: LayerWeights, ws: Workspace, batch: [[Int]], starts: [Int], states: inout [State]) {
+    /// The channel mix of every row, or with `only` of its output rows (and the layer norm of the rows
+    /// their token shift reads).
+    private func channelMix(layer l: Int, weights w: LayerWeights, ws: Workspace, batch: [[Int]], starts: [Int], states: inout [State],
+                            only: TopLayerRows?) {
         let C = model.config.nEmbd, F = w.ffnKey.rows, T = ws.rows
         let xln = ws.xln
-        forRows(T) { rows in for t in rows { layerNorm(ws.x + t * C, xln + t * C, w.ln2Weight, w.ln2Bias, C) } }
+        if let only {
+            for t in only.timeMix { layerNorm(ws.x + t * C, xln + t * C, w.ln2Weight, w.ln2Bias, C) }
+        } else {
+            forRows(T) { rows in for t in rows { layerNorm(ws.x + t * C, xln + t * C, w.ln2Weight, w.ln2Bias, C) } }
+        }
         tokenShift(layer: l, ws: ws, batch: batch, starts: starts, states: &states, \.ffnXPrev)
         forRows(T) { rows in
             w.ffnXK.withUnsafeBufferPointer { m in
@@ -239,12 +256,22 @@ public final class CPUEngine: Engine, @unchecked Sendable {
                 }
             }
         }
-        linear(w.ffnKey, ws.xk, ws.hidden, T)
+        linear([], [Product(W: w.ffnKey, x: ws.xk, y: ws.hidden)], T, only: only?.outputs)
         forRows(T) { rows in
             for i in (rows.lowerBound * F)..<(rows.upperBound * F) { let v = max(ws.hidden[i], 0); ws.hidden[i] = v * v }
         }
-        linear(w.ffnValue, ws.hidden, ws.tmp, T)
-        forRows(T) { rows in for i in (rows.lowerBound * C)..<(rows.upperBound * C) { ws.x[i] += ws.tmp[i] } }
+        addResidual(Product(W: w.ffnValue, x: ws.hidden, y: ws.tmp), ws, only: only?.outputs)
+    }
+
+    /// ws.x += p's product (into ws.tmp), at every row or at `only`'s.
+    private func addResidual(_ p: Product, _ ws: Workspace, only: [Int]?) {
+        let C = model.config.nEmbd
+        linear([], [p], ws.rows, only: only)
+        if let only {
+            for t in only { for i in (t * C)..<((t + 1) * C) { ws.x[i] += ws.tmp[i] } }
+        } else {
+            forRows(ws.rows) { rows in for i in (rows.lowerBound * C)..<(rows.upperBound * C) { ws.x[i] += ws.tmp[i] } }
+        }
     }
 
     /// Runs `body` on contiguous ranges of the rows 0..<T, spread over the threads (the per-token
@@ -305,6 +332,34 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         }
     }
 
+    /// `every` at all T rows and `outputs` at `only`'s rows; one parallel task when `only` is nil.
+    private func linear(_ every: [Product], _ outputs: [Product], _ T: Int, only: [Int]?) {
+        guard let only else { return linear(every + outputs, T) }
+        if !every.isEmpty { linear(every, T) }
+        linear(outputs, rows: only)
+    }
+
+    /// Products at some rows of their inputs only (sorted row indices): gathered into compact
+    /// buffers, multiplied, the results scattered back to the same rows.
+    private func linear(_ products: [Product], rows: [Int]) {
+        guard !rows.isEmpty else { return }
+        let n = rows.count
+        var buffers: [UnsafeMutablePointer<Float>] = []
+        defer { for b in buffers { b.deallocate() } }
+        let compact = products.map { p -> Product in
+            let (cols, outs) = (p.W.cols, p.W.rows)
+            let x = UnsafeMutablePointer<Float>.allocate(capacity: n * cols), y = UnsafeMutablePointer<Float>.allocate(capacity: n * outs)
+            buffers += [x, y]
+            for (j, t) in rows.enumerated() { (x + j * cols).update(from: p.x + t * cols, count: cols) }
+            return Product(W: p.W, x: x, y: y)
+        }
+        linear(compact, n)
+        for (p, c) in zip(products, compact) {
+            let outs = p.W.rows
+            for (j, t) in rows.enumerated() { (p.y + t * outs).update(from: c.y + j * outs, count: outs) }
+        }
+    }
+
     private func multiply(_ p: Product, rows: Range<Int>, _ T: Int) {
         let W = p.W
         let (rb, re) = (rows.lowerBound, rows.upperBound)
@@ -317,6 +372,20 @@ public final class CPUEngine: Engine, @unchecked Sendable {
             // packing them, fp32 accumulation; on AVX512-VNNI, Q4_K/Q5_K/Q6_K take int8 products instead.
             rk_gemm(W.dtype.kernelCode, W.data.base, p.x, p.y, Int32(T), Int64(W.cols), Int64(W.rows), Int64(rb), Int64(re))
         }
+    }
+}
+
+/// The rows of the top layer whose output is read when only each sequence's last row gives logits.
+private struct TopLayerRows {
+    /// Each sequence's last row, ascending.
+    let outputs: [Int]
+    /// The output rows and, where a sequence has one, the row before (the channel mix's token shift
+    /// reads its time-mix output), ascending.
+    let timeMix: [Int]
+
+    init(outputs: [Int], starts: [Int]) {
+        self.outputs = outputs
+        timeMix = zip(outputs, starts).flatMap { last, start in last > start ? [last - 1, last] : [last] }
     }
 }
 
