@@ -75,6 +75,16 @@ void rk_gemm(int dtype, const void *W, const float *x, float *y, int T,
 /// block and n is a multiple of its block.
 void rk_to_f32(int dtype, const void *src, float *dst, int64_t n);
 
+/// The time mix's elementwise activations over n values, in place allowed; bias may be NULL:
+/// rk_sigmoid: out = 1 / (1 + e^-(x + bias)); rk_decay: out = e^(-e^-1/2 · sigmoid(x + bias)).
+/// At SIMD level 2 and above the exponential is the kernels' own (rk_exp), below it libm's expf.
+void rk_sigmoid(const float *x, const float *bias, float *out, int64_t n);
+void rk_decay(const float *x, const float *bias, float *out, int64_t n);
+
+/// out = e^x over n values with the exponential rk_sigmoid and rk_decay use at this SIMD level
+/// (tests measure its error against libm).
+void rk_exp(const float *x, float *out, int64_t n);
+
 /// Round fp32 to f16 / bf16 (round to nearest even).
 void rk_f32_to_f16(const float *src, uint16_t *dst, int64_t n);
 void rk_f32_to_bf16(const float *src, uint16_t *dst, int64_t n);

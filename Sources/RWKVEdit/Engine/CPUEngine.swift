@@ -154,7 +154,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         let (nW, nG) = (w.w1.rows, w.g1.rows)
         forRows(T) { rows in
             for i in (rows.lowerBound * nW)..<(rows.upperBound * nW) { ws.loraW[i] = tanh(ws.loraW[i]) }
-            for i in (rows.lowerBound * nG)..<(rows.upperBound * nG) { ws.loraG[i] = sigmoid(ws.loraG[i]) }
+            rk_sigmoid(ws.loraG + rows.lowerBound * nG, nil, ws.loraG + rows.lowerBound * nG, Int64(rows.count * nG))
         }
         var second: [Product] = [Product(W: w.w2, x: ws.loraW, y: ws.w), Product(W: w.a2, x: ws.loraA, y: ws.a)]
         if let v2 = w.v2 { second.append(Product(W: v2, x: ws.loraV, y: ws.tmp)) }
@@ -167,11 +167,8 @@ public final class CPUEngine: Engine, @unchecked Sendable {
             w.w0.withUnsafeBufferPointer { w0 in
                 w.a0.withUnsafeBufferPointer { a0 in
                     for t in rows {
-                        for j in 0..<C {
-                            let i = t * C + j
-                            ws.w[i] = exp(-0.606531 * sigmoid(w0[j] + ws.w[i]))
-                            ws.a[i] = sigmoid(a0[j] + ws.a[i])
-                        }
+                        rk_decay(ws.w + t * C, w0.baseAddress, ws.w + t * C, Int64(C))
+                        rk_sigmoid(ws.a + t * C, a0.baseAddress, ws.a + t * C, Int64(C))
                     }
                 }
             }
@@ -195,7 +192,8 @@ public final class CPUEngine: Engine, @unchecked Sendable {
             } else if let v0 = w.v0 {
                 v0.withUnsafeBufferPointer { v0 in
                     for t in rows {
-                        for j in 0..<C { let i = t * C + j; ws.v[i] += (ws.vFirst[i] - ws.v[i]) * sigmoid(v0[j] + ws.tmp[i]) }
+                        rk_sigmoid(ws.tmp + t * C, v0.baseAddress, ws.tmp + t * C, Int64(C))
+                        for i in (t * C)..<((t + 1) * C) { ws.v[i] += (ws.vFirst[i] - ws.v[i]) * ws.tmp[i] }
                     }
                 }
             }
@@ -388,8 +386,6 @@ private struct TopLayerRows {
         timeMix = zip(outputs, starts).flatMap { last, start in last > start ? [last - 1, last] : [last] }
     }
 }
-
-@inline(__always) func sigmoid(_ x: Float) -> Float { 1 / (1 + exp(-x)) }
 
 /// Layer norm over n values (eps 1e-5, biased variance), in place allowed.
 func layerNorm(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ w: [Float], _ b: [Float], _ n: Int) {
