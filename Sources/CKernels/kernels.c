@@ -134,6 +134,69 @@ A512 static void matvec_avx512_one(int dtype, const void *W, const float *x, flo
     }
 }
 
+// Several vectors at 16 lanes: blocks of four rows as in matvec_avx512_one (the same prefetch), each
+// weight load feeding NV vectors; NV is a compile-time constant in each instance so the 4·NV sums stay
+// in registers. Each vector's sums are those of matvec_avx512_one, in the same order.
+A512 static inline __attribute__((always_inline)) void matvec_avx512_nv(
+        int NV, int dtype, const void *W, const float *x, float *y, int64_t cols, int64_t rows_total,
+        int64_t rb, int64_t re) {
+    const int64_t es = dtype == RK_F32 ? 4 : 2;
+    const int64_t c16 = cols & ~(int64_t)15;
+    int64_t r = rb;
+    for (; r + 4 <= re; r += 4) {
+        const char *w0 = (const char *)W + r * cols * es;
+        __m512 acc[4][5];
+        for (int q = 0; q < 4; q++)
+            for (int v = 0; v < NV; v++) acc[q][v] = _mm512_setzero_ps();
+        for (int64_t c = 0; c < c16; c += 16) {
+            const char *p = prefetch_target(w0, es, c);
+            for (int64_t o = 0; o < 64 * es; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+            __m512 wv[4];
+            for (int q = 0; q < 4; q++) wv[q] = load16(dtype, w0 + (q * cols + c) * es);
+            for (int v = 0; v < NV; v++) {
+                const __m512 xv = _mm512_loadu_ps(x + v * cols + c);
+                for (int q = 0; q < 4; q++) acc[q][v] = _mm512_fmadd_ps(wv[q], xv, acc[q][v]);
+            }
+        }
+        for (int v = 0; v < NV; v++)
+            for (int q = 0; q < 4; q++) {
+                float s = _mm512_reduce_add_ps(acc[q][v]);
+                for (int64_t c = c16; c < cols; c++) s += rk_load_weight(dtype, W, (r + q) * cols + c) * x[v * cols + c];
+                y[v * rows_total + r + q] = s;
+            }
+    }
+    for (; r < re; r++) {
+        const char *w0 = (const char *)W + r * cols * es;
+        __m512 acc[5];
+        for (int v = 0; v < NV; v++) acc[v] = _mm512_setzero_ps();
+        for (int64_t c = 0; c < c16; c += 16) {
+            const __m512 wv = load16(dtype, w0 + c * es);
+            for (int v = 0; v < NV; v++) acc[v] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + v * cols + c), acc[v]);
+        }
+        for (int v = 0; v < NV; v++) {
+            float s = _mm512_reduce_add_ps(acc[v]);
+            for (int64_t c = c16; c < cols; c++) s += rk_load_weight(dtype, W, r * cols + c) * x[v * cols + c];
+            y[v * rows_total + r] = s;
+        }
+    }
+}
+
+// Up to five vectors per pass over the weights (the engine's multi-vector products have at most five).
+A512 static void matvec_avx512_multi(int dtype, const void *W, const float *x, float *y, int nvec,
+                                     int64_t cols, int64_t rows_total, int64_t rb, int64_t re) {
+    for (int v0 = 0; v0 < nvec; v0 += 5) {
+        const float *xs = x + (int64_t)v0 * cols;
+        float *ys = y + (int64_t)v0 * rows_total;
+        switch (nvec - v0 < 5 ? nvec - v0 : 5) {
+        case 1: matvec_avx512_nv(1, dtype, W, xs, ys, cols, rows_total, rb, re); break;
+        case 2: matvec_avx512_nv(2, dtype, W, xs, ys, cols, rows_total, rb, re); break;
+        case 3: matvec_avx512_nv(3, dtype, W, xs, ys, cols, rows_total, rb, re); break;
+        case 4: matvec_avx512_nv(4, dtype, W, xs, ys, cols, rows_total, rb, re); break;
+        default: matvec_avx512_nv(5, dtype, W, xs, ys, cols, rows_total, rb, re); break;
+        }
+    }
+}
+
 // Several vectors: one weight row is loaded once and used for every vector.
 AVX2 static void matvec_avx2_multi(int dtype, const void *W, const float *x, float *y, int nvec,
                                    int64_t cols, int64_t rows_total, int64_t rb, int64_t re) {
@@ -301,6 +364,7 @@ void rk_matvec_multi(int dtype, const void *W, const float *x, float *y, int nve
                      int64_t cols, int64_t rows_total, int64_t rb, int64_t re) {
     if (dtype >= RK_Q8_0) { rk_qmatvec(dtype, W, x, y, nvec, cols, rows_total, rb, re); return; }
 #ifdef RK_X86
+    if (rk_simd_level() >= 2) { matvec_avx512_multi(dtype, W, x, y, nvec, cols, rows_total, rb, re); return; }
     if (rk_simd_level() >= 1) { matvec_avx2_multi(dtype, W, x, y, nvec, cols, rows_total, rb, re); return; }
 #endif
     matvec_scalar(dtype, W, x, y, nvec, cols, rows_total, rb, re);

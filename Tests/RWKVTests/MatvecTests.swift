@@ -29,6 +29,24 @@ final class MatvecTests: XCTestCase {
                     let expected = (0..<cols).reduce(0.0) { $0 + Double(exact[r * cols + $1]) * Double(x[$1]) }
                     XCTAssertEqual(Double(y[r]), expected, accuracy: 1e-5 * max(1, abs(expected)), "\(name) \(rows)×\(cols) row \(r)")
                 }
+                // Several vectors at once (groups of up to five share each pass over the weights), on a
+                // row range that leaves a partial block of four at both ends.
+                for nvec in 1...7 {
+                    let xs = (0..<(nvec * cols)).map { _ in Float.random(in: -2...2, using: &rng) }
+                    var ys = [Float](repeating: .nan, count: nvec * rows)
+                    let (rb, re) = (min(1, rows - 1), rows)
+                    rk_matvec_multi(Int32(dtype.rawValue), stored, xs, &ys, Int32(nvec), Int64(cols), Int64(rows), Int64(rb), Int64(re))
+                    for v in 0..<nvec {
+                        for r in rb..<re {
+                            let terms = (0..<cols).map { Double(exact[r * cols + $0]) * Double(xs[v * cols + $0]) }
+                            let expected = terms.reduce(0, +), magnitude = terms.reduce(0) { $0 + abs($1) }
+                            // fp32 sums in any order (the portable path's is serial).
+                            XCTAssertEqual(Double(ys[v * rows + r]), expected, accuracy: max(1e-5 * max(1, abs(expected)), 1e-7 * magnitude),
+                                           "\(name) \(rows)×\(cols), \(nvec) vectors, vector \(v) row \(r)")
+                        }
+                        if rb > 0 { XCTAssertTrue(ys[v * rows].isNaN, "rows outside the range stay untouched") }
+                    }
+                }
             }
         }
     }

@@ -42,9 +42,9 @@ int rk_qmatvec_int8_ref(int dtype, const void *W, const float *x, float *y, int6
                         int64_t row_begin, int64_t row_end);
 
 /// Highest SIMD level the kernels dispatch to on this CPU: 0 portable (scalar C), 1 AVX2+FMA+F16C,
-/// 2 AVX-512F/BW/VL (used by rk_gemm, the quantised kernels and the one-vector f32/f16/bf16
-/// matrix–vector; the multi-vector one and the other kernels run their AVX2 code at levels 1 and
-/// above), 3 AVX-512 with VNNI (level 2 plus the int8-activation matrix–vector products of the
+/// 2 AVX-512F/BW/VL (used by rk_gemm, the quantised kernels, the f32/f16/bf16 matrix–vector
+/// products, the WKV step for heads of 64 and the activations; the other kernels run their AVX2 code
+/// at levels 1 and above), 3 AVX-512 with VNNI (level 2 plus the int8-activation matrix–vector products of the
 /// quantised types, quant.c, and the int8 rk_gemm for Q4_K, Q5_K, Q6_K).
 /// Chosen once per process. The environment variable RWKV_EDIT_KERNELS caps it: "portable" makes
 /// every kernel (matvec, gemm, wkv, to_f32, sum) take the scalar path; "avx2" caps the level at 1,
