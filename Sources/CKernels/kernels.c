@@ -181,7 +181,8 @@ A512 static inline __attribute__((always_inline)) void matvec_avx512_nv(
     }
 }
 
-// Up to five vectors per pass over the weights (the engine's multi-vector products have at most five).
+// Five vectors per pass over the weights (more in passes of five): 20 sums, four weight vectors and one
+// of x fit the 32 registers.
 A512 static void matvec_avx512_multi(int dtype, const void *W, const float *x, float *y, int nvec,
                                      int64_t cols, int64_t rows_total, int64_t rb, int64_t re) {
     for (int v0 = 0; v0 < nvec; v0 += 5) {

@@ -14,9 +14,12 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     /// The activation buffers of the last pass, reused while large enough (guarded by `lock`): fresh
     /// buffers for every pass cost page faults on each call.
     private var workspace: Workspace?
-    /// At or below this many rows a product streams the weights once per row block (matvec);
-    /// above it the tiled GEMM wins.
-    static let gemmMinRows = 6
+    /// Below this many rows a product streams the weights (matvec); from it the tiled GEMM wins. With
+    /// AVX-512, f16/bf16/f32 rows stream five per pass, and up to ~15 rows two or three passes cost
+    /// less than the GEMM's packing; the quantised types' GEMM (int8 on VNNI for the K-quants), and
+    /// every type on the 8-lane paths, win from 6 (`bench speed --prompt-lengths 6,10,15` per type and
+    /// kernel path).
+    static func gemmMinRows(_ dtype: DType) -> Int { dtype.isQuantized || rk_simd_level() < 2 ? 6 : 16 }
     /// Workspaces up to this many rows are kept for the next pass (a long prompt's are not: they
     /// would hold memory proportional to the prompt).
     static let keptWorkspaceRows = 256
@@ -318,7 +321,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
             // each packed activation tile, so two per thread of at least 128 rows. Whole 4-row tiles either way.
             let bytes = p.W.byteCount
             let blocks = pool.size == 1 ? 1
-                : T < Self.gemmMinRows ? max(1, min(4 * pool.size, bytes / 65536))
+                : T < Self.gemmMinRows(p.W.dtype) ? max(1, min(4 * pool.size, bytes / 65536))
                 : max(1, min(2 * pool.size, p.W.rows / 128))
             let block = ((p.W.rows + blocks - 1) / blocks + 3) & ~3
             var r = 0
@@ -363,7 +366,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         let (rb, re) = (rows.lowerBound, rows.upperBound)
         if T == 1 {
             rk_matvec(W.dtype.kernelCode, W.data.base, p.x, p.y, Int64(W.cols), Int64(rb), Int64(re))
-        } else if T < Self.gemmMinRows {
+        } else if T < Self.gemmMinRows(W.dtype) {
             rk_matvec_multi(W.dtype.kernelCode, W.data.base, p.x, p.y, Int32(T), Int64(W.cols), Int64(W.rows), Int64(rb), Int64(re))
         } else {
             // Matrix–matrix: the C GEMM widens f16/bf16 weights (or dequantises quantised ones) while
