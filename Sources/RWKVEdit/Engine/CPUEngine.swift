@@ -15,11 +15,19 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     /// buffers for every pass cost page faults on each call.
     private var workspace: Workspace?
     /// Below this many rows a product streams the weights (matvec); from it the tiled GEMM wins. With
-    /// AVX-512, f16/bf16/f32 rows stream five per pass, and up to ~15 rows two or three passes cost
-    /// less than the GEMM's packing; the quantised types' GEMM (int8 on VNNI for the K-quants), and
-    /// every type on the 8-lane paths, win from 6 (`bench speed --prompt-lengths 6,10,15` per type and
-    /// kernel path).
-    static func gemmMinRows(_ dtype: DType) -> Int { dtype.isQuantized || rk_simd_level() < 2 ? 6 : 16 }
+    /// AVX-512 a few passes over the weights cost less than the GEMM's packing: f16/bf16/f32 rows
+    /// stream five per pass up to 15 rows; Q8_0/Q4_0/Q4_1 up to 10 and Q5_0/Q5_1 up to 7 (their fp32
+    /// GEMM unpacks more per weight). The K-quants' int8 GEMM, and every type on the 8-lane paths, win
+    /// from 6 rows (`bench speed --model F --prompt-lengths 6,8,10,11,15` per type and kernel path).
+    static func gemmMinRows(_ dtype: DType) -> Int {
+        guard rk_simd_level() >= 2 else { return 6 }
+        switch dtype {
+        case .f32, .f16, .bf16: return 16
+        case .q8_0, .q4_0, .q4_1: return 11
+        case .q5_0, .q5_1: return 8
+        case .q4_K, .q5_K, .q6_K: return 6
+        }
+    }
     /// Workspaces up to this many rows are kept for the next pass (a long prompt's are not: they
     /// would hold memory proportional to the prompt).
     static let keptWorkspaceRows = 256
