@@ -16,9 +16,9 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     private var workspace: Workspace?
     /// Below this many rows a product streams the weights (matvec); from it the tiled GEMM wins. With
     /// AVX-512 a few passes over the weights cost less than the GEMM's packing: f16/bf16/f32 rows
-    /// stream five per pass up to 15 rows; Q8_0/Q4_0/Q4_1 up to 10 and Q5_0/Q5_1 up to 7 (their fp32
-    /// GEMM unpacks more per weight). The K-quants' int8 GEMM, and every type on the 8-lane paths, win
-    /// from 6 rows (`bench speed --model F --prompt-lengths 6,8,10,11,15` per type and kernel path).
+    /// stream five per pass up to 15 rows; Q8_0/Q4_0/Q4_1 up to 10 and Q5_0/Q5_1 up to 7 (each pass
+    /// unpacks their 5-bit weights again). The K-quants' int8 GEMM, and every type on the 8-lane paths,
+    /// win from 6 rows (`bench speed --model F --prompt-lengths 6,8,10,11,15` per type and kernel path).
     static func gemmMinRows(_ dtype: DType) -> Int {
         guard rk_simd_level() >= 2 else { return 6 }
         switch dtype {
