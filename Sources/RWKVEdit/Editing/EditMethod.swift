@@ -82,6 +82,10 @@ public struct EditOptions: Sendable {
         self.method = method; self.ratio = ratio; self.alpha = alpha; self.layers = layers; self.heads = heads
     }
 
+    /// The strength is the ratio (no α given, and a method that scales by one): what a strength
+    /// search can vary.
+    public var strengthIsRatio: Bool { alpha == nil && !method.usesFixedAlpha }
+
     /// Parses "a-b" or "a" (inclusive layer indices).
     public static func parseLayers(_ text: String) throws -> ClosedRange<Int> {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }

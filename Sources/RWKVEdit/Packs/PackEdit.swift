@@ -235,7 +235,7 @@ extension EditSession {
         var outcome = try verifiedEdit(from: plan.oldProbe, to: plan.newProbe, check: check, options: plan.options,
                                        calibration: plan.calibration, strength: strength, keepUnverified: keepUnverified,
                                        baseline: baseline)
-        let searched = strength == .search && plan.options.alpha == nil && !plan.options.method.usesFixedAlpha
+        let searched = strength.searches(plan.options)
         if searched, outcome.verdict == .collateral, !outcome.kept, let fallback = recovery.fallbackMethod, fallback != plan.options.method, !fallback.usesFixedAlpha {
             var opts = plan.options
             opts.method = fallback
@@ -286,7 +286,7 @@ extension EditSession {
         let outcome = try attempt(KeyProtection())
         guard recover, let stated = try pack.statements(in: fact).first else { return outcome }
         let otherValues = try (newFact.map { try pack.statements(in: $0) } ?? []).map(\.value) + [stated.value]
-        let searched = strength == .search && options.alpha == nil && !options.method.usesFixedAlpha
+        let searched = strength.searches(options)
         return try protectingOtherStatements(after: outcome, searched: searched, pack: pack, entity: stated.entity,
                                              otherValues: otherValues, heads: options.targetHeads(engine.config), retry: attempt)
     }

@@ -73,6 +73,10 @@ public enum StrengthPolicy: Sendable, Equatable {
     /// a strength below it that does not. Falls back to one trial for fixed-α methods or a given α.
     case search
 
+    /// Whether this policy searches the strength of an edit with `options` (a given α or a fixed-α
+    /// method leaves nothing to search: one trial).
+    public func searches(_ options: EditOptions) -> Bool { self == .search && options.strengthIsRatio }
+
     public static let ladder: [Float] = [1, 1.5, 2, 3, 4]
     /// A removal's ladder goes further: how strong a forget or erasure must be varies more between
     /// contexts (on the demo model with invented filler, a third stayed weak at ×4; README "Trusting an

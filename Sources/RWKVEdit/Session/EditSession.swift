@@ -326,7 +326,7 @@ public final class EditSession {
         if let kept = baseline.reading.keptLayer, kept > lowestEdited ?? kept { baseline.reading.kept = nil }
         let (before, controlsBefore) = (baseline.target, baseline.controls)
         var trialSeconds: [Double] = []
-        let searchable = strength == .search && options.alpha == nil && !options.method.usesFixedAlpha
+        let searchable = strength.searches(options)
         var trials: [EditTrial] = []
         var chosen: (state: State, controls: [AnswerReading])?
         func attempt(_ ratio: Float) throws -> EditVerdict {
