@@ -251,11 +251,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
                             only: TopLayerRows?) {
         let C = model.config.nEmbd, F = w.ffnKey.rows, T = ws.rows
         let xln = ws.xln
-        if let only {
-            for t in only.timeMix { layerNorm(ws.x + t * C, xln + t * C, w.ln2Weight, w.ln2Bias, C) }
-        } else {
-            forRows(T) { rows in for t in rows { layerNorm(ws.x + t * C, xln + t * C, w.ln2Weight, w.ln2Bias, C) } }
-        }
+        forEachRow(T, only: only?.timeMix) { t in layerNorm(ws.x + t * C, xln + t * C, w.ln2Weight, w.ln2Bias, C) }
         tokenShift(layer: l, ws: ws, batch: batch, starts: starts, states: &states, \.ffnXPrev)
         forRows(T) { rows in
             w.ffnXK.withUnsafeBufferPointer { m in
@@ -276,11 +272,13 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     private func addResidual(_ p: Product, _ ws: Workspace, only: [Int]?) {
         let C = model.config.nEmbd
         linear([], [p], ws.rows, only: only)
-        if let only {
-            for t in only { for i in (t * C)..<((t + 1) * C) { ws.x[i] += ws.tmp[i] } }
-        } else {
-            forRows(ws.rows) { rows in for i in (rows.lowerBound * C)..<(rows.upperBound * C) { ws.x[i] += ws.tmp[i] } }
-        }
+        forEachRow(ws.rows, only: only) { t in for i in (t * C)..<((t + 1) * C) { ws.x[i] += ws.tmp[i] } }
+    }
+
+    /// `body` for each of `only`'s rows (a few: on this thread), or for every row of 0..<T spread over
+    /// the threads.
+    private func forEachRow(_ T: Int, only: [Int]?, _ body: (Int) -> Void) {
+        if let only { only.forEach(body) } else { forRows(T) { rows in rows.forEach(body) } }
     }
 
     /// Runs `body` on contiguous ranges of the rows 0..<T, spread over the threads (the per-token
