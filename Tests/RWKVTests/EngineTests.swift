@@ -140,6 +140,70 @@ final class EngineTests: XCTestCase {
         }
     }
 
+    /// A batch whose sequences continue one another gives each sequence the logits and state of its
+    /// whole text fed on its own (the CPU engine in one pass, the protocol's generation-by-generation
+    /// default for other backends), for few-row and GEMM batches, last or all logits, and resumed
+    /// from a kept layer.
+    func testBranchingBatchMatchesFeedingEachWholeSequence() throws {
+        let shape = SyntheticModel.Shape(nLayer: 3, nEmbd: 128, vocab: 300, loraW: 16, loraA: 16, loraV: 8, loraG: 16)
+        let engine = CPUEngine(model: try SyntheticModel.model(shape, dtype: .f16, seed: 6), threads: 2)
+        let generic = PlainForward(engine)
+        var base = engine.newState()
+        _ = try engine.forward([3, 1, 4, 1, 5], state: &base)
+        let V = shape.vocab
+        let small = try BranchingBatch(tokens: [[7, 8], [9], [10, 11], [12]], parents: [nil, 0, 0, 2])
+        let large = try BranchingBatch(tokens: [Array(20..<32), [40], [41, 42, 43], [50, 51, 52, 53, 54, 55], [44, 45], [46]],
+                                       parents: [nil, 0, 0, nil, 2, 4])
+        for batch in [small, large] {
+            let whole = batch.tokens.indices.map { i -> [Int] in
+                var seq = batch.tokens[i], p = batch.parents[i]
+                while let q = p { seq = batch.tokens[q] + seq; p = batch.parents[q] }
+                return seq
+            }
+            for allLogits in [false, true] {
+                for e in [engine, generic] as [any Engine] {
+                    var states = [State](repeating: base, count: whole.count)
+                    let got = try e.forward(batch, states: &states, allLogits: allLogits, keepingInputsOf: nil).logits
+                    for (i, seq) in whole.enumerated() {
+                        var alone = [base]
+                        let expected = try engine.forward([seq], states: &alone, allLogits: allLogits)[0]
+                        let tail = allLogits ? Array(expected[((seq.count - batch.tokens[i].count) * V)...]) : expected
+                        XCTAssertEqual(got[i].count, tail.count)
+                        let scale = tail.map(abs).max() ?? 1
+                        XCTAssertLessThan(Fixtures.maxAbsDiff(got[i], tail), 1e-5 * scale, "\(e.backendName) \(seq)")
+                        XCTAssertLessThan(try states[i].maxAbsDifference(alone[0]), 1e-4, "\(e.backendName) \(seq)")
+                    }
+                }
+            }
+            // Resumed from a kept layer on an edited state: as the full pass on it.
+            var edited = base
+            for i in edited.wkvOffset(layer: 1, head: 0)..<edited.wkv.count { edited.wkv[i] += Float(i % 5) * 0.04 - 0.08 }
+            var before = [State](repeating: base, count: whole.count)
+            let kept = try engine.forward(batch, states: &before, allLogits: false, keepingInputsOf: 1).inputs
+            var full = [State](repeating: edited, count: whole.count), resumed = full
+            let expected = try engine.forward(batch, states: &full, allLogits: false, keepingInputsOf: nil).logits
+            XCTAssertEqual(try engine.forward(resuming: kept, states: &resumed, allLogits: false), expected)
+        }
+        XCTAssertThrowsError(try BranchingBatch(tokens: [[1], [2]], parents: [1, nil]))
+        XCTAssertThrowsError(try BranchingBatch(tokens: [[1], [2]], parents: [nil]))
+    }
+
+    /// Shared beginnings become one sequence when that saves tokens; every sequence is rebuilt
+    /// exactly from its chain of parents, and equal sequences share one.
+    func testSharingPrefixesFeedsEachSharedBeginningOnce() {
+        let sequences = [[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 3], [7, 8], [1, 9], [7, 9], [1, 2, 3, 4], [6]]
+        let (batch, node) = BranchingBatch.sharingPrefixes(sequences)
+        for (i, seq) in sequences.enumerated() {
+            var rebuilt = batch.tokens[node[i]], p = batch.parents[node[i]]
+            while let q = p { rebuilt = batch.tokens[q] + rebuilt; p = batch.parents[q] }
+            XCTAssertEqual(rebuilt, seq)
+        }
+        XCTAssertEqual(node[0], node[6])
+        // [1] + ([2, 3] + [4] | [5]) | [9]; [7, 8] and [7, 9] share one token only: not worth a sequence.
+        XCTAssertEqual(batch.tokens.reduce(0) { $0 + $1.count }, 1 + 2 + 1 + 1 + 1 + 2 + 2 + 1)
+        XCTAssertEqual(BranchingBatch.sharingPrefixes([[5, 6], [7]]).batch, BranchingBatch([[5, 6], [7]]))
+    }
+
     func testStateHandOverContinuesTheSequence() throws {
         let engine = CPUEngine(model: try ModelLoader.load(path: Fixtures.tinySafetensors))
         var whole = engine.newState()
@@ -162,5 +226,17 @@ final class EngineTests: XCTestCase {
         XCTAssertThrowsError(try engine.forward([], state: &s)) { XCTAssertTrue($0 is RWKVError) }
         var wrong = [State(nLayer: 2, nEmbd: 64, nHead: 1, headSize: 64)]
         XCTAssertThrowsError(try engine.forward([[1]], states: &wrong, allLogits: false)) { XCTAssertTrue($0 is RWKVError) }
+    }
+}
+
+/// An engine with only the plain batched forward, so that the protocol's defaults run (as they do
+/// for the Vulkan engine).
+private final class PlainForward: Engine, @unchecked Sendable {
+    let inner: CPUEngine
+    init(_ inner: CPUEngine) { self.inner = inner }
+    var model: RWKVModel { inner.model }
+    var backendName: String { "plain" }
+    func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool) throws -> [[Float]] {
+        try inner.forward(batch, states: &states, allLogits: allLogits)
     }
 }

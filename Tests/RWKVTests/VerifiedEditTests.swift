@@ -29,22 +29,29 @@ final class VerifiedEditTests: XCTestCase {
         XCTAssertTrue(r.outcome.controls[0].after.isTop1)
         XCTAssertEqual(try session.generate(after: "Where does Bob live? Bob lives in", maxTokens: 2, commit: false), " Chicago.")
         // The trial's reading ran only the edited layers (3-5) from the baseline's kept inputs: it must
-        // be the reading of a full pass on the state that was kept.
+        // be the reading of a full pass on the state that was kept (to rounding: the baseline's batch
+        // also carried the probes, so its lower layers may have taken the other product kernel).
         let full = try session.score([(r.outcome.check.query, r.outcome.check.old), (r.outcome.check.query, r.outcome.check.new!),
                                       (r.outcome.check.controls[0].query, r.outcome.check.controls[0].answer)])
-        XCTAssertEqual(full.map(\.probability), [r.outcome.after.old.probability, r.outcome.after.new!.probability,
-                                                 r.outcome.controls[0].after.probability])
+        assertClose(full.map(\.probability), [r.outcome.after.old.probability, r.outcome.after.new!.probability,
+                                              r.outcome.controls[0].after.probability])
         // Answers of several tokens take the reading's second batch, which resumes too.
         let multi = b.session(threads: 1)
         try multi.feed(Self.twoCities)
         let m = try multi.edit("Bob: Austin -> Chicago", pack: b.pack("cities"), answers: (old: "Austin.", new: "Chicago."))
         XCTAssertGreaterThan(try multi.queryAndAnswerTokens(query: m.outcome.check.query, answer: "Chicago.").answer.count, 1)
         XCTAssertTrue(m.outcome.kept, "\(m.verdict)")
-        // The same pairs in the same batches (a batch of another size may take another kernel).
         let fullMulti = try multi.score([(m.outcome.check.query, "Austin."), (m.outcome.check.query, "Chicago."),
                                          (m.outcome.check.controls[0].query, m.outcome.check.controls[0].answer)])
-        XCTAssertEqual(fullMulti.map(\.probability), [m.outcome.after.old.probability, m.outcome.after.new!.probability,
-                                                      m.outcome.controls[0].after.probability])
+        assertClose(fullMulti.map(\.probability), [m.outcome.after.old.probability, m.outcome.after.new!.probability,
+                                                   m.outcome.controls[0].after.probability])
+    }
+
+    /// Equal to float rounding (1e-6): a reading resumed at the wrong layer or on the wrong state is off
+    /// by far more.
+    private func assertClose(_ got: [Double], _ expected: [Double], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(got.count, expected.count, file: file, line: line)
+        for (a, b) in zip(got, expected) { XCTAssertEqual(a, b, accuracy: 1e-6, file: file, line: line) }
     }
 
     /// A verified edit runs its probes in the same batch as the reading before it; the edit must be the

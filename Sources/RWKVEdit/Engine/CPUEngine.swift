@@ -38,31 +38,31 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     }
 
     public func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool = false) throws -> [[Float]] {
-        try run(batch, states: &states, allLogits: allLogits, resuming: nil, keeping: nil).logits
+        try run(BranchingBatch(batch), states: &states, allLogits: allLogits, resuming: nil, keeping: nil).logits
     }
 
-    public func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool,
-                        keepingInputsOf layer: Int) throws -> (logits: [[Float]], inputs: LayerInputs) {
-        guard (0..<model.config.nLayer).contains(layer) else {
+    public func forward(_ batch: BranchingBatch, states: inout [State], allLogits: Bool,
+                        keepingInputsOf layer: Int?) throws -> (logits: [[Float]], inputs: LayerInputs) {
+        if let layer, !(0..<model.config.nLayer).contains(layer) {
             throw RWKVError.invalidArgument("forward: layer \(layer) is outside the model's layers 0..<\(model.config.nLayer)")
         }
         let r = try run(batch, states: &states, allLogits: allLogits, resuming: nil, keeping: layer)
-        return (r.logits, r.inputs ?? LayerInputs(tokens: batch, layer: nil))
+        return (r.logits, r.inputs ?? LayerInputs(batch: batch, layer: nil))
     }
 
     public func forward(resuming inputs: LayerInputs, states: inout [State], allLogits: Bool) throws -> [[Float]] {
-        guard inputs.layer != nil else { return try forward(inputs.tokens, states: &states, allLogits: allLogits) }
-        return try run(inputs.tokens, states: &states, allLogits: allLogits, resuming: inputs, keeping: nil).logits
+        try run(inputs.batch, states: &states, allLogits: allLogits, resuming: inputs.layer == nil ? nil : inputs, keeping: nil).logits
     }
 
     /// A forward pass from the embeddings, or from the inputs of `resuming`'s layer; `keeping` copies
     /// what enters that layer.
-    private func run(_ batch: [[Int]], states: inout [State], allLogits: Bool, resuming: LayerInputs?,
+    private func run(_ batch: BranchingBatch, states: inout [State], allLogits: Bool, resuming: LayerInputs?,
                      keeping: Int?) throws -> (logits: [[Float]], inputs: LayerInputs?) {
-        try validate(batch, states: states)
+        try validate(batch.tokens, states: states)
         let c = model.config
         let C = c.nEmbd
-        let T = batch.reduce(0) { $0 + $1.count }
+        let rows = BatchRows(batch)
+        let T = rows.count
         let first = resuming?.layer ?? 0
         if let resuming {
             guard first < c.nLayer, resuming.x.count == T * C, resuming.vFirst.count == (first > 0 ? T * C : 0) else {
@@ -71,9 +71,6 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         }
         lock.lock()
         defer { lock.unlock() }
-        var starts: [Int] = []
-        var acc = 0
-        for s in batch { starts.append(acc); acc += s.count }
         let ws = workspace.flatMap { $0.capacity >= T ? $0 : nil } ?? Workspace(rows: T, config: c)
         ws.rows = T
         if T <= Self.keptWorkspaceRows { workspace = ws }
@@ -84,7 +81,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         } else {
             // Embedding lookup + ln0.
             var row = 0
-            for seq in batch {
+            for seq in batch.tokens {
                 for tok in seq {
                     let x = ws.x + row * C
                     rk_to_f32(model.embedding.dtype.kernelCode, model.embedding.data.base + tok * model.embedding.rowBytes, x, Int64(C))
@@ -95,25 +92,21 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         }
 
         // Output rows: the last token of each sequence, or all tokens.
-        var outRows: [Int] = []
-        for (i, seq) in batch.enumerated() {
-            if allLogits { outRows.append(contentsOf: starts[i]..<(starts[i] + seq.count)) }
-            else { outRows.append(starts[i] + seq.count - 1) }
-        }
+        let outRows = allLogits ? Array(0..<T) : batch.tokens.indices.map(rows.last)
         // The top layer's output is read only at the output rows: there every other row needs only what
         // the state keeps (the WKV update, the time-mix token shift), and its predecessor the time-mix
         // output for the channel mix's token shift.
-        let topRows = outRows.count < T ? TopLayerRows(outputs: outRows, starts: starts) : nil
+        let topRows = outRows.count < T ? TopLayerRows(outputs: outRows, starts: rows.starts) : nil
 
         var kept: LayerInputs?
         for l in first..<c.nLayer {
             if l == keeping {
-                kept = LayerInputs(tokens: batch, layer: l, x: Array(UnsafeBufferPointer(start: ws.x, count: T * C)),
+                kept = LayerInputs(batch: batch, layer: l, x: Array(UnsafeBufferPointer(start: ws.x, count: T * C)),
                                    vFirst: l > 0 ? Array(UnsafeBufferPointer(start: ws.vFirst, count: T * C)) : [])
             }
-            let w = model.layers[l], rows = l == c.nLayer - 1 ? topRows : nil
-            timeMix(layer: l, weights: w, ws: ws, batch: batch, starts: starts, states: &states, only: rows?.timeMix)
-            channelMix(layer: l, weights: w, ws: ws, batch: batch, starts: starts, states: &states, only: rows)
+            let w = model.layers[l], top = l == c.nLayer - 1 ? topRows : nil
+            timeMix(layer: l, weights: w, ws: ws, rows: rows, states: &states, only: top?.timeMix)
+            channelMix(layer: l, weights: w, ws: ws, rows: rows, states: &states, only: top)
         }
         let xo = UnsafeMutablePointer<Float>.allocate(capacity: outRows.count * C)
         defer { xo.deallocate() }
@@ -124,22 +117,22 @@ public final class CPUEngine: Engine, @unchecked Sendable {
             linear(model.head, xo, lp.baseAddress!, outRows.count)
         }
         if allLogits {
-            return (batch.indices.map { i in Array(logits[(starts[i] * V)..<((starts[i] + batch[i].count) * V)]) }, kept)
+            return (batch.tokens.indices.map { i in Array(logits[(rows.starts[i] * V)..<((rows.last(i) + 1) * V)]) }, kept)
         }
-        return (batch.indices.map { i in Array(logits[(i * V)..<((i + 1) * V)]) }, kept)
+        return (batch.tokens.indices.map { i in Array(logits[(i * V)..<((i + 1) * V)]) }, kept)
     }
 
     // MARK: - Blocks
 
     /// The time mix of every row; with `only`, its output (the receptance, gate and output projection)
     /// just at those rows, the state's update at all.
-    private func timeMix(layer l: Int, weights w: LayerWeights, ws: Workspace, batch: [[Int]], starts: [Int], states: inout [State],
+    private func timeMix(layer l: Int, weights w: LayerWeights, ws: Workspace, rows batchRows: BatchRows, states: inout [State],
                          only: [Int]?) {
         let c = model.config
         let (C, H, N, T) = (c.nEmbd, c.nHead, c.headSize, ws.rows)
         let xln = ws.xln
         forRows(T) { rows in for t in rows { layerNorm(ws.x + t * C, xln + t * C, w.ln1Weight, w.ln1Bias, C) } }
-        tokenShift(layer: l, ws: ws, batch: batch, starts: starts, states: &states, \.attXPrev)
+        tokenShift(layer: l, ws: ws, rows: batchRows, states: &states, \.attXPrev)
         let mixes: [([Float], UnsafeMutablePointer<Float>)] = [(w.xR, ws.xr), (w.xW, ws.xw), (w.xK, ws.xk), (w.xV, ws.xv), (w.xA, ws.xa), (w.xG, ws.xg)]
         forRows(T) { rows in
             for (mix, out) in mixes {
@@ -209,19 +202,25 @@ public final class CPUEngine: Engine, @unchecked Sendable {
                 }
             }
         }
-        // The WKV recurrence, token by token within each sequence, each head on its own; then per head
-        // the group norm, the r·k bonus and the gate.
+        // The WKV recurrence, token by token within each sequence, each (sequence, head) on its own, as
+        // one parallel task per generation (a continuing sequence starts from its parent's matrices
+        // after the parent's tokens); then per head the group norm, the r·k bonus and the gate.
+        let layerSize = H * N * N
         w.lnXWeight.withUnsafeBufferPointer { lw in
             w.lnXBias.withUnsafeBufferPointer { lb in
                 w.rK.withUnsafeBufferPointer { rk in
-                    for (i, seq) in batch.enumerated() {
-                        let tokens = starts[i]..<(starts[i] + seq.count)
-                        states[i].wkv.withUnsafeMutableBufferPointer { sp in
-                            let S = sp.baseAddress! + l * H * N * N
-                            pool.run(chunks: H) { h in
-                                for t in tokens {
+                    withWKV(&states) { wkv in
+                        for members in batchRows.generations {
+                            for i in members {
+                                if let p = batchRows.parents[i] { (wkv[i] + l * layerSize).update(from: wkv[p] + l * layerSize, count: layerSize) }
+                            }
+                            pool.run(chunks: members.count * H) { chunk in
+                                let (m, h) = chunk.quotientAndRemainder(dividingBy: H)
+                                let i = members[m]
+                                let S = wkv[i] + l * layerSize + h * N * N
+                                for t in batchRows.starts[i]...batchRows.last(i) {
                                     let o = t * C + h * N
-                                    rk_wkv7_step(S + h * N * N, 1, Int32(N), ws.r + o, ws.w + o, ws.k + o, ws.v + o, ws.kk + o, ws.a + o, ws.y + o)
+                                    rk_wkv7_step(S, 1, Int32(N), ws.r + o, ws.w + o, ws.k + o, ws.v + o, ws.kk + o, ws.a + o, ws.y + o)
                                     var mean: Float = 0
                                     for j in 0..<N { mean += ws.y[o + j] }
                                     mean /= Float(N)
@@ -247,12 +246,12 @@ public final class CPUEngine: Engine, @unchecked Sendable {
 
     /// The channel mix of every row, or with `only` of its output rows (and the layer norm of the rows
     /// their token shift reads).
-    private func channelMix(layer l: Int, weights w: LayerWeights, ws: Workspace, batch: [[Int]], starts: [Int], states: inout [State],
+    private func channelMix(layer l: Int, weights w: LayerWeights, ws: Workspace, rows batchRows: BatchRows, states: inout [State],
                             only: TopLayerRows?) {
         let C = model.config.nEmbd, F = w.ffnKey.rows, T = ws.rows
         let xln = ws.xln
         forEachRow(T, only: only?.timeMix) { t in layerNorm(ws.x + t * C, xln + t * C, w.ln2Weight, w.ln2Bias, C) }
-        tokenShift(layer: l, ws: ws, batch: batch, starts: starts, states: &states, \.ffnXPrev)
+        tokenShift(layer: l, ws: ws, rows: batchRows, states: &states, \.ffnXPrev)
         forRows(T) { rows in
             w.ffnXK.withUnsafeBufferPointer { m in
                 for t in rows {
@@ -289,18 +288,37 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         pool.run(chunks: parts) { c in body((c * T / parts)..<((c + 1) * T / parts)) }
     }
 
-    /// Token shift: fills `ws.prev` with each row's predecessor in `ws.xln` (the state's saved row for
-    /// a sequence's first token) and saves each sequence's last row in the state.
-    private func tokenShift(layer l: Int, ws: Workspace, batch: [[Int]], starts: [Int], states: inout [State],
+    /// `body` with a pointer to each state's WKV matrices, all valid at once (each state's buffer made
+    /// its own first, as a mutation does).
+    private func withWKV(_ states: inout [State], _ body: ([UnsafeMutablePointer<Float>]) -> Void) {
+        states.withUnsafeMutableBufferPointer { all in
+            var pointers: [UnsafeMutablePointer<Float>] = []
+            pointers.reserveCapacity(all.count)
+            func nest(_ i: Int) {
+                guard i < all.count else { return body(pointers) }
+                all[i].wkv.withUnsafeMutableBufferPointer { p in
+                    pointers.append(p.baseAddress!)
+                    nest(i + 1)
+                }
+            }
+            nest(0)
+        }
+    }
+
+    /// Token shift: fills `ws.prev` with each row's predecessor in `ws.xln` (for a sequence's first
+    /// token the state's saved row, or its parent's last row) and saves each sequence's last row in
+    /// the state.
+    private func tokenShift(layer l: Int, ws: Workspace, rows: BatchRows, states: inout [State],
                             _ saved: WritableKeyPath<State, [Float]>) {
         let C = model.config.nEmbd
-        for (i, seq) in batch.enumerated() {
-            let s0 = starts[i]
+        for i in states.indices {
+            let (s0, last) = (rows.starts[i], rows.last(i))
             states[i][keyPath: saved].withUnsafeMutableBufferPointer { prev in
                 let p = prev.baseAddress! + l * C
-                (ws.prev + s0 * C).update(from: p, count: C)
-                if seq.count > 1 { (ws.prev + (s0 + 1) * C).update(from: ws.xln + s0 * C, count: (seq.count - 1) * C) }
-                p.update(from: ws.xln + (s0 + seq.count - 1) * C, count: C)
+                let source: UnsafePointer<Float> = rows.before[i].map { UnsafePointer(ws.xln + $0 * C) } ?? UnsafePointer(p)
+                (ws.prev + s0 * C).update(from: source, count: C)
+                if last > s0 { (ws.prev + (s0 + 1) * C).update(from: ws.xln + s0 * C, count: (last - s0) * C) }
+                p.update(from: ws.xln + last * C, count: C)
             }
         }
     }
@@ -382,12 +400,35 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     }
 }
 
+/// Where each sequence's tokens lie among a pass's rows, and what precedes its first.
+private struct BatchRows {
+    let starts: [Int], counts: [Int]
+    let parents: [Int?]
+    /// The row before each sequence's first: its parent's last row, or nil (the state's saved row).
+    let before: [Int?]
+    let generations: [[Int]]
+    /// All rows.
+    let count: Int
+
+    init(_ batch: BranchingBatch) {
+        var starts: [Int] = [], acc = 0
+        for s in batch.tokens { starts.append(acc); acc += s.count }
+        self.starts = starts; counts = batch.tokens.map(\.count); parents = batch.parents
+        count = acc
+        before = batch.parents.map { $0.map { starts[$0] + batch.tokens[$0].count - 1 } }
+        generations = batch.generations
+    }
+
+    func last(_ i: Int) -> Int { starts[i] + counts[i] - 1 }
+}
+
 /// The rows of the top layer whose output is read when only each sequence's last row gives logits.
 private struct TopLayerRows {
     /// Each sequence's last row, ascending.
     let outputs: [Int]
     /// The output rows and, where a sequence has one, the row before (the channel mix's token shift
-    /// reads its time-mix output), ascending.
+    /// reads its time-mix output), ascending. A continuing sequence's first row follows its parent's
+    /// last, an output row already.
     let timeMix: [Int]
 
     init(outputs: [Int], starts: [Int]) {

@@ -10,15 +10,16 @@ public protocol Engine: AnyObject, Sendable {
     /// token, or after every token when `allLogits` (then [T × vocab] flattened).
     func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool) throws -> [[Float]]
 
-    /// `forward`, also keeping what enters layer `layer` for every token, so that the same sequences
-    /// can be run again from there (`forward(resuming:)`) on states that differ only in that layer
-    /// and above. A backend that cannot resume keeps only the tokens.
-    func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool,
-                 keepingInputsOf layer: Int) throws -> (logits: [[Float]], inputs: LayerInputs)
+    /// `forward` over a batch whose sequences may continue one another (`BranchingBatch`), keeping,
+    /// when `layer` is given, what enters that layer for every token, so that the same sequences can
+    /// be run again from there (`forward(resuming:)`) on states that differ only in that layer and
+    /// above. A backend that cannot resume keeps only the tokens.
+    func forward(_ batch: BranchingBatch, states: inout [State], allLogits: Bool,
+                 keepingInputsOf layer: Int?) throws -> (logits: [[Float]], inputs: LayerInputs)
 
     /// The sequences of `inputs` run again from their kept layer, on `states` whose lower layers are
-    /// the ones the inputs were taken on (those layers of `states` are then left as they are), or
-    /// from the tokens when nothing was kept.
+    /// the ones the inputs were taken on (those layers of `states` are then left as they are; a
+    /// continuing sequence's are never read), or from the tokens when nothing was kept.
     func forward(resuming inputs: LayerInputs, states: inout [State], allLogits: Bool) throws -> [[Float]]
 }
 
@@ -26,37 +27,148 @@ public protocol Engine: AnyObject, Sendable {
 /// later layers mix towards). A state edit confined to this layer and above leaves all of it unchanged,
 /// so a reading repeated after such an edit need not run the layers below (`Engine.forward(resuming:)`).
 public struct LayerInputs: Sendable {
-    public let tokens: [[Int]]
+    public let batch: BranchingBatch
     /// The layer they enter; nil when only the tokens were kept.
     public let layer: Int?
     /// [T][C] each, T the batch's tokens in order; `vFirst` is empty for layer 0.
     let x: [Float]
     let vFirst: [Float]
 
-    init(tokens: [[Int]], layer: Int?, x: [Float] = [], vFirst: [Float] = []) {
-        self.tokens = tokens; self.layer = layer; self.x = x; self.vFirst = vFirst
+    init(batch: BranchingBatch, layer: Int?, x: [Float] = [], vFirst: [Float] = []) {
+        self.batch = batch; self.layer = layer; self.x = x; self.vFirst = vFirst
     }
 
-    /// The inputs of the first `count` sequences only (their rows come first).
+    public var tokens: [[Int]] { batch.tokens }
+
+    /// The inputs of the first `count` sequences only (their rows come first; none of them continues
+    /// a later one).
     func prefix(_ count: Int) -> LayerInputs {
-        let kept = Array(tokens.prefix(count))
-        guard layer != nil, count < tokens.count else { return LayerInputs(tokens: kept, layer: layer, x: x, vFirst: vFirst) }
+        let kept = batch.prefix(count)
+        guard layer != nil, count < tokens.count else { return LayerInputs(batch: kept, layer: layer, x: x, vFirst: vFirst) }
         let width = x.count / max(1, tokens.reduce(0) { $0 + $1.count })
-        let values = kept.reduce(0) { $0 + $1.count } * width
-        return LayerInputs(tokens: kept, layer: layer, x: Array(x.prefix(values)), vFirst: Array(vFirst.prefix(values)))
+        let values = kept.tokens.reduce(0) { $0 + $1.count } * width
+        return LayerInputs(batch: kept, layer: layer, x: Array(x.prefix(values)), vFirst: Array(vFirst.prefix(values)))
+    }
+}
+
+/// Sequences fed as one batch in which a sequence may continue an earlier one: sequence i with
+/// `parents[i] = p` (p < i) starts from the state p reaches after its own tokens, not from its given
+/// state. A beginning several sequences share ("What does", "Bob lives in") is then fed once
+/// (`sharingPrefixes`).
+public struct BranchingBatch: Sendable, Equatable {
+    public let tokens: [[Int]]
+    public let parents: [Int?]
+
+    public init(tokens: [[Int]], parents: [Int?]) throws {
+        guard parents.count == tokens.count else {
+            throw RWKVError.invalidArgument("branching batch: \(tokens.count) sequences but \(parents.count) parents")
+        }
+        for (i, p) in parents.enumerated() {
+            if let p, !(0..<i).contains(p) {
+                throw RWKVError.invalidArgument("branching batch: sequence \(i) continues \(p); a sequence can only continue an earlier one")
+            }
+        }
+        self.tokens = tokens; self.parents = parents
+    }
+
+    /// Independent sequences, each from its own state.
+    public init(_ tokens: [[Int]]) {
+        self.tokens = tokens; parents = Array(repeating: nil, count: tokens.count)
+    }
+
+    /// The first `count` sequences, when none of them continues a later one.
+    func prefix(_ count: Int) -> BranchingBatch {
+        BranchingBatch(tokens: Array(tokens.prefix(count)), parents: Array(parents.prefix(count)), checked: ())
+    }
+
+    private init(tokens: [[Int]], parents: [Int?], checked: ()) { self.tokens = tokens; self.parents = parents }
+
+    /// This batch, then `other`'s sequences (continuing their own parents).
+    public func followed(by other: BranchingBatch) -> BranchingBatch {
+        BranchingBatch(tokens: tokens + other.tokens, parents: parents + other.parents.map { $0.map { $0 + tokens.count } },
+                       checked: ())
+    }
+
+    /// Each sequence's generation: 0 for those that start from their own state, one more than its
+    /// parent's for the others. A sequence's parent is always of an earlier generation.
+    public var generations: [[Int]] {
+        var depth = [Int](repeating: 0, count: tokens.count), byDepth: [[Int]] = []
+        for i in tokens.indices {
+            if let p = parents[i] { depth[i] = depth[p] + 1 }
+            if depth[i] == byDepth.count { byDepth.append([]) }
+            byDepth[depth[i]].append(i)
+        }
+        return byDepth
+    }
+
+    /// `sequences` (all continuing one state) as a batch that feeds a beginning shared by several of
+    /// them once, when that saves at least `minimumSaving` tokens (a sequence of its own costs about
+    /// as much as a token or two: its state, its logits row). `node[i]` is the batch's sequence that
+    /// ends where `sequences[i]` does (equal sequences share one).
+    public static func sharingPrefixes(_ sequences: [[Int]], minimumSaving: Int = 2) -> (batch: BranchingBatch, node: [Int]) {
+        var tokens: [[Int]] = [], parents: [Int?] = []
+        var node = [Int](repeating: 0, count: sequences.count)
+        func add(_ from: Int, _ to: Int, of i: Int, after parent: Int?) -> Int {
+            tokens.append(Array(sequences[i][from..<to])); parents.append(parent)
+            return tokens.count - 1
+        }
+        // `members` share their first `depth` tokens, fed by `parent`, and are all longer than that.
+        func place(_ members: [Int], depth: Int, parent: Int?) {
+            var groups: [Int: [Int]] = [:], order: [Int] = []
+            for m in members {
+                let t = sequences[m][depth]
+                if groups[t] == nil { order.append(t) }
+                groups[t, default: []].append(m)
+            }
+            for group in order.map({ groups[$0]! }) {
+                let first = sequences[group[0]]
+                var end = depth + 1
+                while end < first.count, group.allSatisfy({ sequences[$0].count > end && sequences[$0][end] == first[end] }) { end += 1 }
+                let ending = group.filter { sequences[$0].count == end }, longer = group.filter { sequences[$0].count > end }
+                if !ending.isEmpty {
+                    // One of them is the shared beginning itself.
+                    let shared = add(depth, end, of: ending[0], after: parent)
+                    for m in ending { node[m] = shared }
+                    if !longer.isEmpty { place(longer, depth: end, parent: shared) }
+                } else if (group.count - 1) * (end - depth) >= minimumSaving {
+                    place(group, depth: end, parent: add(depth, end, of: group[0], after: parent))
+                } else {
+                    for m in group { node[m] = add(depth, sequences[m].count, of: m, after: parent) }
+                }
+            }
+        }
+        let empty = sequences.indices.filter { sequences[$0].isEmpty }
+        precondition(empty.isEmpty, "sharingPrefixes: empty sequences \(empty)")
+        place(Array(sequences.indices), depth: 0, parent: nil)
+        return (BranchingBatch(tokens: tokens, parents: parents, checked: ()), node)
     }
 }
 
 extension Engine {
     public var config: ModelConfig { model.config }
 
-    public func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool,
-                        keepingInputsOf layer: Int) throws -> (logits: [[Float]], inputs: LayerInputs) {
-        (try forward(batch, states: &states, allLogits: allLogits), LayerInputs(tokens: batch, layer: nil))
+    /// Generation by generation, each continuing sequence from a copy of its parent's state; keeps
+    /// only the tokens.
+    public func forward(_ batch: BranchingBatch, states: inout [State], allLogits: Bool,
+                        keepingInputsOf layer: Int?) throws -> (logits: [[Float]], inputs: LayerInputs) {
+        try validate(batch.tokens, states: states)
+        var logits = [[Float]](repeating: [], count: batch.tokens.count)
+        for members in batch.generations {
+            var group = members.map { i in batch.parents[i].map { states[$0] } ?? states[i] }
+            let out = try forward(members.map { batch.tokens[$0] }, states: &group, allLogits: allLogits)
+            for (j, i) in members.enumerated() { states[i] = group[j]; logits[i] = out[j] }
+        }
+        return (logits, LayerInputs(batch: batch, layer: nil))
     }
 
     public func forward(resuming inputs: LayerInputs, states: inout [State], allLogits: Bool) throws -> [[Float]] {
-        try forward(inputs.tokens, states: &states, allLogits: allLogits)
+        try forward(inputs.batch, states: &states, allLogits: allLogits, keepingInputsOf: nil).logits
+    }
+
+    /// Independent sequences, keeping what enters `layer`.
+    public func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool,
+                        keepingInputsOf layer: Int) throws -> (logits: [[Float]], inputs: LayerInputs) {
+        try forward(BranchingBatch(batch), states: &states, allLogits: allLogits, keepingInputsOf: layer)
     }
 
     public func newState() -> State { State(config: model.config) }

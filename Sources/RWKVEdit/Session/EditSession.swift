@@ -41,6 +41,10 @@ public final class EditSession {
     public var editLog: [EditRecord] { resumedEdits + undoStack.map(\.record) }
     /// Whether the text so far ends in whitespace (or nothing has been fed), to join the next text.
     private var atBoundary = true
+    /// The query branches of the last reading, overwritten by the next one instead of allocated: a
+    /// fresh state per branch (its page faults and copy) cost more than a 5-token branch's arithmetic
+    /// on the demo model. Holds that many states between readings.
+    private var branchBuffers: [State] = []
 
     public init(engine: any Engine, tokenizer: WorldTokenizer, ratios: DefaultRatios = .seed) {
         self.engine = engine
@@ -165,11 +169,15 @@ public final class EditSession {
     }
 
     /// The token sequences that read (query, answer) pairs from one state, as two batches: each
-    /// distinct query once (its last logits give every answer's first token), then the answers longer
-    /// than one token continued from their query's state.
+    /// distinct query once (its last logits give every answer's first token; a beginning several
+    /// queries share, "What does", fed once), then the answers longer than one token continued from
+    /// their query's state.
     struct Reading {
         let pairs: [(query: [Int], answer: [Int])]
         let queries: [[Int]]
+        /// The queries as a batch, and the sequence of it that ends each query.
+        let queryBatch: BranchingBatch
+        let queryNode: [Int]
         /// The query of each pair, and the pairs whose answers need the second batch.
         let queryOf: [Int]
         let long: [Int]
@@ -183,6 +191,7 @@ public final class EditSession {
                 if let i = queries.firstIndex(of: t.query) { queryOf.append(i) } else { queryOf.append(queries.count); queries.append(t.query) }
             }
             self.pairs = pairs; self.queries = queries; self.queryOf = queryOf
+            (queryBatch, queryNode) = BranchingBatch.sharingPrefixes(queries)
             long = pairs.indices.filter { pairs[$0].answer.count > 1 }
         }
 
@@ -201,21 +210,26 @@ public final class EditSession {
         guard riders.isEmpty || r.kept == nil else { throw EditError.invalid("a resumed reading cannot carry other sequences") }
         guard !r.pairs.isEmpty || !riders.isEmpty else { return ([], []) }
         // One batch: resumed from its kept inputs, or from the tokens (keeping layer `keep`'s inputs).
-        func pass(_ tokens: [[Int]], _ states: inout [State], allLogits: Bool,
+        func pass(_ batch: BranchingBatch, _ states: inout [State], allLogits: Bool,
                   kept: LayerInputs?) throws -> (logits: [[Float]], inputs: LayerInputs?) {
             if let kept { return (try engine.forward(resuming: kept, states: &states, allLogits: allLogits), kept) }
-            if let keep { return try engine.forward(tokens, states: &states, allLogits: allLogits, keepingInputsOf: keep) }
-            return (try engine.forward(tokens, states: &states, allLogits: allLogits), nil)
+            let out = try engine.forward(batch, states: &states, allLogits: allLogits, keepingInputsOf: keep)
+            return (out.logits, keep == nil ? nil : out.inputs)
         }
-        var firstStates = [State](repeating: base, count: r.queries.count + riders.count)
-        let first = try pass(r.queries + riders, &firstStates, allLogits: false, kept: r.kept?.queries)
-        let queryStates = Array(firstStates.prefix(r.queries.count)), riderStates = Array(firstStates.dropFirst(r.queries.count))
-        var answerStates = r.long.map { queryStates[r.queryOf[$0]] }
+        let (riderBatch, riderNode) = BranchingBatch.sharingPrefixes(riders)
+        let queryCount = r.queryBatch.tokens.count
+        var firstStates = try branches(of: base, count: queryCount) + [State](repeating: base, count: riderBatch.tokens.count)
+        let first = try pass(r.queryBatch.followed(by: riderBatch), &firstStates, allLogits: false, kept: r.kept?.queries)
+        let riderStates = riderNode.map { firstStates[queryCount + $0] }
+        firstStates.removeLast(riderBatch.tokens.count)
+        defer { branchBuffers = firstStates }
+        var answerStates = r.long.map { firstStates[r.queryNode[r.queryOf[$0]]] }
         let rest = r.long.isEmpty ? nil
-            : try pass(r.long.map { Array(r.pairs[$0].answer.dropLast()) }, &answerStates, allLogits: true, kept: r.kept?.answers)
-        if r.kept == nil, keep != nil, let q = first.inputs { reading.kept = (q.prefix(r.queries.count), rest?.inputs) }
-        let firstLogits = first.logits, restLogits = rest?.logits ?? []
-        let firstProbs = firstLogits.prefix(r.queries.count).map { softmax($0) }
+            : try pass(BranchingBatch(r.long.map { Array(r.pairs[$0].answer.dropLast()) }), &answerStates, allLogits: true,
+                       kept: r.kept?.answers)
+        if r.kept == nil, keep != nil, let q = first.inputs { reading.kept = (q.prefix(queryCount), rest?.inputs) }
+        let firstProbs = r.queryNode.map { softmax(first.logits[$0]) }
+        let restLogits = rest?.logits ?? []
         let V = engine.config.vocabSize
         let scores = r.pairs.indices.map { n in
             let t = r.pairs[n], probs = firstProbs[r.queryOf[n]]
@@ -233,6 +247,16 @@ public final class EditSession {
             return AnswerScore(probability: p, isTop1: order.first == t.answer[0], isGreedy: greedy, top: top)
         }
         return (scores, riderStates)
+    }
+
+    /// `count` copies of `base` in the kept branch buffers (more allocated when there are too few).
+    private func branches(of base: State, count: Int) throws -> [State] {
+        var states: [State] = []
+        swap(&states, &branchBuffers)
+        if states.count > count { states.removeLast(states.count - count) }
+        for i in states.indices { try states[i].overwrite(with: base) }
+        // New ones share `base`'s buffers until the pass writes them.
+        return states + [State](repeating: base, count: count - states.count)
     }
 
     // MARK: Editing

@@ -48,6 +48,20 @@ public struct State: Sendable, Equatable {
         return wkv[(layer * n)..<((layer + 1) * n)]
     }
 
+    /// Makes this state equal to `other`, a state of the same shape, by copying into its own buffers:
+    /// no allocation when they are not shared (a branch reused from one reading to the next).
+    public mutating func overwrite(with other: State) throws {
+        try requireCompatible(with: other)
+        func copy(_ source: [Float], into target: inout [Float]) {
+            target.withUnsafeMutableBufferPointer { t in
+                source.withUnsafeBufferPointer { s in t.baseAddress!.update(from: s.baseAddress!, count: s.count) }
+            }
+        }
+        copy(other.wkv, into: &wkv)
+        copy(other.attXPrev, into: &attXPrev)
+        copy(other.ffnXPrev, into: &ffnXPrev)
+    }
+
     public func isCompatible(with other: State) -> Bool {
         nLayer == other.nLayer && nEmbd == other.nEmbd && nHead == other.nHead && headSize == other.headSize
     }
