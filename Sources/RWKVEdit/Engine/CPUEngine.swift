@@ -336,6 +336,13 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         linear([Product(W: W, x: x, y: y)], T)
     }
 
+    /// Row blocks of a GEMM: two per thread of at least 128 rows, and a multiple of the threads when
+    /// there are fewer (a 384-row matrix in three blocks kept one thread of two waiting for a third of it).
+    static func gemmBlocks(rows: Int, threads: Int) -> Int {
+        let blocks = max(1, min(2 * threads, rows / 128))
+        return blocks < threads || blocks % threads == 0 ? blocks : (blocks + threads - 1) / threads * threads
+    }
+
     /// Several independent products as one parallel task: row blocks of every matrix are claimed
     /// by the threads from one list, so a layer waits for its threads a few times, not once per matrix.
     func linear(_ products: [Product], _ T: Int) {
@@ -346,7 +353,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
             let bytes = p.W.byteCount
             let blocks = pool.size == 1 ? 1
                 : T < Self.gemmMinRows(p.W.dtype) ? max(1, min(4 * pool.size, bytes / 65536))
-                : max(1, min(2 * pool.size, p.W.rows / 128))
+                : Self.gemmBlocks(rows: p.W.rows, threads: pool.size)
             let block = ((p.W.rows + blocks - 1) / blocks + 3) & ~3
             var r = 0
             while r < p.W.rows { chunks.append((i, r, min(p.W.rows, r + block))); r += block }

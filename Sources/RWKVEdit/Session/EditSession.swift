@@ -218,7 +218,8 @@ public final class EditSession {
         }
         let (riderBatch, riderNode) = BranchingBatch.sharingPrefixes(riders)
         let queryCount = r.queryBatch.tokens.count
-        var firstStates = try branches(of: base, count: queryCount) + [State](repeating: base, count: riderBatch.tokens.count)
+        var firstStates = try branches(of: base, for: r.queryBatch, from: r.kept?.queries.layer ?? 0)
+            + [State](repeating: base, count: riderBatch.tokens.count)
         let first = try pass(r.queryBatch.followed(by: riderBatch), &firstStates, allLogits: false, kept: r.kept?.queries)
         let riderStates = riderNode.map { firstStates[queryCount + $0] }
         firstStates.removeLast(riderBatch.tokens.count)
@@ -249,12 +250,15 @@ public final class EditSession {
         return (scores, riderStates)
     }
 
-    /// `count` copies of `base` in the kept branch buffers (more allocated when there are too few).
-    private func branches(of base: State, count: Int) throws -> [State] {
+    /// States for `batch`'s sequences in the kept branch buffers (more allocated when there are too
+    /// few): the sequences that start from `base` get its layers from `layer` up, the pass reads no
+    /// other (a continuing sequence starts from its parent's state, a resumed pass from its layer).
+    private func branches(of base: State, for batch: BranchingBatch, from layer: Int) throws -> [State] {
         var states: [State] = []
         swap(&states, &branchBuffers)
+        let count = batch.tokens.count
         if states.count > count { states.removeLast(states.count - count) }
-        for i in states.indices { try states[i].overwrite(with: base) }
+        for i in states.indices where batch.parents[i] == nil { try states[i].overwrite(with: base, layers: layer..<base.nLayer) }
         // New ones share `base`'s buffers until the pass writes them.
         return states + [State](repeating: base, count: count - states.count)
     }
