@@ -142,8 +142,8 @@ final class EngineTests: XCTestCase {
 
     /// A batch whose sequences continue one another gives each sequence the logits and state of its
     /// whole text fed on its own (the CPU engine in one pass, the protocol's generation-by-generation
-    /// default for other backends), for few-row and GEMM batches, last or all logits, and resumed
-    /// from a kept layer.
+    /// default for other backends), for few-row and GEMM batches, last or all logits, some sequences
+    /// fed for their states only, and resumed from a kept layer.
     func testBranchingBatchMatchesFeedingEachWholeSequence() throws {
         let shape = SyntheticModel.Shape(nLayer: 3, nEmbd: 128, vocab: 300, loraW: 16, loraA: 16, loraV: 8, loraG: 16)
         let engine = CPUEngine(model: try SyntheticModel.model(shape, dtype: .f16, seed: 6), threads: 2)
@@ -154,7 +154,8 @@ final class EngineTests: XCTestCase {
         let small = try BranchingBatch(tokens: [[7, 8], [9], [10, 11], [12]], parents: [nil, 0, 0, 2])
         let large = try BranchingBatch(tokens: [Array(20..<32), [40], [41, 42, 43], [50, 51, 52, 53, 54, 55], [44, 45], [46]],
                                        parents: [nil, 0, 0, nil, 2, 4])
-        for batch in [small, large] {
+        let unread = try BranchingBatch(tokens: large.tokens, parents: large.parents, readsLogits: [false, true, false, false, true, true])
+        for batch in [small, large, unread] {
             let whole = batch.tokens.indices.map { i -> [Int] in
                 var seq = batch.tokens[i], p = batch.parents[i]
                 while let q = p { seq = batch.tokens[q] + seq; p = batch.parents[q] }
@@ -167,11 +168,12 @@ final class EngineTests: XCTestCase {
                     for (i, seq) in whole.enumerated() {
                         var alone = [base]
                         let expected = try engine.forward([seq], states: &alone, allLogits: allLogits)[0]
+                        XCTAssertLessThan(try states[i].maxAbsDifference(alone[0]), 1e-4, "\(e.backendName) \(seq)")
+                        guard batch.readsLogits[i] else { XCTAssertEqual(got[i], []); continue }
                         let tail = allLogits ? Array(expected[((seq.count - batch.tokens[i].count) * V)...]) : expected
                         XCTAssertEqual(got[i].count, tail.count)
                         let scale = tail.map(abs).max() ?? 1
                         XCTAssertLessThan(Fixtures.maxAbsDiff(got[i], tail), 1e-5 * scale, "\(e.backendName) \(seq)")
-                        XCTAssertLessThan(try states[i].maxAbsDifference(alone[0]), 1e-4, "\(e.backendName) \(seq)")
                     }
                 }
             }
@@ -201,6 +203,8 @@ final class EngineTests: XCTestCase {
         XCTAssertEqual(node[0], node[6])
         // [1] + ([2, 3] + [4] | [5]) | [9]; [7, 8] and [7, 9] share one token only: not worth a sequence.
         XCTAssertEqual(batch.tokens.reduce(0) { $0 + $1.count }, 1 + 2 + 1 + 1 + 1 + 2 + 2 + 1)
+        // Logits are read where a sequence asked for ends ([2, 3] ends [1, 2, 3]), not at the shared [1].
+        XCTAssertEqual(batch.readsLogits.filter { $0 }.count, Set(node).count)
         XCTAssertEqual(BranchingBatch.sharingPrefixes([[5, 6], [7]]).batch, BranchingBatch([[5, 6], [7]]))
     }
 

@@ -92,11 +92,12 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         }
 
         // Output rows: the last token of each sequence, or all tokens.
-        let outRows = allLogits ? Array(0..<T) : batch.tokens.indices.map(rows.last)
+        // Output rows: the last token of each sequence whose logits are read, or all its tokens.
+        let read = batch.tokens.indices.filter { batch.readsLogits[$0] }
+        let outRows = read.flatMap { allLogits ? Array(rows.starts[$0]...rows.last($0)) : [rows.last($0)] }
         // The top layer's output is read only at the output rows: there every other row needs only what
-        // the state keeps (the WKV update, the time-mix token shift), and its predecessor the time-mix
-        // output for the channel mix's token shift.
-        let topRows = outRows.count < T ? TopLayerRows(outputs: outRows, starts: rows.starts) : nil
+        // the state keeps (the WKV update, the token shifts' rows).
+        let topRows = outRows.count < T ? TopLayerRows(outputs: outRows, rows: rows) : nil
 
         var kept: LayerInputs?
         for l in first..<c.nLayer {
@@ -116,10 +117,13 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         logits.withUnsafeMutableBufferPointer { lp in
             linear(model.head, xo, lp.baseAddress!, outRows.count)
         }
-        if allLogits {
-            return (batch.tokens.indices.map { i in Array(logits[(rows.starts[i] * V)..<((rows.last(i) + 1) * V)]) }, kept)
+        var perSequence = [[Float]](repeating: [], count: batch.tokens.count), offset = 0
+        for i in read {
+            let n = allLogits ? rows.counts[i] : 1
+            perSequence[i] = Array(logits[(offset * V)..<((offset + n) * V)])
+            offset += n
         }
-        return (batch.tokens.indices.map { i in Array(logits[(i * V)..<((i + 1) * V)]) }, kept)
+        return (perSequence, kept)
     }
 
     // MARK: - Blocks
@@ -429,18 +433,22 @@ private struct BatchRows {
     func last(_ i: Int) -> Int { starts[i] + counts[i] - 1 }
 }
 
-/// The rows of the top layer whose output is read when only each sequence's last row gives logits.
+/// The rows of the top layer whose output is read when not every row gives logits.
 private struct TopLayerRows {
-    /// Each sequence's last row, ascending.
+    /// The rows that give logits, ascending: the channel mix runs there.
     let outputs: [Int]
-    /// The output rows and, where a sequence has one, the row before (the channel mix's token shift
-    /// reads its time-mix output), ascending. A continuing sequence's first row follows its parent's
-    /// last, an output row already.
+    /// The rows whose time-mix output is read, ascending: the output rows, the row before each (the
+    /// channel mix's token shift reads it: the row before in its sequence, or for a first row its
+    /// parent's last), and every sequence's last row (the state keeps its channel-mix input).
     let timeMix: [Int]
 
-    init(outputs: [Int], starts: [Int]) {
+    init(outputs: [Int], rows: BatchRows) {
         self.outputs = outputs
-        timeMix = zip(outputs, starts).flatMap { last, start in last > start ? [last - 1, last] : [last] }
+        let firsts = Set(rows.starts)
+        var read = Set(outputs)
+        for o in outputs where !firsts.contains(o) { read.insert(o - 1) }
+        for i in rows.starts.indices { read.insert(rows.last(i)) }
+        timeMix = read.sorted()
     }
 }
 

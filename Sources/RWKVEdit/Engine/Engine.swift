@@ -54,14 +54,17 @@ public struct LayerInputs: Sendable {
 /// Sequences fed as one batch in which a sequence may continue an earlier one: sequence i with
 /// `parents[i] = p` (p < i) starts from the state p reaches after its own tokens, not from its given
 /// state. A beginning several sequences share ("What does", "Bob lives in") is then fed once
-/// (`sharingPrefixes`).
+/// (`sharingPrefixes`). Sequences whose logits nobody reads (`readsLogits` false: a shared beginning,
+/// a probe wanted for its state) get none, which spares the top layer's channel mix and the output
+/// head at their rows.
 public struct BranchingBatch: Sendable, Equatable {
     public let tokens: [[Int]]
     public let parents: [Int?]
+    public let readsLogits: [Bool]
 
-    public init(tokens: [[Int]], parents: [Int?]) throws {
-        guard parents.count == tokens.count else {
-            throw RWKVError.invalidArgument("branching batch: \(tokens.count) sequences but \(parents.count) parents")
+    public init(tokens: [[Int]], parents: [Int?], readsLogits: [Bool]? = nil) throws {
+        guard parents.count == tokens.count, (readsLogits?.count ?? tokens.count) == tokens.count else {
+            throw RWKVError.invalidArgument("branching batch: \(tokens.count) sequences but \(parents.count) parents and \(readsLogits?.count ?? tokens.count) logits flags")
         }
         for (i, p) in parents.enumerated() {
             if let p, !(0..<i).contains(p) {
@@ -69,24 +72,34 @@ public struct BranchingBatch: Sendable, Equatable {
             }
         }
         self.tokens = tokens; self.parents = parents
+        self.readsLogits = readsLogits ?? Array(repeating: true, count: tokens.count)
     }
 
     /// Independent sequences, each from its own state.
     public init(_ tokens: [[Int]]) {
-        self.tokens = tokens; parents = Array(repeating: nil, count: tokens.count)
+        self.init(tokens: tokens, parents: Array(repeating: nil, count: tokens.count),
+                  readsLogits: Array(repeating: true, count: tokens.count), checked: ())
     }
 
     /// The first `count` sequences, when none of them continues a later one.
     func prefix(_ count: Int) -> BranchingBatch {
-        BranchingBatch(tokens: Array(tokens.prefix(count)), parents: Array(parents.prefix(count)), checked: ())
+        BranchingBatch(tokens: Array(tokens.prefix(count)), parents: Array(parents.prefix(count)),
+                       readsLogits: Array(readsLogits.prefix(count)), checked: ())
     }
 
-    private init(tokens: [[Int]], parents: [Int?], checked: ()) { self.tokens = tokens; self.parents = parents }
+    private init(tokens: [[Int]], parents: [Int?], readsLogits: [Bool], checked: ()) {
+        self.tokens = tokens; self.parents = parents; self.readsLogits = readsLogits
+    }
 
     /// This batch, then `other`'s sequences (continuing their own parents).
     public func followed(by other: BranchingBatch) -> BranchingBatch {
         BranchingBatch(tokens: tokens + other.tokens, parents: parents + other.parents.map { $0.map { $0 + tokens.count } },
-                       checked: ())
+                       readsLogits: readsLogits + other.readsLogits, checked: ())
+    }
+
+    /// The same sequences, none of whose logits are read (fed for their states).
+    public func forStatesOnly() -> BranchingBatch {
+        BranchingBatch(tokens: tokens, parents: parents, readsLogits: Array(repeating: false, count: tokens.count), checked: ())
     }
 
     /// Each sequence's generation: 0 for those that start from their own state, one more than its
@@ -103,13 +116,14 @@ public struct BranchingBatch: Sendable, Equatable {
 
     /// `sequences` (all continuing one state) as a batch that feeds a beginning shared by several of
     /// them once, when that saves at least `minimumSaving` tokens (a sequence of its own costs about
-    /// as much as a token or two: its state, its logits row). `node[i]` is the batch's sequence that
-    /// ends where `sequences[i]` does (equal sequences share one).
+    /// as much as a token or two: its state, its WKV copy). `node[i]` is the batch's sequence that
+    /// ends where `sequences[i]` does (equal sequences share one); only those read logits.
     public static func sharingPrefixes(_ sequences: [[Int]], minimumSaving: Int = 2) -> (batch: BranchingBatch, node: [Int]) {
-        var tokens: [[Int]] = [], parents: [Int?] = []
+        var tokens: [[Int]] = [], parents: [Int?] = [], reads: [Bool] = []
         var node = [Int](repeating: 0, count: sequences.count)
         func add(_ from: Int, _ to: Int, of i: Int, after parent: Int?) -> Int {
             tokens.append(Array(sequences[i][from..<to])); parents.append(parent)
+            reads.append(to == sequences[i].count)
             return tokens.count - 1
         }
         // `members` share their first `depth` tokens, fed by `parent`, and are all longer than that.
@@ -140,7 +154,7 @@ public struct BranchingBatch: Sendable, Equatable {
         let empty = sequences.indices.filter { sequences[$0].isEmpty }
         precondition(empty.isEmpty, "sharingPrefixes: empty sequences \(empty)")
         place(Array(sequences.indices), depth: 0, parent: nil)
-        return (BranchingBatch(tokens: tokens, parents: parents, checked: ()), node)
+        return (BranchingBatch(tokens: tokens, parents: parents, readsLogits: reads, checked: ()), node)
     }
 }
 
@@ -148,7 +162,7 @@ extension Engine {
     public var config: ModelConfig { model.config }
 
     /// Generation by generation, each continuing sequence from a copy of its parent's state; keeps
-    /// only the tokens.
+    /// only the tokens. Sequences whose logits are not read get none, as on the CPU engine.
     public func forward(_ batch: BranchingBatch, states: inout [State], allLogits: Bool,
                         keepingInputsOf layer: Int?) throws -> (logits: [[Float]], inputs: LayerInputs) {
         try validate(batch.tokens, states: states)
@@ -156,7 +170,7 @@ extension Engine {
         for members in batch.generations {
             var group = members.map { i in batch.parents[i].map { states[$0] } ?? states[i] }
             let out = try forward(members.map { batch.tokens[$0] }, states: &group, allLogits: allLogits)
-            for (j, i) in members.enumerated() { states[i] = group[j]; logits[i] = out[j] }
+            for (j, i) in members.enumerated() { states[i] = group[j]; logits[i] = batch.readsLogits[i] ? out[j] : [] }
         }
         return (logits, LayerInputs(batch: batch, layer: nil))
     }

@@ -220,7 +220,8 @@ public final class EditSession {
         let queryCount = r.queryBatch.tokens.count
         var firstStates = try branches(of: base, for: r.queryBatch, from: r.kept?.queries.layer ?? 0)
             + [State](repeating: base, count: riderBatch.tokens.count)
-        let first = try pass(r.queryBatch.followed(by: riderBatch), &firstStates, allLogits: false, kept: r.kept?.queries)
+        let first = try pass(r.queryBatch.followed(by: riderBatch.forStatesOnly()), &firstStates, allLogits: false,
+                             kept: r.kept?.queries)
         let riderStates = riderNode.map { firstStates[queryCount + $0] }
         firstStates.removeLast(riderBatch.tokens.count)
         defer { branchBuffers = firstStates }
