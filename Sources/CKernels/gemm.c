@@ -216,7 +216,7 @@ A5 RK_INLINE void z_pack(const int dtype, const void *W, int64_t cols, int64_t r
 }
 
 // y[i][0..Z_NR) (+)= sum_k xt[i][k] * wp[k][.] for i < MR; mk masks the rows that exist.
-A5 RK_INLINE void z_micro(const int MR, int kc, const float *xt, const float *wp, float *y, int64_t ldy,
+A5 RK_INLINE void z_micro(const int MR, int kc, const float *xt, int64_t xs, const float *wp, float *y, int64_t ldy,
                           const __mmask16 *mk, int add) {
     __m512 acc[Z_MR][Z_NV];
     RK_UNROLL
@@ -229,7 +229,7 @@ A5 RK_INLINE void z_micro(const int MR, int kc, const float *xt, const float *wp
         for (int j = 0; j < Z_NV; j++) w[j] = _mm512_load_ps(wp + k * Z_NR + 16 * j);
         RK_UNROLL
         for (int i = 0; i < MR; i++) {
-            const __m512 b = _mm512_set1_ps(xt[i * Z_XS + k]);
+            const __m512 b = _mm512_set1_ps(xt[i * xs + k]);
             RK_UNROLL
             for (int j = 0; j < Z_NV; j++) acc[i][j] = _mm512_fmadd_ps(b, w[j], acc[i][j]);
         }
@@ -246,21 +246,21 @@ A5 RK_INLINE void z_micro(const int MR, int kc, const float *xt, const float *wp
     }
 }
 
-A5 static void z_micro_any(int mr, int kc, const float *xt, const float *wp, float *y, int64_t ldy,
+A5 static void z_micro_any(int mr, int kc, const float *xt, int64_t xs, const float *wp, float *y, int64_t ldy,
                            const __mmask16 *mk, int add) {
     switch (mr) {
-    case 1: z_micro(1, kc, xt, wp, y, ldy, mk, add); break;
-    case 2: z_micro(2, kc, xt, wp, y, ldy, mk, add); break;
-    case 3: z_micro(3, kc, xt, wp, y, ldy, mk, add); break;
-    case 4: z_micro(4, kc, xt, wp, y, ldy, mk, add); break;
-    case 5: z_micro(5, kc, xt, wp, y, ldy, mk, add); break;
-    case 6: z_micro(6, kc, xt, wp, y, ldy, mk, add); break;
-    case 7: z_micro(7, kc, xt, wp, y, ldy, mk, add); break;
-    case 8: z_micro(8, kc, xt, wp, y, ldy, mk, add); break;
-    case 9: z_micro(9, kc, xt, wp, y, ldy, mk, add); break;
-    case 10: z_micro(10, kc, xt, wp, y, ldy, mk, add); break;
-    case 11: z_micro(11, kc, xt, wp, y, ldy, mk, add); break;
-    default: z_micro(Z_MR, kc, xt, wp, y, ldy, mk, add); break;
+    case 1: z_micro(1, kc, xt, xs, wp, y, ldy, mk, add); break;
+    case 2: z_micro(2, kc, xt, xs, wp, y, ldy, mk, add); break;
+    case 3: z_micro(3, kc, xt, xs, wp, y, ldy, mk, add); break;
+    case 4: z_micro(4, kc, xt, xs, wp, y, ldy, mk, add); break;
+    case 5: z_micro(5, kc, xt, xs, wp, y, ldy, mk, add); break;
+    case 6: z_micro(6, kc, xt, xs, wp, y, ldy, mk, add); break;
+    case 7: z_micro(7, kc, xt, xs, wp, y, ldy, mk, add); break;
+    case 8: z_micro(8, kc, xt, xs, wp, y, ldy, mk, add); break;
+    case 9: z_micro(9, kc, xt, xs, wp, y, ldy, mk, add); break;
+    case 10: z_micro(10, kc, xt, xs, wp, y, ldy, mk, add); break;
+    case 11: z_micro(11, kc, xt, xs, wp, y, ldy, mk, add); break;
+    default: z_micro(Z_MR, kc, xt, xs, wp, y, ldy, mk, add); break;
     }
 }
 
@@ -288,6 +288,7 @@ A5 static void gemm_avx512(int dtype, const void *W, const float *x, float *y, i
     float *wp = buf, *xt = buf + (size_t)Z_NC * Z_KC, *tmp = xt + (size_t)Z_MR * Z_XS;
     const int ntiles = (T + Z_MR - 1) / Z_MR;
     const int kstep = dtype >= RK_Q8_0 ? Q_KC : Z_KC;
+    const int copy_x = (cols * 4) % 2048 == 0;
     for (int64_t k0 = 0; k0 < cols; k0 += kstep) {
         const int kc = (int)g_min(kstep, cols - k0);
         for (int64_t r0 = rb; r0 < re; r0 += Z_NC) {
@@ -298,7 +299,14 @@ A5 static void gemm_avx512(int dtype, const void *W, const float *x, float *y, i
                 // Balanced tiles: T = 13 runs as 7 + 6 tokens, not 12 + 1.
                 const int t0 = (int)((int64_t)tile * T / ntiles), t1 = (int)((int64_t)(tile + 1) * T / ntiles);
                 const int mr = t1 - t0;
-                for (int i = 0; i < mr; i++) memcpy(xt + i * Z_XS, x + (int64_t)(t0 + i) * cols + k0, (size_t)kc * 4);
+                // The tile is read in place unless its rows would share a few L1 sets (a row stride of a
+                // multiple of 2 KiB puts twelve rows in one or two): then it is copied to rows Z_XS apart.
+                const float *xtile = x + (int64_t)t0 * cols + k0;
+                int64_t xstride = cols;
+                if (copy_x) {
+                    for (int i = 0; i < mr; i++) memcpy(xt + i * Z_XS, xtile + (int64_t)i * cols, (size_t)kc * 4);
+                    xtile = xt; xstride = Z_XS;
+                }
                 for (int p = 0; p < np; p++) {
                     const int nv = nc - p * Z_NR;
                     __mmask16 mk[Z_NV];
@@ -306,7 +314,7 @@ A5 static void gemm_avx512(int dtype, const void *W, const float *x, float *y, i
                         const int n = nv - 16 * j;
                         mk[j] = n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
                     }
-                    z_micro_any(mr, kc, xt, wp + (int64_t)p * Z_KC * Z_NR, y + (int64_t)t0 * ldy + r0 + p * Z_NR, ldy,
+                    z_micro_any(mr, kc, xtile, xstride, wp + (int64_t)p * Z_KC * Z_NR, y + (int64_t)t0 * ldy + r0 + p * Z_NR, ldy,
                                 mk, k0 != 0);
                 }
             }

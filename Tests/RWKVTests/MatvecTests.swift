@@ -51,6 +51,44 @@ final class MatvecTests: XCTestCase {
         }
     }
 
+    /// The prompt GEMM on this machine's path against double precision, for row strides that read the
+    /// token tile in place (200, 384 columns) and that copy it first (512, 1024: multiples of 2 KiB),
+    /// token counts past one register tile, a row range starting inside a panel, and accumulation
+    /// over several column blocks (1024 > 384).
+    func testFloatGemmMatchesADoubleReference() {
+        var rng = SystemRandomNumberGenerator()
+        for (dtype, name) in [(RK_F32, "f32"), (RK_F16, "f16"), (RK_BF16, "bf16")] {
+            for cols in [200, 384, 512, 1024] {
+                let rows = 40, (rb, re) = (3, 40)
+                let values = (0..<(rows * cols)).map { _ in Float.random(in: -1...1, using: &rng) }
+                var stored = [UInt8](repeating: 0, count: rows * cols * (dtype == RK_F32 ? 4 : 2))
+                stored.withUnsafeMutableBytes { b in
+                    switch dtype {
+                    case RK_F16: rk_f32_to_f16(values, b.baseAddress!.assumingMemoryBound(to: UInt16.self), Int64(values.count))
+                    case RK_BF16: rk_f32_to_bf16(values, b.baseAddress!.assumingMemoryBound(to: UInt16.self), Int64(values.count))
+                    default: values.withUnsafeBytes { b.copyMemory(from: $0) }
+                    }
+                }
+                var exact = [Float](repeating: 0, count: values.count)
+                rk_to_f32(Int32(dtype.rawValue), stored, &exact, Int64(values.count))
+                for T in [16, 29] {
+                    let x = (0..<(T * cols)).map { _ in Float.random(in: -2...2, using: &rng) }
+                    var y = [Float](repeating: .nan, count: T * rows)
+                    rk_gemm(Int32(dtype.rawValue), stored, x, &y, Int32(T), Int64(cols), Int64(rows), Int64(rb), Int64(re))
+                    for t in 0..<T {
+                        for r in rb..<re {
+                            let terms = (0..<cols).map { Double(exact[r * cols + $0]) * Double(x[t * cols + $0]) }
+                            let expected = terms.reduce(0, +), magnitude = terms.reduce(0) { $0 + abs($1) }
+                            XCTAssertEqual(Double(y[t * rows + r]), expected, accuracy: max(1e-5 * max(1, abs(expected)), 1e-7 * magnitude),
+                                           "\(name) \(T)×\(cols) → \(rows), token \(t) row \(r)")
+                        }
+                        XCTAssertTrue(y[t * rows].isNaN, "rows outside the range stay untouched")
+                    }
+                }
+            }
+        }
+    }
+
     /// The time mix's activations on this machine's path against double precision: the exponential
     /// within 2 ulp wherever e^x is a normal float, 0 and infinity past the range, NaN kept; sigmoid and
     /// decay with and without a bias, every length through the vector body and the tail.
