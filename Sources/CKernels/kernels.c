@@ -461,6 +461,143 @@ void rk_exp(const float *x, float *out, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = expf(x[i]);
 }
 
+// Per-token arithmetic. Whole vectors, then the tail under a mask, as the activations.
+#define RK_TAIL(n, i) ((n) - (i) >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << ((n) - (i))) - 1))
+
+#ifdef RK_X86
+A512 static void lerp_avx512(const float *a, const float *b, const float *m, float *out, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 t = RK_TAIL(n, i);
+        const __m512 va = _mm512_maskz_loadu_ps(t, a + i);
+        const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(t, b + i), va);
+        _mm512_mask_storeu_ps(out + i, t, _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(t, m + i), va));
+    }
+}
+
+A512 static float sum512(const float *x, int64_t n) {
+    __m512 s = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(RK_TAIL(n, i), x + i));
+    return _mm512_reduce_add_ps(s);
+}
+
+// Mean and 1/sqrt(var + eps) of n values.
+A512 static void moments512(const float *x, int64_t n, float eps, float *mean, float *inv) {
+    const float mu = sum512(x, n) / (float)n;
+    const __m512 vm = _mm512_set1_ps(mu);
+    __m512 s = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 t = RK_TAIL(n, i);
+        const __m512 d = _mm512_maskz_sub_ps(t, _mm512_maskz_loadu_ps(t, x + i), vm);
+        s = _mm512_fmadd_ps(d, d, s);
+    }
+    *mean = mu;
+    *inv = 1.0f / sqrtf(_mm512_reduce_add_ps(s) / (float)n + eps);
+}
+
+A512 static void layer_norm_avx512(const float *x, const float *w, const float *bias, float eps, float *out, int64_t n) {
+    float mu, inv;
+    moments512(x, n, eps, &mu, &inv);
+    const __m512 vm = _mm512_set1_ps(mu), vi = _mm512_set1_ps(inv);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 t = RK_TAIL(n, i);
+        const __m512 z = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, x + i), vm), vi);
+        _mm512_mask_storeu_ps(out + i, t, _mm512_fmadd_ps(z, _mm512_maskz_loadu_ps(t, w + i), _mm512_maskz_loadu_ps(t, bias + i)));
+    }
+}
+
+A512 static void wkv_output_avx512(float *y, const float *r, const float *k, const float *v, const float *g,
+                                   const float *rk, const float *w, const float *bias, float eps, int64_t n) {
+    __m512 b = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 t = RK_TAIL(n, i);
+        b = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(t, r + i), _mm512_maskz_loadu_ps(t, k + i)),
+                            _mm512_maskz_loadu_ps(t, rk + i), b);
+    }
+    const __m512 bonus = _mm512_set1_ps(_mm512_reduce_add_ps(b));
+    layer_norm_avx512(y, w, bias, eps, y, n);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 t = RK_TAIL(n, i);
+        const __m512 o = _mm512_fmadd_ps(bonus, _mm512_maskz_loadu_ps(t, v + i), _mm512_maskz_loadu_ps(t, y + i));
+        _mm512_mask_storeu_ps(y + i, t, _mm512_mul_ps(o, _mm512_maskz_loadu_ps(t, g + i)));
+    }
+}
+
+A512 static void key_prep_avx512(float *k, const float *a, const float *kK, const float *kA, float *kk, int H, int N) {
+    for (int h = 0; h < H; h++) {
+        const int64_t o = (int64_t)h * N;
+        __m512 ss = _mm512_setzero_ps();
+        for (int64_t i = 0; i < N; i += 16) {
+            const __mmask16 t = RK_TAIL(N, i);
+            const __m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(t, k + o + i), _mm512_maskz_loadu_ps(t, kK + o + i));
+            _mm512_mask_storeu_ps(kk + o + i, t, p);
+            ss = _mm512_fmadd_ps(p, p, ss);
+        }
+        const float norm = sqrtf(_mm512_reduce_add_ps(ss));
+        const __m512 inv = _mm512_set1_ps(1.0f / (norm > 1e-12f ? norm : 1e-12f));
+        for (int64_t i = 0; i < N; i += 16) {
+            const __mmask16 t = RK_TAIL(N, i);
+            _mm512_mask_storeu_ps(kk + o + i, t, _mm512_mul_ps(_mm512_maskz_loadu_ps(t, kk + o + i), inv));
+        }
+    }
+    const int64_t C = (int64_t)H * N;
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < C; i += 16) {
+        const __mmask16 t = RK_TAIL(C, i);
+        const __m512 f = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, a + i), one), _mm512_maskz_loadu_ps(t, kA + i), one);
+        _mm512_mask_storeu_ps(k + i, t, _mm512_mul_ps(_mm512_maskz_loadu_ps(t, k + i), f));
+    }
+}
+#endif
+
+void rk_lerp(const float *a, const float *b, const float *m, float *out, int64_t n) {
+#ifdef RK_X86
+    if (rk_simd_level() >= 2) { lerp_avx512(a, b, m, out, n); return; }
+#endif
+    for (int64_t i = 0; i < n; i++) out[i] = a[i] + (b[i] - a[i]) * m[i];
+}
+
+static void layer_norm_scalar(const float *x, const float *w, const float *bias, float eps, float *out, int64_t n) {
+    float mean = 0;
+    for (int64_t i = 0; i < n; i++) mean += x[i];
+    mean /= (float)n;
+    float vs = 0;
+    for (int64_t i = 0; i < n; i++) { const float d = x[i] - mean; vs += d * d; }
+    const float inv = 1.0f / sqrtf(vs / (float)n + eps);
+    for (int64_t i = 0; i < n; i++) out[i] = (x[i] - mean) * inv * w[i] + bias[i];
+}
+
+void rk_layer_norm(const float *x, const float *w, const float *bias, float eps, float *out, int64_t n) {
+#ifdef RK_X86
+    if (rk_simd_level() >= 2) { layer_norm_avx512(x, w, bias, eps, out, n); return; }
+#endif
+    layer_norm_scalar(x, w, bias, eps, out, n);
+}
+
+void rk_wkv_output(float *y, const float *r, const float *k, const float *v, const float *g, const float *rk,
+                   const float *w, const float *bias, float eps, int64_t n) {
+#ifdef RK_X86
+    if (rk_simd_level() >= 2) { wkv_output_avx512(y, r, k, v, g, rk, w, bias, eps, n); return; }
+#endif
+    float bonus = 0;
+    for (int64_t i = 0; i < n; i++) bonus += r[i] * k[i] * rk[i];
+    layer_norm_scalar(y, w, bias, eps, y, n);
+    for (int64_t i = 0; i < n; i++) y[i] = (y[i] + bonus * v[i]) * g[i];
+}
+
+void rk_key_prep(float *k, const float *a, const float *kK, const float *kA, float *kk, int H, int N) {
+#ifdef RK_X86
+    if (rk_simd_level() >= 2) { key_prep_avx512(k, a, kK, kA, kk, H, N); return; }
+#endif
+    for (int h = 0; h < H; h++) {
+        const int64_t o = (int64_t)h * N;
+        float ss = 0;
+        for (int j = 0; j < N; j++) { const float p = k[o + j] * kK[o + j]; kk[o + j] = p; ss += p * p; }
+        const float norm = sqrtf(ss), inv = 1.0f / (norm > 1e-12f ? norm : 1e-12f);
+        for (int j = 0; j < N; j++) kk[o + j] *= inv;
+    }
+    for (int64_t i = 0; i < (int64_t)H * N; i++) k[i] *= 1.0f + (a[i] - 1.0f) * kA[i];
+}
+
 static uint16_t f32_to_f16_scalar(float f) {
     uint32_t x; memcpy(&x, &f, 4);
     uint32_t sign = (x >> 16) & 0x8000;

@@ -89,6 +89,57 @@ final class MatvecTests: XCTestCase {
         }
     }
 
+    /// The per-token kernels (token-shift mix, layer norm, WKV output, key preparation) on this
+    /// machine's path against double precision, at lengths through the vector body and the tail.
+    func testPerTokenKernelsMatchDoublePrecision() {
+        var rng = SystemRandomNumberGenerator()
+        func values(_ n: Int, _ r: ClosedRange<Float> = -2...2) -> [Float] { (0..<n).map { _ in Float.random(in: r, using: &rng) } }
+        func close(_ got: Float, _ expected: Double, _ what: String) {
+            XCTAssertEqual(Double(got), expected, accuracy: 2e-5 * max(1, abs(expected)), what)
+        }
+        for n in [1, 15, 16, 17, 64, 100] {
+            let (a, b, m) = (values(n), values(n), values(n, 0...1))
+            var out = [Float](repeating: .nan, count: n)
+            rk_lerp(a, b, m, &out, Int64(n))
+            for i in 0..<n { close(out[i], Double(a[i]) + (Double(b[i]) - Double(a[i])) * Double(m[i]), "lerp \(n) [\(i)]") }
+
+            let (x, w, bias) = (values(n, -3...5), values(n), values(n))
+            func normalized(_ x: [Float], eps: Double) -> [Double] {
+                let mean = x.reduce(0.0) { $0 + Double($1) } / Double(n)
+                let variance = x.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / Double(n)
+                return x.indices.map { (Double(x[$0]) - mean) / (variance + eps).squareRoot() * Double(w[$0]) + Double(bias[$0]) }
+            }
+            rk_layer_norm(x, w, bias, 1e-5, &out, Int64(n))
+            for (i, e) in normalized(x, eps: 1e-5).enumerated() { close(out[i], e, "layer norm \(n) [\(i)]") }
+
+            let (r, k, v, g, rk) = (values(n), values(n), values(n), values(n, 0...1), values(n))
+            var y = x
+            rk_wkv_output(&y, r, k, v, g, rk, w, bias, 64e-5, Int64(n))
+            let bonus = (0..<n).reduce(0.0) { $0 + Double(r[$1]) * Double(k[$1]) * Double(rk[$1]) }
+            for (i, e) in normalized(x, eps: 64e-5).enumerated() {
+                close(y[i], (e + bonus * Double(v[i])) * Double(g[i]), "WKV output \(n) [\(i)]")
+            }
+        }
+        for (H, N) in [(1, 64), (3, 20), (2, 16)] {
+            let C = H * N
+            var k = values(C)
+            let (a, kK, kA) = (values(C, 0...1), values(C), values(C))
+            let k0 = k
+            var kk = [Float](repeating: .nan, count: C)
+            rk_key_prep(&k, a, kK, kA, &kk, Int32(H), Int32(N))
+            for h in 0..<H {
+                let p = (0..<N).map { Double(k0[h * N + $0]) * Double(kK[h * N + $0]) }
+                let norm = max(p.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
+                for j in 0..<N { close(kk[h * N + j], p[j] / norm, "kk \(H)×\(N) [\(h), \(j)]") }
+            }
+            for i in 0..<C { close(k[i], Double(k0[i]) * (1 + (Double(a[i]) - 1) * Double(kA[i])), "k \(H)×\(N) [\(i)]") }
+        }
+        // A zero key stays finite: the norm's floor.
+        var zero = [Float](repeating: 0, count: 16), kk = [Float](repeating: .nan, count: 16)
+        rk_key_prep(&zero, [Float](repeating: 0.5, count: 16), [Float](repeating: 1, count: 16), [Float](repeating: 1, count: 16), &kk, 1, 16)
+        XCTAssertEqual(kk, [Float](repeating: 0, count: 16))
+    }
+
     /// The time mix's activations on this machine's path against double precision: the exponential
     /// within 2 ulp wherever e^x is a normal float, 0 and infinity past the range, NaN kept; sigmoid and
     /// decay with and without a bias, every length through the vector body and the tail.

@@ -85,6 +85,19 @@ void rk_decay(const float *x, const float *bias, float *out, int64_t n);
 /// (tests measure its error against libm).
 void rk_exp(const float *x, float *out, int64_t n);
 
+/// The time mix's and channel mix's per-token arithmetic, 16 lanes at a time at SIMD level 2 and above
+/// (sums in lane order, then across lanes), serially below it. In place allowed.
+/// rk_lerp: out = a + (b - a) * m over n values (the token shift's mixes, the value residual).
+/// rk_layer_norm: out = (x - mean) / sqrt(var + eps) * w + bias over n values, biased variance.
+/// rk_wkv_output: one head's WKV output y of n values becomes (layer_norm(y) + (sum r*k*rk) * v) * g.
+/// rk_key_prep: for H heads of N, kk = normalize(k * kK) per head (norm floored at 1e-12), then
+/// k = k * (1 + (a - 1) * kA).
+void rk_lerp(const float *a, const float *b, const float *m, float *out, int64_t n);
+void rk_layer_norm(const float *x, const float *w, const float *bias, float eps, float *out, int64_t n);
+void rk_wkv_output(float *y, const float *r, const float *k, const float *v, const float *g, const float *rk,
+                   const float *w, const float *bias, float eps, int64_t n);
+void rk_key_prep(float *k, const float *a, const float *kK, const float *kA, float *kk, int H, int N);
+
 /// Round fp32 to f16 / bf16 (round to nearest even).
 void rk_f32_to_f16(const float *src, uint16_t *dst, int64_t n);
 void rk_f32_to_bf16(const float *src, uint16_t *dst, int64_t n);

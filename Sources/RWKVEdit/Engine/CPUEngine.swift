@@ -141,10 +141,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         forRows(T) { rows in
             for (mix, out) in mixes {
                 mix.withUnsafeBufferPointer { m in
-                    for t in rows {
-                        let a = xln + t * C, p = ws.prev + t * C, o = out + t * C
-                        for j in 0..<C { o[j] = a[j] + (p[j] - a[j]) * m[j] }
-                    }
+                    for t in rows { rk_lerp(xln + t * C, ws.prev + t * C, m.baseAddress, out + t * C, Int64(C)) }
                 }
             }
         }
@@ -183,14 +180,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
             w.kK.withUnsafeBufferPointer { kK in
                 w.kA.withUnsafeBufferPointer { kA in
                     for t in rows {
-                        for h in 0..<H {
-                            let o = t * C + h * N
-                            var ss: Float = 0
-                            for j in 0..<N { let v = ws.k[o + j] * kK[h * N + j]; ws.kk[o + j] = v; ss += v * v }
-                            let inv = 1 / max(ss.squareRoot(), 1e-12)
-                            for j in 0..<N { ws.kk[o + j] *= inv }
-                        }
-                        for j in 0..<C { let i = t * C + j; ws.k[i] *= 1 + (ws.a[i] - 1) * kA[j] }
+                        rk_key_prep(ws.k + t * C, ws.a + t * C, kK.baseAddress, kA.baseAddress, ws.kk + t * C, Int32(H), Int32(N))
                     }
                 }
             }
@@ -201,7 +191,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
                 v0.withUnsafeBufferPointer { v0 in
                     for t in rows {
                         rk_sigmoid(ws.tmp + t * C, v0.baseAddress, ws.tmp + t * C, Int64(C))
-                        for i in (t * C)..<((t + 1) * C) { ws.v[i] += (ws.vFirst[i] - ws.v[i]) * ws.tmp[i] }
+                        rk_lerp(ws.v + t * C, ws.vFirst + t * C, ws.tmp + t * C, ws.v + t * C, Int64(C))
                     }
                 }
             }
@@ -225,19 +215,8 @@ public final class CPUEngine: Engine, @unchecked Sendable {
                                 for t in batchRows.starts[i]...batchRows.last(i) {
                                     let o = t * C + h * N
                                     rk_wkv7_step(S, 1, Int32(N), ws.r + o, ws.w + o, ws.k + o, ws.v + o, ws.kk + o, ws.a + o, ws.y + o)
-                                    var mean: Float = 0
-                                    for j in 0..<N { mean += ws.y[o + j] }
-                                    mean /= Float(N)
-                                    var vs: Float = 0
-                                    for j in 0..<N { let d = ws.y[o + j] - mean; vs += d * d }
-                                    let inv = 1 / (vs / Float(N) + 64e-5).squareRoot()
-                                    var bonus: Float = 0
-                                    for j in 0..<N { bonus += ws.r[o + j] * ws.k[o + j] * rk[h * N + j] }
-                                    for j in 0..<N {
-                                        let ch = h * N + j
-                                        let yn = (ws.y[o + j] - mean) * inv * lw[ch] + lb[ch]
-                                        ws.y[o + j] = (yn + bonus * ws.v[o + j]) * ws.g[o + j]
-                                    }
+                                    rk_wkv_output(ws.y + o, ws.r + o, ws.k + o, ws.v + o, ws.g + o, rk.baseAddress! + h * N,
+                                                  lw.baseAddress! + h * N, lb.baseAddress! + h * N, 64e-5, Int64(N))
                                 }
                             }
                         }
@@ -258,10 +237,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         tokenShift(layer: l, ws: ws, rows: batchRows, states: &states, \.ffnXPrev)
         forRows(T) { rows in
             w.ffnXK.withUnsafeBufferPointer { m in
-                for t in rows {
-                    let a = xln + t * C, p = ws.prev + t * C, o = ws.xk + t * C
-                    for j in 0..<C { o[j] = a[j] + (p[j] - a[j]) * m[j] }
-                }
+                for t in rows { rk_lerp(xln + t * C, ws.prev + t * C, m.baseAddress, ws.xk + t * C, Int64(C)) }
             }
         }
         linear([], [Product(W: w.ffnKey, x: ws.xk, y: ws.hidden)], T, only: only?.outputs)
@@ -454,16 +430,8 @@ private struct TopLayerRows {
 
 /// Layer norm over n values (eps 1e-5, biased variance), in place allowed.
 func layerNorm(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ w: [Float], _ b: [Float], _ n: Int) {
-    var mean: Float = 0
-    for i in 0..<n { mean += x[i] }
-    mean /= Float(n)
-    var vs: Float = 0
-    for i in 0..<n { let d = x[i] - mean; vs += d * d }
-    let inv = 1 / (vs / Float(n) + 1e-5).squareRoot()
     w.withUnsafeBufferPointer { w in
-        b.withUnsafeBufferPointer { b in
-            for i in 0..<n { out[i] = (x[i] - mean) * inv * w[i] + b[i] }
-        }
+        b.withUnsafeBufferPointer { b in rk_layer_norm(x, w.baseAddress, b.baseAddress, 1e-5, out, Int64(n)) }
     }
 }
 
