@@ -598,6 +598,30 @@ void rk_key_prep(float *k, const float *a, const float *kK, const float *kA, flo
     for (int64_t i = 0; i < (int64_t)H * N; i++) k[i] *= 1.0f + (a[i] - 1.0f) * kA[i];
 }
 
+#ifdef RK_X86
+A512 static double sum_squares_avx512(const float *x, int64_t n) {
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512d lo = _mm512_cvtps_pd(_mm256_loadu_ps(x + i)), hi = _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8));
+        s0 = _mm512_fmadd_pd(lo, lo, s0);
+        s1 = _mm512_fmadd_pd(hi, hi, s1);
+    }
+    double s = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    for (; i < n; i++) s += (double)x[i] * (double)x[i];
+    return s;
+}
+#endif
+
+double rk_sum_squares(const float *x, int64_t n) {
+#ifdef RK_X86
+    if (rk_simd_level() >= 2) return sum_squares_avx512(x, n);
+#endif
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)x[i] * (double)x[i];
+    return s;
+}
+
 static uint16_t f32_to_f16_scalar(float f) {
     uint32_t x; memcpy(&x, &f, 4);
     uint32_t sign = (x >> 16) & 0x8000;

@@ -107,6 +107,10 @@ void rk_f32_to_bf16(const float *src, uint16_t *dst, int64_t n);
 void rk_wkv7_step(float *S, int H, int N, const float *r, const float *w, const float *k,
                   const float *v, const float *kk, const float *a, float *y);
 
+/// Sum of the squares of n floats, accumulated in double precision (several partial sums at SIMD
+/// level 2 and above, one below).
+double rk_sum_squares(const float *x, int64_t n);
+
 /// Sum of n floats, streamed with wide loads: the memory-bandwidth probe of the benchmarks.
 float rk_sum_f32(const float *x, int64_t n);
 

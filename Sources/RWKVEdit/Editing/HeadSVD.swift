@@ -97,22 +97,25 @@ public struct HeadSVD: Sendable {
     /// Only the leading triplet, by power iteration on ΔᵀΔ (cheap on hot paths); falls back to the
     /// Jacobi SVD when the iteration does not settle (σ₁ ≈ σ₂).
     public static func leading(matrix m: [Float], n: Int) throws -> RankOne {
-        var norm2: Float = 0
-        for x in m { norm2 += x * x }
+        guard n > 0, m.count == n * n else { throw EditError.invalid("leading: a \(n)×\(n) matrix needs \(n * n) values, not \(m.count)") }
+        // Start from the largest row of Δ (the direction most of ΔᵀΔ's mass points along); the
+        // transpose gives the second product of each iteration on the same kernel.
+        let norm2 = m.withUnsafeBufferPointer { rk_sum_squares($0.baseAddress!, Int64(n * n)) }
         if norm2 == 0 { return RankOne(sigma: 0, u: [Float](repeating: 0, count: n), v: [Float](repeating: 0, count: n)) }
-        // Start from the largest row of Δ (the direction most of ΔᵀΔ's mass points along).
-        var best = 0
-        var bestNorm: Float = -1
-        for i in 0..<n {
-            var s: Float = 0
-            for j in 0..<n { s += m[i * n + j] * m[i * n + j] }
-            if s > bestNorm { bestNorm = s; best = i }
+        var best = 0, bestNorm = -1.0
+        var mt = [Float](repeating: 0, count: n * n)
+        m.withUnsafeBufferPointer { p in
+            mt.withUnsafeMutableBufferPointer { t in
+                for i in 0..<n {
+                    let s = rk_sum_squares(p.baseAddress! + i * n, Int64(n))
+                    if s > bestNorm { bestNorm = s; best = i }
+                    for j in 0..<n { t[j * n + i] = p[i * n + j] }
+                }
+            }
         }
         var v = Array(m[(best * n)..<((best + 1) * n)])
         normalize(&v)
         // The two products per iteration run on the engine's matrix–vector kernel (Δ and Δᵀ as f32 rows).
-        var mt = [Float](repeating: 0, count: n * n)
-        for i in 0..<n { for j in 0..<n { mt[j * n + i] = m[i * n + j] } }
         var u = [Float](repeating: 0, count: n), nv = [Float](repeating: 0, count: n)
         let f32 = DType.f32.kernelCode
         for _ in 0..<300 {

@@ -43,11 +43,15 @@ public struct KeyProtection: Sendable {
     /// Δ ← Δ(I − Σ c cᵀ) for head `h`'s directions (Δ value-major n×n).
     public func project(_ m: inout [Float], at h: HeadIndex, headSize n: Int) {
         guard let cs = directions[h] else { return }
-        for c in cs {
-            for i in 0..<n {
-                var d: Float = 0
-                for j in 0..<n { d += m[i * n + j] * c[j] }
-                for j in 0..<n { m[i * n + j] -= d * c[j] }
+        m.withUnsafeMutableBufferPointer { m in
+            for c in cs {
+                c.withUnsafeBufferPointer { c in
+                    for i in 0..<n {
+                        var d: Float = 0
+                        for j in 0..<n { d += m[i * n + j] * c[j] }
+                        for j in 0..<n { m[i * n + j] -= d * c[j] }
+                    }
+                }
             }
         }
     }

@@ -3,8 +3,13 @@
 public enum StateDelta {
     /// S_b − S_a for one head, value-major n×n.
     public static func head(_ a: State, _ b: State, _ h: HeadIndex) -> [Float] {
-        let x = a.wkvHead(layer: h.layer, head: h.head), y = b.wkvHead(layer: h.layer, head: h.head)
-        return zip(y, x).map { $0 - $1 }
+        let o = a.wkvOffset(layer: h.layer, head: h.head), count = a.headElementCount
+        return [Float](unsafeUninitializedCapacity: count) { d, initialized in
+            a.wkv.withUnsafeBufferPointer { x in
+                b.wkv.withUnsafeBufferPointer { y in for i in 0..<count { d[i] = y[o + i] - x[o + i] } }
+            }
+            initialized = count
+        }
     }
 
     /// S_h += α · M (M value-major n×n).
@@ -18,9 +23,12 @@ public enum StateDelta {
     /// σ·u·vᵀ as a value-major n×n matrix.
     public static func outer(_ r: RankOne) -> [Float] {
         let n = r.u.count
-        var m = [Float](repeating: 0, count: n * n)
-        for i in 0..<n { let a = r.sigma * r.u[i]; for j in 0..<n { m[i * n + j] = a * r.v[j] } }
-        return m
+        return [Float](unsafeUninitializedCapacity: n * n) { m, initialized in
+            r.v.withUnsafeBufferPointer { v in
+                for i in 0..<n { let a = r.sigma * r.u[i]; for j in 0..<n { m[i * n + j] = a * v[j] } }
+            }
+            initialized = n * n
+        }
     }
 
     /// Rank-k reconstruction Σ_{k<rank} σ_k u_k v_kᵀ.

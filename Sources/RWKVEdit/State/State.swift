@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// The recurrent state of an RWKV-7 model: per layer the time-mix token-shift input (att_x_prev, [C]),
@@ -103,8 +104,7 @@ public struct State: Sendable, Equatable {
     public func wkvNorm(layers: Range<Int>? = nil) -> Float {
         let r = layers ?? 0..<nLayer
         let n = nHead * headElementCount
-        var s: Double = 0
-        for i in (r.lowerBound * n)..<(r.upperBound * n) { s += Double(wkv[i]) * Double(wkv[i]) }
+        let s = wkv.withUnsafeBufferPointer { rk_sum_squares($0.baseAddress! + r.lowerBound * n, Int64(r.count * n)) }
         return Float(s.squareRoot())
     }
 }
