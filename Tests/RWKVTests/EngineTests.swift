@@ -140,10 +140,11 @@ final class EngineTests: XCTestCase {
         }
     }
 
-    /// A batch whose sequences continue one another gives each sequence the logits and state of its
-    /// whole text fed on its own (the CPU engine in one pass, the protocol's generation-by-generation
-    /// default for other backends), for few-row and GEMM batches, last or all logits, some sequences
-    /// fed for their states only, and resumed from a kept layer.
+    /// A read of a batch whose sequences continue one another gives each sequence the logits and state
+    /// of its whole text fed on its own (the CPU engine in one pass, the protocol's generation-by-
+    /// generation default for other backends), for few-row and GEMM batches, last or all logits, some
+    /// sequences fed for their states only, the states kept in the order asked, and resumed from a kept
+    /// layer.
     func testBranchingBatchMatchesFeedingEachWholeSequence() throws {
         let shape = SyntheticModel.Shape(nLayer: 3, nEmbd: 128, vocab: 300, loraW: 16, loraA: 16, loraV: 8, loraG: 16)
         let engine = CPUEngine(model: try SyntheticModel.model(shape, dtype: .f16, seed: 6), threads: 2)
@@ -163,12 +164,15 @@ final class EngineTests: XCTestCase {
             }
             for allLogits in [false, true] {
                 for e in [engine, generic] as [any Engine] {
-                    var states = [State](repeating: base, count: whole.count)
-                    let got = try e.forward(batch, states: &states, allLogits: allLogits, keepingInputsOf: nil).logits
+                    let keptStates = Array(whole.indices.reversed())
+                    let r = try e.read(batch, from: base, keepingStatesOf: keptStates, allLogits: allLogits, keepingInputsOf: nil)
+                    let got = r.logits
+                    XCTAssertEqual(r.states.count, whole.count)
                     for (i, seq) in whole.enumerated() {
                         var alone = [base]
                         let expected = try engine.forward([seq], states: &alone, allLogits: allLogits)[0]
-                        XCTAssertLessThan(try states[i].maxAbsDifference(alone[0]), 1e-4, "\(e.backendName) \(seq)")
+                        let state = r.states[keptStates.firstIndex(of: i)!]
+                        XCTAssertLessThan(try state.maxAbsDifference(alone[0]), 1e-4, "\(e.backendName) \(seq)")
                         guard batch.readsLogits[i] else { XCTAssertEqual(got[i], []); continue }
                         let tail = allLogits ? Array(expected[((seq.count - batch.tokens[i].count) * V)...]) : expected
                         XCTAssertEqual(got[i].count, tail.count)
@@ -180,12 +184,22 @@ final class EngineTests: XCTestCase {
             // Resumed from a kept layer on an edited state: as the full pass on it.
             var edited = base
             for i in edited.wkvOffset(layer: 1, head: 0)..<edited.wkv.count { edited.wkv[i] += Float(i % 5) * 0.04 - 0.08 }
-            var before = [State](repeating: base, count: whole.count)
-            let kept = try engine.forward(batch, states: &before, allLogits: false, keepingInputsOf: 1).inputs
-            var full = [State](repeating: edited, count: whole.count), resumed = full
-            let expected = try engine.forward(batch, states: &full, allLogits: false, keepingInputsOf: nil).logits
-            XCTAssertEqual(try engine.forward(resuming: kept, states: &resumed, allLogits: false), expected)
+            let kept = try engine.read(batch, from: base, keepingStatesOf: [], allLogits: false, keepingInputsOf: 1).inputs
+            XCTAssertEqual(kept.layer, 1)
+            let full = try engine.read(batch, from: edited, keepingStatesOf: [1, 2], allLogits: false, keepingInputsOf: nil)
+            let resumed = try engine.read(resuming: kept, from: edited, keepingStatesOf: [1, 2], allLogits: false)
+            XCTAssertEqual(resumed.logits, full.logits)
+            for (r, f) in zip(resumed.states, full.states) {
+                XCTAssertEqual(Array(r.wkv[r.wkvOffset(layer: 1, head: 0)...]), Array(f.wkv[f.wkvOffset(layer: 1, head: 0)...]))
+            }
+            // A plain forward cannot resume what a read kept (its sequences continue one another).
+            var states = [State](repeating: edited, count: whole.count)
+            if batch.parents.contains(where: { $0 != nil }) {
+                XCTAssertThrowsError(try engine.forward(resuming: kept, states: &states, allLogits: false))
+            }
         }
+        XCTAssertThrowsError(try engine.read(small, from: base, keepingStatesOf: [1, 1], allLogits: false, keepingInputsOf: nil))
+        XCTAssertThrowsError(try engine.read(small, from: base, keepingStatesOf: [4], allLogits: false, keepingInputsOf: nil))
         XCTAssertThrowsError(try BranchingBatch(tokens: [[1], [2]], parents: [1, nil]))
         XCTAssertThrowsError(try BranchingBatch(tokens: [[1], [2]], parents: [nil]))
     }

@@ -38,27 +38,75 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     }
 
     public func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool = false) throws -> [[Float]] {
-        try run(BranchingBatch(batch), states: &states, allLogits: allLogits, resuming: nil, keeping: nil).logits
+        try run(BranchingBatch(batch), states: &states, from: nil, allLogits: allLogits, resuming: nil, keeping: nil).logits
     }
 
-    public func forward(_ batch: BranchingBatch, states: inout [State], allLogits: Bool,
-                        keepingInputsOf layer: Int?) throws -> (logits: [[Float]], inputs: LayerInputs) {
-        if let layer, !(0..<model.config.nLayer).contains(layer) {
-            throw RWKVError.invalidArgument("forward: layer \(layer) is outside the model's layers 0..<\(model.config.nLayer)")
-        }
-        let r = try run(batch, states: &states, allLogits: allLogits, resuming: nil, keeping: layer)
-        return (r.logits, r.inputs ?? LayerInputs(batch: batch, layer: nil))
+    public func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool,
+                        keepingInputsOf layer: Int) throws -> (logits: [[Float]], inputs: LayerInputs) {
+        try checkLayer(layer)
+        let r = try run(BranchingBatch(batch), states: &states, from: nil, allLogits: allLogits, resuming: nil, keeping: layer)
+        return (r.logits, r.inputs ?? LayerInputs(batch: BranchingBatch(batch), layer: nil))
     }
 
     public func forward(resuming inputs: LayerInputs, states: inout [State], allLogits: Bool) throws -> [[Float]] {
-        try run(inputs.batch, states: &states, allLogits: allLogits, resuming: inputs.layer == nil ? nil : inputs, keeping: nil).logits
+        guard inputs.batch.parents.allSatisfy({ $0 == nil }) else {
+            throw RWKVError.invalidArgument("forward: these inputs were kept by a read from one state; resume them with read(resuming:from:)")
+        }
+        return try run(inputs.batch, states: &states, from: nil, allLogits: allLogits, resuming: inputs.layer == nil ? nil : inputs,
+                       keeping: nil).logits
+    }
+
+    /// Each sequence's WKV matrices live in a one-layer scratch of the workspace, so that only the
+    /// states asked for are built.
+    public func read(_ batch: BranchingBatch, from base: State, keepingStatesOf kept: [Int], allLogits: Bool,
+                     keepingInputsOf layer: Int?) throws -> BranchReading {
+        if let layer { try checkLayer(layer) }
+        var states = kept.map { _ in base }
+        let r = try run(batch, states: &states, from: Reading(base: base, kept: kept, count: batch.tokens.count),
+                        allLogits: allLogits, resuming: nil, keeping: layer)
+        return BranchReading(logits: r.logits, states: states, inputs: r.inputs ?? LayerInputs(batch: batch, layer: nil))
+    }
+
+    public func read(resuming inputs: LayerInputs, from base: State, keepingStatesOf kept: [Int], allLogits: Bool) throws -> BranchReading {
+        var states = kept.map { _ in base }
+        let logits = try run(inputs.batch, states: &states, from: Reading(base: base, kept: kept, count: inputs.batch.tokens.count),
+                             allLogits: allLogits, resuming: inputs.layer == nil ? nil : inputs, keeping: nil).logits
+        return BranchReading(logits: logits, states: states, inputs: inputs)
+    }
+
+    private func checkLayer(_ layer: Int) throws {
+        guard (0..<model.config.nLayer).contains(layer) else {
+            throw RWKVError.invalidArgument("forward: layer \(layer) is outside the model's layers 0..<\(model.config.nLayer)")
+        }
+    }
+
+    /// A read's states: every sequence that continues no other starts from `base`; `slot[i]` is where
+    /// sequence i's state is kept in the pass's states, if it is.
+    private struct Reading {
+        let base: State
+        let slot: [Int?]
+
+        init(base: State, kept: [Int], count: Int) {
+            self.base = base
+            var slot = [Int?](repeating: nil, count: count)
+            for (j, i) in kept.enumerated() where slot.indices.contains(i) { slot[i] = j }
+            self.slot = slot
+        }
     }
 
     /// A forward pass from the embeddings, or from the inputs of `resuming`'s layer; `keeping` copies
-    /// what enters that layer.
-    private func run(_ batch: BranchingBatch, states: inout [State], allLogits: Bool, resuming: LayerInputs?,
-                     keeping: Int?) throws -> (logits: [[Float]], inputs: LayerInputs?) {
-        try validate(batch.tokens, states: states)
+    /// what enters that layer. Without `reading`, `states` holds each sequence's state (read and
+    /// written, no sequence continues another); with it, the states of the sequences it keeps.
+    private func run(_ batch: BranchingBatch, states: inout [State], from reading: Reading?, allLogits: Bool,
+                     resuming: LayerInputs?, keeping: Int?) throws -> (logits: [[Float]], inputs: LayerInputs?) {
+        if let reading {
+            try validate(batch.tokens, states: [State](repeating: reading.base, count: batch.tokens.count))
+            guard reading.slot.compactMap({ $0 }).count == states.count else {
+                throw RWKVError.invalidArgument("read: the states to keep must be distinct sequences of the batch")
+            }
+        } else {
+            try validate(batch.tokens, states: states)
+        }
         let c = model.config
         let C = c.nEmbd
         let rows = BatchRows(batch)
@@ -91,7 +139,6 @@ public final class CPUEngine: Engine, @unchecked Sendable {
             }
         }
 
-        // Output rows: the last token of each sequence, or all tokens.
         // Output rows: the last token of each sequence whose logits are read, or all its tokens.
         let read = batch.tokens.indices.filter { batch.readsLogits[$0] }
         let outRows = read.flatMap { allLogits ? Array(rows.starts[$0]...rows.last($0)) : [rows.last($0)] }
@@ -106,8 +153,8 @@ public final class CPUEngine: Engine, @unchecked Sendable {
                                    vFirst: l > 0 ? Array(UnsafeBufferPointer(start: ws.vFirst, count: T * C)) : [])
             }
             let w = model.layers[l], top = l == c.nLayer - 1 ? topRows : nil
-            timeMix(layer: l, weights: w, ws: ws, rows: rows, states: &states, only: top?.timeMix)
-            channelMix(layer: l, weights: w, ws: ws, rows: rows, states: &states, only: top)
+            timeMix(layer: l, weights: w, ws: ws, rows: rows, states: &states, reading: reading, only: top?.timeMix)
+            channelMix(layer: l, weights: w, ws: ws, rows: rows, states: &states, reading: reading, only: top)
         }
         let xo = UnsafeMutablePointer<Float>.allocate(capacity: outRows.count * C)
         defer { xo.deallocate() }
@@ -131,12 +178,12 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     /// The time mix of every row; with `only`, its output (the receptance, gate and output projection)
     /// just at those rows, the state's update at all.
     private func timeMix(layer l: Int, weights w: LayerWeights, ws: Workspace, rows batchRows: BatchRows, states: inout [State],
-                         only: [Int]?) {
+                         reading: Reading?, only: [Int]?) {
         let c = model.config
         let (C, H, N, T) = (c.nEmbd, c.nHead, c.headSize, ws.rows)
         let xln = ws.xln
         forRows(T) { rows in for t in rows { layerNorm(ws.x + t * C, xln + t * C, w.ln1Weight, w.ln1Bias, C) } }
-        tokenShift(layer: l, ws: ws, rows: batchRows, states: &states, \.attXPrev)
+        tokenShift(layer: l, ws: ws, rows: batchRows, states: &states, reading: reading, \.attXPrev)
         let mixes: [([Float], UnsafeMutablePointer<Float>)] = [(w.xR, ws.xr), (w.xW, ws.xw), (w.xK, ws.xk), (w.xV, ws.xv), (w.xA, ws.xa), (w.xG, ws.xg)]
         forRows(T) { rows in
             for (mix, out) in mixes {
@@ -203,15 +250,15 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         w.lnXWeight.withUnsafeBufferPointer { lw in
             w.lnXBias.withUnsafeBufferPointer { lb in
                 w.rK.withUnsafeBufferPointer { rk in
-                    withWKV(&states) { wkv in
+                    withLayerWKV(l, &states, reading: reading, ws: ws, rows: batchRows) { wkv in
                         for members in batchRows.generations {
                             for i in members {
-                                if let p = batchRows.parents[i] { (wkv[i] + l * layerSize).update(from: wkv[p] + l * layerSize, count: layerSize) }
+                                if let p = batchRows.parents[i] { wkv[i].update(from: wkv[p], count: layerSize) }
                             }
                             pool.run(chunks: members.count * H) { chunk in
                                 let (m, h) = chunk.quotientAndRemainder(dividingBy: H)
                                 let i = members[m]
-                                let S = wkv[i] + l * layerSize + h * N * N
+                                let S = wkv[i] + h * N * N
                                 for t in batchRows.starts[i]...batchRows.last(i) {
                                     let o = t * C + h * N
                                     rk_wkv7_step(S, 1, Int32(N), ws.r + o, ws.w + o, ws.k + o, ws.v + o, ws.kk + o, ws.a + o, ws.y + o)
@@ -230,11 +277,11 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     /// The channel mix of every row, or with `only` of its output rows (and the layer norm of the rows
     /// their token shift reads).
     private func channelMix(layer l: Int, weights w: LayerWeights, ws: Workspace, rows batchRows: BatchRows, states: inout [State],
-                            only: TopLayerRows?) {
+                            reading: Reading?, only: TopLayerRows?) {
         let C = model.config.nEmbd, F = w.ffnKey.rows, T = ws.rows
         let xln = ws.xln
         forEachRow(T, only: only?.timeMix) { t in layerNorm(ws.x + t * C, xln + t * C, w.ln2Weight, w.ln2Bias, C) }
-        tokenShift(layer: l, ws: ws, rows: batchRows, states: &states, \.ffnXPrev)
+        tokenShift(layer: l, ws: ws, rows: batchRows, states: &states, reading: reading, \.ffnXPrev)
         forRows(T) { rows in
             w.ffnXK.withUnsafeBufferPointer { m in
                 for t in rows { rk_lerp(xln + t * C, ws.prev + t * C, m.baseAddress, ws.xk + t * C, Int64(C)) }
@@ -268,16 +315,34 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         pool.run(chunks: parts) { c in body((c * T / parts)..<((c + 1) * T / parts)) }
     }
 
-    /// `body` with a pointer to each state's WKV matrices, all valid at once (each state's buffer made
-    /// its own first, as a mutation does).
-    private func withWKV(_ states: inout [State], _ body: ([UnsafeMutablePointer<Float>]) -> Void) {
+    /// `body` with a pointer to each sequence's WKV matrices of layer `l`, all valid at once: in its
+    /// state (each state's buffer made its own first, as a mutation does), or, in a read, in the
+    /// workspace's scratch, where the sequences that continue no other get the base's first and from
+    /// where the kept states get theirs after.
+    private func withLayerWKV(_ l: Int, _ states: inout [State], reading: Reading?, ws: Workspace, rows: BatchRows,
+                              _ body: ([UnsafeMutablePointer<Float>]) -> Void) {
+        let c = model.config, layerSize = c.nHead * c.headSize * c.headSize, offset = l * layerSize
+        if let reading {
+            let count = reading.slot.count
+            let scratch = ws.wkvScratch(count * layerSize)
+            let wkv = (0..<count).map { scratch + $0 * layerSize }
+            reading.base.wkv.withUnsafeBufferPointer { base in
+                for i in 0..<count where rows.parents[i] == nil { wkv[i].update(from: base.baseAddress! + offset, count: layerSize) }
+            }
+            body(wkv)
+            for (i, j) in reading.slot.enumerated() {
+                guard let j else { continue }
+                states[j].wkv.withUnsafeMutableBufferPointer { ($0.baseAddress! + offset).update(from: wkv[i], count: layerSize) }
+            }
+            return
+        }
         states.withUnsafeMutableBufferPointer { all in
             var pointers: [UnsafeMutablePointer<Float>] = []
             pointers.reserveCapacity(all.count)
             func nest(_ i: Int) {
                 guard i < all.count else { return body(pointers) }
                 all[i].wkv.withUnsafeMutableBufferPointer { p in
-                    pointers.append(p.baseAddress!)
+                    pointers.append(p.baseAddress! + offset)
                     nest(i + 1)
                 }
             }
@@ -286,19 +351,28 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     }
 
     /// Token shift: fills `ws.prev` with each row's predecessor in `ws.xln` (for a sequence's first
-    /// token the state's saved row, or its parent's last row) and saves each sequence's last row in
-    /// the state.
-    private func tokenShift(layer l: Int, ws: Workspace, rows: BatchRows, states: inout [State],
+    /// token its parent's last row, or the row its state saved: a read's base's) and saves each
+    /// sequence's last row in its state (in a read, the kept ones').
+    private func tokenShift(layer l: Int, ws: Workspace, rows: BatchRows, states: inout [State], reading: Reading?,
                             _ saved: WritableKeyPath<State, [Float]>) {
         let C = model.config.nEmbd
-        for i in states.indices {
+        for i in rows.starts.indices {
             let (s0, last) = (rows.starts[i], rows.last(i))
-            states[i][keyPath: saved].withUnsafeMutableBufferPointer { prev in
-                let p = prev.baseAddress! + l * C
-                let source: UnsafePointer<Float> = rows.before[i].map { UnsafePointer(ws.xln + $0 * C) } ?? UnsafePointer(p)
-                (ws.prev + s0 * C).update(from: source, count: C)
-                if last > s0 { (ws.prev + (s0 + 1) * C).update(from: ws.xln + s0 * C, count: (last - s0) * C) }
-                p.update(from: ws.xln + last * C, count: C)
+            if last > s0 { (ws.prev + (s0 + 1) * C).update(from: ws.xln + s0 * C, count: (last - s0) * C) }
+            if let before = rows.before[i] { (ws.prev + s0 * C).update(from: ws.xln + before * C, count: C) }
+            guard let reading else {
+                states[i][keyPath: saved].withUnsafeMutableBufferPointer { prev in
+                    let p = prev.baseAddress! + l * C
+                    if rows.before[i] == nil { (ws.prev + s0 * C).update(from: p, count: C) }
+                    p.update(from: ws.xln + last * C, count: C)
+                }
+                continue
+            }
+            if rows.before[i] == nil {
+                reading.base[keyPath: saved].withUnsafeBufferPointer { (ws.prev + s0 * C).update(from: $0.baseAddress! + l * C, count: C) }
+            }
+            if let j = reading.slot[i] {
+                states[j][keyPath: saved].withUnsafeMutableBufferPointer { ($0.baseAddress! + l * C).update(from: ws.xln + last * C, count: C) }
             }
         }
     }
@@ -461,5 +535,19 @@ private final class Workspace {
         all = [x, xln, prev, xr, xw, xk, xv, xa, xg, r, w, k, v, a, g, kk, vFirst, y, tmp, hidden, loraW, loraA, loraV, loraG]
     }
 
-    deinit { for p in all { p.deallocate() } }
+    /// A read's WKV matrices of one layer, at least n values; kept, and grown when a read needs more.
+    private var scratch: (pointer: UnsafeMutablePointer<Float>, count: Int)?
+
+    func wkvScratch(_ n: Int) -> UnsafeMutablePointer<Float> {
+        if let scratch, scratch.count >= n { return scratch.pointer }
+        scratch?.pointer.deallocate()
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
+        scratch = (p, max(n, 1))
+        return p
+    }
+
+    deinit {
+        for p in all { p.deallocate() }
+        scratch?.pointer.deallocate()
+    }
 }

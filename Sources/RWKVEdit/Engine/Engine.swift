@@ -10,17 +10,28 @@ public protocol Engine: AnyObject, Sendable {
     /// token, or after every token when `allLogits` (then [T × vocab] flattened).
     func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool) throws -> [[Float]]
 
-    /// `forward` over a batch whose sequences may continue one another (`BranchingBatch`), keeping,
-    /// when `layer` is given, what enters that layer for every token, so that the same sequences can
-    /// be run again from there (`forward(resuming:)`) on states that differ only in that layer and
-    /// above. A backend that cannot resume keeps only the tokens.
-    func forward(_ batch: BranchingBatch, states: inout [State], allLogits: Bool,
-                 keepingInputsOf layer: Int?) throws -> (logits: [[Float]], inputs: LayerInputs)
+    /// `forward`, also keeping what enters layer `layer` for every token, so that the same sequences
+    /// can be run again from there (`forward(resuming:)`) on states that differ only in that layer
+    /// and above. A backend that cannot resume keeps only the tokens.
+    func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool,
+                 keepingInputsOf layer: Int) throws -> (logits: [[Float]], inputs: LayerInputs)
 
     /// The sequences of `inputs` run again from their kept layer, on `states` whose lower layers are
-    /// the ones the inputs were taken on (those layers of `states` are then left as they are; a
-    /// continuing sequence's are never read), or from the tokens when nothing was kept.
+    /// the ones the inputs were taken on (those layers of `states` are then left as they are), or
+    /// from the tokens when nothing was kept.
     func forward(resuming inputs: LayerInputs, states: inout [State], allLogits: Bool) throws -> [[Float]]
+
+    /// Reads `batch` from one state: every sequence that continues no other starts from `base`.
+    /// Returns each sequence's logits (as `forward`: none for those that read none), the states after
+    /// the distinct sequences `kept` lists, in that order (the others' are not built), and, when
+    /// `layer` is given, what enters that layer for `read(resuming:from:)`.
+    func read(_ batch: BranchingBatch, from base: State, keepingStatesOf kept: [Int], allLogits: Bool,
+              keepingInputsOf layer: Int?) throws -> BranchReading
+
+    /// The sequences of `inputs` read again from their kept layer on `base`, a state that differs from
+    /// the one they were kept on only in that layer and above (or from the tokens when nothing was
+    /// kept); the kept states' layers below it are the base's.
+    func read(resuming inputs: LayerInputs, from base: State, keepingStatesOf kept: [Int], allLogits: Bool) throws -> BranchReading
 }
 
 /// What enters one layer for every token of a batch: the residual stream and layer 0's values (which
@@ -49,6 +60,14 @@ public struct LayerInputs: Sendable {
         let values = kept.tokens.reduce(0) { $0 + $1.count } * width
         return LayerInputs(batch: kept, layer: layer, x: Array(x.prefix(values)), vFirst: Array(vFirst.prefix(values)))
     }
+}
+
+/// What `Engine.read` returns.
+public struct BranchReading: Sendable {
+    public let logits: [[Float]]
+    /// The states of the sequences the read was asked to keep, in that order.
+    public let states: [State]
+    public let inputs: LayerInputs
 }
 
 /// Sequences fed as one batch in which a sequence may continue an earlier one: sequence i with
@@ -161,28 +180,36 @@ public struct BranchingBatch: Sendable, Equatable {
 extension Engine {
     public var config: ModelConfig { model.config }
 
-    /// Generation by generation, each continuing sequence from a copy of its parent's state; keeps
-    /// only the tokens. Sequences whose logits are not read get none, as on the CPU engine.
-    public func forward(_ batch: BranchingBatch, states: inout [State], allLogits: Bool,
-                        keepingInputsOf layer: Int?) throws -> (logits: [[Float]], inputs: LayerInputs) {
-        try validate(batch.tokens, states: states)
-        var logits = [[Float]](repeating: [], count: batch.tokens.count)
-        for members in batch.generations {
-            var group = members.map { i in batch.parents[i].map { states[$0] } ?? states[i] }
-            let out = try forward(members.map { batch.tokens[$0] }, states: &group, allLogits: allLogits)
-            for (j, i) in members.enumerated() { states[i] = group[j]; logits[i] = batch.readsLogits[i] ? out[j] : [] }
-        }
-        return (logits, LayerInputs(batch: batch, layer: nil))
+    public func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool,
+                        keepingInputsOf layer: Int) throws -> (logits: [[Float]], inputs: LayerInputs) {
+        (try forward(batch, states: &states, allLogits: allLogits), LayerInputs(batch: BranchingBatch(batch), layer: nil))
     }
 
     public func forward(resuming inputs: LayerInputs, states: inout [State], allLogits: Bool) throws -> [[Float]] {
-        try forward(inputs.batch, states: &states, allLogits: allLogits, keepingInputsOf: nil).logits
+        try forward(inputs.tokens, states: &states, allLogits: allLogits)
     }
 
-    /// Independent sequences, keeping what enters `layer`.
-    public func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool,
-                        keepingInputsOf layer: Int) throws -> (logits: [[Float]], inputs: LayerInputs) {
-        try forward(BranchingBatch(batch), states: &states, allLogits: allLogits, keepingInputsOf: layer)
+    /// Generation by generation through `forward`, each continuing sequence from a copy of its
+    /// parent's state; keeps only the tokens. Sequences whose logits are not read get none, as on the
+    /// CPU engine.
+    public func read(_ batch: BranchingBatch, from base: State, keepingStatesOf kept: [Int], allLogits: Bool,
+                     keepingInputsOf layer: Int?) throws -> BranchReading {
+        var states = [State](repeating: base, count: batch.tokens.count)
+        try validate(batch.tokens, states: states)
+        guard kept.allSatisfy(states.indices.contains), Set(kept).count == kept.count else {
+            throw RWKVError.invalidArgument("read: the states to keep must be distinct sequences of the batch")
+        }
+        var logits = [[Float]](repeating: [], count: batch.tokens.count)
+        for members in batch.generations {
+            var group = members.map { i in batch.parents[i].map { states[$0] } ?? base }
+            let out = try forward(members.map { batch.tokens[$0] }, states: &group, allLogits: allLogits)
+            for (j, i) in members.enumerated() { states[i] = group[j]; logits[i] = batch.readsLogits[i] ? out[j] : [] }
+        }
+        return BranchReading(logits: logits, states: kept.map { states[$0] }, inputs: LayerInputs(batch: batch, layer: nil))
+    }
+
+    public func read(resuming inputs: LayerInputs, from base: State, keepingStatesOf kept: [Int], allLogits: Bool) throws -> BranchReading {
+        try read(inputs.batch, from: base, keepingStatesOf: kept, allLogits: allLogits, keepingInputsOf: nil)
     }
 
     public func newState() -> State { State(config: model.config) }

@@ -41,11 +41,6 @@ public final class EditSession {
     public var editLog: [EditRecord] { resumedEdits + undoStack.map(\.record) }
     /// Whether the text so far ends in whitespace (or nothing has been fed), to join the next text.
     private var atBoundary = true
-    /// The query branches of the last reading, overwritten by the next one instead of allocated: a
-    /// fresh state per branch (its page faults and copy) cost more than a 5-token branch's arithmetic
-    /// on the demo model. Holds that many states between readings.
-    private var branchBuffers: [State] = []
-
     public init(engine: any Engine, tokenizer: WorldTokenizer, ratios: DefaultRatios = .seed) {
         self.engine = engine
         self.tokenizer = tokenizer
@@ -209,27 +204,28 @@ public final class EditSession {
         let r = reading
         guard riders.isEmpty || r.kept == nil else { throw EditError.invalid("a resumed reading cannot carry other sequences") }
         guard !r.pairs.isEmpty || !riders.isEmpty else { return ([], []) }
-        // One batch: resumed from its kept inputs, or from the tokens (keeping layer `keep`'s inputs).
-        func pass(_ batch: BranchingBatch, _ states: inout [State], allLogits: Bool,
-                  kept: LayerInputs?) throws -> (logits: [[Float]], inputs: LayerInputs?) {
-            if let kept { return (try engine.forward(resuming: kept, states: &states, allLogits: allLogits), kept) }
-            let out = try engine.forward(batch, states: &states, allLogits: allLogits, keepingInputsOf: keep)
-            return (out.logits, keep == nil ? nil : out.inputs)
-        }
+        // The queries and riders: one read of `base`, resumed from its kept inputs or from the tokens
+        // (keeping layer `keep`'s inputs), keeping the states the riders and the long answers need.
         let (riderBatch, riderNode) = BranchingBatch.sharingPrefixes(riders)
         let queryCount = r.queryBatch.tokens.count
-        var firstStates = try branches(of: base, for: r.queryBatch, from: r.kept?.queries.layer ?? 0)
-            + [State](repeating: base, count: riderBatch.tokens.count)
-        let first = try pass(r.queryBatch.followed(by: riderBatch.forStatesOnly()), &firstStates, allLogits: false,
-                             kept: r.kept?.queries)
-        let riderStates = riderNode.map { firstStates[queryCount + $0] }
-        firstStates.removeLast(riderBatch.tokens.count)
-        defer { branchBuffers = firstStates }
-        var answerStates = r.long.map { firstStates[r.queryNode[r.queryOf[$0]]] }
-        let rest = r.long.isEmpty ? nil
-            : try pass(BranchingBatch(r.long.map { Array(r.pairs[$0].answer.dropLast()) }), &answerStates, allLogits: true,
-                       kept: r.kept?.answers)
-        if r.kept == nil, keep != nil, let q = first.inputs { reading.kept = (q.prefix(queryCount), rest?.inputs) }
+        var keptNodes: [Int] = []
+        func slot(_ node: Int) -> Int {
+            if let j = keptNodes.firstIndex(of: node) { return j }
+            keptNodes.append(node)
+            return keptNodes.count - 1
+        }
+        let riderSlots = riderNode.map { slot(queryCount + $0) }, answerSlots = r.long.map { slot(r.queryNode[r.queryOf[$0]]) }
+        let first = try r.kept.map { try engine.read(resuming: $0.queries, from: base, keepingStatesOf: keptNodes, allLogits: false) }
+            ?? engine.read(r.queryBatch.followed(by: riderBatch.forStatesOnly()), from: base, keepingStatesOf: keptNodes,
+                           allLogits: false, keepingInputsOf: keep)
+        // The answers longer than one token, each continuing its query's state.
+        var answerStates = answerSlots.map { first.states[$0] }
+        let answers = r.long.map { Array(r.pairs[$0].answer.dropLast()) }
+        let rest: (logits: [[Float]], inputs: LayerInputs?)? = r.long.isEmpty ? nil
+            : try r.kept?.answers.map { (try engine.forward(resuming: $0, states: &answerStates, allLogits: true), $0) }
+            ?? keep.map { try engine.forward(answers, states: &answerStates, allLogits: true, keepingInputsOf: $0) }
+            ?? (try engine.forward(answers, states: &answerStates, allLogits: true), nil)
+        if r.kept == nil, keep != nil { reading.kept = (first.inputs.prefix(queryCount), rest?.inputs) }
         let firstProbs = r.queryNode.map { softmax(first.logits[$0]) }
         let restLogits = rest?.logits ?? []
         let V = engine.config.vocabSize
@@ -248,20 +244,7 @@ public final class EditSession {
             let top = order.map { (id: $0, text: tokenizer.decode([$0]), probability: probs[$0]) }
             return AnswerScore(probability: p, isTop1: order.first == t.answer[0], isGreedy: greedy, top: top)
         }
-        return (scores, riderStates)
-    }
-
-    /// States for `batch`'s sequences in the kept branch buffers (more allocated when there are too
-    /// few): the sequences that start from `base` get its layers from `layer` up, the pass reads no
-    /// other (a continuing sequence starts from its parent's state, a resumed pass from its layer).
-    private func branches(of base: State, for batch: BranchingBatch, from layer: Int) throws -> [State] {
-        var states: [State] = []
-        swap(&states, &branchBuffers)
-        let count = batch.tokens.count
-        if states.count > count { states.removeLast(states.count - count) }
-        for i in states.indices where batch.parents[i] == nil { try states[i].overwrite(with: base, layers: layer..<base.nLayer) }
-        // New ones share `base`'s buffers until the pass writes them.
-        return states + [State](repeating: base, count: count - states.count)
+        return (scores, riderSlots.map { first.states[$0] })
     }
 
     // MARK: Editing

@@ -49,25 +49,18 @@ public struct State: Sendable, Equatable {
         return wkv[(layer * n)..<((layer + 1) * n)]
     }
 
-    /// Makes this state equal to `other`, a state of the same shape, in `layers` (default: all), by
-    /// copying into its own buffers: no allocation when they are not shared (a branch reused from one
-    /// reading to the next).
-    public mutating func overwrite(with other: State, layers: Range<Int>? = nil) throws {
+    /// Makes this state equal to `other`, a state of the same shape, by copying into its own buffers:
+    /// no allocation when they are not shared.
+    public mutating func overwrite(with other: State) throws {
         try requireCompatible(with: other)
-        let layers = layers ?? 0..<nLayer
-        guard layers.lowerBound >= 0, layers.upperBound <= nLayer else {
-            throw RWKVError.invalidArgument("overwrite: layers \(layers) of a state with \(nLayer) layers")
-        }
-        func copy(_ source: [Float], into target: inout [Float], perLayer n: Int) {
+        func copy(_ source: [Float], into target: inout [Float]) {
             target.withUnsafeMutableBufferPointer { t in
-                source.withUnsafeBufferPointer { s in
-                    (t.baseAddress! + layers.lowerBound * n).update(from: s.baseAddress! + layers.lowerBound * n, count: layers.count * n)
-                }
+                source.withUnsafeBufferPointer { s in t.baseAddress!.update(from: s.baseAddress!, count: s.count) }
             }
         }
-        copy(other.wkv, into: &wkv, perLayer: nHead * headElementCount)
-        copy(other.attXPrev, into: &attXPrev, perLayer: nEmbd)
-        copy(other.ffnXPrev, into: &ffnXPrev, perLayer: nEmbd)
+        copy(other.wkv, into: &wkv)
+        copy(other.attXPrev, into: &attXPrev)
+        copy(other.ffnXPrev, into: &ffnXPrev)
     }
 
     public func isCompatible(with other: State) -> Bool {
