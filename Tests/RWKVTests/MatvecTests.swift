@@ -6,23 +6,28 @@ import XCTest
 /// on the path this machine dispatches to, with row counts and widths that leave remainders for
 /// every unrolling (4 rows; 8 or 16 lanes).
 final class MatvecTests: XCTestCase {
+    /// Weights as a kernel reads them in `dtype` (f32, f16 or bf16), and what they are exactly (widened back).
+    static func stored(_ values: [Float], as dtype: rk_dtype) -> (stored: [UInt8], exact: [Float]) {
+        var stored = [UInt8](repeating: 0, count: values.count * (dtype == RK_F32 ? 4 : 2))
+        stored.withUnsafeMutableBytes { b in
+            switch dtype {
+            case RK_F16: rk_f32_to_f16(values, b.baseAddress!.assumingMemoryBound(to: UInt16.self), Int64(values.count))
+            case RK_BF16: rk_f32_to_bf16(values, b.baseAddress!.assumingMemoryBound(to: UInt16.self), Int64(values.count))
+            default: values.withUnsafeBytes { b.copyMemory(from: $0) }
+            }
+        }
+        var exact = [Float](repeating: 0, count: values.count)
+        rk_to_f32(Int32(dtype.rawValue), stored, &exact, Int64(values.count))
+        return (stored, exact)
+    }
+
     func testFloatMatvecMatchesADoubleReference() {
         var rng = SystemRandomNumberGenerator()
         for (dtype, name) in [(RK_F32, "f32"), (RK_F16, "f16"), (RK_BF16, "bf16")] {
             for (rows, cols) in [(13, 200), (8, 768), (3, 37)] {
                 let values = (0..<(rows * cols)).map { _ in Float.random(in: -1...1, using: &rng) }
                 let x = (0..<cols).map { _ in Float.random(in: -2...2, using: &rng) }
-                // The weights as stored, and what they are exactly (widened back).
-                var stored = [UInt8](repeating: 0, count: rows * cols * (dtype == RK_F32 ? 4 : 2))
-                stored.withUnsafeMutableBytes { b in
-                    switch dtype {
-                    case RK_F16: rk_f32_to_f16(values, b.baseAddress!.assumingMemoryBound(to: UInt16.self), Int64(values.count))
-                    case RK_BF16: rk_f32_to_bf16(values, b.baseAddress!.assumingMemoryBound(to: UInt16.self), Int64(values.count))
-                    default: values.withUnsafeBytes { b.copyMemory(from: $0) }
-                    }
-                }
-                var exact = [Float](repeating: 0, count: values.count)
-                rk_to_f32(Int32(dtype.rawValue), stored, &exact, Int64(values.count))
+                let (stored, exact) = Self.stored(values, as: dtype)
                 var y = [Float](repeating: .nan, count: rows)
                 rk_matvec(Int32(dtype.rawValue), stored, x, &y, Int64(cols), 0, Int64(rows))
                 for r in 0..<rows {
@@ -61,16 +66,7 @@ final class MatvecTests: XCTestCase {
             for cols in [200, 384, 512, 1024] {
                 let rows = 40, (rb, re) = (3, 40)
                 let values = (0..<(rows * cols)).map { _ in Float.random(in: -1...1, using: &rng) }
-                var stored = [UInt8](repeating: 0, count: rows * cols * (dtype == RK_F32 ? 4 : 2))
-                stored.withUnsafeMutableBytes { b in
-                    switch dtype {
-                    case RK_F16: rk_f32_to_f16(values, b.baseAddress!.assumingMemoryBound(to: UInt16.self), Int64(values.count))
-                    case RK_BF16: rk_f32_to_bf16(values, b.baseAddress!.assumingMemoryBound(to: UInt16.self), Int64(values.count))
-                    default: values.withUnsafeBytes { b.copyMemory(from: $0) }
-                    }
-                }
-                var exact = [Float](repeating: 0, count: values.count)
-                rk_to_f32(Int32(dtype.rawValue), stored, &exact, Int64(values.count))
+                let (stored, exact) = Self.stored(values, as: dtype)
                 for T in [16, 29] {
                     let x = (0..<(T * cols)).map { _ in Float.random(in: -2...2, using: &rng) }
                     var y = [Float](repeating: .nan, count: T * rows)
