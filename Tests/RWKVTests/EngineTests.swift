@@ -206,9 +206,9 @@ final class EngineTests: XCTestCase {
 
     /// Shared beginnings become one sequence when that saves tokens; every sequence is rebuilt
     /// exactly from its chain of parents, and equal sequences share one.
-    func testSharingPrefixesFeedsEachSharedBeginningOnce() {
+    func testSharingPrefixesFeedsEachSharedBeginningOnce() throws {
         let sequences = [[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 3], [7, 8], [1, 9], [7, 9], [1, 2, 3, 4], [6]]
-        let (batch, node) = BranchingBatch.sharingPrefixes(sequences)
+        let (batch, node) = try BranchingBatch.sharingPrefixes(sequences)
         for (i, seq) in sequences.enumerated() {
             var rebuilt = batch.tokens[node[i]], p = batch.parents[node[i]]
             while let q = p { rebuilt = batch.tokens[q] + rebuilt; p = batch.parents[q] }
@@ -219,7 +219,8 @@ final class EngineTests: XCTestCase {
         XCTAssertEqual(batch.tokens.reduce(0) { $0 + $1.count }, 1 + 2 + 1 + 1 + 1 + 2 + 2 + 1)
         // Logits are read where a sequence asked for ends ([2, 3] ends [1, 2, 3]), not at the shared [1].
         XCTAssertEqual(batch.readsLogits.filter { $0 }.count, Set(node).count)
-        XCTAssertEqual(BranchingBatch.sharingPrefixes([[5, 6], [7]]).batch, BranchingBatch([[5, 6], [7]]))
+        XCTAssertEqual(try BranchingBatch.sharingPrefixes([[5, 6], [7]]).batch, BranchingBatch([[5, 6], [7]]))
+        XCTAssertThrowsError(try BranchingBatch.sharingPrefixes([[5], []]))
     }
 
     func testStateHandOverContinuesTheSequence() throws {

@@ -36,7 +36,8 @@ public protocol Engine: AnyObject, Sendable {
 
 /// What enters one layer for every token of a batch: the residual stream and layer 0's values (which
 /// later layers mix towards). A state edit confined to this layer and above leaves all of it unchanged,
-/// so a reading repeated after such an edit need not run the layers below (`Engine.forward(resuming:)`).
+/// so a reading repeated after such an edit need not run the layers below (`Engine.forward(resuming:)`,
+/// `Engine.read(resuming:from:)`).
 public struct LayerInputs: Sendable {
     public let batch: BranchingBatch
     /// The layer they enter; nil when only the tokens were kept.
@@ -70,10 +71,10 @@ public struct BranchReading: Sendable {
     public let inputs: LayerInputs
 }
 
-/// Sequences fed as one batch in which a sequence may continue an earlier one: sequence i with
-/// `parents[i] = p` (p < i) starts from the state p reaches after its own tokens, not from its given
-/// state. A beginning several sequences share ("What does", "Bob lives in") is then fed once
-/// (`sharingPrefixes`). Sequences whose logits nobody reads (`readsLogits` false: a shared beginning,
+/// Sequences read as one batch from one state (`Engine.read`) in which a sequence may continue an
+/// earlier one: sequence i with `parents[i] = p` (p < i) starts from the state p reaches after its
+/// own tokens, not from the read's base. A beginning several sequences share ("What does", "Bob lives
+/// in") is then fed once (`sharingPrefixes`). Sequences whose logits nobody reads (`readsLogits` false: a shared beginning,
 /// a probe wanted for its state) get none, which spares the top layer's channel mix and the output
 /// head at their rows.
 public struct BranchingBatch: Sendable, Equatable {
@@ -121,8 +122,8 @@ public struct BranchingBatch: Sendable, Equatable {
         BranchingBatch(tokens: tokens, parents: parents, readsLogits: Array(repeating: false, count: tokens.count), checked: ())
     }
 
-    /// Each sequence's generation: 0 for those that start from their own state, one more than its
-    /// parent's for the others. A sequence's parent is always of an earlier generation.
+    /// The sequences by generation: first those that continue no other, then those that continue
+    /// them, and so on (a parent always in an earlier generation than its children).
     public var generations: [[Int]] {
         var depth = [Int](repeating: 0, count: tokens.count), byDepth: [[Int]] = []
         for i in tokens.indices {
@@ -137,7 +138,10 @@ public struct BranchingBatch: Sendable, Equatable {
     /// them once, when that saves at least `minimumSaving` tokens (a sequence of its own costs about
     /// as much as a token or two: its state, its WKV copy). `node[i]` is the batch's sequence that
     /// ends where `sequences[i]` does (equal sequences share one); only those read logits.
-    public static func sharingPrefixes(_ sequences: [[Int]], minimumSaving: Int = 2) -> (batch: BranchingBatch, node: [Int]) {
+    public static func sharingPrefixes(_ sequences: [[Int]], minimumSaving: Int = 2) throws -> (batch: BranchingBatch, node: [Int]) {
+        if let empty = sequences.firstIndex(where: \.isEmpty) {
+            throw RWKVError.invalidArgument("branching batch: sequence \(empty) has no tokens")
+        }
         var tokens: [[Int]] = [], parents: [Int?] = [], reads: [Bool] = []
         var node = [Int](repeating: 0, count: sequences.count)
         func add(_ from: Int, _ to: Int, of i: Int, after parent: Int?) -> Int {
@@ -170,8 +174,6 @@ public struct BranchingBatch: Sendable, Equatable {
                 }
             }
         }
-        let empty = sequences.indices.filter { sequences[$0].isEmpty }
-        precondition(empty.isEmpty, "sharingPrefixes: empty sequences \(empty)")
         place(Array(sequences.indices), depth: 0, parent: nil)
         return (BranchingBatch(tokens: tokens, parents: parents, readsLogits: reads, checked: ()), node)
     }

@@ -41,6 +41,7 @@ public final class EditSession {
     public var editLog: [EditRecord] { resumedEdits + undoStack.map(\.record) }
     /// Whether the text so far ends in whitespace (or nothing has been fed), to join the next text.
     private var atBoundary = true
+
     public init(engine: any Engine, tokenizer: WorldTokenizer, ratios: DefaultRatios = .seed) {
         self.engine = engine
         self.tokenizer = tokenizer
@@ -180,13 +181,13 @@ public final class EditSession {
         /// that layer and above then starts there.
         var kept: (queries: LayerInputs, answers: LayerInputs?)?
 
-        init(_ pairs: [(query: [Int], answer: [Int])]) {
+        init(_ pairs: [(query: [Int], answer: [Int])]) throws {
             var queries: [[Int]] = [], queryOf: [Int] = []
             for t in pairs {
                 if let i = queries.firstIndex(of: t.query) { queryOf.append(i) } else { queryOf.append(queries.count); queries.append(t.query) }
             }
             self.pairs = pairs; self.queries = queries; self.queryOf = queryOf
-            (queryBatch, queryNode) = BranchingBatch.sharingPrefixes(queries)
+            (queryBatch, queryNode) = try BranchingBatch.sharingPrefixes(queries)
             long = pairs.indices.filter { pairs[$0].answer.count > 1 }
         }
 
@@ -206,7 +207,7 @@ public final class EditSession {
         guard !r.pairs.isEmpty || !riders.isEmpty else { return ([], []) }
         // The queries and riders: one read of `base`, resumed from its kept inputs or from the tokens
         // (keeping layer `keep`'s inputs), keeping the states the riders and the long answers need.
-        let (riderBatch, riderNode) = BranchingBatch.sharingPrefixes(riders)
+        let (riderBatch, riderNode) = try BranchingBatch.sharingPrefixes(riders)
         let queryCount = r.queryBatch.tokens.count
         var keptNodes: [Int] = []
         func slot(_ node: Int) -> Int {
@@ -406,7 +407,7 @@ public final class EditSession {
     /// The sequences that read `check`: the query with the old (and new) answer, then each control.
     func reading(_ check: EditCheck) throws -> Reading {
         let pairs = [(check.query, check.old)] + (check.new.map { [(check.query, $0)] } ?? []) + check.controls.map { ($0.query, $0.answer) }
-        return Reading(try pairs.map { try queryAndAnswerTokens(query: $0.0, answer: $0.1) })
+        return try Reading(pairs.map { try queryAndAnswerTokens(query: $0.0, answer: $0.1) })
     }
 
     /// The target and every control of `check` (whose `reading` this is), read on branches of `base`.
