@@ -93,9 +93,9 @@ public struct State: Sendable, Equatable {
         return m
     }
 
-    /// Frobenius norm of the WKV matrices of the given layers.
+    /// Frobenius norm of the WKV matrices of the given layers (those of the state among them; default all).
     public func wkvNorm(layers: Range<Int>? = nil) -> Float {
-        let r = layers ?? 0..<nLayer
+        let r = (layers ?? 0..<nLayer).clamped(to: 0..<nLayer)
         let n = nHead * headElementCount
         let s = wkv.withUnsafeBufferPointer { rk_sum_squares($0.baseAddress! + r.lowerBound * n, Int64(r.count * n)) }
         return Float(s.squareRoot())
