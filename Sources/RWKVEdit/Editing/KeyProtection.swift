@@ -43,6 +43,7 @@ public struct KeyProtection: Sendable {
     /// Δ ← Δ(I − Σ c cᵀ) for head `h`'s directions (Δ value-major n×n).
     public func project(_ m: inout [Float], at h: HeadIndex, headSize n: Int) {
         guard let cs = directions[h] else { return }
+        precondition(m.count == n * n && cs.allSatisfy { $0.count == n }, "KeyProtection.project: a \(n)×\(n) head matrix and key directions of \(n) values")
         m.withUnsafeMutableBufferPointer { m in
             for c in cs {
                 c.withUnsafeBufferPointer { c in

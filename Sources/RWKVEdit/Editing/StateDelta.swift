@@ -4,6 +4,7 @@ public enum StateDelta {
     /// S_b − S_a for one head, value-major n×n.
     public static func head(_ a: State, _ b: State, _ h: HeadIndex) -> [Float] {
         let o = a.wkvOffset(layer: h.layer, head: h.head), count = a.headElementCount
+        precondition(o >= 0 && o + count <= min(a.wkv.count, b.wkv.count), "StateDelta.head: head \(h) is outside the states")
         return [Float](unsafeUninitializedCapacity: count) { d, initialized in
             a.wkv.withUnsafeBufferPointer { x in
                 b.wkv.withUnsafeBufferPointer { y in for i in 0..<count { d[i] = y[o + i] - x[o + i] } }
@@ -23,6 +24,7 @@ public enum StateDelta {
     /// σ·u·vᵀ as a value-major n×n matrix.
     public static func outer(_ r: RankOne) -> [Float] {
         let n = r.u.count
+        precondition(r.v.count == n, "StateDelta.outer: u and v differ in length")
         return [Float](unsafeUninitializedCapacity: n * n) { m, initialized in
             r.v.withUnsafeBufferPointer { v in
                 for i in 0..<n { let a = r.sigma * r.u[i]; for j in 0..<n { m[i * n + j] = a * v[j] } }
