@@ -211,7 +211,7 @@ public struct EvalRunner {
         let c = engine.config
         return try (0..<c.nLayer).map { l in
             try (0..<c.nHead).map { h in
-                try HeadSVD.leading(matrix: StateDelta.head(sa, sb, HeadIndex(layer: l, head: h)), n: c.headSize).sigma
+                try HeadSVD.leading(matrix: try StateDelta.head(sa, sb, HeadIndex(layer: l, head: h)), n: c.headSize).sigma
             }
         }
     }

@@ -42,7 +42,7 @@ struct SVDCommand: ParsableCommand {
             let (sa, sb) = try StateEditor(engine: engine).probe(engine.newState(), old: ta, new: tb)
             var rows: [Report.Head] = []
             for h in heads {
-                let svd = try HeadSVD(matrix: StateDelta.head(sa, sb, h), n: m.config.headSize)
+                let svd = try HeadSVD(matrix: try StateDelta.head(sa, sb, h), n: m.config.headSize)
                 rows.append(Report.Head(layer: h.layer, head: h.head, sigma1: Double(svd.sigma[0]),
                                         sigma2: Double(svd.sigma.count > 1 ? svd.sigma[1] : 0), r1: Double(svd.r1)))
             }

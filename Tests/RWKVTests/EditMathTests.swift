@@ -28,7 +28,7 @@ final class EditMathTests: XCTestCase {
     /// A protected edit reads the same along every protected key: (Δ·P)·c = 0 for each direction c
     /// given (also ones given twice, or a sum of two, which add nothing), and Δ·x is unchanged for x
     /// orthogonal to all of them; other heads are untouched.
-    func testKeyProtectionZeroesTheEditAlongProtectedKeysOnly() {
+    func testKeyProtectionZeroesTheEditAlongProtectedKeysOnly() throws {
         var rng = SplitMix64(seed: 21)
         let n = 16, h = HeadIndex(layer: 1, head: 2), other = HeadIndex(layer: 0, head: 0)
         let (a, b) = (randomVector(n, &rng), randomVector(n, &rng))
@@ -43,7 +43,7 @@ final class EditMathTests: XCTestCase {
         XCTAssertTrue(p.add(a, at: other))
         let delta = randomVector(n * n, &rng)
         var m = delta
-        p.project(&m, at: h, headSize: n)
+        try p.project(&m, at: h, headSize: n)
         func apply(_ m: [Float], _ x: [Float]) -> [Float] { (0..<n).map { i in (0..<n).reduce(Float(0)) { $0 + m[i * n + $1] * x[$1] } } }
         for c in [a, b] { XCTAssertLessThan(apply(m, c).map(abs).max()!, 1e-5) }
         // x orthogonal to a and b: the edit reads there as before.
@@ -52,8 +52,16 @@ final class EditMathTests: XCTestCase {
         for (got, want) in zip(apply(m, x), apply(delta, x)) { XCTAssertEqual(got, want, accuracy: 1e-5) }
         XCTAssertGreaterThan(zip(m, delta).map { abs($0 - $1) }.max()!, 1e-3, "the projection changed the edit")
         var untouched = delta
-        p.project(&untouched, at: HeadIndex(layer: 0, head: 1), headSize: n)
+        try p.project(&untouched, at: HeadIndex(layer: 0, head: 1), headSize: n)
         XCTAssertEqual(untouched, delta)
+        // Sizes that do not fit are typed errors, not a stop: a matrix of another head size, a rank-one
+        // pair of unequal lengths (a pack's u against a model's heads), a head outside the states.
+        var short = [Float](repeating: 1, count: n)
+        XCTAssertThrowsError(try p.project(&short, at: h, headSize: n))
+        XCTAssertThrowsError(try StateDelta.outer(RankOne(sigma: 1, u: a, v: [1, 2])))
+        let s = State(nLayer: 1, nEmbd: n, nHead: 1, headSize: n)
+        XCTAssertThrowsError(try StateDelta.head(s, s, HeadIndex(layer: 1, head: 0)))
+        XCTAssertEqual(try StateDelta.head(s, s, HeadIndex(layer: 0, head: 0)).count, n * n)
     }
 
     /// A planted σ·u·vᵀ plus small noise comes back out of both SVD paths, up to sign.
@@ -61,7 +69,7 @@ final class EditMathTests: XCTestCase {
         var rng = SplitMix64(seed: 11)
         let n = 64
         let u = unit(randomVector(n, &rng)), v = unit(randomVector(n, &rng))
-        var m = StateDelta.outer(RankOne(sigma: 7.5, u: u, v: v))
+        var m = try StateDelta.outer(RankOne(sigma: 7.5, u: u, v: v))
         for i in m.indices { m[i] += 0.001 * (rng.nextFloat() - 0.5) }
         let full = try HeadSVD(matrix: m, n: n)
         XCTAssertEqual(full.sigma[0], 7.5, accuracy: 0.01)
@@ -128,7 +136,7 @@ final class EditMathTests: XCTestCase {
         // With u₁ replaced by the online u, HYB-U is the online rank-1 edit at the same α.
         let probe = try editor.probe(live, old: bytes(" Austin"), new: bytes(" Chicago"))
         for h in heads {
-            let on = try HeadSVD.leading(matrix: StateDelta.head(probe.old, probe.new, h), n: 64)
+            let on = try HeadSVD.leading(matrix: try StateDelta.head(probe.old, probe.new, h), n: 64)
             cal.heads[h] = RankOne(sigma: 1, u: on.u, v: on.v)
         }
         var c = live, d = live
@@ -162,8 +170,8 @@ final class EditMathTests: XCTestCase {
         let editor = StateEditor(engine: engine)
         let probe = try editor.probe(original, old: bytes(" Bob has a car."), new: bytes(" Bob."))
         try session.forget(fact: "Bob has a car.", entity: "Bob.", options: EditOptions(method: .uniform, alpha: 1, layers: 11...11))
-        let expected = StateDelta.head(probe.old, probe.new, HeadIndex(layer: 11, head: 0))
-        let moved = StateDelta.head(original, session.state, HeadIndex(layer: 11, head: 0))
+        let expected = try StateDelta.head(probe.old, probe.new, HeadIndex(layer: 11, head: 0))
+        let moved = try StateDelta.head(original, session.state, HeadIndex(layer: 11, head: 0))
         XCTAssertLessThan(zip(expected, moved).map { abs($0 - $1) }.max() ?? 1, 1e-5)
     }
 

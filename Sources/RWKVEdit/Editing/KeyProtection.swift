@@ -19,7 +19,7 @@ public struct KeyProtection: Sendable {
     public mutating func add(_ probes: (old: State, new: State), heads: [HeadIndex], headSize n: Int) throws {
         var added = false
         for h in heads {
-            if add(try HeadSVD.leading(matrix: StateDelta.head(probes.old, probes.new, h), n: n).v, at: h) { added = true }
+            if add(try HeadSVD.leading(matrix: try StateDelta.head(probes.old, probes.new, h), n: n).v, at: h) { added = true }
         }
         if added { statements += 1 }
     }
@@ -41,9 +41,11 @@ public struct KeyProtection: Sendable {
     }
 
     /// Δ ← Δ(I − Σ c cᵀ) for head `h`'s directions (Δ value-major n×n).
-    public func project(_ m: inout [Float], at h: HeadIndex, headSize n: Int) {
+    public func project(_ m: inout [Float], at h: HeadIndex, headSize n: Int) throws {
         guard let cs = directions[h] else { return }
-        precondition(m.count == n * n && cs.allSatisfy { $0.count == n }, "KeyProtection.project: a \(n)×\(n) head matrix and key directions of \(n) values")
+        guard m.count == n * n, cs.allSatisfy({ $0.count == n }) else {
+            throw EditError.invalid("key protection: a head matrix of \(m.count) values and key directions of \(cs.map(\.count)) values for heads of \(n)")
+        }
         m.withUnsafeMutableBufferPointer { m in
             for c in cs {
                 c.withUnsafeBufferPointer { c in

@@ -2,9 +2,11 @@
 /// Head-level arithmetic on WKV states.
 public enum StateDelta {
     /// S_b − S_a for one head, value-major n×n.
-    public static func head(_ a: State, _ b: State, _ h: HeadIndex) -> [Float] {
+    public static func head(_ a: State, _ b: State, _ h: HeadIndex) throws -> [Float] {
         let o = a.wkvOffset(layer: h.layer, head: h.head), count = a.headElementCount
-        precondition(o >= 0 && o + count <= min(a.wkv.count, b.wkv.count), "StateDelta.head: head \(h) is outside the states")
+        guard a.isCompatible(with: b), (0..<a.nLayer).contains(h.layer), (0..<a.nHead).contains(h.head) else {
+            throw EditError.invalid("head delta: layer \(h.layer), head \(h.head) is not a head of both states (\(a.nLayer) layers × \(a.nHead) heads, and \(b.nLayer) × \(b.nHead))")
+        }
         return [Float](unsafeUninitializedCapacity: count) { d, initialized in
             a.wkv.withUnsafeBufferPointer { x in
                 b.wkv.withUnsafeBufferPointer { y in for i in 0..<count { d[i] = y[o + i] - x[o + i] } }
@@ -22,9 +24,11 @@ public enum StateDelta {
     }
 
     /// σ·u·vᵀ as a value-major n×n matrix.
-    public static func outer(_ r: RankOne) -> [Float] {
+    public static func outer(_ r: RankOne) throws -> [Float] {
         let n = r.u.count
-        precondition(r.v.count == n, "StateDelta.outer: u and v differ in length")
+        guard r.v.count == n else {
+            throw EditError.invalid("rank-one matrix: a value direction of \(n) values and a key direction of \(r.v.count); a head's are equal")
+        }
         return [Float](unsafeUninitializedCapacity: n * n) { m, initialized in
             r.v.withUnsafeBufferPointer { v in
                 for i in 0..<n { let a = r.sigma * r.u[i]; for j in 0..<n { m[i * n + j] = a * v[j] } }

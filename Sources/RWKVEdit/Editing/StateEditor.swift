@@ -57,7 +57,7 @@ public struct StateEditor: Sendable {
         var readout: [HeadIndex: [Float]] = [:]
         let n = engine.config.headSize
         for h in heads {
-            let d = StateDelta.head(a, b, h)
+            let d = try StateDelta.head(a, b, h)
             let top = try HeadSVD.leading(matrix: d, n: n)
             triplets[h] = top
             deltas[h] = d
@@ -99,17 +99,17 @@ public struct StateEditor: Sendable {
             switch method {
             case .uniform, .adaptive:
                 guard let online else { continue }
-                m = StateDelta.head(online.old, online.new, h)
+                m = try StateDelta.head(online.old, online.new, h)
             case .rank1:
                 guard let online else { continue }
-                m = StateDelta.outer(try HeadSVD.leading(matrix: StateDelta.head(online.old, online.new, h), n: n))
+                m = try StateDelta.outer(HeadSVD.leading(matrix: StateDelta.head(online.old, online.new, h), n: n))
             case .hybU, .hybUV:
                 guard let online, let cal = calibration?.heads[h] else { continue }
-                let on = try HeadSVD.leading(matrix: StateDelta.head(online.old, online.new, h), n: n)
+                let on = try HeadSVD.leading(matrix: try StateDelta.head(online.old, online.new, h), n: n)
                 // SVD signs are arbitrary: orient the offline u₁ like the online value direction.
                 let sign: Float = dot(on.u, cal.u) < 0 ? -1 : 1
                 let sigma = method == .hybU ? on.sigma : cal.sigma
-                m = StateDelta.outer(RankOne(sigma: sigma * sign, u: cal.u, v: on.v))
+                m = try StateDelta.outer(RankOne(sigma: sigma * sign, u: cal.u, v: on.v))
             case .isolate:
                 guard let d = calibration?.deltas?[h] else { throw EditError.invalid("the isolate method needs full calibration deltas, which this calibration source does not keep") }
                 m = d
@@ -127,7 +127,7 @@ public struct StateEditor: Sendable {
                 }
                 m = mm
             }
-            protecting.project(&m, at: h, headSize: n)
+            try protecting.project(&m, at: h, headSize: n)
             edits.append((h, m))
         }
         let deltaNorm = Float(edits.reduce(0.0) { sum, edit in sum + edit.1.withUnsafeBufferPointer { $0.isEmpty ? 0 : rk_sum_squares($0.baseAddress!, Int64($0.count)) } }.squareRoot())

@@ -151,13 +151,13 @@ public struct BranchingBatch: Sendable, Equatable {
         }
         // `members` share their first `depth` tokens, fed by `parent`, and are all longer than that.
         func place(_ members: [Int], depth: Int, parent: Int?) {
-            var groups: [Int: [Int]] = [:], order: [Int] = []
+            // Grouped by their next token, in order of first appearance.
+            var groups: [[Int]] = [], groupOf: [Int: Int] = [:]
             for m in members {
                 let t = sequences[m][depth]
-                if groups[t] == nil { order.append(t) }
-                groups[t, default: []].append(m)
+                if let g = groupOf[t] { groups[g].append(m) } else { groupOf[t] = groups.count; groups.append([m]) }
             }
-            for group in order.map({ groups[$0]! }) {
+            for group in groups {
                 let first = sequences[group[0]]
                 var end = depth + 1
                 while end < first.count, group.allSatisfy({ sequences[$0].count > end && sequences[$0][end] == first[end] }) { end += 1 }
