@@ -62,14 +62,14 @@ public final class CPUEngine: Engine, @unchecked Sendable {
                      keepingInputsOf layer: Int?) throws -> BranchReading {
         if let layer { try checkLayer(layer) }
         var states = kept.map { _ in base }
-        let r = try run(batch, states: &states, from: Reading(base: base, kept: kept, count: batch.tokens.count),
+        let r = try run(batch, states: &states, from: SharedBase(base: base, kept: kept, count: batch.tokens.count),
                         allLogits: allLogits, resuming: nil, keeping: layer)
         return BranchReading(logits: r.logits, states: states, inputs: r.inputs ?? LayerInputs(batch: batch, layer: nil))
     }
 
     public func read(resuming inputs: LayerInputs, from base: State, keepingStatesOf kept: [Int], allLogits: Bool) throws -> BranchReading {
         var states = kept.map { _ in base }
-        let logits = try run(inputs.batch, states: &states, from: Reading(base: base, kept: kept, count: inputs.batch.tokens.count),
+        let logits = try run(inputs.batch, states: &states, from: SharedBase(base: base, kept: kept, count: inputs.batch.tokens.count),
                              allLogits: allLogits, resuming: inputs.layer == nil ? nil : inputs, keeping: nil).logits
         return BranchReading(logits: logits, states: states, inputs: inputs)
     }
@@ -80,9 +80,9 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         }
     }
 
-    /// A read's states: every sequence that continues no other starts from `base`; `slot[i]` is where
-    /// sequence i's state is kept in the pass's states, if it is.
-    private struct Reading {
+    /// Where a read's states come from and go: every sequence that continues no other starts from
+    /// `base`; `slot[i]` is where sequence i's state is kept in the pass's states, if it is.
+    private struct SharedBase {
         let base: State
         let slot: [Int?]
 
@@ -97,7 +97,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     /// A forward pass from the embeddings, or from the inputs of `resuming`'s layer; `keeping` copies
     /// what enters that layer. Without `reading`, `states` holds each sequence's state (read and
     /// written, no sequence continues another); with it, the states of the sequences it keeps.
-    private func run(_ batch: BranchingBatch, states: inout [State], from reading: Reading?, allLogits: Bool,
+    private func run(_ batch: BranchingBatch, states: inout [State], from reading: SharedBase?, allLogits: Bool,
                      resuming: LayerInputs?, keeping: Int?) throws -> (logits: [[Float]], inputs: LayerInputs?) {
         if let reading {
             try validate(batch.tokens, states: [State](repeating: reading.base, count: batch.tokens.count))
@@ -178,7 +178,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     /// The time mix of every row; with `only`, its output (the receptance, gate and output projection)
     /// just at those rows, the state's update at all.
     private func timeMix(layer l: Int, weights w: LayerWeights, ws: Workspace, rows batchRows: BatchRows, states: inout [State],
-                         reading: Reading?, only: [Int]?) {
+                         reading: SharedBase?, only: [Int]?) {
         let c = model.config
         let (C, H, N, T) = (c.nEmbd, c.nHead, c.headSize, ws.rows)
         let xln = ws.xln
@@ -277,7 +277,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     /// The channel mix of every row, or with `only` of its output rows (and the layer norm of the rows
     /// their token shift reads).
     private func channelMix(layer l: Int, weights w: LayerWeights, ws: Workspace, rows batchRows: BatchRows, states: inout [State],
-                            reading: Reading?, only: TopLayerRows?) {
+                            reading: SharedBase?, only: TopLayerRows?) {
         let C = model.config.nEmbd, F = w.ffnKey.rows, T = ws.rows
         let xln = ws.xln
         forEachRow(T, only: only?.timeMix) { t in layerNorm(ws.x + t * C, xln + t * C, w.ln2Weight, w.ln2Bias, C) }
@@ -319,7 +319,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     /// state (each state's buffer made its own first, as a mutation does), or, in a read, in the
     /// workspace's scratch, where the sequences that continue no other get the base's first and from
     /// where the kept states get theirs after.
-    private func withLayerWKV(_ l: Int, _ states: inout [State], reading: Reading?, ws: Workspace, rows: BatchRows,
+    private func withLayerWKV(_ l: Int, _ states: inout [State], reading: SharedBase?, ws: Workspace, rows: BatchRows,
                               _ body: ([UnsafeMutablePointer<Float>]) -> Void) {
         let c = model.config, layerSize = c.nHead * c.headSize * c.headSize, offset = l * layerSize
         if let reading {
@@ -353,7 +353,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     /// Token shift: fills `ws.prev` with each row's predecessor in `ws.xln` (for a sequence's first
     /// token its parent's last row, or the row its state saved: a read's base's) and saves each
     /// sequence's last row in its state (in a read, the kept ones').
-    private func tokenShift(layer l: Int, ws: Workspace, rows: BatchRows, states: inout [State], reading: Reading?,
+    private func tokenShift(layer l: Int, ws: Workspace, rows: BatchRows, states: inout [State], reading: SharedBase?,
                             _ saved: WritableKeyPath<State, [Float]>) {
         let C = model.config.nEmbd
         for i in rows.starts.indices {
