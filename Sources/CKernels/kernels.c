@@ -23,7 +23,7 @@ static void matvec_scalar(int dtype, const void *W, const float *x, float *y, in
 #ifdef RK_X86
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
-AVX2 static inline __m256 load8(int dtype, const char *p) {
+AVX2 static inline __attribute__((always_inline)) __m256 load8(int dtype, const char *p) {
     switch (dtype) {
     case RK_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
     case RK_BF16: {
@@ -34,7 +34,7 @@ AVX2 static inline __m256 load8(int dtype, const char *p) {
     }
 }
 
-AVX2 static inline float hsum8(__m256 v) {
+AVX2 static inline __attribute__((always_inline)) float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
@@ -90,7 +90,7 @@ AVX2 static void matvec_avx2_one(int dtype, const void *W, const float *x, float
 
 #define A512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 
-A512 static inline __m512 load16(int dtype, const char *p) {
+A512 static inline __attribute__((always_inline)) __m512 load16(int dtype, const char *p) {
     switch (dtype) {
     case RK_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
     case RK_BF16: return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
@@ -401,7 +401,7 @@ void rk_wkv7_step(float *S, int H, int N, const float *r, const float *w, const 
 // float); e^r by its Taylor polynomial to r^7 (truncation error below 1e-8 relative on that interval);
 // scalef applies 2^n, giving 0, subnormals and infinity past the float range. The clamp keeps r small
 // for any input; NaN passes through (max and min return their second operand for NaN).
-A512 static inline __m512 exp512(__m512 x) {
+A512 static inline __attribute__((always_inline)) __m512 exp512(__m512 x) {
     x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
     const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504089f)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -420,7 +420,7 @@ A512 static inline __m512 exp512(__m512 x) {
 
 enum activation { ACT_EXP, ACT_SIGMOID, ACT_DECAY };
 
-A512 static inline __m512 activate512(int kind, __m512 v) {
+A512 static inline __attribute__((always_inline)) __m512 activate512(int kind, __m512 v) {
     if (kind == ACT_EXP) return exp512(v);
     const __m512 one = _mm512_set1_ps(1.0f);
     const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
