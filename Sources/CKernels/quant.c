@@ -285,7 +285,7 @@ int rk_qmatvec_int8_ref(int dtype, const void *W, const float *x, float *y, int6
 Q_AVX2 static void dq_avx2(int dtype, const uint8_t *src, float *dst, int64_t nb) { dq_impl(dtype, src, dst, nb); }
 Q_A5 static void dq_avx512(int dtype, const uint8_t *src, float *dst, int64_t nb) { dq_impl(dtype, src, dst, nb); }
 
-Q_AVX2 static inline float q_hsum8(__m256 v) {
+Q_AVX2 static inline __attribute__((always_inline)) float q_hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
@@ -325,8 +325,8 @@ Q_AVX2 static void qmatvec_avx2(int dtype, const void *W, const float *x, float 
 // That regrouping changes only the fp32 rounding, not what is computed. Two accumulators per row
 // halve the dependency chain through the adds.
 
-Q_A5 static inline __m512 z_bytes_i8(const uint8_t *p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p))); }
-Q_A5 static inline __m512i z_bytes_u8(const uint8_t *p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)); }
+Q_A5 static inline __attribute__((always_inline)) __m512 z_bytes_i8(const uint8_t *p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p))); }
+Q_A5 static inline __attribute__((always_inline)) __m512i z_bytes_u8(const uint8_t *p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)); }
 Q_A5 static inline float z_half(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8))); }
 
 Q_A5 static float q8_0_row_avx512(const uint8_t *p, const float *x, int64_t nb) {
