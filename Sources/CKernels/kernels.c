@@ -418,11 +418,18 @@ A512 static inline __attribute__((always_inline)) __m512 exp512(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
-enum activation { ACT_EXP, ACT_SIGMOID, ACT_DECAY };
+enum activation { ACT_EXP, ACT_SIGMOID, ACT_DECAY, ACT_TANH };
 
 A512 static inline __attribute__((always_inline)) __m512 activate512(int kind, __m512 v) {
     if (kind == ACT_EXP) return exp512(v);
     const __m512 one = _mm512_set1_ps(1.0f);
+    if (kind == ACT_TANH) {
+        // tanh|x| = (1 − e^(−2|x|)) / (1 + e^(−2|x|)), the sign put back: absolute error a few 1e-8.
+        const __m512 e = exp512(_mm512_mul_ps(_mm512_set1_ps(-2.0f), _mm512_abs_ps(v)));
+        const __m512 t = _mm512_div_ps(_mm512_sub_ps(one, e), _mm512_add_ps(one, e));
+        return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(t),
+                                                   _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int)0x80000000u))));
+    }
     const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
     return kind == ACT_SIGMOID ? s : exp512(_mm512_mul_ps(_mm512_set1_ps(-DECAY_SCALE), s));
 }
@@ -452,6 +459,13 @@ void rk_decay(const float *x, const float *bias, float *out, int64_t n) {
     if (rk_simd_level() >= 2) { activate_avx512(ACT_DECAY, x, bias, out, n); return; }
 #endif
     for (int64_t i = 0; i < n; i++) out[i] = expf(-DECAY_SCALE * sigmoid_scalar(x[i] + (bias ? bias[i] : 0.0f)));
+}
+
+void rk_tanh(const float *x, float *out, int64_t n) {
+#ifdef RK_X86
+    if (rk_simd_level() >= 2) { activate_avx512(ACT_TANH, x, NULL, out, n); return; }
+#endif
+    for (int64_t i = 0; i < n; i++) out[i] = tanhf(x[i]);
 }
 
 void rk_exp(const float *x, float *out, int64_t n) {

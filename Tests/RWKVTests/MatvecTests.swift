@@ -183,8 +183,9 @@ final class MatvecTests: XCTestCase {
     }
 
     /// The time mix's activations on this machine's path against double precision: the exponential
-    /// within 2 ulp wherever e^x is a normal float, 0 and infinity past the range, NaN kept; sigmoid and
-    /// decay with and without a bias, every length through the vector body and the tail.
+    /// within 2 ulp wherever e^x is a normal float, 0 and infinity past the range, NaN kept; tanh within
+    /// 3e-7, ±1 past the range, NaN kept; sigmoid and decay with and without a bias, every length through
+    /// the vector body and the tail.
     func testActivationsMatchDoublePrecision() {
         var x: [Float] = stride(from: -103.0, through: 88.5, by: 0.173).map { Float($0) }
         var rng = SystemRandomNumberGenerator()
@@ -207,6 +208,22 @@ final class MatvecTests: XCTestCase {
         XCTAssertEqual(out[6], 0)
         XCTAssertTrue(out[7].isNaN)
         XCTAssertEqual(Array(out[8...]), [1, 1])
+
+        var t = [Float](repeating: .nan, count: x.count)
+        rk_tanh(x, &t, Int64(x.count))
+        for (v, got) in zip(x, t) {
+            let want = Foundation.tanh(Double(v))
+            XCTAssertEqual(Double(got), want, accuracy: 3e-7, "tanh(\(v))")
+        }
+        let small: [Float] = [1e-30, -1e-8, 1e-4, -0.01, 0.3]
+        var ts = [Float](repeating: .nan, count: small.count)
+        rk_tanh(small, &ts, Int64(small.count))
+        for (v, got) in zip(small, ts) { XCTAssertEqual(Double(got), Foundation.tanh(Double(v)), accuracy: 3e-7, "tanh(\(v))") }
+        var tEdges = [Float](repeating: 0, count: edges.count)
+        rk_tanh(edges, &tEdges, Int64(edges.count))
+        XCTAssertEqual(Array(tEdges[0..<6]), [-1, -1, 1, 1, 1, 1])
+        XCTAssertEqual(tEdges[6], -1)
+        XCTAssertTrue(tEdges[7].isNaN)
 
         for n in [1, 15, 16, 17, 40, 768] {
             let v = (0..<n).map { _ in Float.random(in: -30...30, using: &rng) }

@@ -80,6 +80,9 @@ void rk_to_f32(int dtype, const void *src, float *dst, int64_t n);
 /// At SIMD level 2 and above the exponential is the kernels' own (rk_exp), below it libm's expf.
 void rk_sigmoid(const float *x, const float *bias, float *out, int64_t n);
 void rk_decay(const float *x, const float *bias, float *out, int64_t n);
+/// out = tanh(x) over n values, in place allowed: libm's tanhf below SIMD level 2; at level 2 and above
+/// from rk_exp's exponential, within 3e-7 of tanh absolutely (the LoRA product after it reads it so).
+void rk_tanh(const float *x, float *out, int64_t n);
 
 /// out = e^x over n values with the exponential rk_sigmoid and rk_decay use at this SIMD level
 /// (tests measure its error against libm).

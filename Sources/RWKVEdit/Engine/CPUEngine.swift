@@ -205,7 +205,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         }
         let (nW, nG) = (w.w1.rows, w.g1.rows)
         forRows(T) { rows in
-            for i in (rows.lowerBound * nW)..<(rows.upperBound * nW) { ws.loraW[i] = tanh(ws.loraW[i]) }
+            rk_tanh(ws.loraW + rows.lowerBound * nW, ws.loraW + rows.lowerBound * nW, Int64(rows.count * nW))
             rk_sigmoid(ws.loraG + rows.lowerBound * nG, nil, ws.loraG + rows.lowerBound * nG, Int64(rows.count * nG))
         }
         var second: [Product] = [Product(W: w.w2, x: ws.loraW, y: ws.w), Product(W: w.a2, x: ws.loraA, y: ws.a)]
@@ -246,19 +246,19 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         // The WKV recurrence, token by token within each sequence, each (sequence, head) on its own, as
         // one parallel task per generation (a continuing sequence starts from its parent's matrices
         // after the parent's tokens); then per head the group norm, the r·k bonus and the gate.
-        let layerSize = H * N * N
         w.lnXWeight.withUnsafeBufferPointer { lw in
             w.lnXBias.withUnsafeBufferPointer { lb in
                 w.rK.withUnsafeBufferPointer { rk in
-                    withLayerWKV(l, &states, reading: reading, ws: ws, rows: batchRows) { wkv in
+                    withLayerWKV(l, &states, reading: reading, ws: ws, rows: batchRows) { wkv, start in
                         for members in batchRows.generations {
-                            for i in members {
-                                if let p = batchRows.parents[i] { wkv[i].update(from: wkv[p], count: layerSize) }
-                            }
                             pool.run(chunks: members.count * H) { chunk in
                                 let (m, h) = chunk.quotientAndRemainder(dividingBy: H)
                                 let i = members[m]
                                 let S = wkv[i] + h * N * N
+                                // Each head's matrix is copied where it is used, by the thread that runs it.
+                                if let from = batchRows.parents[i].map({ UnsafePointer(wkv[$0]) }) ?? start {
+                                    S.update(from: from + h * N * N, count: N * N)
+                                }
                                 for t in batchRows.starts[i]...batchRows.last(i) {
                                     let o = t * C + h * N
                                     rk_wkv7_step(S, 1, Int32(N), ws.r + o, ws.w + o, ws.k + o, ws.v + o, ws.kk + o, ws.a + o, ws.y + o)
@@ -315,21 +315,19 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         pool.run(chunks: parts) { c in body((c * T / parts)..<((c + 1) * T / parts)) }
     }
 
-    /// `body` with a pointer to each sequence's WKV matrices of layer `l`, all valid at once: in its
-    /// state (each state's buffer made its own first, as a mutation does), or, in a read, in the
-    /// workspace's scratch, where the sequences that continue no other get the base's first and from
-    /// where the kept states get theirs after.
+    /// `body` with a pointer to each sequence's WKV matrices of layer `l`, all valid at once, and where
+    /// those of a sequence that continues no other start (nil: they are already there). They are in
+    /// its state (each state's buffer made its own first, as a mutation does), or, in a read, in the
+    /// workspace's scratch, starting from the base's, and from where the kept states get theirs after.
+    /// (A sequence that continues another starts from its parent's.)
     private func withLayerWKV(_ l: Int, _ states: inout [State], reading: SharedBase?, ws: Workspace, rows: BatchRows,
-                              _ body: ([UnsafeMutablePointer<Float>]) -> Void) {
+                              _ body: ([UnsafeMutablePointer<Float>], UnsafePointer<Float>?) -> Void) {
         let c = model.config, layerSize = c.nHead * c.headSize * c.headSize, offset = l * layerSize
         if let reading {
             let count = reading.slot.count
             let scratch = ws.wkvScratch(count * layerSize)
             let wkv = (0..<count).map { scratch + $0 * layerSize }
-            reading.base.wkv.withUnsafeBufferPointer { base in
-                for i in 0..<count where rows.parents[i] == nil { wkv[i].update(from: base.baseAddress! + offset, count: layerSize) }
-            }
-            body(wkv)
+            reading.base.wkv.withUnsafeBufferPointer { base in body(wkv, base.baseAddress! + offset) }
             for (i, j) in reading.slot.enumerated() {
                 guard let j else { continue }
                 states[j].wkv.withUnsafeMutableBufferPointer { ($0.baseAddress! + offset).update(from: wkv[i], count: layerSize) }
@@ -340,7 +338,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
             var pointers: [UnsafeMutablePointer<Float>] = []
             pointers.reserveCapacity(all.count)
             func nest(_ i: Int) {
-                guard i < all.count else { return body(pointers) }
+                guard i < all.count else { return body(pointers, nil) }
                 all[i].wkv.withUnsafeMutableBufferPointer { p in
                     pointers.append(p.baseAddress! + offset)
                     nest(i + 1)
