@@ -400,11 +400,11 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     func linear(_ products: [Product], _ T: Int) {
         var chunks: [(product: Int, begin: Int, end: Int)] = []
         for (i, p) in products.enumerated() {
-            // One vector: one contiguous share of the rows per thread, each streaming a single range of the
-            // weights (blocks of ~64 KiB, up to 4 per thread, decoded 0.4B f16/bf16/Q4_K_M files up to 5%
-            // slower: one more stream to start per block, a thread left waiting for the other's last). A few vectors:
-            // blocks of ~64 KiB of weights, at most 4 per thread. GEMM: tall blocks reuse each packed
-            // activation tile, so two per thread of at least 128 rows. Whole 4-row tiles in every case.
+            // One vector: each thread one contiguous share of the rows, so that it streams a single range of
+            // the weights (blocks of ~64 KiB, up to 4 per thread, decoded 0.4B f16/bf16/Q4_K_M files up to 5%
+            // slower: a stream to restart per block, and a thread left waiting for the other's last block).
+            // A few vectors: blocks of ~64 KiB of weights, at most 4 per thread. GEMM: tall blocks reuse each
+            // packed activation tile, so two per thread of at least 128 rows. Whole 4-row tiles in every case.
             let bytes = p.W.byteCount
             let blocks = pool.size == 1 ? 1
                 : T == 1 ? pool.size
@@ -553,4 +553,3 @@ private final class Workspace {
         scratch?.pointer.deallocate()
     }
 }
-
