@@ -241,8 +241,16 @@ final class EngineTests: XCTestCase {
     func testInvalidInputsAreTypedErrors() throws {
         let engine = CPUEngine(model: try ModelLoader.load(path: Fixtures.tinySafetensors))
         var s = engine.newState()
+        _ = try engine.forward([1, 2, 3], state: &s)
+        let fed = s
+        // A throw leaves the state as it was (the one-sequence forward moves it into the pass).
         XCTAssertThrowsError(try engine.forward([256], state: &s)) { XCTAssertTrue($0 is RWKVError) }
         XCTAssertThrowsError(try engine.forward([], state: &s)) { XCTAssertTrue($0 is RWKVError) }
+        XCTAssertEqual(s, fed)
+        var wrongShape = State(nLayer: 2, nEmbd: 64, nHead: 1, headSize: 64)
+        let before = wrongShape
+        XCTAssertThrowsError(try engine.forward([1], state: &wrongShape)) { XCTAssertTrue($0 is RWKVError) }
+        XCTAssertEqual(wrongShape, before)
         var wrong = [State(nLayer: 2, nEmbd: 64, nHead: 1, headSize: 64)]
         XCTAssertThrowsError(try engine.forward([[1]], states: &wrong, allLogits: false)) { XCTAssertTrue($0 is RWKVError) }
     }

@@ -41,6 +41,16 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         try run(BranchingBatch(batch), states: &states, from: nil, allLogits: allLogits, resuming: nil, keeping: nil).logits
     }
 
+    /// The state is moved into a batch of one, not copied: a second reference to its buffers would make
+    /// the pass copy them before writing (copy-on-write), every token while decoding (a 0.4B model's
+    /// WKV matrices are 6.3 MB). A pass checks its inputs before it writes, so a throw leaves it untouched.
+    public func forward(_ tokens: [Int], state: inout State) throws -> [Float] {
+        var states = [State(nLayer: 0, nEmbd: 0, nHead: 0, headSize: 0)]
+        swap(&states[0], &state)
+        defer { swap(&states[0], &state) }
+        return try forward([tokens], states: &states, allLogits: false)[0]
+    }
+
     public func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool,
                         keepingInputsOf layer: Int) throws -> (logits: [[Float]], inputs: LayerInputs) {
         try checkLayer(layer)

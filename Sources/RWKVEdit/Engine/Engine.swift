@@ -10,6 +10,10 @@ public protocol Engine: AnyObject, Sendable {
     /// token, or after every token when `allLogits` (then [T × vocab] flattened).
     func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool) throws -> [[Float]]
 
+    /// One sequence from `state`, processed as a whole prompt (or one token while decoding): the logits
+    /// after its last token. A throw leaves the state as it was.
+    func forward(_ tokens: [Int], state: inout State) throws -> [Float]
+
     /// `forward`, also keeping what enters layer `layer` for every token, so that the same sequences
     /// can be run again from there (`forward(resuming:)`) on states that differ only in that layer
     /// and above. A backend that cannot resume keeps only the tokens.
@@ -216,7 +220,8 @@ extension Engine {
 
     public func newState() -> State { State(config: model.config) }
 
-    /// One sequence, processed as a whole prompt.
+    /// One sequence as a batch of one: the batch holds a copy of the state (so a throw leaves `state`
+    /// as it was), which the pass copies again before it writes (copy-on-write).
     public func forward(_ tokens: [Int], state: inout State) throws -> [Float] {
         var states = [state]
         let out = try forward([tokens], states: &states, allLogits: false)
