@@ -337,7 +337,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
             let count = reading.slot.count
             let scratch = ws.wkvScratch(count * layerSize)
             let wkv = (0..<count).map { scratch + $0 * layerSize }
-            reading.base.wkv.withUnsafeBufferPointer { base in body(wkv, base.baseAddress! + offset) }
+            reading.base.wkv.withUnsafeBufferPointer { base in body(wkv, base.baseAddress.map { $0 + offset }) }
             for (i, j) in reading.slot.enumerated() {
                 guard let j else { continue }
                 states[j].wkv.withUnsafeMutableBufferPointer { ($0.baseAddress! + offset).update(from: wkv[i], count: layerSize) }
