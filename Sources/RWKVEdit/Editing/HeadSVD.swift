@@ -100,14 +100,14 @@ public struct HeadSVD: Sendable {
         guard n > 0, m.count == n * n else { throw EditError.invalid("leading: a \(n)×\(n) matrix needs \(n * n) values, not \(m.count)") }
         // Start from the largest row of Δ (the direction most of ΔᵀΔ's mass points along); the
         // transpose gives the second product of each iteration on the same kernel.
-        let norm2 = m.withUnsafeBufferPointer { rk_sum_squares($0.baseAddress!, Int64(n * n)) }
+        let norm2 = m.withUnsafeBufferPointer(sumOfSquares)
         if norm2 == 0 { return RankOne(sigma: 0, u: [Float](repeating: 0, count: n), v: [Float](repeating: 0, count: n)) }
         var best = 0, bestNorm = -1.0
         var mt = [Float](repeating: 0, count: n * n)
         m.withUnsafeBufferPointer { p in
             mt.withUnsafeMutableBufferPointer { t in
                 for i in 0..<n {
-                    let s = rk_sum_squares(p.baseAddress! + i * n, Int64(n))
+                    let s = sumOfSquares(UnsafeBufferPointer(rebasing: p[(i * n)..<((i + 1) * n)]))
                     if s > bestNorm { bestNorm = s; best = i }
                     for j in 0..<n { t[j * n + i] = p[i * n + j] }
                 }

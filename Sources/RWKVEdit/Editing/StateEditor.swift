@@ -1,4 +1,3 @@
-import CKernels
 import Foundation
 
 /// Value directions of an offline calibration, per head: the leading triplet of
@@ -130,7 +129,7 @@ public struct StateEditor: Sendable {
             try protecting.project(&m, at: h, headSize: n)
             edits.append((h, m))
         }
-        let deltaNorm = Float(edits.reduce(0.0) { sum, edit in sum + edit.1.withUnsafeBufferPointer { $0.isEmpty ? 0 : rk_sum_squares($0.baseAddress!, Int64($0.count)) } }.squareRoot())
+        let deltaNorm = Float(edits.reduce(0.0) { $0 + $1.1.withUnsafeBufferPointer(sumOfSquares) }.squareRoot())
         let done = DispatchTime.now().uptimeNanoseconds
         return EditPlan(method: method, heads: heads, matrices: edits, deltaNorm: deltaNorm, stateNorm: live.wkvNorm(),
                         protectedStatements: protecting.statements, probeSeconds: Double(probed - start) / 1e9, svdSeconds: Double(done - probed) / 1e9)

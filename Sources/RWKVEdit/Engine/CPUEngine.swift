@@ -71,17 +71,20 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     public func read(_ batch: BranchingBatch, from base: State, keepingStatesOf kept: [Int], allLogits: Bool,
                      keepingInputsOf layer: Int?) throws -> BranchReading {
         if let layer { try checkLayer(layer) }
-        var states = kept.map { _ in base }
-        let r = try run(batch, states: &states, from: SharedBase(base: base, kept: kept, count: batch.tokens.count),
-                        allLogits: allLogits, resuming: nil, keeping: layer)
-        return BranchReading(logits: r.logits, states: states, inputs: r.inputs ?? LayerInputs(batch: batch, layer: nil))
+        return try read(batch, from: base, keepingStatesOf: kept, allLogits: allLogits, resuming: nil, keeping: layer)
     }
 
     public func read(resuming inputs: LayerInputs, from base: State, keepingStatesOf kept: [Int], allLogits: Bool) throws -> BranchReading {
+        try read(inputs.batch, from: base, keepingStatesOf: kept, allLogits: allLogits, resuming: inputs.layer == nil ? nil : inputs,
+                 keeping: nil)
+    }
+
+    private func read(_ batch: BranchingBatch, from base: State, keepingStatesOf kept: [Int], allLogits: Bool,
+                      resuming: LayerInputs?, keeping layer: Int?) throws -> BranchReading {
         var states = kept.map { _ in base }
-        let logits = try run(inputs.batch, states: &states, from: SharedBase(base: base, kept: kept, count: inputs.batch.tokens.count),
-                             allLogits: allLogits, resuming: inputs.layer == nil ? nil : inputs, keeping: nil).logits
-        return BranchReading(logits: logits, states: states, inputs: inputs)
+        let r = try run(batch, states: &states, from: SharedBase(base: base, kept: kept, count: batch.tokens.count),
+                        allLogits: allLogits, resuming: resuming, keeping: layer)
+        return BranchReading(logits: r.logits, states: states, inputs: resuming ?? r.inputs ?? LayerInputs(batch: batch, layer: nil))
     }
 
     private func checkLayer(_ layer: Int) throws {

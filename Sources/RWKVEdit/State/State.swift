@@ -97,9 +97,15 @@ public struct State: Sendable, Equatable {
     public func wkvNorm(layers: Range<Int>? = nil) -> Float {
         let r = (layers ?? 0..<nLayer).clamped(to: 0..<nLayer)
         let n = nHead * headElementCount
-        let s = wkv.withUnsafeBufferPointer { rk_sum_squares($0.baseAddress! + r.lowerBound * n, Int64(r.count * n)) }
+        let s = wkv.withUnsafeBufferPointer { sumOfSquares(UnsafeBufferPointer(rebasing: $0[(r.lowerBound * n)..<(r.upperBound * n)])) }
         return Float(s.squareRoot())
     }
+}
+
+/// Σ x² accumulated in double precision (the kernels' rk_sum_squares); 0 for no values.
+func sumOfSquares(_ x: UnsafeBufferPointer<Float>) -> Double {
+    guard let p = x.baseAddress, !x.isEmpty else { return 0 }
+    return rk_sum_squares(p, Int64(x.count))
 }
 
 extension State {
