@@ -185,7 +185,7 @@ static void qmatvec_portable(int dtype, const void *W, const float *x, float *y,
 }
 
 
-// The int8-activation products (SIMD level 3, AVX512-VNNI), for one input vector:
+// The int8-activation products (SIMD levels 3, AVX512-VNNI, and 1, AVX2), for one input vector:
 // x is quantised to int8 once per call, symmetric per block of 32 (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1
 // weights) or of 256 (the K-quants): d = max|x| / 127, q = round-to-nearest-even(x · 127 / max|x|),
 // so x ≈ d · q. Each weight block is an integer q_w times a float scale (plus a float min for the _1
@@ -193,7 +193,8 @@ static void qmatvec_portable(int dtype, const void *W, const float *x, float *y,
 // int32) plus the min or offset times Σ q_x: the only rounding beyond the fp32 path's is x's own
 // quantisation (relative error about 1/254 of each block's largest |x|), the same trade llama.cpp
 // makes. The scalar reference below computes exactly that; the VNNI kernels compute it with
-// _mm512_dpbusd_epi32 (unsigned × signed bytes, four products summed per int32 lane).
+// _mm512_dpbusd_epi32 (unsigned × signed bytes, four products summed per int32 lane), the AVX2 ones
+// with _mm256_maddubs_epi16 and _mm256_madd_epi16.
 
 // x[0, n) in blocks of `blk`: q the int8 values, d one scale per block.
 static void act_quant_portable(const float *x, int64_t n, int blk, int8_t *q, float *d) {
@@ -739,6 +740,173 @@ Q_VN static float q4_1_row_vnni(const uint8_t *p, const int8_t *xq, const float 
 Q_VN static float q5_0_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xsb, int64_t nb) { return q4q5_row_vnni(p, xq, xd, xsb, nb, 0, 1); }
 Q_VN static float q5_1_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xsb, int64_t nb) { return q4q5_row_vnni(p, xq, xd, xsb, nb, 1, 1); }
 
+// ---------------------------------------------------------------------------------------------
+// The int8-activation kernels on AVX2 (SIMD level 1), the same arithmetic as the VNNI ones above (see
+// rk_qmatvec_int8_ref) with AVX2's byte products: maddubs multiplies unsigned weight bytes by signed
+// activation bytes and adds neighbouring pairs into int16 with saturation, which never happens here:
+// a pair is at most 2 · 63 · 127 (6-bit weights) or 2 · 128 · 127 (Q8_0, below); madd then sums
+// pairs of int16 into int32 (against ones, or against the sub-blocks' int16 scales). Q8_0's weights
+// are signed: |w| times x with w's sign (sign_epi8), as x is never −128. Per super-block the K-quants'
+// int32 sums stay below 2^31 (8 sub-blocks · 32 · 31 · 127 · 63 for Q5_K), so the sub-blocks' integer
+// scales are applied exactly and one float scale per block or super-block follows.
+
+// The activations as act_quant_portable quantises them (the same values), in blocks of 32 or 256, with
+// s16[j] = Σ q over the j-th 16 when s16 is not NULL (|Σ| ≤ 16 · 127).
+Q_AVX2 static void act_quant_avx2(const float *x, int64_t n, const int blk, int8_t *q, float *d, int16_t *s16) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < n / blk; b++) {
+        const float *xb = x + b * blk;
+        __m256 m = _mm256_setzero_ps();
+        for (int j = 0; j < blk; j += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(xb + j)));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+        const float amax = _mm_cvtss_f32(h);
+        const __m256 id = _mm256_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+        d[b] = amax / 127.0f;
+        for (int j = 0; j < blk; j += 32) {
+            __m256i v[4];
+            for (int i = 0; i < 4; i++) v[i] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + j + 8 * i), id));
+            if (s16) {
+                for (int i = 0; i < 2; i++) {
+                    const __m256i s = _mm256_add_epi32(v[2 * i], v[2 * i + 1]);
+                    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+                    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
+                    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
+                    s16[(b * blk + j) / 16 + i] = (int16_t)_mm_cvtsi128_si32(t);
+                }
+            }
+            // |q| ≤ 127, so the saturating packs are exact; they interleave the 128-bit lanes, which the
+            // permute puts back in order.
+            const __m256i w = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+            _mm256_storeu_si256((__m256i *)(q + b * blk + j), _mm256_permutevar8x32_epi32(w, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+        }
+    }
+}
+
+Q_AVX2 Q_INLINE __m256i y_dot_u8s8(__m256i u, __m256i s) { return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)); }
+
+Q_AVX2 Q_INLINE float y_half(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8))); }
+
+Q_AVX2 Q_INLINE int32_t y_hsum_i32(__m256i v) {
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
+    return _mm_cvtsi128_si32(t);
+}
+
+Q_AVX2 static float q8_0_row_avx2(const uint8_t *p, const int8_t *xq, const float *xd, int64_t nb) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, p += 34) {
+        const __m256i w = _mm256_loadu_si256((const __m256i *)(p + 2)), x = _mm256_loadu_si256((const __m256i *)(xq + 32 * b));
+        const __m256 s = _mm256_cvtepi32_ps(y_dot_u8s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)));
+        const __m256 scale = _mm256_set1_ps(y_half(p) * xd[b]);
+        if (b & 1) a1 = _mm256_fmadd_ps(s, scale, a1);
+        else a0 = _mm256_fmadd_ps(s, scale, a0);
+    }
+    return q_hsum8(_mm256_add_ps(a0, a1));
+}
+
+// Q4_0, Q4_1, Q5_0, Q5_1: a block's 16 bytes of nibbles give weights 0–15 (low nibbles) in the lower
+// 128-bit lane and 16–31 (high nibbles) in the upper, in x's order; Q5_x's fifth bits (bit j of qh for
+// weight j) spread to bytes by a shuffle and a compare. The offset (−8 or −16 times d) or the minimum
+// multiplies Σ q_x of the block (xsb), one scalar multiply–add per block.
+Q_AVX2 Q_INLINE float q4q5_row_avx2(const uint8_t *p, const int8_t *xq, const float *xd, const int32_t *xsb, int64_t nb,
+                                    const int has_min, const int bits5) {
+    const int64_t stride = 18 + (has_min ? 2 : 0) + (bits5 ? 4 : 0), qs_at = (has_min ? 4 : 2) + (bits5 ? 4 : 0);
+    const float offset = has_min ? 0.0f : (bits5 ? 16.0f : 8.0f);
+    const __m256i low4 = _mm256_set1_epi8(15), sixteen = _mm256_set1_epi8(16);
+    const __m256i spread = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    float corr = 0.0f;
+    for (int64_t b = 0; b < nb; b++, p += stride) {
+        const __m128i qs = _mm_loadu_si128((const __m128i *)(p + qs_at));
+        __m256i w = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), low4);
+        if (bits5) {
+            uint32_t qh;
+            memcpy(&qh, p + qs_at - 4, 4);
+            const __m256i h = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread), bit);
+            w = _mm256_or_si256(w, _mm256_and_si256(_mm256_cmpeq_epi8(h, bit), sixteen));
+        }
+        const __m256 s = _mm256_cvtepi32_ps(y_dot_u8s8(w, _mm256_loadu_si256((const __m256i *)(xq + 32 * b))));
+        const float d = y_half(p) * xd[b];
+        if (b & 1) a1 = _mm256_fmadd_ps(s, _mm256_set1_ps(d), a1);
+        else a0 = _mm256_fmadd_ps(s, _mm256_set1_ps(d), a0);
+        corr += (has_min ? y_half(p + 2) * xd[b] : -offset * d) * (float)xsb[b];
+    }
+    return q_hsum8(_mm256_add_ps(a0, a1)) + corr;
+}
+
+// Q4_K / Q5_K: 32 bytes of qs hold sub-blocks 2g (low nibbles) and 2g+1 (high nibbles); each
+// sub-block's int16 pair sums are multiplied by its 6-bit scale (madd), all eight summed in int32;
+// the minimums' term dmin · Σ m_i · Σ q_x over sub-block i is one int16 dot product of eight (xs32).
+Q_AVX2 Q_INLINE float q4k_q5k_row_avx2(const uint8_t *p, const int8_t *xq, const float *xd, const int16_t *xs32, int64_t nb,
+                                       const int bits5) {
+    const __m256i low4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+    const int64_t stride = bits5 ? 176 : 144;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t b = 0; b < nb; b++, p += stride, xq += 256, xs32 += 8) {
+        uint64_t sc, mn;
+        k_scales_mins8(p + 4, &sc, &mn);
+        const __m128i mnsum = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn)), _mm_loadu_si128((const __m128i *)xs32));
+        const uint8_t *qs = p + (bits5 ? 48 : 16);
+        const __m256i hb = bits5 ? _mm256_loadu_si256((const __m256i *)(p + 16)) : _mm256_setzero_si256();
+        __m256i acc = _mm256_setzero_si256();
+        for (int g = 0; g < 4; g++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * g));
+            __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+            if (bits5) {
+                // Bit 2g of qh[l] is the fifth bit of weight 64g + l, bit 2g+1 that of weight 64g + 32 + l.
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * g), one), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * g + 1), one), 4));
+            }
+            const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(xq + 64 * g)));
+            const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xq + 64 * g + 32)));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(plo, _mm256_set1_epi16((short)((sc >> (16 * g)) & 0xFF))));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(phi, _mm256_set1_epi16((short)((sc >> (16 * g + 8)) & 0xFF))));
+        }
+        const float d = y_half(p) * xd[b];
+        if (b & 1) a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(d), a1);
+        else a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(d), a0);
+        __m128i t = _mm_add_epi32(mnsum, _mm_shuffle_epi32(mnsum, 0x4E));
+        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
+        mins += y_half(p + 2) * xd[b] * (float)_mm_cvtsi128_si32(t);
+    }
+    return q_hsum8(_mm256_add_ps(a0, a1)) - mins;
+}
+
+// Q6_K: weight e = 128h + 32t + l takes its low four bits from ql[64h + 32(t mod 2) + l] (the high
+// nibble when t ≥ 2) and its top two from qh[32h + l] >> 2t; a 32-weight step spans two scales, one
+// per 128-bit lane of the int16 pair sums. The −32 is −32 · Σ_j sc_j · Σ q_x over the j-th 16 (xs16),
+// the accumulator's start.
+Q_AVX2 static float q6k_row_avx2(const uint8_t *p, const int8_t *xq, const float *xd, const int16_t *xs16, int64_t nb) {
+    const __m256i low4 = _mm256_set1_epi8(15), three = _mm256_set1_epi8(3);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, p += 210, xq += 256, xs16 += 16) {
+        const int8_t *sc = (const int8_t *)(p + 192);
+        const __m256i off = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc)), _mm256_loadu_si256((const __m256i *)xs16));
+        __m256i acc = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
+        for (int h = 0; h < 2; h++) {
+            const __m256i hb = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
+            for (int t = 0; t < 4; t++) {
+                __m256i lo = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32 * (t & 1)));
+                if (t >= 2) lo = _mm256_srli_epi16(lo, 4);
+                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * t), three);
+                const __m256i q = _mm256_or_si256(_mm256_and_si256(lo, low4), _mm256_slli_epi16(hi, 4));
+                const __m256i pr = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)(xq + 128 * h + 32 * t)));
+                const int j = 8 * h + 2 * t;
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pr, _mm256_set_m128i(_mm_set1_epi16(sc[j + 1]), _mm_set1_epi16(sc[j]))));
+            }
+        }
+        const float d = y_half(p + 208) * xd[b];
+        if (b & 1) a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(d), a1);
+        else a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(d), a0);
+    }
+    return q_hsum8(_mm256_add_ps(a0, a1));
+}
+
 
 // ---------------------------------------------------------------------------------------------
 // Pieces the int8 prompt GEMM (gemm.c, quant_vnni.h) shares with the kernels above.
@@ -798,37 +966,37 @@ Q_VN void rk_kquant_unpack_vnni(int dtype, const uint8_t *p, uint8_t *q, float *
 }
 
 // The most weight bytes per call for which several vectors take the int8 kernels one by one.
-#define Q_VNNI_L2_BYTES (512 * 1024)
+#define Q_INT8_L2_BYTES (512 * 1024)
 
-// The widest rows the VNNI path takes (its quantised copy of x lives on the stack); wider ones take
+// The widest rows the int8 paths take (their quantised copy of x lives on the stack); wider ones take
 // the fp32 kernels.
-#define Q_VNNI_MAX_COLS 16384
+#define Q_INT8_MAX_COLS 16384
 
 /// One input vector over rows [rb, re) through the int8 kernels; 0 for a type they do not cover.
 // The rows are contiguous, so a product streams its weights linearly: before each row, ask for the
 // lines Q_PREFETCH bytes past it, far enough for as many loads in flight as the float matrix–vector
 // kernels keep (kernels.c).
 #define Q_PREFETCH 8192
-Q_VN static inline void q_prefetch_past(const uint8_t *row, int64_t row_bytes) {
+static inline void q_prefetch_past(const uint8_t *row, int64_t row_bytes) {
     for (int64_t o = 0; o < row_bytes; o += 64) _mm_prefetch((const char *)row + Q_PREFETCH + o, _MM_HINT_T0);
 }
 
 Q_VN static int qmatvec1_vnni(int dtype, const void *W, const float *x, float *y, int64_t cols, int64_t rb, int64_t re) {
-    if (cols > Q_VNNI_MAX_COLS) return 0;
+    if (cols > Q_INT8_MAX_COLS) return 0;
     const int64_t be = rk_block_elems(dtype), nb = cols / be, row_bytes = nb * rk_block_bytes(dtype);
     const uint8_t *base = (const uint8_t *)W;
-    int8_t xq[Q_VNNI_MAX_COLS] __attribute__((aligned(64)));
-    float xd[Q_VNNI_MAX_COLS / 32];
+    int8_t xq[Q_INT8_MAX_COLS] __attribute__((aligned(64)));
+    float xd[Q_INT8_MAX_COLS / 32];
     switch (dtype) {
     case RK_Q8_0: {
-        int32_t xc[Q_VNNI_MAX_COLS / 4];
+        int32_t xc[Q_INT8_MAX_COLS / 4];
         act_quant_vnni(x, cols, 32, xq, xd, xc, NULL, NULL);
         for (int64_t r = rb; r < re; r++) { q_prefetch_past(base + r * row_bytes, row_bytes); y[r] = q8_0_row_vnni(base + r * row_bytes, xq, xd, xc, nb); }
         return 1;
     }
     case RK_Q4_0: case RK_Q4_1: case RK_Q5_0: case RK_Q5_1: {
-        float xs[Q_VNNI_MAX_COLS / 16], xsb[Q_VNNI_MAX_COLS / 32];
-        int16_t xsi[Q_VNNI_MAX_COLS / 16];
+        float xs[Q_INT8_MAX_COLS / 16], xsb[Q_INT8_MAX_COLS / 32];
+        int16_t xsi[Q_INT8_MAX_COLS / 16];
         act_quant_vnni(x, cols, 32, xq, xd, NULL, xs, xsi);
         for (int64_t b = 0; b < nb; b++) xsb[b] = xs[2 * b] + xs[2 * b + 1];
         float (*row)(const uint8_t *, const int8_t *, const float *, const float *, int64_t) =
@@ -837,8 +1005,8 @@ Q_VN static int qmatvec1_vnni(int dtype, const void *W, const float *x, float *y
         return 1;
     }
     case RK_Q4_K: case RK_Q5_K: case RK_Q6_K: {
-        float xs[Q_VNNI_MAX_COLS / 16];
-        int16_t xsi[Q_VNNI_MAX_COLS / 16];
+        float xs[Q_INT8_MAX_COLS / 16];
+        int16_t xsi[Q_INT8_MAX_COLS / 16];
         act_quant_vnni(x, cols, 256, xq, xd, NULL, xs, xsi);
         for (int64_t r = rb; r < re; r++) {
             q_prefetch_past(base + r * row_bytes, row_bytes);
@@ -848,6 +1016,47 @@ Q_VN static int qmatvec1_vnni(int dtype, const void *W, const float *x, float *y
         }
         return 1;
     }
+    default: return 0;
+    }
+}
+
+Q_AVX2 static int qmatvec1_avx2(int dtype, const void *W, const float *x, float *y, int64_t cols, int64_t rb, int64_t re) {
+    if (cols > Q_INT8_MAX_COLS) return 0;
+    const int64_t be = rk_block_elems(dtype), nb = cols / be, row_bytes = nb * rk_block_bytes(dtype);
+    const uint8_t *base = (const uint8_t *)W;
+    int8_t xq[Q_INT8_MAX_COLS] __attribute__((aligned(32)));
+    float xd[Q_INT8_MAX_COLS / 32];
+    int16_t xs[Q_INT8_MAX_COLS / 16];
+    switch (dtype) {
+    case RK_Q8_0:
+        act_quant_avx2(x, cols, 32, xq, xd, NULL);
+        for (int64_t r = rb; r < re; r++) { q_prefetch_past(base + r * row_bytes, row_bytes); y[r] = q8_0_row_avx2(base + r * row_bytes, xq, xd, nb); }
+        return 1;
+    case RK_Q4_0: case RK_Q4_1: case RK_Q5_0: case RK_Q5_1: {
+        const int has_min = dtype == RK_Q4_1 || dtype == RK_Q5_1, bits5 = dtype == RK_Q5_0 || dtype == RK_Q5_1;
+        int32_t xsb[Q_INT8_MAX_COLS / 32];
+        act_quant_avx2(x, cols, 32, xq, xd, xs);
+        for (int64_t b = 0; b < nb; b++) xsb[b] = xs[2 * b] + xs[2 * b + 1];
+        for (int64_t r = rb; r < re; r++) {
+            q_prefetch_past(base + r * row_bytes, row_bytes);
+            y[r] = q4q5_row_avx2(base + r * row_bytes, xq, xd, xsb, nb, has_min, bits5);
+        }
+        return 1;
+    }
+    case RK_Q4_K: case RK_Q5_K: {
+        int16_t xs32[Q_INT8_MAX_COLS / 32];
+        act_quant_avx2(x, cols, 256, xq, xd, xs);
+        for (int64_t i = 0; i < cols / 32; i++) xs32[i] = (int16_t)(xs[2 * i] + xs[2 * i + 1]);
+        for (int64_t r = rb; r < re; r++) {
+            q_prefetch_past(base + r * row_bytes, row_bytes);
+            y[r] = q4k_q5k_row_avx2(base + r * row_bytes, xq, xd, xs32, nb, dtype == RK_Q5_K);
+        }
+        return 1;
+    }
+    case RK_Q6_K:
+        act_quant_avx2(x, cols, 256, xq, xd, xs);
+        for (int64_t r = rb; r < re; r++) { q_prefetch_past(base + r * row_bytes, row_bytes); y[r] = q6k_row_avx2(base + r * row_bytes, xq, xd, xs, nb); }
+        return 1;
     default: return 0;
     }
 }
@@ -895,11 +1104,14 @@ void rk_qmatvec_at(int level, int dtype, const void *W, const float *x, float *y
                    int64_t rows_total, int64_t rb, int64_t re) {
 #ifdef RK_X86
     if (level > rk_simd_level()) level = rk_simd_level();
-    // Several vectors go through the int8 kernels one at a time while the row range's weights fit in
-    // L2 (the engine's row blocks of about 64 KiB), so that they are read from memory once.
-    if (level >= 3 && (nvec == 1 || (re - rb) * (cols / rk_block_elems(dtype)) * rk_block_bytes(dtype) <= Q_VNNI_L2_BYTES)) {
+    // The int8 kernels: VNNI (level 3) or AVX2 (level 1; level 2 keeps its fused fp32 kernels). Several
+    // vectors go through them one at a time while the row range's weights fit in L2 (the engine's row
+    // blocks of about 64 KiB), so that they are read from memory once.
+    if ((level >= 3 || level == 1) && (nvec == 1 || (re - rb) * (cols / rk_block_elems(dtype)) * rk_block_bytes(dtype) <= Q_INT8_L2_BYTES)) {
         int done = 1;
-        for (int v = 0; v < nvec && done; v++) done = qmatvec1_vnni(dtype, W, x + (int64_t)v * cols, y + (int64_t)v * rows_total, cols, rb, re);
+        for (int v = 0; v < nvec && done; v++)
+            done = level >= 3 ? qmatvec1_vnni(dtype, W, x + (int64_t)v * cols, y + (int64_t)v * rows_total, cols, rb, re)
+                              : qmatvec1_avx2(dtype, W, x + (int64_t)v * cols, y + (int64_t)v * rows_total, cols, rb, re);
         if (done) return;
     }
     if (level >= 2) {

@@ -118,7 +118,7 @@ final class QuantTests: XCTestCase {
         let p120 = try ref.int32s("p120.tokens").map(Int.init)
         let prompts: [(String, [Int])] = [("1 token", Array(p120.prefix(1))), ("3 tokens", Array(p120.prefix(3))), ("120 tokens", p120)]
         let f32 = try ModelLoader.load(path: Fixtures.golden.appendingPathComponent("golden.f32.gguf").path)
-        let int8 = KernelPath.current == .avx512vnni
+        let int8 = KernelPath.current.quantisesActivations
         for (file, types, bound) in Self.models {
             let path = Self.dir.appendingPathComponent(file).path
             let q = try ModelLoader.load(path: path)
@@ -138,9 +138,9 @@ final class QuantTests: XCTestCase {
         }
     }
 
-    /// The portable, AVX2 and fp32 AVX-512 paths (forced through the CLI) on the mixed-type model give
-    /// the dequantised copy's logits too, for one token and for a 120-token prompt, and the default path
-    /// (int8 activations where the CPU has VNNI) stays within llama.cpp's tolerance.
+    /// The portable and fp32 AVX-512 paths (forced through the CLI) on the mixed-type model give the
+    /// dequantised copy's logits too, for one token and for a 120-token prompt, and the int8-activation
+    /// paths (AVX2, AVX512-VNNI) stay within llama.cpp's tolerance.
     func testEveryKernelPathRunsEveryQuantisedType() throws {
         try CLI.requireBinary()
         let ref = try SafeTensorsFile(path: GoldenTests.refPath)
@@ -166,59 +166,62 @@ final class QuantTests: XCTestCase {
                 XCTAssertEqual(r.status, 0, r.stderr)
                 let got = try XCTUnwrap(CLI.json(r.stdout)["logits"] as? [Double]).map(Float.init)
                 try checkAgainstDequantised(got, try logits(dq, tokens), file: "golden.mixed.gguf", prompt: i == 0 ? 0 : 2,
-                                            int8: ran == KernelPath.avx512vnni.rawValue, "\(kernels) (\(ran)), \(tokens.count) tokens")
+                                            int8: KernelPath(rawValue: ran)?.quantisesActivations ?? false, "\(kernels) (\(ran)), \(tokens.count) tokens")
             }
         }
     }
 
-    /// The int8-activation kernels (SIMD level 3) against the scalar C reference of the same int8
-    /// arithmetic, on real and random blocks (zero, subnormal and f16-maximum scales), rows of several
-    /// lengths (odd Q8_0 block counts take the kernel's one-block tail), an all-zero activation block
-    /// and an outlier: equal up to fp32 summation order, i.e. within 1e-5 of Σ|w·x|. The kernels must
-    /// also differ from the fp32 kernels (level 2) somewhere, proof that the int8 path ran, by no more
-    /// than rounding x to int8 can explain.
+    /// The int8-activation kernels (SIMD levels 1, AVX2, and 3, AVX512-VNNI, where this machine has them)
+    /// against the scalar C reference of the same int8 arithmetic, on real and random blocks (zero,
+    /// subnormal and f16-maximum scales), rows of several lengths (odd Q8_0 block counts take the VNNI
+    /// kernel's one-block tail), an all-zero activation block and an outlier: equal up to fp32 summation
+    /// order, i.e. within 1e-5 of Σ|w·x|. The kernels must also differ from the fp32 kernels (the
+    /// level below) somewhere, proof that the int8 path ran, by no more than rounding x to int8 can explain.
     func testInt8KernelsMatchTheirScalarReference() throws {
-        guard rk_simd_level() >= 3 else { throw XCTSkip("no int8-activation path here (kernels \(KernelPath.current.rawValue): no AVX512-VNNI, or RWKV_EDIT_KERNELS caps it)") }
+        let levels = [1, 3].filter { $0 <= Int(rk_simd_level()) }
+        guard !levels.isEmpty else { throw XCTSkip("no int8-activation path here (kernels \(KernelPath.current.rawValue))") }
         let tensor = try Self.fixtureTensors()
         var checked = 0
-        for type in Self.types {
-            for kind in ["real", "random"] {
-                let name = type.rawValue.uppercased() + "." + kind
-                let q = try tensor(name)
-                let w = q.floats()
-                let blocks = w.count / type.blockElements
-                for perRow in [1, 3, 4, 5, 16] where perRow <= blocks {
-                    let cols = perRow * type.blockElements, rows = blocks / perRow
-                    var x = [Float](repeating: 0, count: cols)
-                    for i in 0..<cols { x[i] = Float(sin(Double(i) * 0.37 + Double(perRow))) * Float(1 + i % 5) }
-                    for j in 0..<min(32, cols) where cols > 32 { x[j] = 0 }      // an all-zero block
-                    x[cols - 1] = 40                                               // an outlier
-                    let blockMax = stride(from: 0, to: cols, by: type.blockElements).map { b in x[b..<(b + type.blockElements)].map(abs).max()! }
-                    var int8 = [Float](repeating: .nan, count: rows), ref = int8, fp32 = int8
-                    rk_qmatvec_at(3, type.kernelCode, q.data.base, x, &int8, 1, Int64(cols), Int64(rows), 0, Int64(rows))
-                    XCTAssertEqual(rk_qmatvec_int8_ref(type.kernelCode, q.data.base, x, &ref, Int64(cols), 0, Int64(rows)), 1)
-                    rk_qmatvec_at(2, type.kernelCode, q.data.base, x, &fp32, 1, Int64(cols), Int64(rows), 0, Int64(rows))
-                    var differs = false
-                    for r in 0..<rows {
-                        // Σ|w·x|, and the most x's rounding to int8 can move the product: Σ |w| · (half a step
-                        // of x's block, max|x| / 254), the block being Q8_0's 32 or the K-quants' 256.
-                        var scale: Float = 0, rounding: Float = 0
-                        for c in 0..<cols {
-                            scale += abs(w[r * cols + c] * x[c])
-                            rounding += abs(w[r * cols + c]) * blockMax[c / type.blockElements] / 254
+        for level in levels {
+            for type in Self.types {
+                for kind in ["real", "random"] {
+                    let name = type.rawValue.uppercased() + "." + kind
+                    let q = try tensor(name)
+                    let w = q.floats()
+                    let blocks = w.count / type.blockElements
+                    for perRow in [1, 3, 4, 5, 16] where perRow <= blocks {
+                        let cols = perRow * type.blockElements, rows = blocks / perRow
+                        var x = [Float](repeating: 0, count: cols)
+                        for i in 0..<cols { x[i] = Float(sin(Double(i) * 0.37 + Double(perRow))) * Float(1 + i % 5) }
+                        for j in 0..<min(32, cols) where cols > 32 { x[j] = 0 }      // an all-zero block
+                        x[cols - 1] = 40                                               // an outlier
+                        let blockMax = stride(from: 0, to: cols, by: type.blockElements).map { b in x[b..<(b + type.blockElements)].map(abs).max()! }
+                        var int8 = [Float](repeating: .nan, count: rows), ref = int8, fp32 = int8
+                        rk_qmatvec_at(Int32(level), type.kernelCode, q.data.base, x, &int8, 1, Int64(cols), Int64(rows), 0, Int64(rows))
+                        XCTAssertEqual(rk_qmatvec_int8_ref(type.kernelCode, q.data.base, x, &ref, Int64(cols), 0, Int64(rows)), 1)
+                        rk_qmatvec_at(Int32(level - 1), type.kernelCode, q.data.base, x, &fp32, 1, Int64(cols), Int64(rows), 0, Int64(rows))
+                        var differs = false
+                        for r in 0..<rows {
+                            // Σ|w·x|, and the most x's rounding to int8 can move the product: Σ |w| · (half a step
+                            // of x's block, max|x| / 254), the block being Q8_0's 32 or the K-quants' 256.
+                            var scale: Float = 0, rounding: Float = 0
+                            for c in 0..<cols {
+                                scale += abs(w[r * cols + c] * x[c])
+                                rounding += abs(w[r * cols + c]) * blockMax[c / type.blockElements] / 254
+                            }
+                            let what = "level \(level), \(name), rows of \(perRow) blocks, row \(r)"
+                            XCTAssertTrue(int8[r].isFinite, what)
+                            XCTAssertLessThanOrEqual(abs(int8[r] - ref[r]), 1e-5 * scale, "\(what): int8 kernel \(int8[r]) vs reference \(ref[r])")
+                            XCTAssertLessThanOrEqual(abs(int8[r] - fp32[r]), 1.001 * rounding + 1e-5 * scale, "\(what): int8 kernel \(int8[r]) vs fp32 \(fp32[r])")
+                            if int8[r] != fp32[r] { differs = true }
                         }
-                        let what = "\(name), rows of \(perRow) blocks, row \(r)"
-                        XCTAssertTrue(int8[r].isFinite, what)
-                        XCTAssertLessThanOrEqual(abs(int8[r] - ref[r]), 1e-5 * scale, "\(what): int8 kernel \(int8[r]) vs reference \(ref[r])")
-                        XCTAssertLessThanOrEqual(abs(int8[r] - fp32[r]), 1.001 * rounding + 1e-5 * scale, "\(what): int8 kernel \(int8[r]) vs fp32 \(fp32[r])")
-                        if int8[r] != fp32[r] { differs = true }
+                        XCTAssertTrue(differs, "\(name), rows of \(perRow) blocks: the level-\(level) kernel gave the fp32 kernel's results")
+                        checked += 1
                     }
-                    XCTAssertTrue(differs, "\(name), rows of \(perRow) blocks: the level-3 kernel gave the fp32 kernel's results")
-                    checked += 1
                 }
             }
         }
-        XCTAssertGreaterThanOrEqual(checked, 56)
+        XCTAssertGreaterThanOrEqual(checked, 56 * levels.count)
         // The float types have no int8 path: the reference says so.
         var y: [Float] = [0]
         XCTAssertEqual(rk_qmatvec_int8_ref(DType.f16.kernelCode, [UInt8](repeating: 0, count: 64), [Float](repeating: 1, count: 32), &y, 32, 0, 1), 0)
