@@ -229,41 +229,64 @@ AVX2 static void to_f32_avx2(int dtype, const void *src, float *dst, int64_t n) 
     for (; i < n; i++) dst[i] = rk_load_weight(dtype, src, i);
 }
 
-AVX2 static void wkv7_avx2(float *S, int H, int N, const float *r, const float *w, const float *k,
-                           const float *v, const float *kk, const float *a, float *y) {
+// Lane q of the result: the sum of a[q]'s eight lanes.
+AVX2 static inline __attribute__((always_inline)) __m256 hsum8x8(const __m256 a[8]) {
+    const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+    const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+// Heads whose size is a multiple of 8, eight state rows at a time: their eight (S·kk)_i first, as
+// eight independent chains summed across lanes together (hsum8x8), then each row's update and its
+// contribution to y, whose eight sums are again taken together. One row at a time, each row's two
+// sums across lanes and the dependency of its update on the first made the kernel latency-bound.
+AVX2 static inline __attribute__((always_inline)) void wkv7_avx2_n(float *S, int H, const int N, const float *r, const float *w,
+                                                                const float *k, const float *v, const float *kk, const float *a, float *y) {
     for (int h = 0; h < H; h++) {
         const int o = h * N;
         float *Sh = S + (int64_t)h * N * N;
         float kka[N];
         for (int j = 0; j < N; j++) kka[j] = kk[o + j] * a[o + j];
-        for (int i = 0; i < N; i++) {
-            float *row = Sh + (int64_t)i * N;
-            float sa = 0; // (S * -kk)_i with the old state
-            int j = 0;
-            __m256 acc = _mm256_setzero_ps();
-            for (; j + 8 <= N; j += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(row + j), _mm256_loadu_ps(kk + o + j), acc);
-            sa = -hsum8(acc);
-            for (; j < N; j++) sa -= row[j] * kk[o + j];
-            const float vi = v[o + i];
-            __m256 vsa = _mm256_set1_ps(sa), vvi = _mm256_set1_ps(vi), yacc = _mm256_setzero_ps();
-            j = 0;
-            for (; j + 8 <= N; j += 8) {
-                __m256 s = _mm256_loadu_ps(row + j);
-                s = _mm256_mul_ps(s, _mm256_loadu_ps(w + o + j));
-                s = _mm256_fmadd_ps(vsa, _mm256_loadu_ps(kka + j), s);
-                s = _mm256_fmadd_ps(vvi, _mm256_loadu_ps(k + o + j), s);
-                _mm256_storeu_ps(row + j, s);
-                yacc = _mm256_fmadd_ps(s, _mm256_loadu_ps(r + o + j), yacc);
+        for (int i0 = 0; i0 < N; i0 += 8) {
+            float *rows = Sh + (int64_t)i0 * N;
+            __m256 acc[8];
+            for (int q = 0; q < 8; q++) acc[q] = _mm256_setzero_ps();
+            for (int j = 0; j < N; j += 8) {
+                const __m256 kv = _mm256_loadu_ps(kk + o + j);
+                for (int q = 0; q < 8; q++) acc[q] = _mm256_fmadd_ps(_mm256_loadu_ps(rows + q * N + j), kv, acc[q]);
             }
-            float yi = hsum8(yacc);
-            for (; j < N; j++) {
-                float s = row[j] * w[o + j] + sa * kka[j] + vi * k[o + j];
-                row[j] = s;
-                yi += s * r[o + j];
+            float sa[8];
+            _mm256_storeu_ps(sa, _mm256_sub_ps(_mm256_setzero_ps(), hsum8x8(acc))); // (S · −kk)_i with the old state
+            // Two rows at a time, so that their y sums are two chains of FMAs, not one.
+            for (int q = 0; q < 8; q += 2) {
+                float *row0 = rows + q * N, *row1 = row0 + N;
+                const __m256 vsa0 = _mm256_set1_ps(sa[q]), vvi0 = _mm256_set1_ps(v[o + i0 + q]);
+                const __m256 vsa1 = _mm256_set1_ps(sa[q + 1]), vvi1 = _mm256_set1_ps(v[o + i0 + q + 1]);
+                __m256 y0 = _mm256_setzero_ps(), y1 = _mm256_setzero_ps();
+                for (int j = 0; j < N; j += 8) {
+                    const __m256 wj = _mm256_loadu_ps(w + o + j), kaj = _mm256_loadu_ps(kka + j), kj = _mm256_loadu_ps(k + o + j);
+                    const __m256 rj = _mm256_loadu_ps(r + o + j);
+                    __m256 t0 = _mm256_mul_ps(_mm256_loadu_ps(row0 + j), wj), t1 = _mm256_mul_ps(_mm256_loadu_ps(row1 + j), wj);
+                    t0 = _mm256_fmadd_ps(vvi0, kj, _mm256_fmadd_ps(vsa0, kaj, t0));
+                    t1 = _mm256_fmadd_ps(vvi1, kj, _mm256_fmadd_ps(vsa1, kaj, t1));
+                    _mm256_storeu_ps(row0 + j, t0);
+                    _mm256_storeu_ps(row1 + j, t1);
+                    y0 = _mm256_fmadd_ps(t0, rj, y0);
+                    y1 = _mm256_fmadd_ps(t1, rj, y1);
+                }
+                acc[q] = y0;
+                acc[q + 1] = y1;
             }
-            y[o + i] = yi;
+            _mm256_storeu_ps(y + o + i0, hsum8x8(acc));
         }
     }
+}
+
+// Heads of 64 (every released RWKV-7) with the size known to the compiler, which then unrolls the rows.
+AVX2 static void wkv7_avx2(float *S, int H, int N, const float *r, const float *w, const float *k,
+                           const float *v, const float *kk, const float *a, float *y) {
+    if (N == 64) wkv7_avx2_n(S, H, 64, r, w, k, v, kk, a, y);
+    else wkv7_avx2_n(S, H, N, r, w, k, v, kk, a, y);
 }
 #endif
 
@@ -387,7 +410,7 @@ void rk_wkv7_step(float *S, int H, int N, const float *r, const float *w, const 
                   const float *v, const float *kk, const float *a, float *y) {
 #ifdef RK_X86
     if (N == 64 && rk_simd_level() >= 2) { wkv7_avx512_64(S, H, r, w, k, v, kk, a, y); return; }
-    if (rk_simd_level() >= 1) { wkv7_avx2(S, H, N, r, w, k, v, kk, a, y); return; }
+    if (N % 8 == 0 && rk_simd_level() >= 1) { wkv7_avx2(S, H, N, r, w, k, v, kk, a, y); return; }
 #endif
     wkv7_scalar(S, H, N, r, w, k, v, kk, a, y);
 }
