@@ -533,8 +533,16 @@ AVX2G RK_INLINE void y_pack(const int dtype, const void *W, int64_t cols, int64_
             const int rbase = p * Y_NR + g * 8;
             const int nrow = nc - rbase < 0 ? 0 : (nc - rbase > 8 ? 8 : nc - rbase);
             const char *src = (const char *)W + ((r0 + rbase) * cols + k0) * es;
+            // The next panel's rows at this group's columns, two lines per step: the rows of a panel are
+            // separate short streams that the hardware prefetcher does not follow in time.
+            const char *next = src + (int64_t)Y_NR * cols * es;
+            const int lines = (int)((kc * es + 63) / 64);
             if (nrow == 8) {
                 for (int kk = 0; kk < kc8; kk += 8) {
+                    if ((p + 1) * Y_NR < nc) {
+                        const int l0 = 2 * (kk / 8);
+                        for (int l = l0; l < l0 + 2 && l < 8 * lines; l++) _mm_prefetch(next + (int64_t)(l / lines) * cols * es + (l % lines) * 64, _MM_HINT_T0);
+                    }
                     __m256 r[8];
                     RK_UNROLL
                     for (int i = 0; i < 8; i++) r[i] = y_load8(dtype, src + (i * cols + kk) * es);
