@@ -215,27 +215,60 @@ A512 static void matvec_avx512_multi(int dtype, const void *W, const float *x, f
     }
 }
 
-// Several vectors: one weight row is loaded once and used for every vector.
-AVX2 static void matvec_avx2_multi(int dtype, const void *W, const float *x, float *y, int nvec,
-                                   int64_t cols, int64_t rows_total, int64_t rb, int64_t re) {
+// Several vectors: each weight row is loaded once and used for every vector of a pass (up to five,
+// the most the engine sends here below the GEMM), two rows at a time so that each vector's sums are two
+// chains of FMAs. The type and the pass's vector count are constants of each instance.
+AVX2 static inline __attribute__((always_inline)) void matvec_avx2_pass(const int dtype, const int NV, const void *W, const float *x,
+                                                                      float *y, int64_t cols, int64_t rows_total, int64_t rb, int64_t re) {
     const int64_t es = dtype == RK_F32 ? 4 : 2;
     const int64_t c8 = cols & ~(int64_t)7;
-    for (int v0 = 0; v0 < nvec; v0 += 4) {
-        int nv = nvec - v0 < 4 ? nvec - v0 : 4;
-        for (int64_t r = rb; r < re; r++) {
-            const char *wr = (const char *)W + r * cols * es;
-            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-            for (int64_t c = 0; c < c8; c += 8) {
-                __m256 wv = load8(dtype, wr + c * es);
-                for (int q = 0; q < nv; q++)
-                    acc[q] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + (int64_t)(v0 + q) * cols + c), acc[q]);
-            }
-            for (int q = 0; q < nv; q++) {
-                float s = hsum8(acc[q]);
-                for (int64_t c = c8; c < cols; c++) s += rk_load_weight(dtype, W, r * cols + c) * x[(int64_t)(v0 + q) * cols + c];
-                y[(int64_t)(v0 + q) * rows_total + r] = s;
+    for (int64_t r = rb; r < re; r += 2) {
+        // An odd last row is computed twice and stored once.
+        const int64_t r1 = r + 1 < re ? r + 1 : r;
+        const char *w0 = (const char *)W + r * cols * es, *w1 = (const char *)W + r1 * cols * es;
+        __m256 a0[NV], a1[NV];
+        for (int q = 0; q < NV; q++) a0[q] = a1[q] = _mm256_setzero_ps();
+        for (int64_t c = 0; c < c8; c += 8) {
+            const __m256 v0 = load8(dtype, w0 + c * es), v1 = load8(dtype, w1 + c * es);
+            for (int q = 0; q < NV; q++) {
+                const __m256 xv = _mm256_loadu_ps(x + (int64_t)q * cols + c);
+                a0[q] = _mm256_fmadd_ps(v0, xv, a0[q]);
+                a1[q] = _mm256_fmadd_ps(v1, xv, a1[q]);
             }
         }
+        for (int q = 0; q < NV; q++) {
+            float s0 = hsum8(a0[q]), s1 = hsum8(a1[q]);
+            for (int64_t c = c8; c < cols; c++) {
+                s0 += rk_load_weight(dtype, W, r * cols + c) * x[(int64_t)q * cols + c];
+                s1 += rk_load_weight(dtype, W, r1 * cols + c) * x[(int64_t)q * cols + c];
+            }
+            y[(int64_t)q * rows_total + r] = s0;
+            y[(int64_t)q * rows_total + r1] = s1;
+        }
+    }
+}
+
+AVX2 static inline __attribute__((always_inline)) void matvec_avx2_passes(const int dtype, const void *W, const float *x, float *y, int nvec,
+                                                                        int64_t cols, int64_t rows_total, int64_t rb, int64_t re) {
+    for (int v0 = 0; v0 < nvec; v0 += 5) {
+        const float *xv = x + (int64_t)v0 * cols;
+        float *yv = y + (int64_t)v0 * rows_total;
+        switch (nvec - v0 < 5 ? nvec - v0 : 5) {
+        case 1: matvec_avx2_pass(dtype, 1, W, xv, yv, cols, rows_total, rb, re); break;
+        case 2: matvec_avx2_pass(dtype, 2, W, xv, yv, cols, rows_total, rb, re); break;
+        case 3: matvec_avx2_pass(dtype, 3, W, xv, yv, cols, rows_total, rb, re); break;
+        case 4: matvec_avx2_pass(dtype, 4, W, xv, yv, cols, rows_total, rb, re); break;
+        default: matvec_avx2_pass(dtype, 5, W, xv, yv, cols, rows_total, rb, re); break;
+        }
+    }
+}
+
+AVX2 static void matvec_avx2_multi(int dtype, const void *W, const float *x, float *y, int nvec,
+                                   int64_t cols, int64_t rows_total, int64_t rb, int64_t re) {
+    switch (dtype) {
+    case RK_F16: matvec_avx2_passes(RK_F16, W, x, y, nvec, cols, rows_total, rb, re); break;
+    case RK_BF16: matvec_avx2_passes(RK_BF16, W, x, y, nvec, cols, rows_total, rb, re); break;
+    default: matvec_avx2_passes(RK_F32, W, x, y, nvec, cols, rows_total, rb, re); break;
     }
 }
 
