@@ -17,10 +17,21 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     /// Below this many rows a product streams the weights (matvec); from it the tiled GEMM wins. With
     /// AVX-512 a few passes over the weights cost less than the GEMM's packing: f16/bf16/f32 rows
     /// stream five per pass up to 15 rows; Q8_0/Q4_0/Q4_1 up to 10 and Q5_0/Q5_1 up to 7 (each pass
-    /// unpacks their 5-bit weights again). The K-quants' int8 GEMM, and every type on the 8-lane paths,
-    /// win from 6 rows (`bench speed --model F --prompt-lengths 6,8,10,11,15` per type and kernel path).
+    /// unpacks their 5-bit weights again). The K-quants' int8 GEMM wins from 6 rows. With AVX2 the
+    /// float types win from 6 rows; the quantised ones go through the int8 one-vector kernels one
+    /// token at a time (their row blocks stay in L2) up to 15 rows for Q8_0, Q4_K and Q5_K, 11 for
+    /// Q6_K, 9 for Q4_0/Q4_1, 5 for Q5_0/Q5_1 (`bench speed --model F --prompt-lengths
+    /// 6,8,10,12,14,16` per type and kernel path).
     static func gemmMinRows(_ dtype: DType) -> Int {
-        guard rk_simd_level() >= 2 else { return 6 }
+        guard rk_simd_level() >= 2 else {
+            guard rk_simd_level() == 1 else { return 6 }
+            switch dtype {
+            case .f32, .f16, .bf16, .q5_0, .q5_1: return 6
+            case .q4_0, .q4_1: return 10
+            case .q6_K: return 12
+            case .q8_0, .q4_K, .q5_K: return 16
+            }
+        }
         switch dtype {
         case .f32, .f16, .bf16: return 16
         case .q8_0, .q4_0, .q4_1: return 11
