@@ -788,13 +788,6 @@ Q_AVX2 Q_INLINE __m256i y_dot_u8s8(__m256i u, __m256i s) { return _mm256_madd_ep
 
 Q_AVX2 Q_INLINE float y_half(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8))); }
 
-Q_AVX2 Q_INLINE int32_t y_hsum_i32(__m256i v) {
-    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
-    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
-    return _mm_cvtsi128_si32(t);
-}
-
 Q_AVX2 static float q8_0_row_avx2(const uint8_t *p, const int8_t *xq, const float *xd, int64_t nb) {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++, p += 34) {
