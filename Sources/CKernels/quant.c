@@ -70,15 +70,19 @@ Q_INLINE void dq_q8_0(const uint8_t *b, float *y) {
     for (int j = 0; j < 32; j++) y[j] = (float)q[j] * d;
 }
 
-// Q4_0 / Q4_1 / Q5_0 / Q5_1 share the nibble layout; `bits5` adds qh, `offset` is subtracted from q
-// (Q4_0 8, Q5_0 16) and `min` is added (the _1 types).
+// Q4_0 / Q4_1 / Q5_0 / Q5_1 share the nibble layout: after d (and m for the _1 types, then qh for
+// Q5_x) come 16 bytes of nibbles, so a block is q4q5_nibbles_at + 16 bytes; the _0 types subtract
+// q4q5_offset from q (Q4_0 8, Q5_0 16), the _1 types add m instead.
+Q_INLINE int q4q5_nibbles_at(const int has_min, const int bits5) { return (has_min ? 4 : 2) + (bits5 ? 4 : 0); }
+Q_INLINE int q4q5_offset(const int has_min, const int bits5) { return has_min ? 0 : (bits5 ? 16 : 8); }
+
 Q_INLINE void dq_q4q5(const uint8_t *b, float *y, const int has_min, const int bits5) {
     const float d = q_half(b);
     const float m = has_min ? q_half(b + 2) : 0.0f;
     const uint8_t *p = b + (has_min ? 4 : 2);
     uint32_t qh = 0;
     if (bits5) { qh = (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24); p += 4; }
-    const int offset = has_min ? 0 : (bits5 ? 16 : 8);
+    const int offset = q4q5_offset(has_min, bits5);
     for (int j = 0; j < 16; j++) {
         int lo = p[j] & 15, hi = p[j] >> 4;
         if (bits5) { lo |= (int)((qh >> j) & 1) << 4; hi |= (int)((qh >> (j + 16)) & 1) << 4; }
@@ -227,7 +231,7 @@ int rk_qmatvec_int8_ref(int dtype, const void *W, const float *x, float *y, int6
                 // w = d · q − d · offset (Q4_0 8, Q5_0 16) or d · q + m; q the nibble (j < 16 the low
                 // one of qs[j], else the high one of qs[j − 16]) plus, for Q5_x, bit j of qh times 16.
                 const int has_min = dtype == RK_Q4_1 || dtype == RK_Q5_1, bits5 = dtype == RK_Q5_0 || dtype == RK_Q5_1;
-                const uint8_t *qs = p + (has_min ? 4 : 2) + (bits5 ? 4 : 0);
+                const uint8_t *qs = p + q4q5_nibbles_at(has_min, bits5);
                 uint32_t qh = 0;
                 if (bits5) memcpy(&qh, qs - 4, 4);
                 int32_t s = 0, sx = 0;
@@ -238,7 +242,7 @@ int rk_qmatvec_int8_ref(int dtype, const void *W, const float *x, float *y, int6
                 }
                 const float d = q_half(p) * xd[b];
                 if (has_min) acc += d * (float)s + q_half(p + 2) * xd[b] * (float)sx;
-                else acc += d * (float)(s - (bits5 ? 16 : 8) * sx);
+                else acc += d * (float)(s - q4q5_offset(has_min, bits5) * sx);
             } else if (dtype == RK_Q6_K) {
                 // Per 16 weights: scale sc[e / 16], q = 6-bit value − 32.
                 const int8_t *sc = (const int8_t *)(p + 192);
@@ -420,8 +424,8 @@ Q_A5 static float q6k_row_avx512(const uint8_t *p, const float *x, int64_t nb) {
 Q_A5 static float q4q5_row_avx512(const uint8_t *p, const float *x, const float *xs, int64_t nb, const int has_min,
                                    const int bits5) {
     const __m512i low4 = _mm512_set1_epi32(15), five = _mm512_set1_epi32(16);
-    const int64_t stride = 18 + (has_min ? 2 : 0) + (bits5 ? 4 : 0);
-    const float offset = has_min ? 0.0f : (bits5 ? 16.0f : 8.0f);
+    const int64_t stride = q4q5_nibbles_at(has_min, bits5) + 16;
+    const float offset = (float)q4q5_offset(has_min, bits5);
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
     float corr = 0.0f;
     for (int64_t b = 0; b < nb; b++, p += stride, x += 32) {
@@ -676,8 +680,8 @@ Q_VN static float q6k_row_vnni(const uint8_t *p, const int8_t *xq, const float *
 // −16 times d) or the minimum m multiplies Σ q_x per block (xsb), one vector step per sixteen blocks.
 Q_VN Q_INLINE float q4q5_row_vnni(const uint8_t *p, const int8_t *xq, const float *xd, const float *xsb, int64_t nb,
                                   const int has_min, const int bits5) {
-    const int64_t stride = 18 + (has_min ? 2 : 0) + (bits5 ? 4 : 0), qs_at = (has_min ? 4 : 2) + (bits5 ? 4 : 0);
-    const float offset = has_min ? 0.0f : (bits5 ? 16.0f : 8.0f);
+    const int64_t qs_at = q4q5_nibbles_at(has_min, bits5), stride = qs_at + 16;
+    const float offset = (float)q4q5_offset(has_min, bits5);
     const __m512i low4 = _mm512_set1_epi8(15), sixteen = _mm512_set1_epi8(16);
     const __m512i nibbles = _mm512_mask_blend_epi64(0xCC, low4, _mm512_set1_epi8((char)0xF0));
     const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
@@ -806,8 +810,8 @@ Q_AVX2 static float q8_0_row_avx2(const uint8_t *p, const int8_t *xq, const floa
 // multiplies Σ q_x of the block (xsb), one scalar multiply–add per block.
 Q_AVX2 Q_INLINE float q4q5_row_avx2(const uint8_t *p, const int8_t *xq, const float *xd, const int32_t *xsb, int64_t nb,
                                     const int has_min, const int bits5) {
-    const int64_t stride = 18 + (has_min ? 2 : 0) + (bits5 ? 4 : 0), qs_at = (has_min ? 4 : 2) + (bits5 ? 4 : 0);
-    const float offset = has_min ? 0.0f : (bits5 ? 16.0f : 8.0f);
+    const int64_t qs_at = q4q5_nibbles_at(has_min, bits5), stride = qs_at + 16;
+    const float offset = (float)q4q5_offset(has_min, bits5);
     const __m256i low4 = _mm256_set1_epi8(15), sixteen = _mm256_set1_epi8(16);
     const __m256i spread = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
     const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
@@ -1100,11 +1104,11 @@ void rk_qmatvec_at(int level, int dtype, const void *W, const float *x, float *y
     // The int8 kernels: VNNI (level 3) or AVX2 (level 1; level 2 keeps its fused fp32 kernels). Several
     // vectors go through them one at a time while the row range's weights fit in L2 (the engine's row
     // blocks of about 64 KiB), so that they are read from memory once.
-    if ((level >= 3 || level == 1) && (nvec == 1 || (re - rb) * (cols / rk_block_elems(dtype)) * rk_block_bytes(dtype) <= Q_INT8_L2_BYTES)) {
+    int (*const int8)(int, const void *, const float *, float *, int64_t, int64_t, int64_t) =
+        level >= 3 ? qmatvec1_vnni : level == 1 ? qmatvec1_avx2 : NULL;
+    if (int8 && (nvec == 1 || (re - rb) * (cols / rk_block_elems(dtype)) * rk_block_bytes(dtype) <= Q_INT8_L2_BYTES)) {
         int done = 1;
-        for (int v = 0; v < nvec && done; v++)
-            done = level >= 3 ? qmatvec1_vnni(dtype, W, x + (int64_t)v * cols, y + (int64_t)v * rows_total, cols, rb, re)
-                              : qmatvec1_avx2(dtype, W, x + (int64_t)v * cols, y + (int64_t)v * rows_total, cols, rb, re);
+        for (int v = 0; v < nvec && done; v++) done = int8(dtype, W, x + (int64_t)v * cols, y + (int64_t)v * rows_total, cols, rb, re);
         if (done) return;
     }
     if (level >= 2) {
