@@ -34,15 +34,15 @@ void rk_qmatvec(int dtype, const void *W, const float *x, float *y, int nvec, in
 void rk_qmatvec_at(int level, int dtype, const void *W, const float *x, float *y, int nvec, int64_t cols,
                    int64_t rows_total, int64_t row_begin, int64_t row_end);
 
-/// The int8-activation product of the VNNI path (level 3) for one vector, written as plain scalar C:
-/// x quantised the same way, the same integer dot products per block, the scales applied in a plain
-/// loop. The reference the tests check the VNNI kernels against (equal up to the fp32 summation
-/// order). Returns 0 (and writes nothing) for a type the VNNI path does not cover.
+/// The int8-activation product of the VNNI (level 3) and AVX2 (level 1) paths for one vector, written
+/// as plain scalar C: x quantised the same way, the same integer dot products per block, the scales
+/// applied in a plain loop. The reference the tests check those kernels against (equal up to the fp32
+/// summation order). Returns 0 (and writes nothing) for a type the int8 paths do not cover.
 int rk_qmatvec_int8_ref(int dtype, const void *W, const float *x, float *y, int64_t cols,
                         int64_t row_begin, int64_t row_end);
 
-/// Highest SIMD level the kernels dispatch to on this CPU: 0 portable (scalar C), 1 AVX2+FMA+F16C,
-/// 2 AVX-512F/BW/VL (used by rk_gemm, the quantised kernels, the f32/f16/bf16 matrix–vector
+/// Highest SIMD level the kernels dispatch to on this CPU: 0 portable (scalar C), 1 AVX2+FMA+F16C (with
+/// the int8-activation matrix–vector products of the quantised types), 2 AVX-512F/BW/VL (used by rk_gemm, the quantised kernels, the f32/f16/bf16 matrix–vector
 /// products, the WKV step for heads of 64 and the activations; the other kernels run their AVX2 code
 /// at levels 1 and above), 3 AVX-512 with VNNI (level 2 plus the int8-activation matrix–vector products of the
 /// quantised types, quant.c, and the int8 rk_gemm for Q4_K, Q5_K, Q6_K).
@@ -77,10 +77,10 @@ void rk_to_f32(int dtype, const void *src, float *dst, int64_t n);
 
 /// The time mix's elementwise activations over n values, in place allowed; bias may be NULL:
 /// rk_sigmoid: out = 1 / (1 + e^-(x + bias)); rk_decay: out = e^(-e^-1/2 · sigmoid(x + bias)).
-/// At SIMD level 2 and above the exponential is the kernels' own (rk_exp), below it libm's expf.
+/// At SIMD level 1 and above the exponential is the kernels' own (rk_exp), below it libm's expf.
 void rk_sigmoid(const float *x, const float *bias, float *out, int64_t n);
 void rk_decay(const float *x, const float *bias, float *out, int64_t n);
-/// out = tanh(x) over n values, in place allowed: libm's tanhf below SIMD level 2; at level 2 and above
+/// out = tanh(x) over n values, in place allowed: libm's tanhf below SIMD level 1; at level 1 and above
 /// from rk_exp's exponential, within 3e-7 of tanh absolutely (the LoRA product after it reads it so).
 void rk_tanh(const float *x, float *out, int64_t n);
 
@@ -88,8 +88,8 @@ void rk_tanh(const float *x, float *out, int64_t n);
 /// (tests measure its error against libm).
 void rk_exp(const float *x, float *out, int64_t n);
 
-/// The time mix's and channel mix's per-token arithmetic, 16 lanes at a time at SIMD level 2 and above
-/// (sums in lane order, then across lanes), serially below it. In place allowed.
+/// The time mix's and channel mix's per-token arithmetic, 16 lanes at a time at SIMD level 2 and above,
+/// 8 at level 1 (sums in lane order, then across lanes), serially below it. In place allowed.
 /// rk_lerp: out = a + (b - a) * m over n values (the token shift's mixes, the value residual).
 /// rk_layer_norm: out = (x - mean) / sqrt(var + eps) * w + bias over n values, biased variance.
 /// rk_wkv_output: one head's WKV output y of n values becomes (layer_norm(y) + (sum r*k*rk) * v) * g.

@@ -23,14 +23,16 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     /// Q6_K, 9 for Q4_0/Q4_1, 5 for Q5_0/Q5_1 (`bench speed --model F --prompt-lengths
     /// 6,8,10,12,14,16` per type and kernel path).
     static func gemmMinRows(_ dtype: DType) -> Int {
-        guard rk_simd_level() >= 2 else {
-            guard rk_simd_level() == 1 else { return 6 }
+        switch rk_simd_level() {
+        case 2...: break
+        case 1:
             switch dtype {
             case .f32, .f16, .bf16, .q5_0, .q5_1: return 6
             case .q4_0, .q4_1: return 10
             case .q6_K: return 12
             case .q8_0, .q4_K, .q5_K: return 16
             }
+        default: return 6
         }
         switch dtype {
         case .f32, .f16, .bf16: return 16
