@@ -30,7 +30,7 @@ struct InfoCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let report = Report(try ModelLoader.load(path: model))
+            let report = Report(try ModelLoader.load(path: model, placement: .mapped))
             if json {
                 try printJSON(report)
             } else {

@@ -58,7 +58,7 @@ extension StateCommand {
             try reportingErrors {
                 let format = try to ?? StateFormat.forExtension(of: output) ?? { throw StateFormatError.unknownOutputFormat(file: output) }()
                 let loaded = try model.map { path -> (RWKVModel, WorldTokenizer) in
-                    let m = try ModelLoader.load(path: path)
+                    let m = try ModelLoader.load(path: path, placement: .mapped)
                     return (m, try ModelBundle.tokenizer(for: m, vocabulary: vocab))
                 }
                 let imported = try StateFile.read(input, expecting: loaded.map { StateShape($0.0.config) })

@@ -183,6 +183,19 @@ final class LoaderTests: XCTestCase {
         XCTAssertLessThan(maxDiff(try logits(g16, prompt), base) / max(1, scale), 1e-2, "golden.f16.gguf")
     }
 
+    /// A model read into huge pages holds the same bytes as one mapped from the file, for every format.
+    func testPlacementsHoldTheSameBytesAndGiveIdenticalLogits() throws {
+        for name in ["golden.f16.pth", "golden.blinkdl.safetensors", "golden.f16.gguf"] {
+            let path = try goldenPath(name)
+            let mapped = try MappedFile(path: path, placement: .mapped), read = try MappedFile(path: path, placement: .hugePages)
+            XCTAssertEqual(read.count, mapped.count, name)
+            XCTAssertEqual(memcmp(read.base, mapped.base, mapped.count), 0, "\(name): the bytes read must be the file's")
+            let prompt = [1, 17, 300, 42, 9]
+            XCTAssertEqual(try logits(try ModelLoader.load(path: path, placement: .hugePages), prompt),
+                           try logits(try ModelLoader.load(path: path, placement: .mapped), prompt), name)
+        }
+    }
+
     // MARK: - hand-made zip / pickle files
 
     /// A zip of stored entries, as torch.save writes, with their CRC-32s.
