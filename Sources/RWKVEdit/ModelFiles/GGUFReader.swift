@@ -50,8 +50,8 @@ public struct GGUFFile: Sendable {
 
     /// Parses the header, metadata and tensor infos. With `architecture`, a file of another
     /// `general.architecture` is refused before its tensors are looked at.
-    public init(path: String, architecture: String? = nil, placement: FilePlacement = .mapped) throws {
-        let file = try MappedFile(path: path, placement: placement)
+    public init(path: String, architecture: String? = nil) throws {
+        let file = try MappedFile(path: path)
         self.path = path
         var c = Cursor(region: file.all, file: path)
         guard file.count >= 24 else { throw c.bad("shorter than the 24-byte GGUF header") }
@@ -393,9 +393,9 @@ public enum GGUFReader {
     }
 
     /// Loads an RWKV-7 model (and its vocabulary) from a llama.cpp `rwkv7` GGUF.
-    public static func loadModel(path: String, placement: FilePlacement = .mapped) throws -> RWKVModel {
-        let g = try GGUFFile(path: path, architecture: "rwkv7", placement: placement)
+    public static func loadModel(path: String, placement: WeightPlacement = .mapped) throws -> RWKVModel {
+        let g = try GGUFFile(path: path, architecture: "rwkv7")
         let (tensors, vocabulary) = try blinkDLTensors(g)
-        return try RWKVModel(blinkDLTensors: tensors, path: path, format: .gguf, vocabulary: vocabulary)
+        return try RWKVModel(blinkDLTensors: placement.place(tensors), path: path, format: .gguf, vocabulary: vocabulary)
     }
 }

@@ -3,8 +3,8 @@ import Foundation
 /// Opens a model file of any supported format, recognised by its leading bytes rather than its name.
 public enum ModelLoader {
     /// `placement`: huge pages (the default) for a model that will run; `.mapped` when only its
-    /// description or identity is wanted, as opening is then instant.
-    public static func load(path: String, placement: FilePlacement = .hugePages) throws -> RWKVModel {
+    /// description or identity is wanted, as loading is then instant.
+    public static func load(path: String, placement: WeightPlacement = .hugePages) throws -> RWKVModel {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
             throw RWKVError.unreadable(file: path, reason: "it is a directory; give a model file (.pth, .safetensors or .gguf)")
@@ -24,12 +24,12 @@ public enum ModelLoader {
             let shown = String(decoding: head.prefix(8).map { (0x20..<0x7F).contains($0) ? $0 : UInt8(ascii: ".") }, as: UTF8.self)
             throw RWKVError.unsupported(file: path, reason: "not a model file: it is neither a torch zip (.pth), safetensors nor GGUF (it starts with \"\(shown)\"); give an RWKV-7 model file")
         }
-        let st = try SafeTensorsFile(path: path, placement: placement)
+        let st = try SafeTensorsFile(path: path)
         if FLAKeys.looksLikeFLA(st.entries.keys) {
-            return try RWKVModel(blinkDLTensors: try FLAKeys.blinkDLTensors(try st.floatTensors(), file: path),
+            return try RWKVModel(blinkDLTensors: placement.place(try FLAKeys.blinkDLTensors(try st.floatTensors(), file: path)),
                                  path: path, format: .safetensorsFLA)
         }
-        return try RWKVModel(blinkDLTensors: try st.floatTensors(), path: path, format: .safetensors)
+        return try RWKVModel(blinkDLTensors: placement.place(try st.floatTensors()), path: path, format: .safetensors)
     }
 
     static func leadingBytes(_ path: String, _ n: Int) throws -> [UInt8] {

@@ -4,8 +4,8 @@ import Foundation
 /// tensors come back as regions of the memory-mapped file.
 public enum PthReader {
     /// All float tensors (f32, f16, bf16) of the top-level dict, by name.
-    public static func tensors(path: String, placement: FilePlacement = .mapped) throws -> [String: RawTensor] {
-        let zip = try ZipArchive(path: path, placement: placement)
+    public static func tensors(path: String) throws -> [String: RawTensor] {
+        let zip = try ZipArchive(path: path)
         guard let pkl = zip.entries.first(where: { $0.name == "data.pkl" || $0.name.hasSuffix("/data.pkl") }) else {
             throw RWKVError.malformed(file: path, reason: "no data.pkl in the zip archive: not a torch.save file (legacy non-zip .pth files are not supported; re-save with a recent torch)")
         }
@@ -60,7 +60,7 @@ public enum PthReader {
     }
 
     /// Loads an RWKV-7 model from a BlinkDL `.pth`.
-    public static func loadModel(path: String, placement: FilePlacement = .mapped) throws -> RWKVModel {
-        try RWKVModel(blinkDLTensors: try tensors(path: path, placement: placement), path: path, format: .pth)
+    public static func loadModel(path: String, placement: WeightPlacement = .mapped) throws -> RWKVModel {
+        try RWKVModel(blinkDLTensors: placement.place(try tensors(path: path)), path: path, format: .pth)
     }
 }

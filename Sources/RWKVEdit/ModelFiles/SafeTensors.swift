@@ -13,8 +13,8 @@ public struct SafeTensorsFile: Sendable {
     public let entries: [String: Entry]
     public let metadata: [String: String]
 
-    public init(path: String, placement: FilePlacement = .mapped) throws {
-        let file = try MappedFile(path: path, placement: placement)
+    public init(path: String) throws {
+        let file = try MappedFile(path: path)
         self.path = path
         guard file.count >= 8 else { throw RWKVError.malformed(file: path, reason: "shorter than the 8-byte safetensors header length") }
         let headerLength = Int(clamping: file.all.load(UInt64.self, at: 0))

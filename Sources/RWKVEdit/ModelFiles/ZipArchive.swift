@@ -23,8 +23,8 @@ public struct ZipArchive: Sendable {
     public let entries: [Entry]
     private let index: [String: Int]
 
-    public init(path: String, placement: FilePlacement = .mapped) throws {
-        try self.init(file: try MappedFile(path: path, placement: placement))
+    public init(path: String) throws {
+        try self.init(file: try MappedFile(path: path))
     }
 
     public init(file: MappedFile) throws {
