@@ -595,6 +595,27 @@ final class PackTests: XCTestCase {
         }
     }
 
+    /// The compiler's address v̄ (LAPACK's leading eigenvector of a head's Gram matrix) is the leading
+    /// right singular vector the runtime's Jacobi SVD finds, up to sign; a non-finite matrix is refused.
+    func testLeadingEigenvectorOfTheGramMatrixMatchesTheSVD() throws {
+        var rng = SystemRandomNumberGenerator()
+        for n in [64, 16, 5] {
+            // D = stacked heads with one dominant direction, as a property's deltas have.
+            let rows = 3 * n
+            let dominant = (0..<n).map { _ in Float.random(in: -1...1, using: &rng) }
+            let d = (0..<(rows * n)).map { i in Float.random(in: -0.2...0.2, using: &rng) + Float(i / n % 3 + 1) * dominant[i % n] }
+            var gram = [Float](repeating: 0, count: n * n)
+            for r in 0..<rows { for i in 0..<n { for j in 0..<n { gram[i * n + j] += d[r * n + i] * d[r * n + j] } } }
+            let v = try PackCompiler.leadingEigenvector(of: gram, n: n), reference = try HeadSVD(matrix: gram, n: n).v(0)
+            XCTAssertEqual(v.reduce(0) { $0 + $1 * $1 }, 1, accuracy: 1e-5, "n = \(n): unit length")
+            XCTAssertGreaterThan(abs(zip(v, reference).reduce(0) { $0 + $1.0 * $1.1 }), 1 - 1e-5, "n = \(n)")
+        }
+        var bad = [Float](repeating: 0, count: 4)
+        bad[1] = .nan
+        XCTAssertThrowsError(try PackCompiler.leadingEigenvector(of: bad, n: 2))
+        XCTAssertThrowsError(try PackCompiler.leadingEigenvector(of: [1, 2, 3], n: 2))
+    }
+
     func testSeveralTemplatesAverage() throws {
         var o = CompileOptions()
         o.extraTemplates = [o.template]   // the same template twice: the mean is the single state
