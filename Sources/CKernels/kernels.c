@@ -57,7 +57,7 @@ static inline const char *prefetch_target(const char *block, int64_t es, int64_t
 
 // 16-bit weights (f16, bf16): one row at a time, so the read is a single linear stream, with the line
 // MATVEC_AHEAD bytes ahead of it asked for. On the AVX2 machine (Zen 2) with the weights in huge pages
-// this decodes a 0.4B f16/bf16 file ~12% faster than four rows with the far prefetch (29 → 32.5 GB/s of
+// this decodes a 0.4B f16/bf16 file ~11% faster than four rows with the far prefetch (29 → 32.5 GB/s of
 // 35); 32-bit rows stream faster the four-row way.
 #define MATVEC_AHEAD 768
 
