@@ -10,7 +10,7 @@ public enum WeightPlacement: Sendable {
     /// Every tensor but the embedding copied into one block of anonymous memory that the kernel is asked
     /// to back with 2 MiB pages (transparent huge pages), where it gives them (else `mapped`). Decoding
     /// streams each of these weights once per token, and with 4 KiB pages a 0.4B f16 file decoded 7–15%
-    /// slower on the AVX2 machine (README "Performance"); copying a 1 GB file costs 0.2–1 s once. The
+    /// slower on the AVX2 machine (README "Performance"); copying a 1 GB file costs 0.2–0.8 s once. The
     /// embedding stays mapped: a token reads one row of it, and only the rows used become resident.
     case hugePages
 
