@@ -8,7 +8,9 @@ public enum WeightPlacement: Sendable {
     /// Pointing into the file's memory map: nothing is copied, so loading is instant (4 KiB pages).
     case mapped
     /// Every tensor but the embedding copied into one block of anonymous memory that the kernel is asked
-    /// to back with 2 MiB pages (transparent huge pages), where it gives them (else `mapped`). Decoding
+    /// to back with 2 MiB pages (transparent huge pages), where it gives them and the copy fits in the
+    /// memory available with room to spare (else `mapped`: mapped pages can be dropped and read again
+    /// under memory pressure, copied ones cannot, so a model near the machine's RAM stays mapped). Decoding
     /// streams each of these weights once per token, and with 4 KiB pages a 0.4B f16 file decoded 7–15%
     /// slower on the AVX2 machine (README "Performance"); copying a 1 GB file costs 0.2–0.8 s once. The
     /// embedding stays mapped: a token reads one row of it, and only the rows used become resident.
@@ -30,7 +32,7 @@ public enum WeightPlacement: Sendable {
             .sorted { $0.value.data.base < $1.value.data.base }
         let size = moved.reduce(0) { $0 + Self.aligned($1.value.data.count) }
         // Not enough memory for the copy: the mapped weights serve the same, only slower.
-        guard size > 0, let arena = HugePageArena(count: size) else { return tensors }
+        guard size > 0, size <= Self.availableMemory() / 2, let arena = HugePageArena(count: size) else { return tensors }
         var out = tensors, offset = 0
         for (name, t) in moved {
             let destination = arena.base + offset
@@ -45,6 +47,17 @@ public enum WeightPlacement: Sendable {
     }
 
     private static func aligned(_ n: Int) -> Int { (n + 63) & ~63 }
+
+    /// The memory the kernel could give without swapping (`MemAvailable`: free memory plus the page cache
+    /// it can drop, the file's own pages included), or 0 when it does not say.
+    private static func availableMemory() -> Int {
+        guard let info = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return 0 }
+        for line in info.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+            let fields = line.split(separator: " ")
+            if fields.count >= 2, let kib = Int(fields[1]), kib >= 0 { return kib > Int.max / 1024 ? Int.max : kib * 1024 }
+        }
+        return 0
+    }
 
     /// Drops the whole pages inside `region` from this process's mapping of its file.
     private static func release(_ region: ByteRegion) {
