@@ -89,34 +89,32 @@ AVX2 static inline __attribute__((always_inline)) void matvec_avx2_stream(const 
 
 // 32-bit rows four at a time; sixteen columns per step into two accumulators per row.
 AVX2 static void matvec_avx2_f32(const float *W, const float *x, float *y, int64_t cols, int64_t rb, int64_t re) {
-    const int64_t es = 4;
     const int64_t c8 = cols & ~(int64_t)7, c16 = cols & ~(int64_t)15;
     int64_t r = rb;
     for (; r + 4 <= re; r += 4) {
-        const char *w[4];
-        for (int q = 0; q < 4; q++) w[q] = (const char *)W + (r + q) * cols * es;
+        const float *w = W + r * cols; // row q at w + q * cols
         __m256 a[4][2];
         for (int q = 0; q < 4; q++) a[q][0] = a[q][1] = _mm256_setzero_ps();
         int64_t c = 0;
         for (; c < c16; c += 16) {
             // 16 columns of 4 rows: 256 bytes of the block, four lines.
-            const char *p = prefetch_target(w[0], es, c);
-            for (int64_t o = 0; o < 64 * es; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+            const char *p = prefetch_target((const char *)w, 4, c);
+            for (int o = 0; o < 256; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
             const __m256 x0 = _mm256_loadu_ps(x + c), x1 = _mm256_loadu_ps(x + c + 8);
             for (int q = 0; q < 4; q++) {
-                a[q][0] = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(w[q] + c * es)), x0, a[q][0]);
-                a[q][1] = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(w[q] + (c + 8) * es)), x1, a[q][1]);
+                a[q][0] = _mm256_fmadd_ps(_mm256_loadu_ps(w + q * cols + c), x0, a[q][0]);
+                a[q][1] = _mm256_fmadd_ps(_mm256_loadu_ps(w + q * cols + c + 8), x1, a[q][1]);
             }
         }
         if (c < c8) {
             const __m256 x0 = _mm256_loadu_ps(x + c);
-            for (int q = 0; q < 4; q++) a[q][0] = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(w[q] + c * es)), x0, a[q][0]);
+            for (int q = 0; q < 4; q++) a[q][0] = _mm256_fmadd_ps(_mm256_loadu_ps(w + q * cols + c), x0, a[q][0]);
         }
-        float s[4];
-        for (int q = 0; q < 4; q++) s[q] = hsum8(_mm256_add_ps(a[q][0], a[q][1]));
-        for (c = c8; c < cols; c++)
-            for (int q = 0; q < 4; q++) s[q] += W[(r + q) * cols + c] * x[c];
-        for (int q = 0; q < 4; q++) y[r + q] = s[q];
+        for (int q = 0; q < 4; q++) {
+            float s = hsum8(_mm256_add_ps(a[q][0], a[q][1]));
+            for (c = c8; c < cols; c++) s += w[q * cols + c] * x[c];
+            y[r + q] = s;
+        }
     }
     for (; r < re; r++) {
         const float *w0 = W + r * cols;

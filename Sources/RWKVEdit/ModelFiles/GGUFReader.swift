@@ -393,7 +393,7 @@ public enum GGUFReader {
     }
 
     /// Loads an RWKV-7 model (and its vocabulary) from a llama.cpp `rwkv7` GGUF.
-    public static func loadModel(path: String, placement: WeightPlacement = .mapped) throws -> RWKVModel {
+    public static func loadModel(path: String, placement: WeightPlacement = .hugePages) throws -> RWKVModel {
         let g = try GGUFFile(path: path, architecture: "rwkv7")
         let (tensors, vocabulary) = try blinkDLTensors(g)
         return try RWKVModel(blinkDLTensors: placement.place(tensors), path: path, format: .gguf, vocabulary: vocabulary)

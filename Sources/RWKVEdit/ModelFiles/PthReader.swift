@@ -60,7 +60,7 @@ public enum PthReader {
     }
 
     /// Loads an RWKV-7 model from a BlinkDL `.pth`.
-    public static func loadModel(path: String, placement: WeightPlacement = .mapped) throws -> RWKVModel {
+    public static func loadModel(path: String, placement: WeightPlacement = .hugePages) throws -> RWKVModel {
         try RWKVModel(blinkDLTensors: placement.place(try tensors(path: path)), path: path, format: .pth)
     }
 }
