@@ -69,7 +69,8 @@ public enum WeightPlacement: Sendable {
     }
 }
 
-/// Anonymous memory advised for huge pages, written once by `WeightPlacement.place` and then read-only.
+/// Zeroed anonymous memory advised for huge pages: the weights `WeightPlacement.place` copies (then
+/// sealed read-only), and the engine's activation buffers.
 final class HugePageArena: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
     let count: Int
