@@ -488,6 +488,7 @@ VN static void gemm_vnni(int dtype, const void *W, const float *x, float *y, int
 #define Y_KC 256
 #define Y_NC 128
 #define Y_XS (Y_KC + 8)
+#define Y_MC 256
 _Static_assert(Y_KC == Q_KC, "the AVX2 path packs quantised tiles in Q_KC columns");
 
 AVX2G RK_INLINE __m256 y_load8(int dtype, const char *p) {
@@ -641,20 +642,26 @@ AVX2G static void y_pack_any(int dtype, const void *W, int64_t cols, int64_t r0,
 AVX2G static void gemm_avx2(int dtype, const void *W, const float *x, float *y, int T, int64_t cols,
                             int64_t ldy, int64_t rb, int64_t re, float *buf) {
     float *wp = buf, *xt = buf + (size_t)Y_NC * Y_KC, *tmp = xt + (size_t)Y_MR * Y_XS;
-    const int ntiles = (T + Y_MR - 1) / Y_MR;
+    // Tokens in blocks of at most Y_MC, so that the x rows the tiles copy stay in L2 for every row block
+    // (a longer prompt's rows came from L3 or memory each time); each block packs the weights again.
+    const int nblocks = (T + Y_MC - 1) / Y_MC;
     for (int64_t k0 = 0; k0 < cols; k0 += Y_KC) {
         const int kc = (int)g_min(Y_KC, cols - k0);
-        for (int64_t r0 = rb; r0 < re; r0 += Y_NC) {
-            const int nc = (int)g_min(Y_NC, re - r0);
-            y_pack_any(dtype, W, cols, r0, nc, k0, kc, wp, tmp);
-            const int np = (nc + Y_NR - 1) / Y_NR;
-            for (int tile = 0; tile < ntiles; tile++) {
-                const int t0 = (int)((int64_t)tile * T / ntiles), t1 = (int)((int64_t)(tile + 1) * T / ntiles);
-                const int mr = t1 - t0;
-                for (int i = 0; i < mr; i++) memcpy(xt + i * Y_XS, x + (int64_t)(t0 + i) * cols + k0, (size_t)kc * 4);
-                for (int p = 0; p < np; p++)
-                    y_micro_any(mr, kc, xt, wp + (int64_t)p * Y_KC * Y_NR, y + (int64_t)t0 * ldy + r0 + p * Y_NR, ldy,
-                                nc - p * Y_NR, k0 != 0);
+        for (int b = 0; b < nblocks; b++) {
+            const int b0 = (int)((int64_t)b * T / nblocks), bt = (int)((int64_t)(b + 1) * T / nblocks) - b0;
+            const int ntiles = (bt + Y_MR - 1) / Y_MR;
+            for (int64_t r0 = rb; r0 < re; r0 += Y_NC) {
+                const int nc = (int)g_min(Y_NC, re - r0);
+                y_pack_any(dtype, W, cols, r0, nc, k0, kc, wp, tmp);
+                const int np = (nc + Y_NR - 1) / Y_NR;
+                for (int tile = 0; tile < ntiles; tile++) {
+                    const int t0 = b0 + (int)((int64_t)tile * bt / ntiles), t1 = b0 + (int)((int64_t)(tile + 1) * bt / ntiles);
+                    const int mr = t1 - t0;
+                    for (int i = 0; i < mr; i++) memcpy(xt + i * Y_XS, x + (int64_t)(t0 + i) * cols + k0, (size_t)kc * 4);
+                    for (int p = 0; p < np; p++)
+                        y_micro_any(mr, kc, xt, wp + (int64_t)p * Y_KC * Y_NR, y + (int64_t)t0 * ldy + r0 + p * Y_NR, ldy,
+                                    nc - p * Y_NR, k0 != 0);
+                }
             }
         }
     }

@@ -60,8 +60,8 @@ final class MatvecTests: XCTestCase {
 
     /// The prompt GEMM on this machine's path against double precision, for row strides that read the
     /// token tile in place (200, 384 columns) and that copy it first (512, 1024: multiples of 2 KiB),
-    /// token counts past one register tile, a row range starting inside a panel, and accumulation
-    /// over several column blocks (1024 > 384).
+    /// token counts past one register tile and past one block of tokens (530: three blocks of 256 or
+    /// fewer), a row range starting inside a panel, and accumulation over several column blocks (1024 > 384).
     func testFloatGemmMatchesADoubleReference() {
         var rng = SystemRandomNumberGenerator()
         for (dtype, name) in [(RK_F32, "f32"), (RK_F16, "f16"), (RK_BF16, "bf16")] {
@@ -69,7 +69,7 @@ final class MatvecTests: XCTestCase {
                 let rows = 40, (rb, re) = (3, 40)
                 let values = (0..<(rows * cols)).map { _ in Float.random(in: -1...1, using: &rng) }
                 let (stored, exact) = Self.stored(values, as: dtype)
-                for T in [16, 29] {
+                for T in [16, 29] + (cols == 384 ? [530] : []) {
                     let x = (0..<(T * cols)).map { _ in Float.random(in: -2...2, using: &rng) }
                     var y = [Float](repeating: .nan, count: T * rows)
                     rk_gemm(Int32(dtype.rawValue), stored, x, &y, Int32(T), Int64(cols), Int64(rows), Int64(rb), Int64(re))
