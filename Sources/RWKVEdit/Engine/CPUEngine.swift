@@ -553,8 +553,9 @@ private final class Workspace {
 
     init(rows T: Int, config c: ModelConfig) {
         let C = T * c.nEmbd
+        // In the order of the properties: x … tmp (19 of T × nEmbd), hidden, the four LoRA paths; each
+        // buffer starts on a cache line.
         let sizes = Array(repeating: C, count: 19) + [T * c.ffnSize, T * c.loraW, T * c.loraA, T * c.loraV, T * c.loraG]
-        // Each buffer starts on a cache line.
         let strides = sizes.map { (max($0, 1) + 15) & ~15 }
         let total = strides.reduce(0, +)
         let base: UnsafeMutablePointer<Float>
