@@ -50,6 +50,40 @@ final class EngineTests: XCTestCase {
         }
     }
 
+    /// A batch of more rows than one pass (`CPUEngine.maxPassRows`): a long sequence is fed in slices with
+    /// its state carried, shorter ones grouped into passes. Same logits (the last, or all) and states as
+    /// feeding each sequence 100 tokens at a time; a bad token anywhere leaves every state untouched.
+    func testLongBatchesAreFedInSlicesWithTheSameResult() throws {
+        let shape = SyntheticModel.Shape(nLayer: 2, nEmbd: 64, vocab: 300, loraW: 8, loraA: 8, loraV: 8, loraG: 8)
+        let engine = CPUEngine(model: try SyntheticModel.model(shape, dtype: .f16, seed: 4))
+        var rng = SplitMix64(seed: 2)
+        // 1100: three slices; 200 and 250 one pass; 90 alone (513 would not fit beside it); 513: two slices.
+        let prompts = [1100, 200, 250, 90, 513].map { n in (0..<n).map { _ in Int(rng.next() % 300) } }
+        XCTAssertGreaterThan(prompts.reduce(0) { $0 + $1.count }, CPUEngine.maxPassRows)
+        for allLogits in [false, true] {
+            var states = prompts.map { _ in engine.newState() }
+            let logits = try engine.forward(prompts, states: &states, allLogits: allLogits)
+            for (i, p) in prompts.enumerated() {
+                var state = engine.newState(), expected: [Float] = []
+                for start in stride(from: 0, to: p.count, by: 100) {
+                    var one = [state]
+                    let part = try engine.forward([Array(p[start..<min(p.count, start + 100)])], states: &one, allLogits: allLogits)[0]
+                    state = one[0]
+                    expected = allLogits ? expected + part : part
+                }
+                XCTAssertEqual(logits[i].count, expected.count, "prompt \(i), all logits: \(allLogits)")
+                XCTAssertLessThan(Fixtures.maxAbsDiff(logits[i], expected), 1e-4, "prompt \(i), all logits: \(allLogits)")
+                XCTAssertLessThan(try states[i].maxAbsDifference(state), 1e-4, "prompt \(i), all logits: \(allLogits)")
+            }
+        }
+        // A token outside the vocabulary in the last sequence: the slices before it are not fed either.
+        var states = prompts.map { _ in engine.newState() }
+        _ = try engine.forward(prompts.map { Array($0.prefix(5)) }, states: &states)
+        let before = states
+        XCTAssertThrowsError(try engine.forward(Array(prompts.dropLast()) + [prompts[4] + [300]], states: &states))
+        for (s, b) in zip(states, before) { XCTAssertEqual(try s.maxAbsDifference(b), 0) }
+    }
+
     func testAllLogitsEqualsPrefixLogits() throws {
         let shape = SyntheticModel.Shape(nLayer: 1, nEmbd: 64, vocab: 100, loraW: 8, loraA: 8, loraV: 8, loraG: 8)
         let engine = CPUEngine(model: try SyntheticModel.model(shape, dtype: .f32))
