@@ -41,9 +41,6 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         case .q4_K, .q5_K, .q6_K: return 6
         }
     }
-    /// Workspaces up to this many rows are kept for the next pass (a long prompt's are not: they
-    /// would hold memory proportional to the prompt).
-    static let keptWorkspaceRows = 256
 
     public init(model: RWKVModel, threads: Int? = nil) {
         self.model = model
@@ -190,7 +187,9 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         defer { lock.unlock() }
         let ws = workspace.flatMap { $0.capacity >= T ? $0 : nil } ?? Workspace(rows: T, config: c)
         ws.rows = T
-        if T <= Self.keptWorkspaceRows { workspace = ws }
+        // Kept for the next pass up to a fed slice's size, so that a long prompt's slices share one; a
+        // larger read's is not kept (it would hold memory in proportion to that read).
+        if T <= Self.maxPassRows { workspace = ws }
 
         if let resuming {
             ws.x.update(from: resuming.x, count: T * C)
