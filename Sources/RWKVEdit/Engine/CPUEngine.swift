@@ -49,7 +49,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
 
     /// Rows of one pass at most when sequences are fed: a longer sequence is fed in slices, its state
     /// carried from one to the next, so that the activations, which take memory in proportion to a
-    /// pass's rows (a 32,768-token prompt of the 1.5B shape needed ~6 GB in one pass), stay bounded;
+    /// pass's rows (~190 KB a row for the 1.5B shape: 6 GB for a 32,768-token prompt in one pass), stay bounded;
     /// tok/s is flat from a few hundred rows on. Every slice is a GEMM's worth of rows (≥ 256).
     public static let maxPassRows = 512
 
