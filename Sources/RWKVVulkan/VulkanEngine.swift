@@ -150,41 +150,26 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
         let V = model.config.vocabSize
         var out = batch.map { seq in [Float](repeating: 0, count: allLogits ? seq.count * V : V) }
 
-        // Greedy passes: each holds whole sequences, or consecutive pieces of a long one (its state
-        // flows through the host between passes).
-        let rowCap = maxRowsPerPass
-        var passes: [[Piece]] = [[]]
-        var rows = 0
-        for (i, seq) in batch.enumerated() {
-            var t = 0
-            while t < seq.count {
-                if rows >= rowCap || passes[passes.count - 1].count >= maxSeqsPerPass { passes.append([]); rows = 0 }
-                let n = min(seq.count - t, rowCap - rows)
-                passes[passes.count - 1].append(Piece(seq: i, begin: t, end: t + n, last: t + n == seq.count))
-                rows += n
-                t += n
-            }
-        }
-        for pass in passes where !pass.isEmpty {
+        // Each pass holds whole sequences, or a slice of a long one (its state flows through the host
+        // between passes).
+        for pass in PassPlan(lengths: batch.map(\.count), maxRows: maxRowsPerPass, maxSequences: maxSeqsPerPass).passes {
             try run(pass, batch: batch, states: &states, allLogits: allLogits, out: &out)
         }
         return out
     }
 
-    private struct Piece { let seq: Int; let begin: Int; let end: Int; let last: Bool }
-
-    private func run(_ pieces: [Piece], batch: [[Int]], states: inout [State], allLogits: Bool, out: inout [[Float]]) throws {
+    private func run(_ pieces: [PassPlan.Piece], batch: [[Int]], states: inout [State], allLogits: Bool, out: inout [[Float]]) throws {
         let c = model.config
         let (C, V) = (c.nEmbd, c.vocabSize)
         let B = pieces.count
-        let T = pieces.reduce(0) { $0 + $1.end - $1.begin }
+        let T = pieces.reduce(0) { $0 + $1.tokens.count }
         let Tpad = (T + 7) & ~7
         // Output rows: every row (allLogits) or each finished sequence's last row.
         var outRows: [(piece: Int, row: Int, dst: Int)] = []
         var row = 0
         for (b, p) in pieces.enumerated() {
-            for t in p.begin..<p.end {
-                if allLogits { outRows.append((b, row, t)) } else if p.last && t == p.end - 1 { outRows.append((b, row, 0)) }
+            for t in p.tokens {
+                if allLogits { outRows.append((b, row, t)) } else if p.isLast && t == p.tokens.upperBound - 1 { outRows.append((b, row, 0)) }
                 row += 1
             }
         }
@@ -200,10 +185,10 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
         row = 0
         for (b, p) in pieces.enumerated() {
             seqInfo[2 * b] = UInt32(row)
-            seqInfo[2 * b + 1] = UInt32(p.end - p.begin)
-            for t in p.begin..<p.end {
-                rk_to_f32(code, emb.data.base + batch[p.seq][t] * C * emb.dtype.blockBytes, xin + row * C, Int64(C))
-                rowInfo[row] = UInt32(b) | (t == p.begin ? 0x4000_0000 : 0) | (t == p.end - 1 ? 0x8000_0000 : 0)
+            seqInfo[2 * b + 1] = UInt32(p.tokens.count)
+            for t in p.tokens {
+                rk_to_f32(code, emb.data.base + batch[p.sequence][t] * C * emb.dtype.blockBytes, xin + row * C, Int64(C))
+                rowInfo[row] = UInt32(b) | (t == p.tokens.lowerBound ? 0x4000_0000 : 0) | (t == p.tokens.upperBound - 1 ? 0x8000_0000 : 0)
                 row += 1
             }
         }
@@ -216,7 +201,7 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
         let Vp = head.rows // the logits' row stride: the vocabulary padded to a multiple of 4
         let logits = a.logits.floats(nOut * Vp)
         for (j, o) in outRows.enumerated() {
-            out[pieces[o.piece].seq].withUnsafeMutableBufferPointer { d in
+            out[pieces[o.piece].sequence].withUnsafeMutableBufferPointer { d in
                 (d.baseAddress.unsafelyUnwrapped + o.dst * V).update(from: logits + j * Vp, count: V)
             }
         }
@@ -226,7 +211,7 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
     /// x_prev read from attIn/ffnIn, written to attOut/ffnOut). The copies are most of the host's share
     /// of a wide batch (2.4 MB per 0.1B sequence each way), so sequences are copied in parallel; a pass
     /// holds each sequence at most once.
-    private func transferStates(_ states: inout [State], _ pieces: [Piece], _ a: Activations, toDevice: Bool) {
+    private func transferStates(_ states: inout [State], _ pieces: [PassPlan.Piece], _ a: Activations, toDevice: Bool) {
         let c = model.config
         let (C, L, hnn) = (c.nEmbd, c.nLayer, c.nHead * c.headSize * c.headSize)
         let wkv = a.wkv.floats(L * a.wkvLayerStride)
@@ -244,7 +229,7 @@ public final class VulkanEngine: Engine, @unchecked Sendable {
                         }
                     }
                 }
-                let st = seqs + pieces[b].seq
+                let st = seqs + pieces[b].sequence
                 move(&st.pointee.wkv, wkv, layerStride: a.wkvLayerStride, n: hnn)
                 move(&st.pointee.attXPrev, att, layerStride: a.vecLayerStride, n: C)
                 move(&st.pointee.ffnXPrev, ffn, layerStride: a.vecLayerStride, n: C)

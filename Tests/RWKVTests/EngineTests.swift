@@ -50,6 +50,37 @@ final class EngineTests: XCTestCase {
         }
     }
 
+    /// Passes of bounded size: the slices and packing of a worked example, and for random batches every
+    /// pass within its caps, each sequence covered in order by pieces in increasing passes, the last
+    /// piece marked.
+    func testPassPlanSlicesAndPacksWithinItsCaps() {
+        let plan = PassPlan(lengths: [1100, 200, 250, 90, 513, 0], maxRows: 512)
+        XCTAssertEqual(plan.passes.map { $0.map { "\($0.sequence):\($0.tokens.lowerBound)-\($0.tokens.upperBound)\($0.isLast ? "." : "")" } },
+                       [["0:0-366"], ["0:366-733"], ["0:733-1100."], ["1:0-200.", "2:0-250."], ["3:0-90.", "4:0-256"], ["4:256-513."]])
+        XCTAssertEqual(PassPlan(lengths: [3, 3, 3], maxRows: 8, maxSequences: 2).passes.map { $0.map(\.sequence) }, [[0, 1], [2]])
+        var rng = SplitMix64(seed: 5)
+        for _ in 0..<500 {
+            let lengths = (0..<Int(rng.next() % 6)).map { _ in Int(rng.next() % 40) }
+            let (rows, sequences) = (1 + Int(rng.next() % 12), 1 + Int(rng.next() % 4))
+            let passes = PassPlan(lengths: lengths, maxRows: rows, maxSequences: sequences).passes
+            var covered = lengths.map { _ in 0 }, lastPass = lengths.map { _ in -1 }
+            for (k, pass) in passes.enumerated() {
+                XCTAssertFalse(pass.isEmpty)
+                XCTAssertLessThanOrEqual(pass.reduce(0) { $0 + $1.tokens.count }, rows, "\(lengths) \(rows)")
+                XCTAssertLessThanOrEqual(pass.count, sequences)
+                for piece in pass {
+                    XCTAssertEqual(piece.tokens.lowerBound, covered[piece.sequence], "\(lengths) \(rows)")
+                    XCTAssertFalse(piece.tokens.isEmpty)
+                    XCTAssertGreaterThan(k, lastPass[piece.sequence], "\(lengths) \(rows): two pieces of one sequence in a pass")
+                    covered[piece.sequence] = piece.tokens.upperBound
+                    lastPass[piece.sequence] = k
+                    XCTAssertEqual(piece.isLast, piece.tokens.upperBound == lengths[piece.sequence])
+                }
+            }
+            XCTAssertEqual(covered, lengths)
+        }
+    }
+
     /// A batch of more rows than one pass (`CPUEngine.maxPassRows`): a long sequence is fed in slices with
     /// its state carried, shorter ones grouped into passes. Same logits (the last, or all) and states as
     /// feeding each sequence 100 tokens at a time; a bad token anywhere leaves every state untouched.

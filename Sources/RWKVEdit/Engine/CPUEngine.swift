@@ -47,14 +47,15 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         pool = ThreadPool(threads: max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount))
     }
 
-    /// Rows of one pass at most when sequences are fed: a longer sequence is fed in slices, its state
-    /// carried from one to the next, so that the activations, which take memory in proportion to a
-    /// pass's rows (~190 KB a row for the 1.5B shape: 6 GB for a 32,768-token prompt in one pass), stay bounded;
-    /// tok/s is flat from a few hundred rows on. Every slice is a GEMM's worth of rows (≥ 256).
+    /// Rows of one pass at most when sequences are fed (`PassPlan`): the activations take memory in
+    /// proportion to a pass's rows (~190 KB a row for the 1.5B shape: 6 GB for a 32,768-token prompt in
+    /// one pass), and tok/s is flat from a few hundred rows on. Every slice of a longer sequence is a
+    /// GEMM's worth of rows (≥ 256).
     public static let maxPassRows = 512
 
     public func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool = false) throws -> [[Float]] {
-        guard batch.reduce(0, { $0 + $1.count }) > Self.maxPassRows else {
+        let plan = PassPlan(lengths: batch.map(\.count), maxRows: Self.maxPassRows)
+        guard plan.passes.count > 1 else {
             return try run(BranchingBatch(batch), states: &states, from: nil, allLogits: allLogits, resuming: nil, keeping: nil).logits
         }
         // Checked whole before any pass writes, and written to the caller's states only at the end, so
@@ -62,33 +63,15 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         try validate(batch, states: states)
         var work = states
         var logits = [[Float]](repeating: [], count: batch.count)
-        var i = 0
-        while i < batch.count {
-            let n = batch[i].count
-            if n > Self.maxPassRows {
-                // One long sequence, in near-equal slices; only the last gives logits (unless all are read).
-                let slices = (n + Self.maxPassRows - 1) / Self.maxPassRows
-                var one = [work[i]]
-                for s in 0..<slices {
-                    let slice = Array(batch[i][(s * n / slices)..<((s + 1) * n / slices)])
-                    let pass = try BranchingBatch(tokens: [slice], parents: [nil], readsLogits: [allLogits || s == slices - 1])
-                    logits[i] += try run(pass, states: &one, from: nil, allLogits: allLogits, resuming: nil, keeping: nil).logits[0]
-                }
-                work[i] = one[0]
-                i += 1
-                continue
+        for pass in plan.passes {
+            let pieces = try BranchingBatch(tokens: pass.map { Array(batch[$0.sequence][$0.tokens]) }, parents: pass.map { _ in nil },
+                                            readsLogits: pass.map { allLogits || $0.isLast })
+            var passStates = pass.map { work[$0.sequence] }
+            let r = try run(pieces, states: &passStates, from: nil, allLogits: allLogits, resuming: nil, keeping: nil)
+            for (j, piece) in pass.enumerated() {
+                work[piece.sequence] = passStates[j]
+                logits[piece.sequence] += r.logits[j]
             }
-            // Shorter sequences together, as many as fit in one pass.
-            var j = i, rows = 0
-            while j < batch.count, batch[j].count <= Self.maxPassRows, rows + batch[j].count <= Self.maxPassRows {
-                rows += batch[j].count
-                j += 1
-            }
-            var group = Array(work[i..<j])
-            let r = try run(BranchingBatch(Array(batch[i..<j])), states: &group, from: nil, allLogits: allLogits, resuming: nil, keeping: nil)
-            work.replaceSubrange(i..<j, with: group)
-            logits.replaceSubrange(i..<j, with: r.logits)
-            i = j
         }
         states = work
         return logits
