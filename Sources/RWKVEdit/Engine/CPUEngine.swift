@@ -54,8 +54,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
     public static let maxPassRows = 512
 
     public func forward(_ batch: [[Int]], states: inout [State], allLogits: Bool = false) throws -> [[Float]] {
-        let plan = PassPlan(lengths: batch.map(\.count), maxRows: Self.maxPassRows)
-        guard plan.passes.count > 1 else {
+        guard batch.reduce(0, { $0 + $1.count }) > Self.maxPassRows else {
             return try run(BranchingBatch(batch), states: &states, from: nil, allLogits: allLogits, resuming: nil, keeping: nil).logits
         }
         // Checked whole before any pass writes, and written to the caller's states only at the end, so
@@ -63,7 +62,7 @@ public final class CPUEngine: Engine, @unchecked Sendable {
         try validate(batch, states: states)
         var work = states
         var logits = [[Float]](repeating: [], count: batch.count)
-        for pass in plan.passes {
+        for pass in PassPlan(lengths: batch.map(\.count), maxRows: Self.maxPassRows).passes {
             let pieces = try BranchingBatch(tokens: pass.map { Array(batch[$0.sequence][$0.tokens]) }, parents: pass.map { _ in nil },
                                             readsLogits: pass.map { allLogits || $0.isLast })
             var passStates = pass.map { work[$0.sequence] }
@@ -563,9 +562,9 @@ func layerNorm(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ 
 }
 
 /// Activation buffers for one forward call of `rows` token rows, carved from one block of zeroed
-/// anonymous memory advised for huge pages: a long prompt's buffers are tens of MB (a 4,096-token
-/// 0.1B prompt's FFN activations alone 50 MB), and the GEMMs read their rows at strides of a few KiB,
-/// which with 4 KiB pages missed the TLB on nearly every row.
+/// anonymous memory advised for huge pages: a pass's buffers are tens of MB (~36 MB for 512 rows of the
+/// 0.1B shape), and the GEMMs read their rows at strides of a few KiB, which with 4 KiB pages missed
+/// the TLB on nearly every row.
 private final class Workspace {
     /// The rows of the current pass, at most `capacity`.
     var rows: Int
