@@ -172,10 +172,7 @@ public final class PackCompiler {
             // and no logits (only the states are kept), so no output head.
             // Two templates may read the same tokens: each node's state is kept once.
             let (batch, node) = try BranchingBatch.sharingPrefixes(tokens)
-            var kept: [Int] = [], slot: [Int] = []
-            for n in node {
-                if let j = kept.firstIndex(of: n) { slot.append(j) } else { slot.append(kept.count); kept.append(n) }
-            }
+            let (kept, slot) = BranchingBatch.keptOnce(node)
             let keptStates = try engine.read(batch.forStatesOnly(), from: engine.newState(), keepingStatesOf: kept, allLogits: false,
                                              keepingInputsOf: nil).states
             let states = slot.map { keptStates[$0] }

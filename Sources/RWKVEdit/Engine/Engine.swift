@@ -126,6 +126,19 @@ public struct BranchingBatch: Sendable, Equatable {
         BranchingBatch(tokens: tokens, parents: parents, readsLogits: Array(repeating: false, count: tokens.count), checked: ())
     }
 
+    /// `nodes` (sequences of a batch, repeats allowed) as `read(keepingStatesOf:)` takes them, each
+    /// once: the distinct ones in order of first appearance, and where each of `nodes` is among them.
+    package static func keptOnce(_ nodes: [Int]) -> (kept: [Int], index: [Int]) {
+        var kept: [Int] = [], position: [Int: Int] = [:]
+        let index = nodes.map { n in
+            if let j = position[n] { return j }
+            position[n] = kept.count
+            kept.append(n)
+            return kept.count - 1
+        }
+        return (kept, index)
+    }
+
     /// The sequences by generation: first those that continue no other, then those that continue
     /// them, and so on (a parent always in an earlier generation than its children).
     public var generations: [[Int]] {

@@ -209,13 +209,8 @@ public final class EditSession {
         // (keeping layer `keep`'s inputs), keeping the states the riders and the long answers need.
         let (riderBatch, riderNode) = try BranchingBatch.sharingPrefixes(riders)
         let queryCount = r.queryBatch.tokens.count
-        var keptNodes: [Int] = []
-        func slot(_ node: Int) -> Int {
-            if let j = keptNodes.firstIndex(of: node) { return j }
-            keptNodes.append(node)
-            return keptNodes.count - 1
-        }
-        let riderSlots = riderNode.map { slot(queryCount + $0) }, answerSlots = r.long.map { slot(r.queryNode[r.queryOf[$0]]) }
+        let (keptNodes, slots) = BranchingBatch.keptOnce(riderNode.map { queryCount + $0 } + r.long.map { r.queryNode[r.queryOf[$0]] })
+        let riderSlots = slots.prefix(riderNode.count), answerSlots = slots.dropFirst(riderNode.count)
         let first = try r.kept.map { try engine.read(resuming: $0.queries, from: base, keepingStatesOf: keptNodes, allLogits: false) }
             ?? engine.read(r.queryBatch.followed(by: riderBatch.forStatesOnly()), from: base, keepingStatesOf: keptNodes,
                            allLogits: false, keepingInputsOf: keep)
